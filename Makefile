@@ -1,0 +1,41 @@
+# Two commands do all set-up on a fresh clone: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Benchmarks and the zoo need timm/torchvision (several GB); they get a venv of their own.
+ZOO_VENV ?= .venv-zoo
+ZOO_BIN := $(ZOO_VENV)/bin
+DEMO_OUT ?= demo_out
+
+.PHONY: demo test lint bench zoo export-demo-model clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+$(ZOO_BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(ZOO_VENV)
+	$(ZOO_BIN)/python -m pip install --quiet --upgrade pip
+	$(ZOO_BIN)/python -m pip install --quiet -e '.[zoo]'
+	touch $@
+
+demo: $(BIN)/.installed
+	$(BIN)/xaigraph demo --output $(DEMO_OUT) --force
+
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest -q
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check xaigraph passes tests tools
+	$(BIN)/mypy
+
+bench: $(ZOO_BIN)/.installed
+	$(ZOO_BIN)/python tools/bench.py
+
+export-demo-model: $(ZOO_BIN)/.installed
+	$(ZOO_BIN)/python tools/export_demo_model.py
+
+clean:
+	rm -rf $(VENV) $(ZOO_VENV) $(DEMO_OUT) .pytest_cache .mypy_cache .ruff_cache

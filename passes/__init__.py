@@ -1,0 +1,42 @@
+"""The passes of the xaigraph pipeline, one per module, and the pipeline builder."""
+
+from __future__ import annotations
+
+from xaigraph.pipeline import Pass, PassManager
+
+from .detect_target import DetectTargetPass
+from .embed_scaling import EmbedScalingPass
+from .insert_saliency import SALIENCY_OUTPUT, InsertSaliencyPass
+from .stamp import StampPass
+from .validate import ValidatePass
+
+__all__ = [
+    "SALIENCY_OUTPUT",
+    "DetectTargetPass",
+    "EmbedScalingPass",
+    "InsertSaliencyPass",
+    "StampPass",
+    "ValidatePass",
+    "build_pipeline",
+]
+
+
+def build_pipeline(
+    method: str,
+    *,
+    target_layer: str | None = None,
+    scaling: bool = True,
+    validate: bool = True,
+) -> PassManager:
+    """detect-target, insert-saliency{method=M}, [embed-scaling], stamp, [validate]."""
+    passes: list[Pass] = [DetectTargetPass(target_layer), InsertSaliencyPass(method)]
+    if scaling:
+        passes.append(EmbedScalingPass())
+    # The stamp records the whole pipeline, itself and validation included.
+    stamp = StampPass("", method, scaling)
+    passes.append(stamp)
+    if validate:
+        passes.append(ValidatePass())
+    manager = PassManager(passes)
+    stamp.pipeline = manager.text()
+    return manager

@@ -1,0 +1,63 @@
+"""ReciproCAM equals a brute-force reference that re-runs the head once per location."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import xaigraph
+from tests import tiny_models
+from tests.conftest import image, run
+
+CASES = [(head, softmax) for head in tiny_models.HEADS for softmax in (False, True)]
+
+
+def _route_cases() -> list[tuple[str, bool, str]]:
+    out = []
+    for head, softmax in CASES:
+        for route in tiny_models.ROUTES:
+            # A flatten->linear head only runs at the trained size; a fully dynamic input of
+            # such a model makes no sense (and its shapes cannot be probed at another size).
+            if head == "maxpool_fc" and route == "ov_dynamic":
+                continue
+            out.append((head, softmax, route))
+    return out
+
+
+def assert_close_to_reference(got: np.ndarray, ref: np.ndarray) -> None:
+    assert got.shape == ref.shape
+    span = float(ref.max() - ref.min())
+    assert span > 0
+    err = float(np.max(np.abs(got.astype(np.float64) - ref)))
+    worst = np.unravel_index(np.argmax(np.abs(got - ref)), ref.shape)
+    assert err <= 1e-4 * span, f"max diff {err:.3g} at {worst} (map range {span:.3g})"
+
+
+@pytest.mark.parametrize(("head", "softmax", "route"), _route_cases())
+def test_reciprocam_matches_brute_force(
+    tiny_file: Callable[..., Path], head: str, softmax: bool, route: str
+) -> None:
+    path = tiny_file(head, softmax, route)
+    result = xaigraph.insert(path, "reciprocam", scaling=False)
+    expected_form = "mosaic" if head == "maxpool_fc" else "fast"
+    assert result.report["form"].startswith(expected_form)
+
+    batch = 1 if route == "ov_static" else 2
+    x = image(batch)
+    outputs = run(result.model, x)
+    model = tiny_models.Tiny(head, softmax)
+    assert_close_to_reference(outputs[-1], tiny_models.brute_force_reciprocam(model, x))
+
+
+@pytest.mark.parametrize("head", ["gap_fc", "gap_mlp", "conv_gap"])
+def test_fully_dynamic_model_at_two_sizes(tiny_file: Callable[..., Path], head: str) -> None:
+    result = xaigraph.insert(tiny_file(head, False, "ov_dynamic"), "reciprocam", scaling=False)
+    model = tiny_models.Tiny(head, False)
+    for size, batch in ((16, 2), (24, 3)):
+        x = image(batch, size, seed=size)
+        saliency = run(result.model, x)[-1]
+        assert saliency.shape == (batch, tiny_models.CLASSES, size // 2, size // 2)
+        assert_close_to_reference(saliency, tiny_models.brute_force_reciprocam(model, x))

@@ -1,0 +1,31 @@
+"""xaigraph: embed saliency maps into vision models by graph surgery.
+
+    import xaigraph
+    result = xaigraph.insert("model.xml", method="reciprocam")
+    xaigraph.save(result, "model_xai.xml")
+"""
+
+from __future__ import annotations
+
+from xaigraph.version import __version__
+from xaigraph.api import InsertResult, inspect, insert, save
+from xaigraph.errors import (
+    BadInputError,
+    MethodError,
+    TargetError,
+    ValidationError,
+    XaiGraphError,
+)
+
+__all__ = [
+    "BadInputError",
+    "InsertResult",
+    "MethodError",
+    "TargetError",
+    "ValidationError",
+    "XaiGraphError",
+    "__version__",
+    "insert",
+    "inspect",
+    "save",
+]

@@ -1,0 +1,195 @@
+"""Command line: `xaigraph insert | inspect | demo`."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from xaigraph import api, model_io
+from xaigraph.errors import XaiGraphError
+from xaigraph.methods import METHODS
+from xaigraph.version import __version__
+
+__all__ = ["main"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"xaigraph: error: {message}", err=True)
+    sys.exit(code)
+
+
+def handle_errors(func: F) -> F:
+    """One line on stderr and the documented exit code; a traceback only with --debug."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        debug = kwargs.get("debug", False)
+        logging.basicConfig(
+            level=logging.DEBUG if debug else logging.WARNING,
+            format="xaigraph: %(levelname)s: %(message)s",
+        )
+        try:
+            return func(*args, **kwargs)
+        except XaiGraphError as exc:
+            if debug:
+                raise
+            _fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            _fail("interrupted; nothing written", 130)
+        except Exception as exc:
+            if debug:
+                raise
+            detail = str(exc).strip().splitlines()
+            _fail(
+                f"internal error: {type(exc).__name__}: {detail[-1] if detail else ''} "
+                "(rerun with --debug for the traceback)",
+                2,
+            )
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _progress(enabled: bool) -> Callable[[str], None] | None:
+    if not enabled:
+        return None
+
+    def show(step: str) -> None:
+        click.echo(f"  ... {step}", err=True)
+
+    return show
+
+
+def _fmt_float(x: float) -> str:
+    return "0" if x == 0 else f"{x:.2g}"
+
+
+def _print_insert(report: dict[str, Any]) -> None:
+    echo = click.echo
+    if report["status"] == "already-augmented":
+        stamp = report["stamp"]
+        echo(
+            f"{report['input']} is already augmented by xaigraph {stamp.get('version', '?')} "
+            f"(method {stamp.get('method')}, target {stamp.get('target_layer')}); "
+            "nothing written"
+        )
+        return
+    t = report["target"]
+    sal = report["saliency_map"]
+    echo(f"method      {report['method']}: {report['form']}")
+    echo(f"target      {t['name']} {t['declared_shape']}" + (" (--target-layer)" if t["forced"]
+                                                             else ""))
+    echo(f"saliency    output '{sal['name']}' {sal['type']} {sal['shape']}")
+    val = report["validation"]
+    if val.get("skipped"):
+        echo("validation  skipped (--no-validate)")
+    else:
+        parts = []
+        for run in val["runs"]:
+            worst = max((o["max_abs"] for o in run["outputs"]), default=0.0)
+            parts.append(f"{run['label']}: max |diff| {_fmt_float(worst)}")
+        echo("validation  passed; " + "; ".join(parts))
+    timings = report["timings"]
+    echo("time        " + ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
+    if report.get("output"):
+        echo(f"wrote       {report['output']} (+ .bin)")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="xaigraph")
+def cli() -> None:
+    """Embed saliency maps into vision models (OpenVINO IR or ONNX in, OpenVINO IR out)."""
+
+
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=True, path_type=Path))
+@click.option("-o", "--output", "out", required=True, type=click.Path(path_type=Path),
+              help="Output IR .xml (its .bin is written beside it).")
+@click.option("-m", "--method", type=click.Choice(list(METHODS)), default="reciprocam",
+              show_default=True, help="Saliency method.")
+@click.option("--target-layer", metavar="NAME",
+              help="Op or tensor name of the target feature map (overrides detection).")
+@click.option("--no-scaling", is_flag=True, help="Keep raw f32 maps instead of u8 0..255.")
+@click.option("--no-validate", is_flag=True, help="Skip the output comparison.")
+@click.option("--sample", "samples", multiple=True, type=click.Path(path_type=Path),
+              help="A .npy input to validate with as well (repeatable).")
+@click.option("--force", is_flag=True, help="Overwrite an existing output.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+@click.option("--debug", is_flag=True, help="Verbose log; tracebacks on errors.")
+@handle_errors
+def insert(model: Path, out: Path, method: str, target_layer: str | None, no_scaling: bool,
+           no_validate: bool, samples: tuple[Path, ...], force: bool, as_json: bool,
+           debug: bool) -> None:
+    """Add a `saliency_map` output to MODEL (.xml or .onnx) and write it as IR to OUT.
+
+    Exit status: 0 written (or MODEL was already augmented), 1 validation failed, 2 bad
+    input. Nothing is written unless every step succeeded.
+    """
+    loaded = model_io.load_model(model)
+    model_io.check_output_path(out, force=force, inputs=loaded.files)
+    sample_arrays = api.load_samples(samples)
+    result = api.insert(
+        loaded,
+        method,
+        target_layer=target_layer,
+        scaling=not no_scaling,
+        validate=not no_validate,
+        samples=sample_arrays,
+        progress=_progress(not as_json and sys.stderr.isatty()),
+    )
+    if result.changed:
+        path = api.save(result, out, force=force)
+        result.report["output"] = str(path)
+    if as_json:
+        click.echo(json.dumps(result.report, indent=2))
+    else:
+        _print_insert(result.report)
+
+
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=True, path_type=Path))
+@click.option("--target-layer", metavar="NAME", help="Inspect with this target instead.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+@click.option("--debug", is_flag=True, help="Verbose log; tracebacks on errors.")
+@handle_errors
+def inspect(model: Path, target_layer: str | None, as_json: bool, debug: bool) -> None:
+    """Show MODEL's inputs, outputs, target layer, head, candidates and applicable methods."""
+    info = api.inspect(model, target_layer=target_layer)
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    echo = click.echo
+    echo(f"model       {info['model']}")
+    for p in info["inputs"]:
+        echo(f"input       {p['name']} {p['type']} {p['shape']}")
+    for p in info["outputs"]:
+        echo(f"output      {p['name']} {p['type']} {p['shape']}")
+    if info["stamp"]:
+        echo(f"stamp       augmented by xaigraph: {info['stamp']}")
+    echo(f"scores      {info['class_scores']}, {info['num_classes']} classes")
+    t = info["target"]
+    echo(f"target      {t['name']} ({t['type']}) {t['shape']}"
+         + (" (--target-layer)" if t["forced"] else ""))
+    echo(f"head        {' > '.join(info['head'])}")
+    echo("candidates  (nearest the output first)")
+    for c in info["candidates"]:
+        echo(f"  {c['name']} {c['shape']}: {c['reason']}")
+    echo("methods")
+    for name, m in info["methods"].items():
+        echo(f"  {name:<14}" + (m["form"] if m["applies"] else f"does not apply: {m['reason']}"))
+
+
+def main() -> None:
+    cli(prog_name="xaigraph")
+
+
+if __name__ == "__main__":
+    main()

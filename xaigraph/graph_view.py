@@ -1,0 +1,225 @@
+"""A read-only networkx view of a model, shared by every analysis.
+
+The native model (`ov.Model`) stays the source of truth. The view records, for each op, its
+type, its inputs (as `Value`s: an op's output port), its declared output shapes (dynamic dims
+as `None`), and its *probe* shapes: the concrete shapes at one input size (dynamic input dims
+set to batch 1 and spatial 224 unless the model fixes them). Analysis reasons about structure
+(paths, dominators) and probe shapes; it never looks at node names.
+
+Each op also gets a small backend-neutral `kind`:
+
+- ``input``, ``const``, ``output``: parameters, constants, results
+- ``gap``: global average pooling over the two spatial axes of a 4-D tensor
+- ``linear``: a learned layer (convolution or matrix product with a constant weight)
+- ``score``: Softmax / LogSoftmax / Sigmoid
+- ``shape``: reshapes and casts that keep the values (Reshape, Squeeze, Unsqueeze, Convert)
+- ``shapeof``: reads only the shape of its input
+- ``other``: everything else
+
+and, in `attrs["pointwise"]`, whether it acts on each spatial location on its own: ``unary``
+(elementwise on input 0, or a 1x1 stride-1 unpadded convolution, or a softmax over channels)
+or ``binary`` (elementwise with broadcasting).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+import numpy as np
+
+__all__ = ["Dim", "GraphView", "OpInfo", "TensorInfo", "Value"]
+
+log = logging.getLogger(__name__)
+
+Dim = int | None
+SOURCE = "\x00source"
+
+
+@dataclass(frozen=True, order=True)
+class Value:
+    """A tensor in the graph: output `port` of op `op`."""
+
+    op: str
+    port: int = 0
+
+
+@dataclass
+class TensorInfo:
+    shape: tuple[Dim, ...] | None  # declared; None when even the rank is dynamic
+    probe: tuple[int, ...] | None  # concrete at the probe input size; None if unknown
+    dtype: str
+    names: tuple[str, ...] = ()
+    probe_value: np.ndarray | None = None  # small values known at the probe input size
+
+    @property
+    def rank(self) -> int | None:
+        if self.probe is not None:
+            return len(self.probe)
+        return None if self.shape is None else len(self.shape)
+
+
+@dataclass
+class OpInfo:
+    id: str
+    name: str
+    type: str
+    kind: str
+    inputs: list[Value]
+    outputs: list[TensorInfo]
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class GraphView:
+    """Ops keyed by id, a DiGraph of data edges, model inputs/outputs in model order."""
+
+    ops: dict[str, OpInfo]
+    order: list[str]
+    inputs: list[str]
+    results: list[str]
+    graph: nx.DiGraph
+    native: dict[str, Any]
+    probe_inputs: list[tuple[int, ...]]
+    _const_derived: dict[str, bool] = field(default_factory=dict, repr=False)
+
+    # -- values -----------------------------------------------------------------------------
+    def tensor(self, v: Value) -> TensorInfo:
+        return self.ops[v.op].outputs[v.port]
+
+    def output_values(self) -> list[Value]:
+        """The value feeding each model output, in output order."""
+        return [self.ops[r].inputs[0] for r in self.results]
+
+    def consumers(self, v: Value) -> list[tuple[str, int]]:
+        """(op id, input index) pairs that read `v`."""
+        out = []
+        for succ in self.graph.successors(v.op):
+            for src_port, dst_port in self.graph.edges[v.op, succ]["ports"]:
+                if src_port == v.port:
+                    out.append((succ, dst_port))
+        return out
+
+    def const_value(self, v: Value) -> np.ndarray | None:
+        """The value of a small constant (up to 64 elements), else None."""
+        value = self.ops[v.op].attrs.get("value")
+        return None if value is None else np.asarray(value)
+
+    def probe_value(self, v: Value) -> np.ndarray | None:
+        """The value of `v` at the probe input size when it is small and fixed there (a
+        constant, or a shape computation); None otherwise."""
+        t = self.tensor(v)
+        return t.probe_value if t.probe_value is not None else self.const_value(v)
+
+    def describe(self, v: Value) -> str:
+        op = self.ops[v.op]
+        suffix = f":{v.port}" if len(op.outputs) > 1 else ""
+        return f"{op.name}{suffix}"
+
+    # -- structure --------------------------------------------------------------------------
+    def is_const_derived(self, op_id: str) -> bool:
+        """True when no model input reaches `op_id` (its value is fixed)."""
+        if not self._const_derived:
+            for oid in self.order:
+                info = self.ops[oid]
+                if info.kind == "input":
+                    self._const_derived[oid] = False
+                elif info.kind == "const":
+                    self._const_derived[oid] = True
+                else:
+                    self._const_derived[oid] = all(
+                        self._const_derived[v.op] for v in info.inputs
+                    )
+        return self._const_derived[op_id]
+
+    def is_shape_computation(self, op_id: str) -> bool:
+        """Constants, and ops that only compute small integer tensors (shapes, axes)."""
+        op = self.ops[op_id]
+        if op.kind in ("const", "shapeof"):
+            return True
+        return bool(op.outputs) and all(
+            t.dtype in ("i64", "i32") and t.rank is not None and t.rank <= 1 for t in op.outputs
+        )
+
+    def value_descendants(self, v: Value) -> set[str]:
+        """Ops that depend on value `v` (not including its producer)."""
+        seeds = {c for c, _ in self.consumers(v)}
+        out: set[str] = set()
+        for s in seeds:
+            out.add(s)
+            out |= nx.descendants(self.graph, s)
+        return out
+
+    def ops_between(self, start: Value, end: Value) -> list[str]:
+        """Ops on some path from `start` to `end`, `end`'s producer included, in topo order."""
+        down = self.value_descendants(start)
+        if end.op not in down:
+            return []
+        up = nx.ancestors(self.graph, end.op) | {end.op}
+        keep = down & up
+        return [o for o in self.order if o in keep]
+
+    def dominators(self, v: Value) -> list[Value]:
+        """Values through which every path from the model inputs to `v` passes.
+
+        Nearest first. A multi-output op contributes the single port through which all its
+        paths to `v` leave; when paths leave through several ports, no value of it dominates.
+        """
+        g = nx.DiGraph()
+        g.add_edges_from(self.graph.edges)
+        g.add_node(SOURCE)
+        for i in self.inputs:
+            g.add_edge(SOURCE, i)
+        if v.op not in nx.descendants(g, SOURCE):
+            return []
+        idom = nx.immediate_dominators(g, SOURCE)
+        chain = []
+        node = idom[v.op]
+        while node != SOURCE:
+            chain.append(node)
+            node = idom[node]
+        reach = nx.ancestors(self.graph, v.op) | {v.op}
+        out = []
+        for op_id in chain:
+            ports = {
+                p
+                for succ in self.graph.successors(op_id)
+                if succ in reach
+                for p, _ in self.graph.edges[op_id, succ]["ports"]
+            }
+            if len(ports) == 1:
+                out.append(Value(op_id, ports.pop()))
+        return out
+
+    def find(self, name: str) -> Value | None:
+        """The value named `name`: an op's name (port 0, or `name:port`) or a tensor name."""
+        base, _, port_text = name.rpartition(":")
+        candidates = [(name, 0)]
+        if base and port_text.isdigit():
+            candidates.append((base, int(port_text)))
+        for op_name, port in candidates:
+            for oid in self.order:
+                op = self.ops[oid]
+                if op.name == op_name and port < len(op.outputs) and op.kind != "output":
+                    return Value(oid, port)
+        for oid in self.order:
+            op = self.ops[oid]
+            if op.kind == "output":
+                continue
+            for port, t in enumerate(op.outputs):
+                if name in t.names:
+                    return Value(oid, port)
+        return None
+
+    def all_names(self) -> list[str]:
+        names = []
+        for oid in self.order:
+            op = self.ops[oid]
+            if op.kind in ("const", "output"):
+                continue
+            names.append(op.name)
+            for t in op.outputs:
+                names.extend(t.names)
+        return names

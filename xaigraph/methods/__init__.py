@@ -1,0 +1,21 @@
+"""Saliency methods, each built once through the `OpBuilder` interface."""
+
+from __future__ import annotations
+
+from xaigraph.errors import BadInputError
+from xaigraph.methods.activationmap import ActivationMap
+from xaigraph.methods.base import Method
+from xaigraph.methods.reciprocam import ReciproCAM
+
+__all__ = ["METHODS", "Method", "get_method"]
+
+METHODS: dict[str, Method] = {m.name: m for m in (ReciproCAM(), ActivationMap())}
+
+
+def get_method(name: str) -> Method:
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise BadInputError(
+            f"unknown method '{name}'; choose one of: {', '.join(METHODS)}"
+        ) from None

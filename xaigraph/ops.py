@@ -1,0 +1,76 @@
+"""The op-building interface that methods are written against.
+
+A method builds its subgraph once, through an `OpBuilder`; each backend (OpenVINO, ONNX)
+implements the interface. Tensors are opaque handles of the backend (`T`). Shapes are 1-D
+int64 tensors; `dims(x, [i, j])` gathers dimensions of `x` as such a tensor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from xaigraph.graph_view import Value
+
+__all__ = ["OpBuilder", "T"]
+
+T = Any  # a backend tensor handle: ov.Output, or an ONNX value name
+
+
+class OpBuilder(Protocol):
+    """Build ops in a model. Every method returns a new tensor handle."""
+
+    # -- existing tensors and outputs -----------------------------------------------------
+    def value(self, v: Value) -> T:
+        """Handle of an existing tensor of the model."""
+
+    def copy(self, ops: Sequence[str], inputs: dict[Value, T], output: Value) -> T:
+        """Re-create `ops` (view op ids, topological order) reading `inputs` instead of the
+        original tensors, and return the copy of `output`. Constants are shared, not copied.
+        Reshapes whose constant target shape fixes the batch dimension are relaxed so that
+        the copy accepts any batch."""
+
+    def add_output(self, x: T, name: str) -> None:
+        """Append a model output named `name`."""
+
+    def replace_output(self, name: str, x: T) -> None:
+        """Make the existing output `name` return `x` instead."""
+
+    def output_value(self, name: str) -> T:
+        """The tensor that the output `name` returns."""
+
+    # -- constants and shapes ---------------------------------------------------------------
+    def const(self, array: np.ndarray) -> T: ...
+    def shape_of(self, x: T) -> T: ...
+    def dims(self, x: T, indices: Sequence[int]) -> T: ...
+    def concat(self, xs: Sequence[T], axis: int) -> T: ...
+    def reshape(self, x: T, shape: T) -> T:
+        """Reshape; a 0 in `shape` copies the input's dimension, -1 is inferred."""
+
+    def transpose(self, x: T, perm: Sequence[int]) -> T: ...
+    def unsqueeze(self, x: T, axes: Sequence[int]) -> T: ...
+    def arange(self, stop: T) -> T:
+        """int64 `[0, 1, ..., stop - 1]` for a 1-element int64 tensor `stop`."""
+
+    # -- arithmetic -------------------------------------------------------------------------
+    def add(self, a: T, b: T) -> T: ...
+    def sub(self, a: T, b: T) -> T: ...
+    def mul(self, a: T, b: T) -> T: ...
+    def div(self, a: T, b: T) -> T: ...
+    def maximum(self, a: T, b: T) -> T: ...
+    def equal(self, a: T, b: T) -> T: ...
+    def round(self, x: T) -> T:
+        """Round half to even."""
+
+    def clip(self, x: T, lo: float, hi: float) -> T: ...
+    def cast(self, x: T, dtype: str) -> T:
+        """dtype: 'f32', 'f16', 'i64' or 'u8'."""
+
+    def dtype(self, x: T) -> str: ...
+
+    # -- reductions -------------------------------------------------------------------------
+    def reduce_mean(self, x: T, axes: Sequence[int], keepdims: bool) -> T: ...
+    def reduce_min(self, x: T, axes: Sequence[int], keepdims: bool) -> T: ...
+    def reduce_max(self, x: T, axes: Sequence[int], keepdims: bool) -> T: ...

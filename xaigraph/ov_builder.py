@@ -1,0 +1,193 @@
+"""`OpBuilder` for OpenVINO: builds ops of the standard opsets into an `ov.Model`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import openvino as ov
+import openvino.opset13 as ops
+from openvino.utils.node_factory import NodeFactory
+
+from xaigraph.errors import MethodError
+from xaigraph.graph_view import GraphView, Value
+from xaigraph.head import relax_batch
+from xaigraph.ops import T
+
+__all__ = ["OVBuilder"]
+
+_NP = {"f32": np.float32, "f16": np.float16, "i64": np.int64, "u8": np.uint8}
+_OV = {"f32": ov.Type.f32, "f16": ov.Type.f16, "i64": ov.Type.i64, "u8": ov.Type.u8}
+_NAMES = {"f32": "f32", "f16": "f16", "i64": "i64", "u8": "u8"}
+
+
+def _out(node: Any) -> ov.Output:
+    return node if isinstance(node, ov.Output) else node.output(0)
+
+
+class OVBuilder:
+    """Builds into `model`; `view` must describe the same model."""
+
+    def __init__(self, model: ov.Model, view: GraphView | None, prefix: str = "xai") -> None:
+        self.model = model
+        self.view = view
+        self.prefix = prefix
+        self._count = 0
+        self._factories: dict[str, NodeFactory] = {}
+
+    def _name(self, node: Any, hint: str) -> ov.Output:
+        self._count += 1
+        out = _out(node)
+        out.get_node().set_friendly_name(f"{self.prefix}/{hint}_{self._count}")
+        return out
+
+    # -- existing tensors and outputs -----------------------------------------------------
+    @property
+    def _view(self) -> GraphView:
+        if self.view is None:
+            raise RuntimeError("this builder has no graph view")
+        return self.view
+
+    def value(self, v: Value) -> T:
+        return self._view.native[v.op].output(v.port)
+
+    def copy(self, op_ids: Sequence[str], inputs: dict[Value, T], output: Value) -> T:
+        mapped: dict[Value, ov.Output] = dict(inputs)
+        for op_id in op_ids:
+            info = self._view.ops[op_id]
+            node = self._view.native[op_id]
+            if info.kind == "const":
+                continue
+            args = [mapped.get(v, self.value(v)) for v in info.inputs]
+            attrs = node.get_attributes()
+            if info.type == "Reshape":
+                args[1], attrs = self._relaxed_reshape(info.inputs, args[1], attrs)
+            version = node.get_type_info().version_id
+            try:
+                factory = self._factories.setdefault(version, NodeFactory(version))
+                new = factory.create(info.type, [_out(a) for a in args], attrs)
+            except Exception as exc:
+                raise MethodError(
+                    f"cannot copy head op {info.name} ({info.type}, {version}): "
+                    f"{str(exc).splitlines()[-1] if str(exc) else type(exc).__name__}"
+                ) from exc
+            new.set_friendly_name(f"{self.prefix}/{info.name}")
+            for port in range(len(info.outputs)):
+                mapped[Value(op_id, port)] = new.output(port)
+        if output not in mapped:
+            raise MethodError(f"head copy does not reach {self._view.describe(output)}")
+        return mapped[output]
+
+    def _relaxed_reshape(
+        self, src: list[Value], shape_arg: ov.Output, attrs: dict[str, Any]
+    ) -> tuple[ov.Output, dict[str, Any]]:
+        shape = self._view.const_value(src[1])
+        data = self._view.tensor(src[0]).probe
+        if shape is None or data is None:
+            return shape_arg, attrs
+        relaxed = relax_batch(shape, data[0], bool(attrs.get("special_zero", False)))
+        if relaxed is None:
+            return shape_arg, attrs
+        return _out(ops.constant(relaxed.astype(shape.dtype))), {**attrs, "special_zero": True}
+
+    def add_output(self, x: T, name: str) -> None:
+        x.get_tensor().set_names({name})
+        result = ops.result(x)
+        result.set_friendly_name(name)
+        self.model.add_results([result])
+
+    def _result(self, name: str) -> Any:
+        for r in self.model.get_results():
+            if name in r.input_value(0).get_names() or r.get_friendly_name() == name:
+                return r
+        raise KeyError(name)
+
+    def output_value(self, name: str) -> T:
+        return self._result(name).input_value(0)
+
+    def replace_output(self, name: str, x: T) -> None:
+        result = self._result(name)
+        old = result.input_value(0)
+        old.get_tensor().set_names(set())
+        result.input(0).replace_source_output(x)
+        x.get_tensor().set_names({name})
+        result.validate_and_infer_types()
+
+    # -- constants and shapes ---------------------------------------------------------------
+    def const(self, array: np.ndarray) -> T:
+        return self._name(ops.constant(np.asarray(array)), "const")
+
+    def shape_of(self, x: T) -> T:
+        return self._name(ops.shape_of(x, output_type="i64"), "shape")
+
+    def dims(self, x: T, indices: Sequence[int]) -> T:
+        shape = self.shape_of(x)
+        idx = ops.constant(np.asarray(list(indices), dtype=np.int64))
+        axis = ops.constant(np.int64(0))
+        return self._name(ops.gather(shape, idx, axis), "dims")
+
+    def concat(self, xs: Sequence[T], axis: int) -> T:
+        return self._name(ops.concat([_out(x) for x in xs], axis), "concat")
+
+    def reshape(self, x: T, shape: T) -> T:
+        return self._name(ops.reshape(x, shape, special_zero=True), "reshape")
+
+    def transpose(self, x: T, perm: Sequence[int]) -> T:
+        order = ops.constant(np.asarray(list(perm), dtype=np.int64))
+        return self._name(ops.transpose(x, order), "transpose")
+
+    def unsqueeze(self, x: T, axes: Sequence[int]) -> T:
+        ax = ops.constant(np.asarray(list(axes), dtype=np.int64))
+        return self._name(ops.unsqueeze(x, ax), "unsqueeze")
+
+    def arange(self, stop: T) -> T:
+        scalar = ops.squeeze(stop, ops.constant(np.asarray([0], dtype=np.int64)))
+        start = ops.constant(np.int64(0))
+        step = ops.constant(np.int64(1))
+        return self._name(ops.range(start, scalar, step, output_type="i64"), "range")
+
+    # -- arithmetic -------------------------------------------------------------------------
+    def add(self, a: T, b: T) -> T:
+        return self._name(ops.add(a, b), "add")
+
+    def sub(self, a: T, b: T) -> T:
+        return self._name(ops.subtract(a, b), "sub")
+
+    def mul(self, a: T, b: T) -> T:
+        return self._name(ops.multiply(a, b), "mul")
+
+    def div(self, a: T, b: T) -> T:
+        return self._name(ops.divide(a, b), "div")
+
+    def maximum(self, a: T, b: T) -> T:
+        return self._name(ops.maximum(a, b), "max")
+
+    def equal(self, a: T, b: T) -> T:
+        return self._name(ops.equal(a, b), "equal")
+
+    def round(self, x: T) -> T:
+        return self._name(ops.round(x, "half_to_even"), "round")
+
+    def clip(self, x: T, lo: float, hi: float) -> T:
+        return self._name(ops.clamp(x, lo, hi), "clip")
+
+    def cast(self, x: T, dtype: str) -> T:
+        return self._name(ops.convert(x, _OV[dtype]), "cast")
+
+    def dtype(self, x: T) -> str:
+        name = _out(x).get_element_type().get_type_name()
+        return _NAMES.get(name, name)
+
+    # -- reductions -------------------------------------------------------------------------
+    def _axes(self, axes: Sequence[int]) -> Any:
+        return ops.constant(np.asarray(list(axes), dtype=np.int64))
+
+    def reduce_mean(self, x: T, axes: Sequence[int], keepdims: bool) -> T:
+        return self._name(ops.reduce_mean(x, self._axes(axes), keepdims), "mean")
+
+    def reduce_min(self, x: T, axes: Sequence[int], keepdims: bool) -> T:
+        return self._name(ops.reduce_min(x, self._axes(axes), keepdims), "min")
+
+    def reduce_max(self, x: T, axes: Sequence[int], keepdims: bool) -> T:
+        return self._name(ops.reduce_max(x, self._axes(axes), keepdims), "max")

@@ -1,0 +1,157 @@
+"""Where the target layer is chosen.
+
+The classification output is the model's first output shaped `[N, K]` (or `[N, K, 1, 1]`).
+Its class scores are the input of a final Softmax / LogSoftmax / Sigmoid when the output ends
+in one (through reshapes), otherwise the output itself.
+
+The target is the last 4-D feature map `[N, C, H, W]` with `H, W > 1` that dominates the class
+scores (every path from the model inputs to them passes through it) and is followed by at
+least one learned layer before the scores. Every dominating 4-D map is reported as a candidate
+with the reason it lost, nearest the output first.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+
+from xaigraph.errors import TargetError
+from xaigraph.graph_view import GraphView, Value
+
+__all__ = ["Candidate", "Target", "class_scores", "classification_output", "find_target"]
+
+
+@dataclass
+class Candidate:
+    value: Value
+    name: str
+    shape: tuple[int | None, ...]
+    reason: str | None = None  # why it lost; None for the chosen one
+
+
+@dataclass
+class Target:
+    value: Value
+    name: str
+    shape: tuple[int | None, ...]
+    output: Value
+    output_index: int
+    scores: Value
+    num_classes: int
+    dominates: bool
+    forced: bool
+    candidates: list[Candidate] = field(default_factory=list)
+
+
+def _shape(view: GraphView, v: Value) -> tuple[int | None, ...] | None:
+    t = view.tensor(v)
+    if t.probe is not None:
+        return tuple(t.probe)
+    return t.shape
+
+
+def classification_output(view: GraphView) -> tuple[int, Value, int]:
+    """(output index, value, number of classes) of the model's classification output."""
+    seen = []
+    for i, v in enumerate(view.output_values()):
+        shape = _shape(view, v)
+        seen.append(_fmt(shape))
+        if shape is None:
+            continue
+        if len(shape) == 2 or (len(shape) == 4 and shape[2:] == (1, 1)):
+            k = shape[1]
+            if k is not None and k > 1:
+                return i, v, k
+    raise TargetError(
+        "no classification output: expected an output shaped [N, K] or [N, K, 1, 1], "
+        f"got {', '.join(seen) or 'no outputs'}"
+    )
+
+
+def class_scores(view: GraphView, out: Value) -> Value:
+    """The input of a final Softmax/Sigmoid (seen through reshapes), else `out` itself."""
+    v = out
+    while True:
+        op = view.ops[v.op]
+        if op.kind == "score":
+            return op.inputs[0]
+        if op.kind == "shape" and op.inputs:
+            v = op.inputs[0]
+            continue
+        return out
+
+
+def _fmt(shape: tuple[int | None, ...] | None) -> str:
+    if shape is None:
+        return "[...]"
+    return "[" + ",".join("?" if d is None else str(d) for d in shape) + "]"
+
+
+def _reject_reason(view: GraphView, v: Value, scores: Value) -> str | None:
+    shape = _shape(view, v)
+    if shape is None or len(shape) != 4:
+        return "not 4-D"
+    h, w = shape[2], shape[3]
+    if h == 1 or w == 1:
+        return f"spatial size {_fmt(shape[2:])} has no extent to explain"
+    head = view.ops_between(v, scores)
+    for op_id, port in view.consumers(v):
+        op = view.ops[op_id]
+        if op_id in head and op.type.startswith("Reduce") and port == 0 and len(op.inputs) > 1:
+            axes = view.probe_value(op.inputs[1])
+            if axes is not None and {int(a) % 4 for a in axes.ravel()} == {1, 2}:
+                return "channels-last (NHWC) map: the head pools it over axes 1, 2"
+    if not any(view.ops[o].kind == "linear" for o in head):
+        return "no learned layer between it and the scores: it is already a class-score map"
+    return None
+
+
+def find_target(view: GraphView, target_layer: str | None = None) -> Target:
+    out_index, out, k = classification_output(view)
+    scores = class_scores(view, out)
+    doms = [d for d in view.dominators(scores) if (_shape(view, d) or ()).__len__() == 4]
+    if scores != out and len(_shape(view, scores) or ()) == 4:
+        doms = [d for d in doms if d != scores]
+    candidates = [
+        Candidate(d, view.describe(d), _shape(view, d) or (), _reject_reason(view, d, scores))
+        for d in doms
+    ]
+
+    if target_layer is not None:
+        v = view.find(target_layer)
+        if v is None:
+            near = difflib.get_close_matches(target_layer, view.all_names(), n=5, cutoff=0.4)
+            hint = f"; near names: {', '.join(near)}" if near else ""
+            raise TargetError(f"unknown target layer '{target_layer}'{hint}")
+        if scores.op not in view.value_descendants(v):
+            raise TargetError(
+                f"target layer '{target_layer}' does not feed the classification output "
+                f"'{view.describe(out)}'"
+            )
+        shape = _shape(view, v) or ()
+        if len(shape) != 4:
+            raise TargetError(
+                f"target layer '{target_layer}' has shape {_fmt(shape)}; a 4-D [N, C, H, W] "
+                "feature map is needed"
+            )
+        for c in candidates:
+            c.reason = "overridden by --target-layer" if c.value != v else None
+        return Target(v, view.describe(v), shape, out, out_index, scores, k,
+                      dominates=v in doms, forced=True, candidates=candidates)
+
+    chosen: Candidate | None = None
+    for c in candidates:
+        if chosen is not None:
+            c.reason = f"further from the output than {chosen.name}"
+        elif c.reason is None:
+            chosen = c
+    if chosen is None:
+        lost = "; ".join(f"{c.name} {_fmt(c.shape)}: {c.reason}" for c in candidates[:3])
+        detail = f" (candidates: {lost})" if lost else ""
+        raise TargetError(
+            "no spatial feature map: no 4-D [N, C, H, W] tensor with H, W > 1 lies on every "
+            f"path to the output '{view.describe(out)}'{detail}; pass --target-layer NAME to "
+            "choose one"
+        )
+    return Target(chosen.value, chosen.name, chosen.shape, out, out_index, scores, k,
+                  dominates=True, forced=False, candidates=candidates)
