@@ -21,7 +21,7 @@ def _route_cases() -> list[tuple[str, bool, str]]:
         for route in tiny_models.ROUTES:
             # A flatten->linear head only runs at the trained size; a fully dynamic input of
             # such a model makes no sense (and its shapes cannot be probed at another size).
-            if head == "maxpool_fc" and route == "ov_dynamic":
+            if head in tiny_models.MOSAIC_HEADS and route == "ov_dynamic":
                 continue
             out.append((head, softmax, route))
     return out
@@ -42,7 +42,7 @@ def test_reciprocam_matches_brute_force(
 ) -> None:
     path = tiny_file(head, softmax, route)
     result = xaigraph.insert(path, "reciprocam", scaling=False)
-    expected_form = "mosaic" if head == "maxpool_fc" else "fast"
+    expected_form = "mosaic" if head in tiny_models.MOSAIC_HEADS else "fast"
     assert result.report["form"].startswith(expected_form)
 
     batch = 1 if route == "ov_static" else 2
@@ -61,3 +61,17 @@ def test_fully_dynamic_model_at_two_sizes(tiny_file: Callable[..., Path], head: 
         saliency = run(result.model, x)[-1]
         assert saliency.shape == (batch, tiny_models.CLASSES, size // 2, size // 2)
         assert_close_to_reference(saliency, tiny_models.brute_force_reciprocam(model, x))
+
+
+@pytest.mark.parametrize("head", ["gap_view", "maxpool_view"])
+def test_view_flatten_reads_the_image_shape(tiny_file: Callable[..., Path], head: str) -> None:
+    """The ONNX export of `x.view(x.size(0), -1)` takes the batch size from the image: the
+    head reads a shape computation from outside; the copy recomputes it for its own batch."""
+    import onnx
+
+    path = tiny_file(head, False, "onnx17")
+    graph = onnx.load(str(path)).graph
+    assert any(n.op_type == "Shape" and n.input[0] == "image" for n in graph.node)
+    info = xaigraph.inspect(path)
+    assert info["target"]["shape"] == ("[1,12,8,8]" if head == "gap_view" else "[1,12,4,4]")
+    assert info["methods"]["reciprocam"]["applies"] is True

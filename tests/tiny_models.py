@@ -10,6 +10,12 @@ Heads (drawn from the target T to the scores):
     gap_mlp     T -> mean(H, W) -> 1x1 Conv -> Hardswish -> Linear        (MobileNetV3-like)
     conv_gap    T -> 1x1 Conv (K) -> ReLU -> mean(H, W)                   (SqueezeNet-like)
     maxpool_fc  T = MaxPool(features);  T -> Flatten -> Linear -> ReLU -> Linear  (VGG-like)
+    gap_view    like gap_fc, flattened by `t.view(image.size(0), -1)`
+    maxpool_view  like maxpool_fc, flattened by `t.view(image.size(0), -1)`
+
+The `view` variants take the batch size from the *image's* shape (as ONNX exports of
+`x.view(x.size(0), -1)` often end up doing), so the head reads a shape computation that
+starts outside it.
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ import numpy as np
 import torch
 from torch import nn
 
-HEADS = ("gap_fc", "gap_mlp", "conv_gap", "maxpool_fc")
+HEADS = ("gap_fc", "gap_mlp", "conv_gap", "maxpool_fc", "gap_view", "maxpool_view")
+MOSAIC_HEADS = ("maxpool_fc", "maxpool_view")  # no global average pooling: mosaic form
 SIZE = 16  # input height and width
 CLASSES = 5
 
@@ -38,14 +45,14 @@ class Tiny(nn.Module):
             nn.BatchNorm2d(12),
             nn.ReLU(),
         )
-        if head == "gap_fc":
+        if head in ("gap_fc", "gap_view"):
             self.fc = nn.Linear(12, CLASSES)
         elif head == "gap_mlp":
             self.conv_head = nn.Conv2d(12, 20, 1)
             self.fc = nn.Linear(20, CLASSES)
         elif head == "conv_gap":
             self.classifier = nn.Conv2d(12, CLASSES, 1)
-        elif head == "maxpool_fc":
+        elif head in ("maxpool_fc", "maxpool_view"):
             self.fc1 = nn.Linear(12 * (SIZE // 4) ** 2, 16)
             self.fc2 = nn.Linear(16, CLASSES)
         else:
@@ -58,9 +65,10 @@ class Tiny(nn.Module):
 
     def body(self, x: torch.Tensor) -> torch.Tensor:
         f = self.features(x)
-        return nn.functional.max_pool2d(f, 2) if self.head == "maxpool_fc" else f
+        return nn.functional.max_pool2d(f, 2) if self.head in MOSAIC_HEADS else f
 
-    def tail(self, t: torch.Tensor) -> torch.Tensor:
+    def tail(self, t: torch.Tensor, batch: int | None = None) -> torch.Tensor:
+        n = t.size(0) if batch is None else batch
         if self.head == "gap_fc":
             return self.fc(t.mean((2, 3)))
         if self.head == "gap_mlp":
@@ -68,10 +76,14 @@ class Tiny(nn.Module):
             return self.fc(torch.flatten(nn.functional.hardswish(self.conv_head(g)), 1))
         if self.head == "conv_gap":
             return torch.flatten(torch.relu(self.classifier(t)).mean((2, 3), keepdim=True), 1)
+        if self.head == "gap_view":
+            return self.fc(t.mean((2, 3), keepdim=True).view(n, -1))
+        if self.head == "maxpool_view":
+            return self.fc2(torch.relu(self.fc1(t.view(n, -1))))
         return self.fc2(torch.relu(self.fc1(torch.flatten(t, 1))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.tail(self.body(x))
+        y = self.tail(self.body(x), x.size(0))
         return torch.softmax(y, 1) if self.softmax else y
 
 
@@ -92,7 +104,7 @@ def brute_force_reciprocam(model: Tiny, x: np.ndarray) -> np.ndarray:
     """`S[n, k, i, j] = tail(T_n masked to location (i, j))[k]`, one tail run per location."""
     with torch.no_grad():
         t = model.body(torch.from_numpy(x))
-        n, c, h, w = t.shape
+        n, _, h, w = t.shape
         out = np.zeros((n, CLASSES, h, w), dtype=np.float64)
         for i in range(h):
             for j in range(w):

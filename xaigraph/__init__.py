@@ -7,8 +7,7 @@
 
 from __future__ import annotations
 
-from xaigraph.version import __version__
-from xaigraph.api import InsertResult, inspect, insert, save
+from xaigraph.api import InsertResult, insert, inspect, save
 from xaigraph.errors import (
     BadInputError,
     MethodError,
@@ -16,6 +15,7 @@ from xaigraph.errors import (
     ValidationError,
     XaiGraphError,
 )
+from xaigraph.version import __version__
 
 __all__ = [
     "BadInputError",

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import openvino as ov
@@ -29,7 +29,7 @@ __all__ = ["InsertResult", "insert", "inspect", "save"]
 
 log = logging.getLogger(__name__)
 
-ModelLike = str | os.PathLike[str] | ov.Model | model_io.LoadedModel
+ModelLike: TypeAlias = str | os.PathLike[str] | ov.Model | model_io.LoadedModel
 
 
 @dataclass

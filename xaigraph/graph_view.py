@@ -84,6 +84,7 @@ class GraphView:
     native: dict[str, Any]
     probe_inputs: list[tuple[int, ...]]
     _const_derived: dict[str, bool] = field(default_factory=dict, repr=False)
+    _reads_data: dict[str, bool] = field(default_factory=dict, repr=False)
 
     # -- values -----------------------------------------------------------------------------
     def tensor(self, v: Value) -> TensorInfo:
@@ -134,6 +135,20 @@ class GraphView:
                     )
         return self._const_derived[op_id]
 
+    def reads_input_data(self, op_id: str) -> bool:
+        """True when `op_id` depends on the values of a model input (a path that does not
+        go through a shape-reading op); False for constants and shape computations."""
+        if not self._reads_data:
+            for oid in self.order:
+                info = self.ops[oid]
+                if info.kind == "input":
+                    self._reads_data[oid] = True
+                elif info.kind in ("const", "shapeof"):
+                    self._reads_data[oid] = False
+                else:
+                    self._reads_data[oid] = any(self._reads_data[v.op] for v in info.inputs)
+        return self._reads_data[op_id]
+
     def is_shape_computation(self, op_id: str) -> bool:
         """Constants, and ops that only compute small integer tensors (shapes, axes)."""
         op = self.ops[op_id]
@@ -167,8 +182,12 @@ class GraphView:
         Nearest first. A multi-output op contributes the single port through which all its
         paths to `v` leave; when paths leave through several ports, no value of it dominates.
         """
+        # Data flow only: a shape-reading op does not depend on its input's values, so a path
+        # through it (such as `x.view(x.size(0), -1)` reading the image's batch size) does
+        # not bypass the feature maps.
         g = nx.DiGraph()
-        g.add_edges_from(self.graph.edges)
+        g.add_nodes_from(self.graph.nodes)
+        g.add_edges_from((u, v) for u, v in self.graph.edges if self.ops[v].kind != "shapeof")
         g.add_node(SOURCE)
         for i in self.inputs:
             g.add_edge(SOURCE, i)
@@ -180,12 +199,12 @@ class GraphView:
         while node != SOURCE:
             chain.append(node)
             node = idom[node]
-        reach = nx.ancestors(self.graph, v.op) | {v.op}
+        reach = nx.ancestors(g, v.op) | {v.op}
         out = []
         for op_id in chain:
             ports = {
                 p
-                for succ in self.graph.successors(op_id)
+                for succ in g.successors(op_id)
                 if succ in reach
                 for p, _ in self.graph.edges[op_id, succ]["ports"]
             }

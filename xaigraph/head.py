@@ -5,10 +5,20 @@ they read: constants (shared as they are) and other non-constant tensors ("side 
 head with side inputs cannot be re-run on a batch of mosaics: it also depends on something
 that is not the target.
 
-When the head is `prefix -> global average pooling -> post` where the prefix acts on each
-spatial location on its own (1x1 convolutions, activations, per-channel affine ops; often
-empty), `Head.pool` names the pooling, `prefix` and `post_pool` the ops before and after it:
-ReciproCAM's fast exact form needs no mosaics then.
+It also looks for the structure that ReciproCAM's fast exact form needs:
+
+    target -> prefix -> global average pooling -> local -> rest -> scores
+
+- `prefix`: ops acting on each spatial location on its own (1x1 convolutions, activations,
+  per-channel affine ops), often none;
+- `pool`: the global average pooling;
+- `local`: per-location ops right after the pooling, on `[N, C, 1, 1]` (MobileNetV3's 1x1
+  `conv_head`); they can run on a whole map of pooled vectors at once;
+- `rest`: the remaining ops, which see the location vectors as a batch; `boundary` lists the
+  values (the pooled tensor or outputs of `local`) that `rest` reads.
+
+`prefix` and `local` hold only the ops that carry the target's values; ops that only compute
+shapes or constants for them are read from the original graph.
 """
 
 from __future__ import annotations
@@ -28,9 +38,17 @@ class Head:
     scores: Value
     ops: list[str]
     side_inputs: list[Value] = field(default_factory=list)
+    # Values the head reads that depend on model inputs only through their shapes (such as
+    # the batch size in `x.view(x.size(0), -1)`), the shape-reading ops they start from, and
+    # the ops in between: a copy of the head recomputes them with its own batch size.
+    shape_inputs: list[Value] = field(default_factory=list)
+    shape_sources: list[str] = field(default_factory=list)
+    shape_ops: list[str] = field(default_factory=list)
     pool: str | None = None  # the global average pooling of the fast form
-    prefix: list[str] = field(default_factory=list)  # per-location ops before the pooling
-    post_pool: list[str] = field(default_factory=list)
+    prefix: list[str] = field(default_factory=list)
+    local: list[str] = field(default_factory=list)
+    rest: list[str] = field(default_factory=list)
+    boundary: list[Value] = field(default_factory=list)
 
     def describe_ops(self, view: GraphView, limit: int = 12) -> list[str]:
         shown = [view.ops[o].type for o in self.ops if not view.is_shape_computation(o)]
@@ -40,83 +58,178 @@ class Head:
 def extract_head(view: GraphView, target: Value, scores: Value) -> Head:
     ops = view.ops_between(target, scores)
     inside = set(ops)
-    side: list[Value] = []
+    outside: list[Value] = []
     for o in ops:
         for v in view.ops[o].inputs:
             if v == target or v.op in inside or view.is_const_derived(v.op):
                 continue
-            if v not in side:
-                side.append(v)
-    head = Head(target=target, scores=scores, ops=ops, side_inputs=side)
-
+            if v not in outside:
+                outside.append(v)
+    head = Head(target=target, scores=scores, ops=ops)
+    for v in outside:
+        if not view.reads_input_data(v.op) and _trace_shape_input(view, head, v):
+            head.shape_inputs.append(v)
+        else:
+            head.side_inputs.append(v)
+    if head.side_inputs:
+        return head
+    dependent = _data_dependent(view, target, ops)
     for pool_id in (o for o in ops if view.ops[o].kind == "gap"):
-        split = _split_at_pool(view, head, pool_id)
-        if split is not None:
-            head.pool = pool_id
-            head.prefix, head.post_pool = split
+        saved = (list(head.shape_inputs), list(head.shape_sources), list(head.shape_ops))
+        if _split_at_pool(view, head, pool_id, dependent):
             break
+        head.shape_inputs, head.shape_sources, head.shape_ops = saved
     return head
 
 
-def _split_at_pool(view: GraphView, head: Head, pool_id: str) -> tuple[list[str], list[str]] | None:
-    """(prefix, post-pool ops) when the head is `prefix -> pool -> post` with a per-location
-    prefix, else None.
-
-    Per-location: every op of the prefix that carries the target's values acts on each
-    spatial location on its own (ops that only compute shapes do not count), and any other
-    operand it reads does not vary over space. Nothing outside prefix and pool reads the
-    values the prefix carries, and the ops after the pool read only the pool's output,
-    themselves and constants.
-    """
-    target, scores = head.target, head.scores
-    pool_in = view.ops[pool_id].inputs[0]
-    pooled = Value(pool_id, 0)
-    prefix = [] if pool_in == target else view.ops_between(target, pool_in)
-    if pool_in != target and pool_in.op not in prefix:
-        return None
-    post = view.ops_between(pooled, scores) if pooled != scores else []
-    in_prefix, in_post = set(prefix), set(post)
-
-    carries = {target}  # values that carry the target's data (not only its shape)
-    for o in prefix:
+def _trace_shape_input(view: GraphView, head: Head, v: Value) -> bool:
+    """Record the shape-reading ops and the ops after them that compute `v`. Each
+    shape-reading op must read a tensor whose dim 0 is the batch, so that the copy can
+    substitute its own batch size there."""
+    batch = view.probe_inputs[0][0] if view.probe_inputs and view.probe_inputs[0] else None
+    found: set[str] = set()
+    stack = [v.op]
+    while stack:
+        o = stack.pop()
+        if o in found or view.is_const_derived(o):
+            continue
+        found.add(o)
         op = view.ops[o]
-        data = [v for v in op.inputs if v in carries]
-        if not data or view.is_shape_computation(o):
+        if op.kind == "shapeof":
+            src = view.tensor(op.inputs[0])
+            if not src.probe or batch is None or src.probe[0] != batch:
+                return False
+            if o not in head.shape_sources:
+                head.shape_sources.append(o)
             continue
-        mode = op.attrs.get("pointwise")
-        if mode is None:
-            return None
-        if mode == "unary" and op.inputs[0] not in carries:
-            return None
-        for i, v in enumerate(op.inputs):
-            if v in carries or (mode == "unary" and i > 0 and view.is_const_derived(v.op)):
-                continue
-            if v.op not in in_prefix and not view.is_const_derived(v.op):
-                return None  # a side input
-            if mode == "unary" or not _spatially_constant(view, v):
-                return None
-        carries.update(Value(o, p) for p in range(len(op.outputs)))
-    if pool_in not in carries:
-        return None
-    for o in head.ops:
-        if o in in_prefix or o == pool_id or o in in_post or view.is_shape_computation(o):
+        stack.extend(x.op for x in op.inputs)
+    for o in view.order:
+        if o in found and view.ops[o].kind != "shapeof" and o not in head.shape_ops:
+            head.shape_ops.append(o)
+    head.shape_ops.sort(key=view.order.index)
+    return True
+
+
+def _data_dependent(view: GraphView, target: Value, ops: list[str]) -> set[Value]:
+    """Values of the head that depend on the target's values (not only on its shape)."""
+    dep = {target}
+    for o in ops:
+        if view.is_shape_computation(o):
             continue
-        if any(v in carries for v in view.ops[o].inputs):
-            return None  # something else reads the prefix's values
-    for o in post:
-        for v in view.ops[o].inputs:
-            if not (v == pooled or v.op in in_post or view.is_const_derived(v.op)):
-                return None
-    return prefix, post
+        if any(v in dep for v in view.ops[o].inputs):
+            dep.update(Value(o, p) for p in range(len(view.ops[o].outputs)))
+    return dep
 
 
 def _spatially_constant(view: GraphView, v: Value) -> bool:
     """True when `v`, broadcast against an NCHW map, has extent 1 over H and W."""
     shape = view.tensor(v).probe
-    if shape is None:
+    if shape is None or len(shape) > 4:
         return False
-    padded = (1,) * max(0, 4 - len(shape)) + tuple(shape)
-    return len(padded) == 4 and padded[2] == 1 and padded[3] == 1
+    padded = (1,) * (4 - len(shape)) + tuple(shape)
+    return padded[2] == 1 and padded[3] == 1
+
+
+def _acts_per_location(view: GraphView, op_id: str, carried: set[Value],
+                       dependent: set[Value]) -> bool:
+    """Whether op `op_id`, which reads carried values, acts on each location on its own, with
+    any other operand fixed (not dependent on the target's values) and constant over space."""
+    op = view.ops[op_id]
+    mode = op.attrs.get("pointwise")
+    if mode is None:
+        return False
+    if mode == "unary" and op.inputs[0] not in carried:
+        return False
+    for i, v in enumerate(op.inputs):
+        if v in carried:
+            continue
+        if v in dependent:
+            return False
+        if mode == "unary" and i > 0:
+            continue  # weights, slopes, clamp bounds
+        if not _spatially_constant(view, v):
+            return False
+    return True
+
+
+def _split_at_pool(view: GraphView, head: Head, pool_id: str, dependent: set[Value]) -> bool:
+    target, scores = head.target, head.scores
+    pool_in = view.ops[pool_id].inputs[0]
+    pooled = Value(pool_id, 0)
+
+    # prefix: every op between target and pooling that carries data acts per location
+    before = [] if pool_in == target else view.ops_between(target, pool_in)
+    carried = {target}
+    prefix = []
+    for o in before:
+        if view.is_shape_computation(o) or not any(v in dependent for v in view.ops[o].inputs):
+            continue
+        if not _acts_per_location(view, o, carried, dependent):
+            return False
+        prefix.append(o)
+        carried.update(Value(o, p) for p in range(len(view.ops[o].outputs)))
+    if pool_in not in carried:
+        return False
+
+    # nothing else reads what the prefix carries
+    after = view.ops_between(pooled, scores) if pooled != scores else []
+    region = set(prefix) | {pool_id} | set(after)
+    for o in head.ops:
+        skip = o in region or view.is_shape_computation(o)
+        if not skip and any(v in carried for v in view.ops[o].inputs):
+            return False
+    # the ops after the pooling read only the pooled value, each other, constants, and shapes
+    # (of the target, say, for a flatten), which a copy recomputes with its own batch size
+    mine = set(after)
+    for o in after:
+        for v in view.ops[o].inputs:
+            if v == pooled or v.op in mine or view.is_const_derived(v.op):
+                continue
+            if v in head.shape_inputs:
+                continue
+            if view.is_shape_computation(v.op) and _trace_shape_input(view, head, v):
+                head.shape_inputs.append(v)
+                continue
+            return False
+
+    # local: per-location ops on the rank-4 pooled tensor, right after the pooling
+    local: list[str] = []
+    carried_after = {pooled} if view.tensor(pooled).rank == 4 else set()
+    for o in after:
+        op = view.ops[o]
+        reads = [v for v in op.inputs if v in carried_after]
+        if not reads or view.is_shape_computation(o):
+            continue
+        if any(v in dependent and v not in carried_after for v in op.inputs):
+            continue
+        if all(view.tensor(Value(o, p)).rank == 4 for p in range(len(op.outputs))) and \
+                _acts_per_location(view, o, carried_after, dependent):
+            local.append(o)
+            carried_after.update(Value(o, p) for p in range(len(op.outputs)))
+
+    # rest: what still leads to the scores once `local` is taken out
+    local_set = set(local)
+    rest_set: set[str] = set()
+    if scores.op not in local_set and scores != pooled:
+        stack = [scores.op]
+        while stack:
+            o = stack.pop()
+            if o in rest_set or o not in mine or o in local_set:
+                continue
+            rest_set.add(o)
+            stack.extend(v.op for v in view.ops[o].inputs)
+    rest = [o for o in after if o in rest_set]
+    boundary: list[Value] = []
+    for o in rest:
+        for v in view.ops[o].inputs:
+            if (v == pooled or v.op in local_set) and v not in boundary:
+                boundary.append(v)
+    if not rest:
+        boundary = [scores]
+
+    head.pool, head.prefix, head.local, head.rest, head.boundary = (
+        pool_id, prefix, local, rest, boundary)
+    return True
 
 
 def relax_batch(shape: np.ndarray, in_batch: int, special_zero: bool) -> np.ndarray | None:

@@ -165,6 +165,12 @@ def check_output_path(out: str | os.PathLike[str], *, force: bool, inputs: list[
     return p
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def save_ir(model: ov.Model, out_xml: Path) -> None:
     """Write `model` as `out_xml` + `.bin` via temporary files and renames.
 
@@ -178,6 +184,9 @@ def save_ir(model: ov.Model, out_xml: Path) -> None:
     tmp_bin = tmp_xml.with_suffix(".bin")
     try:
         ov.save_model(model, str(tmp_xml), compress_to_fp16=False)
+        mode = 0o666 & ~_umask()  # mkstemp creates 0600; give the usual permissions
+        for t in (tmp_xml, tmp_bin):
+            os.chmod(t, mode)
         os.replace(tmp_bin, out_xml.with_suffix(".bin"))
         os.replace(tmp_xml, out_xml)
     except BaseException:

@@ -26,11 +26,13 @@ class OpBuilder(Protocol):
     def value(self, v: Value) -> T:
         """Handle of an existing tensor of the model."""
 
-    def copy(self, ops: Sequence[str], inputs: dict[Value, T], output: Value) -> T:
+    def copy(self, ops: Sequence[str], inputs: dict[Value, T], outputs: Sequence[Value]
+             ) -> list[T]:
         """Re-create `ops` (view op ids, topological order) reading `inputs` instead of the
-        original tensors, and return the copy of `output`. Constants are shared, not copied.
-        Reshapes whose constant target shape fixes the batch dimension are relaxed so that
-        the copy accepts any batch."""
+        original tensors, and return the copies of `outputs` (an output may also be a key of
+        `inputs`). Whatever else the ops read is read from the original graph (constants are
+        shared, not copied). Reshapes whose constant target shape fixes the batch dimension
+        are relaxed so that the copy accepts any batch."""
 
     def add_output(self, x: T, name: str) -> None:
         """Append a model output named `name`."""

@@ -17,9 +17,8 @@ from xaigraph.ops import T
 
 __all__ = ["OVBuilder"]
 
-_NP = {"f32": np.float32, "f16": np.float16, "i64": np.int64, "u8": np.uint8}
-_OV = {"f32": ov.Type.f32, "f16": ov.Type.f16, "i64": ov.Type.i64, "u8": ov.Type.u8}
-_NAMES = {"f32": "f32", "f16": "f16", "i64": "i64", "u8": "u8"}
+_OV = {"f32": ov.Type.f32, "f16": ov.Type.f16, "i64": ov.Type.i64, "i32": ov.Type.i32,
+       "u8": ov.Type.u8}
 
 
 def _out(node: Any) -> ov.Output:
@@ -52,7 +51,8 @@ class OVBuilder:
     def value(self, v: Value) -> T:
         return self._view.native[v.op].output(v.port)
 
-    def copy(self, op_ids: Sequence[str], inputs: dict[Value, T], output: Value) -> T:
+    def copy(self, op_ids: Sequence[str], inputs: dict[Value, T], outputs: Sequence[Value]
+             ) -> list[T]:
         mapped: dict[Value, ov.Output] = dict(inputs)
         for op_id in op_ids:
             info = self._view.ops[op_id]
@@ -75,9 +75,10 @@ class OVBuilder:
             new.set_friendly_name(f"{self.prefix}/{info.name}")
             for port in range(len(info.outputs)):
                 mapped[Value(op_id, port)] = new.output(port)
-        if output not in mapped:
-            raise MethodError(f"head copy does not reach {self._view.describe(output)}")
-        return mapped[output]
+        missing = [self._view.describe(v) for v in outputs if v not in mapped]
+        if missing:
+            raise MethodError(f"head copy does not reach {', '.join(missing)}")
+        return [mapped[v] for v in outputs]
 
     def _relaxed_reshape(
         self, src: list[Value], shape_arg: ov.Output, attrs: dict[str, Any]
@@ -176,8 +177,7 @@ class OVBuilder:
         return self._name(ops.convert(x, _OV[dtype]), "cast")
 
     def dtype(self, x: T) -> str:
-        name = _out(x).get_element_type().get_type_name()
-        return _NAMES.get(name, name)
+        return str(_out(x).get_element_type().get_type_name())
 
     # -- reductions -------------------------------------------------------------------------
     def _axes(self, axes: Sequence[int]) -> Any:

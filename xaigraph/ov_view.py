@@ -68,7 +68,7 @@ def _input_channels(param: ov.Node) -> int | None:
 
 def probe_input_shapes(model: ov.Model, spatial: int = DEFAULT_SPATIAL) -> list[tuple[int, ...]]:
     """Concrete input shapes: static dims kept, batch 1, spatial `spatial`, channels guessed."""
-    shapes = []
+    shapes: list[tuple[int, ...]] = []
     for param in model.get_parameters():
         ps = param.get_partial_shape()
         if ps.rank.is_dynamic:
@@ -112,21 +112,22 @@ def _probe(model: ov.Model, shapes: list[tuple[int, ...]]) -> list[list[Probe]]:
     clone = model.clone()
     cloned = clone.get_ordered_ops()
     if len(cloned) != len(ops) or any(
-        a.get_type_name() != b.get_type_name() for a, b in zip(ops, cloned)
+        a.get_type_name() != b.get_type_name() for a, b in zip(ops, cloned, strict=True)
     ):
-        log.warning("the cloned model orders ops differently; shapes stay symbolic")
+        log.info("the cloned model orders ops differently; shapes stay symbolic")
         return unknown
     for i, node in enumerate(cloned):
         node.get_rt_info()[_TAG] = i
     declared = [p.get_partial_shape() for p in model.get_parameters()]
+    pairs = zip(declared, shapes, strict=True)
     try:
-        if not all(ps.is_static and tuple(ps.to_shape()) == s for ps, s in zip(declared, shapes)):
+        if not all(ps.is_static and tuple(ps.to_shape()) == s for ps, s in pairs):
             clone.reshape({i: ov.PartialShape(list(s)) for i, s in enumerate(shapes)})
         manager = Manager()
         manager.register_pass(ConstantFolding())
         manager.run_passes(clone)
     except Exception as exc:
-        log.warning("cannot propagate shapes at input %s (%s); shapes stay symbolic",
+        log.info("cannot propagate shapes at input %s (%s); shapes stay symbolic",
                     shapes, str(exc).strip().splitlines()[-1:])
         return unknown
     twins: dict[int, Any] = {}
@@ -199,7 +200,8 @@ def _pointwise(node: ov.Node, t: str, ins: list[TensorInfo]) -> str | None:
     return None
 
 
-def _classify(node: ov.Node, info: OpInfo, view_inputs: list[TensorInfo], const_inputs: list[bool]) -> str:
+def _classify(node: ov.Node, info: OpInfo, view_inputs: list[TensorInfo],
+              const_inputs: list[bool]) -> str:
     t = info.type
     if t == "Parameter":
         return "input"

@@ -20,6 +20,7 @@ import openvino as ov
 
 from xaigraph.errors import PassError, XaiGraphError
 from xaigraph.graph_view import GraphView
+from xaigraph.stamp import read_stamp
 
 __all__ = ["Pass", "PassContext", "PassManager", "PassResult", "fingerprint"]
 
@@ -65,7 +66,7 @@ def fingerprint(model: ov.Model) -> tuple[Any, ...]:
     """Changes whenever ops, outputs or the xai stamp change."""
     ops = tuple((n.get_type_name(), n.get_instance_id()) for n in model.get_ordered_ops())
     outs = tuple(tuple(sorted(o.get_names())) for o in model.outputs)
-    stamp = str(model.get_rt_info()["xai"]) if model.has_rt_info(["xai"]) else ""
+    stamp = tuple(sorted((read_stamp(model) or {}).items()))
     return ops, outs, stamp
 
 
@@ -81,13 +82,13 @@ class Pass(ABC):
             return self.name
         return self.name + "{" + ",".join(f"{k}={v}" for k, v in opts.items()) + "}"
 
-    def requires(self, model: ov.Model, ctx: PassContext) -> None:
+    def requires(self, model: ov.Model, ctx: PassContext) -> None:  # noqa: B027
         """Raise `XaiGraphError` when the model or context is not fit for this pass."""
 
     @abstractmethod
     def run(self, model: ov.Model, ctx: PassContext) -> PassResult: ...
 
-    def ensures(self, model: ov.Model, ctx: PassContext) -> None:
+    def ensures(self, model: ov.Model, ctx: PassContext) -> None:  # noqa: B027
         """Raise when the pass did not leave what it promises."""
 
 

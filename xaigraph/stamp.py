@@ -18,7 +18,7 @@ def read_stamp(model: ov.Model) -> dict[str, str] | None:
     out = {}
     for key in STAMP_KEYS:
         if model.has_rt_info(["xai", key]):
-            out[key] = str(model.get_rt_info(["xai", key]))
+            out[key] = model.get_rt_info(["xai", key]).astype(str)
     return out
 
 

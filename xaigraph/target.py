@@ -109,7 +109,10 @@ def _reject_reason(view: GraphView, v: Value, scores: Value) -> str | None:
 def find_target(view: GraphView, target_layer: str | None = None) -> Target:
     out_index, out, k = classification_output(view)
     scores = class_scores(view, out)
-    doms = [d for d in view.dominators(scores) if (_shape(view, d) or ()).__len__() == 4]
+    doms = [
+        d for d in view.dominators(scores)
+        if len(_shape(view, d) or ()) == 4 and view.ops[d.op].kind != "input"
+    ]
     if scores != out and len(_shape(view, scores) or ()) == 4:
         doms = [d for d in doms if d != scores]
     candidates = [

@@ -70,12 +70,12 @@ def check_interface(original: ov.Model, augmented: ov.Model) -> None:
     """Inputs identical, original outputs identical and first, in the same order."""
     if len(original.inputs) != len(augmented.inputs):
         raise ValidationError("the augmented model has a different number of inputs")
-    for a, b in zip(original.inputs, augmented.inputs):
+    for a, b in zip(original.inputs, augmented.inputs, strict=True):
         if _port_desc(a) != _port_desc(b):
             raise ValidationError(f"input changed: {_port_desc(a)} became {_port_desc(b)}")
     if len(augmented.outputs) <= len(original.outputs):
         raise ValidationError("the augmented model has no extra output")
-    for a, b in zip(original.outputs, augmented.outputs):
+    for a, b in zip(original.outputs, augmented.outputs[: len(original.outputs)], strict=True):
         if _port_desc(a) != _port_desc(b):
             raise ValidationError(f"output changed: {_port_desc(a)} became {_port_desc(b)}")
 
@@ -87,7 +87,7 @@ def _np_type(t: ov.Type) -> np.dtype[Any]:
 def make_inputs(model: ov.Model, shapes: Sequence[Sequence[int]], seed: int) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
     arrays = []
-    for param, shape in zip(model.get_parameters(), shapes):
+    for param, shape in zip(model.get_parameters(), shapes, strict=True):
         dtype = _np_type(param.get_element_type())
         if np.issubdtype(dtype, np.floating):
             arrays.append(rng.standard_normal(shape).astype(dtype))

@@ -21,12 +21,23 @@ import numpy as np
 from xaigraph.errors import MethodError
 from xaigraph.graph_view import GraphView, Value
 from xaigraph.head import Head
+from xaigraph.methods.headcopy import copy_head
 from xaigraph.ops import OpBuilder, T
 from xaigraph.target import Target
 
 __all__ = ["ReciproCAM"]
 
 _NP = {"f32": np.float32, "f16": np.float16}
+
+
+MOSAIC_LIMIT = 2 << 30  # bytes of mosaics per image at the probe size
+
+
+def _mosaic_bytes(view: GraphView, target: Target) -> int | None:
+    shape = view.tensor(target.value).probe
+    if shape is None:
+        return None
+    return 4 * (shape[2] * shape[3]) ** 2 * shape[1]
 
 
 def _op_list(view: GraphView, op_ids: list[str]) -> str:
@@ -53,25 +64,33 @@ class ReciproCAM:
         dtype = view.tensor(target.value).dtype
         if dtype not in _NP:
             return f"target element type {dtype} is not a float type"
+        if head.pool is None:
+            need = _mosaic_bytes(view, target)
+            if need is not None and need > MOSAIC_LIMIT:
+                return (
+                    f"the head does not start with global average pooling, and its mosaic "
+                    f"form would need {need / (1 << 30):.1f} GiB per image at input "
+                    f"{list(view.probe_inputs[0])}; choose a later target with "
+                    "--target-layer, or use activationmap"
+                )
         return None
 
     def form(self, view: GraphView, target: Target, head: Head) -> str:
         h, w = target.shape[2], target.shape[3]
         hw = f"{h * w}" if h is not None and w is not None else "H*W"
         if head.pool is not None:
-            before = _op_list(view, head.prefix)
-            after = _op_list(view, head.post_pool) or "nothing"
-            pre = f"per-location {before}, then " if before else ""
-            return (
-                f"fast exact form: {pre}the head after global average pooling ({after}) runs "
-                f"on the {hw} location vectors"
-            )
+            parts = []
+            if head.prefix:
+                parts.append(f"per-location {_op_list(view, head.prefix)} before the pooling")
+            if head.local:
+                parts.append(f"{_op_list(view, head.local)} on the map of pooled vectors")
+            if head.rest:
+                parts.append(f"{_op_list(view, head.rest)} on the {hw} location vectors")
+            return "fast exact form: " + ("; ".join(parts) or "the pooled map itself")
         text = f"mosaic form: the whole head runs on {hw} masked copies of the target per image"
-        shape = view.tensor(target.value).probe
-        if shape is not None:
-            mosaic_bytes = 4 * (shape[2] * shape[3]) ** 2 * shape[1]
-            if mosaic_bytes >= 256 << 20:
-                text += f" (~{mosaic_bytes / (1 << 30):.1f} GiB of mosaics per image at this size)"
+        need = _mosaic_bytes(view, target)
+        if need is not None and need >= 256 << 20:
+            text += f" (~{need / (1 << 30):.1f} GiB of mosaics per image at this size)"
         return text
 
     def build(self, b: OpBuilder, view: GraphView, target: Target, head: Head) -> T:
@@ -79,42 +98,55 @@ class ReciproCAM:
         fdt = b.dtype(f)
         n, c, h, w = (b.dims(f, [i]) for i in range(4))
         if head.pool is not None:
-            out = self._fast(b, view, head, f, c, h, w, fdt)
+            out, batched = self._fast(b, view, head, c, h, w, fdt)
         else:
-            out = self._mosaic(b, view, head, f, c, h, w, fdt)
-        # [N*H*W, K...] -> [N, H, W, K] -> [N, K, H, W]
-        maps = b.reshape(out, b.concat([n, h, w, b.const(_i64([target.num_classes]))], 0))
-        maps = b.transpose(maps, [0, 3, 1, 2])
-        return maps if b.dtype(maps) == "f32" else b.cast(maps, "f32")
+            out, batched = self._mosaic(b, view, head, f, c, h, w, fdt), True
+        if batched:  # [N*H*W, K...] -> [N, H, W, K] -> [N, K, H, W]
+            k = b.const(_i64([target.num_classes]))
+            out = b.transpose(b.reshape(out, b.concat([n, h, w, k], 0)), [0, 3, 1, 2])
+        return out if b.dtype(out) == "f32" else b.cast(out, "f32")
 
-    def _fast(self, b: OpBuilder, view: GraphView, head: Head, f: T, c: T, h: T, w: T,
-              fdt: str) -> T:
-        """`GAP(P(M_ij)) = (P(F[:, i, j]) + (H*W - 1) * P(0)) / (H*W)` for a per-location
-        prefix P (identity when the head starts with the pooling)."""
+    def _fast(self, b: OpBuilder, view: GraphView, head: Head, c: T, h: T, w: T,
+              fdt: str) -> tuple[T, bool]:
+        """(maps, batched): maps as `[N, K, H, W]`, or batched as `[N*H*W, K...]`.
+
+        The pooled value of mosaic (i, j) is `(P(F)[:, i, j] + (H*W - 1) * P(0)) / (H*W)`
+        for the per-location prefix P; `P(F)` is the pooling's own input, already computed
+        by the model. Laid out as a map `[N, C', H, W]`, these pooled values go through the
+        per-location `local` ops as one map (a 1x1 convolution on a map is cheaper than on
+        H*W one-pixel images); the `rest` of the head then runs on them as a batch.
+        """
         assert head.pool is not None
         pooled = Value(head.pool, 0)
         pool_in = view.ops[head.pool].inputs[0]
-        locs = b.transpose(f, [0, 2, 3, 1])  # [N, H, W, C]
-        vectors = b.reshape(locs, b.concat([b.const(_i64([-1])), c, b.const(_i64([1, 1]))], 0))
         area = b.cast(b.mul(h, w), fdt)
+        total = b.value(pool_in)
         if head.prefix:
-            channels = view.tensor(head.target).probe
-            if channels is None:
+            shape = view.tensor(head.target).probe
+            if shape is None:
                 raise MethodError("the target's channel count is unknown")
-            zeros = b.const(np.zeros((1, channels[1], 1, 1), dtype=_NP[fdt]))
-            at_location = b.copy(head.prefix, {head.target: vectors}, pool_in)
-            elsewhere = b.copy(head.prefix, {head.target: zeros}, pool_in)
+            zeros = b.const(np.zeros((1, shape[1], 1, 1), dtype=_NP[fdt]))
+            (at_zero,) = b.copy(head.prefix, {head.target: zeros}, [pool_in])
             one = b.const(np.ones((1,), dtype=_NP[fdt]))
-            vectors = b.add(at_location, b.mul(elsewhere, b.sub(area, one)))
-        vectors = b.div(vectors, area)  # [N*H*W, C', 1, 1]
-        rank = view.tensor(pooled).rank or 4
-        if rank != 4:
-            keep = b.dims(vectors, [1])
-            ones = [b.const(_i64([1] * (rank - 2)))] if rank > 2 else []
-            vectors = b.reshape(vectors, b.concat([b.const(_i64([-1])), keep, *ones], 0))
-        if not head.post_pool:
-            return vectors
-        return b.copy(head.post_pool, {pooled: vectors}, head.scores)
+            total = b.add(total, b.mul(at_zero, b.sub(area, one)))
+        maps = {pooled: b.div(total, area)}  # [N, C', H, W]
+        if head.local:
+            wanted = [v for v in head.boundary if v != pooled]
+            copies = b.copy(head.local, {pooled: maps[pooled]}, wanted)
+            maps.update(zip(wanted, copies, strict=True))
+        if not head.rest:
+            return maps[head.scores], False
+        vectors = {}
+        for v in head.boundary:
+            rank = view.tensor(v).rank or 4
+            locs = b.transpose(maps[v], [0, 2, 3, 1])  # [N, H, W, C]
+            parts = [b.const(_i64([-1])), b.dims(maps[v], [1])]
+            if rank > 2:
+                parts.append(b.const(_i64([1] * (rank - 2))))
+            vectors[v] = b.reshape(locs, b.concat(parts, 0))  # [N*H*W, C, 1, 1] or [.., C]
+        batch = b.dims(vectors[head.boundary[0]], [0])
+        (out,) = copy_head(b, view, head, head.rest, vectors, [head.scores], batch)
+        return out, True
 
     def _mosaic(self, b: OpBuilder, view: GraphView, head: Head, f: T, c: T, h: T, w: T,
                 fdt: str) -> T:
@@ -123,4 +155,6 @@ class ReciproCAM:
         masks = b.reshape(eye, b.concat([b.const(_i64([-1, 1])), h, w], 0))  # [HW, 1, H, W]
         mosaics = b.mul(b.unsqueeze(f, [1]), b.unsqueeze(masks, [0]))  # [N, HW, C, H, W]
         mosaics = b.reshape(mosaics, b.concat([b.const(_i64([-1])), c, h, w], 0))
-        return b.copy(head.ops, {head.target: mosaics}, head.scores)
+        batch = b.dims(mosaics, [0])
+        (out,) = copy_head(b, view, head, head.ops, {head.target: mosaics}, [head.scores], batch)
+        return out
