@@ -40,6 +40,9 @@ class InsertSaliencyPass(Pass):
 
     def run(self, model: ov.Model, ctx: PassContext) -> PassResult:
         view = ctx.view(model)
+        ctx.report["form"] = self.method.form(view, ctx.target, ctx.head)
+        declared = view.tensor(ctx.target.value).shape
+        ctx.report["target_declared_shape"] = declared if declared is not None else ctx.target.shape
         builder = OVBuilder(model, view)
         maps = self.method.build(builder, view, ctx.target, ctx.head)
         builder.add_output(maps, SALIENCY_OUTPUT)

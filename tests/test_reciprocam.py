@@ -75,3 +75,29 @@ def test_view_flatten_reads_the_image_shape(tiny_file: Callable[..., Path], head
     info = xaigraph.inspect(path)
     assert info["target"]["shape"] == ("[1,12,8,8]" if head == "gap_view" else "[1,12,4,4]")
     assert info["methods"]["reciprocam"]["applies"] is True
+
+
+@pytest.mark.parametrize("share", [True, False])
+def test_shared_head_reads_the_weights_once(tiny_file: Callable[..., Path], share: bool) -> None:
+    """With learned layers after the pooling, the model's own pooled vector joins the batch of
+    location vectors, so each weight matrix is used by one op; the original outputs still
+    match the original model (validation) and the maps the brute force."""
+    from xaigraph.methods import METHODS
+    from xaigraph.methods.reciprocam import ReciproCAM
+
+    path = tiny_file("gap_mlp", True, "ov_dynbatch")
+    saved = METHODS["reciprocam"]
+    METHODS["reciprocam"] = ReciproCAM(share_head=share)
+    try:
+        result = xaigraph.insert(path, "reciprocam", scaling=False)
+    finally:
+        METHODS["reciprocam"] = saved
+    assert result.report["validation"]["passed"] is True
+    assert ("joins that batch" in result.report["form"]) == share
+    types = [op.get_type_name() for op in result.model.get_ordered_ops()]
+    assert types.count("MatMul") == (1 if share else 2)
+    assert types.count("Convolution") == 2 + (1 if share else 2)  # 2 in the features
+    x = image(2, seed=5)
+    outputs = run(result.model, x)
+    model = tiny_models.Tiny("gap_mlp", True)
+    assert_close_to_reference(outputs[-1], tiny_models.brute_force_reciprocam(model, x))

@@ -116,10 +116,10 @@ def insert(
         target={
             "name": target.name,
             "shape": _shape_text(target.shape),
-            "declared_shape": _shape_text(_declared(ctx, ov_model, target)),
+            "declared_shape": _shape_text(ctx.report["target_declared_shape"]),
             "forced": target.forced,
         },
-        form=get_method(method).form(ctx.view(ov_model), target, ctx.head),
+        form=ctx.report["form"],
         outputs=_ports(ov_model.outputs),
         saliency_map=_ports(ov_model.outputs[-1:])[0],
         validation=ctx.report.get("validation", {"passed": None, "skipped": True}),
@@ -127,11 +127,6 @@ def insert(
                  **{k: round(v, 4) for k, v in ctx.timings.items()}},
     )
     return InsertResult(ov_model, report, loaded)
-
-
-def _declared(ctx: PassContext, model: ov.Model, target: Target) -> tuple[int | None, ...]:
-    t = ctx.view(model).tensor(target.value)
-    return t.shape if t.shape is not None else target.shape
 
 
 def save(result: InsertResult, out: str | os.PathLike[str], *, force: bool = False) -> Path:

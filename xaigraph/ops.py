@@ -43,6 +43,9 @@ class OpBuilder(Protocol):
     def output_value(self, name: str) -> T:
         """The tensor that the output `name` returns."""
 
+    def replace_value(self, v: Value, x: T) -> None:
+        """Make every reader of the model's tensor `v` read `x` instead (names move too)."""
+
     # -- constants and shapes ---------------------------------------------------------------
     def const(self, array: np.ndarray) -> T: ...
     def shape_of(self, x: T) -> T: ...
@@ -52,6 +55,12 @@ class OpBuilder(Protocol):
         """Reshape; a 0 in `shape` copies the input's dimension, -1 is inferred."""
 
     def transpose(self, x: T, perm: Sequence[int]) -> T: ...
+    def gather(self, x: T, index: T, axis: int) -> T:
+        """`x` at the positions of the 1-element int64 `index` along `axis` (kept, size 1)."""
+
+    def slice(self, x: T, start: T, stop: T, axis: int) -> T:
+        """`x[start:stop]` along `axis`, for 1-element int64 `start` and `stop`."""
+
     def unsqueeze(self, x: T, axes: Sequence[int]) -> T: ...
     def arange(self, stop: T) -> T:
         """int64 `[0, 1, ..., stop - 1]` for a 1-element int64 tensor `stop`."""

@@ -107,6 +107,15 @@ class OVBuilder:
     def output_value(self, name: str) -> T:
         return self._result(name).input_value(0)
 
+    def replace_value(self, v: Value, x: T) -> None:
+        old = self.value(v)
+        names = old.get_names()
+        for target in list(old.get_target_inputs()):
+            target.replace_source_output(x)
+        if names:
+            old.get_tensor().set_names(set())
+            x.get_tensor().set_names(names)
+
     def replace_output(self, name: str, x: T) -> None:
         result = self._result(name)
         old = result.input_value(0)
@@ -137,6 +146,15 @@ class OVBuilder:
     def transpose(self, x: T, perm: Sequence[int]) -> T:
         order = ops.constant(np.asarray(list(perm), dtype=np.int64))
         return self._name(ops.transpose(x, order), "transpose")
+
+    def gather(self, x: T, index: T, axis: int) -> T:
+        ax = ops.constant(np.int64(axis))
+        return self._name(ops.gather(x, index, ax), "gather")
+
+    def slice(self, x: T, start: T, stop: T, axis: int) -> T:
+        step = ops.constant(np.asarray([1], dtype=np.int64))
+        axes = ops.constant(np.asarray([axis], dtype=np.int64))
+        return self._name(ops.slice(x, start, stop, step, axes), "slice")
 
     def unsqueeze(self, x: T, axes: Sequence[int]) -> T:
         ax = ops.constant(np.asarray(list(axes), dtype=np.int64))

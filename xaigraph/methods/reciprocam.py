@@ -40,6 +40,10 @@ def _mosaic_bytes(view: GraphView, target: Target) -> int | None:
     return 4 * (shape[2] * shape[3]) ** 2 * shape[1]
 
 
+def _learned(view: GraphView, op_ids: list[str]) -> bool:
+    return any(view.ops[o].kind == "linear" for o in op_ids)
+
+
 def _op_list(view: GraphView, op_ids: list[str]) -> str:
     return " > ".join(view.ops[o].type for o in op_ids if not view.is_shape_computation(o))
 
@@ -52,6 +56,9 @@ class ReciproCAM:
     name = "reciprocam"
     per_class = True
     summary = "head re-run on one-location mosaics of the target, [N, K, H, W]"
+
+    def __init__(self, share_head: bool = True) -> None:
+        self.share_head = share_head
 
     def check(self, view: GraphView, target: Target, head: Head) -> str | None:
         if head.side_inputs:
@@ -86,7 +93,11 @@ class ReciproCAM:
                 parts.append(f"{_op_list(view, head.local)} on the map of pooled vectors")
             if head.rest:
                 parts.append(f"{_op_list(view, head.rest)} on the {hw} location vectors")
-            return "fast exact form: " + ("; ".join(parts) or "the pooled map itself")
+            text = "fast exact form: " + ("; ".join(parts) or "the pooled map itself")
+            if self.share_head and _learned(view, head.local + head.rest):
+                text += " (the model's own pooled vector joins that batch: one pass over " \
+                        "the head's weights)"
+            return text
         text = f"mosaic form: the whole head runs on {hw} masked copies of the target per image"
         need = _mosaic_bytes(view, target)
         if need is not None and need >= 256 << 20:
@@ -98,23 +109,31 @@ class ReciproCAM:
         fdt = b.dtype(f)
         n, c, h, w = (b.dims(f, [i]) for i in range(4))
         if head.pool is not None:
-            out, batched = self._fast(b, view, head, c, h, w, fdt)
+            out = self._fast(b, view, target, head, n, h, w, fdt)
         else:
-            out, batched = self._mosaic(b, view, head, f, c, h, w, fdt), True
-        if batched:  # [N*H*W, K...] -> [N, H, W, K] -> [N, K, H, W]
-            k = b.const(_i64([target.num_classes]))
-            out = b.transpose(b.reshape(out, b.concat([n, h, w, k], 0)), [0, 3, 1, 2])
+            out = self._mosaic(b, view, head, f, c, h, w, fdt)
+            out = self._to_maps(b, target, out, n, h, w)
         return out if b.dtype(out) == "f32" else b.cast(out, "f32")
 
-    def _fast(self, b: OpBuilder, view: GraphView, head: Head, c: T, h: T, w: T,
-              fdt: str) -> tuple[T, bool]:
-        """(maps, batched): maps as `[N, K, H, W]`, or batched as `[N*H*W, K...]`.
+    @staticmethod
+    def _to_maps(b: OpBuilder, target: Target, batched: T, n: T, h: T, w: T) -> T:
+        """`[N*H*W, K...]` -> `[N, H, W, K]` -> `[N, K, H, W]`."""
+        k = b.const(_i64([target.num_classes]))
+        return b.transpose(b.reshape(batched, b.concat([n, h, w, k], 0)), [0, 3, 1, 2])
+
+    def _fast(self, b: OpBuilder, view: GraphView, target: Target, head: Head, n: T, h: T,
+              w: T, fdt: str) -> T:
+        """The maps `[N, K, H, W]` by the fast exact form.
 
         The pooled value of mosaic (i, j) is `(P(F)[:, i, j] + (H*W - 1) * P(0)) / (H*W)`
         for the per-location prefix P; `P(F)` is the pooling's own input, already computed
         by the model. Laid out as a map `[N, C', H, W]`, these pooled values go through the
         per-location `local` ops as one map (a 1x1 convolution on a map is cheaper than on
         H*W one-pixel images); the `rest` of the head then runs on them as a batch.
+
+        When the head after the pooling has learned layers, the model's own pooled vector
+        joins the batch as one more location and the original class scores are taken from
+        it: the weights are then read once per inference, not twice.
         """
         assert head.pool is not None
         pooled = Value(head.pool, 0)
@@ -129,13 +148,22 @@ class ReciproCAM:
             (at_zero,) = b.copy(head.prefix, {head.target: zeros}, [pool_in])
             one = b.const(np.ones((1,), dtype=_NP[fdt]))
             total = b.add(total, b.mul(at_zero, b.sub(area, one)))
-        maps = {pooled: b.div(total, area)}  # [N, C', H, W]
+        grid = b.div(total, area)  # [N, C', H, W]
+        share = self.share_head and _learned(view, head.local + head.rest)
+        if share:  # [N, C', H*W + 1, 1]: the locations, then the model's own pooled vector
+            flat = b.reshape(grid, b.concat([n, b.dims(grid, [1]), b.const(_i64([-1, 1]))], 0))
+            own = b.value(pooled)
+            if (view.tensor(pooled).rank or 4) != 4:
+                own = b.reshape(own, b.concat([b.dims(own, [0, 1]), b.const(_i64([1, 1]))], 0))
+            grid = b.concat([flat, own], 2)
+        maps = {pooled: grid}
         if head.local:
             wanted = [v for v in head.boundary if v != pooled]
-            copies = b.copy(head.local, {pooled: maps[pooled]}, wanted)
+            copies = b.copy(head.local, {pooled: grid}, wanted)
             maps.update(zip(wanted, copies, strict=True))
-        if not head.rest:
-            return maps[head.scores], False
+        if not head.rest and not share:
+            return maps[head.scores]  # already [N, K, H, W]
+
         vectors = {}
         for v in head.boundary:
             rank = view.tensor(v).rank or 4
@@ -144,9 +172,23 @@ class ReciproCAM:
             if rank > 2:
                 parts.append(b.const(_i64([1] * (rank - 2))))
             vectors[v] = b.reshape(locs, b.concat(parts, 0))  # [N*H*W, C, 1, 1] or [.., C]
-        batch = b.dims(vectors[head.boundary[0]], [0])
-        (out,) = copy_head(b, view, head, head.rest, vectors, [head.scores], batch)
-        return out, True
+        if head.rest:
+            batch = b.dims(vectors[head.boundary[0]], [0])
+            (out,) = copy_head(b, view, head, head.rest, vectors, [head.scores], batch)
+        else:
+            out = vectors[head.scores]
+        if not share:
+            return self._to_maps(b, target, out, n, h, w)
+
+        k = b.const(_i64([target.num_classes]))
+        rows = b.reshape(out, b.concat([n, b.const(_i64([-1])), k], 0))  # [N, H*W + 1, K]
+        hw = b.mul(h, w)
+        own_scores = b.gather(rows, hw, axis=1)  # [N, 1, K]
+        declared = view.tensor(head.scores).shape or ()
+        tail = [d if d is not None else -1 for d in declared[1:]]
+        b.replace_value(head.scores, b.reshape(own_scores, b.const(_i64([0, *tail]))))
+        located = b.slice(rows, b.const(_i64([0])), hw, axis=1)  # [N, H*W, K]
+        return self._to_maps(b, target, located, n, h, w)
 
     def _mosaic(self, b: OpBuilder, view: GraphView, head: Head, f: T, c: T, h: T, w: T,
                 fdt: str) -> T:
