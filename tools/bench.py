@@ -23,6 +23,8 @@ import numpy as np
 import openvino as ov
 
 import xaigraph
+from xaigraph.methods import METHODS
+from xaigraph.methods.reciprocam import ReciproCAM
 from xaigraph.model_io import core
 
 CACHE = Path(os.environ.get("XAIGRAPH_CACHE", Path.home() / ".cache" / "xaigraph")) / "bench"
@@ -61,7 +63,12 @@ def bundled_model() -> Path:
 
 def latency_ratio(original: ov.Model, augmented: ov.Model, rounds: int,
                   iters: int) -> tuple[float, float, float]:
-    """(median ratio, median original ms, median augmented ms) over interleaved rounds."""
+    """(median ratio, median original ms, median augmented ms) over interleaved rounds.
+
+    Each round times `iters` single inferences of each model, alternating one by one (A B A B
+    in even rounds, B A B A in odd ones), and takes the ratio of the two medians; the result
+    is the median of the round ratios. Alternating single inferences keeps both models under
+    the same machine load, which on a shared machine drifts by tens of percent."""
     config = {"PERFORMANCE_HINT": "LATENCY"}
     reqs = [core().compile_model(m, "CPU", config).create_infer_request()
             for m in (original, augmented)]
@@ -70,34 +77,49 @@ def latency_ratio(original: ov.Model, augmented: ov.Model, rounds: int,
     for req in reqs:  # warm-up
         for _ in range(5):
             req.infer([x])
-    times: list[list[float]] = [[], []]
+    medians: list[list[float]] = [[], []]
     ratios = []
     for r in range(rounds):
         order = (0, 1) if r % 2 == 0 else (1, 0)
-        for i in order:
-            start = time.perf_counter()
-            for _ in range(iters):
+        samples: list[list[float]] = [[], []]
+        for _ in range(iters):
+            for i in order:
+                start = time.perf_counter()
                 reqs[i].infer([x])
-            times[i].append((time.perf_counter() - start) / iters * 1e3)
-        ratios.append(times[1][-1] / times[0][-1])
-    return statistics.median(ratios), statistics.median(times[0]), statistics.median(times[1])
+                samples[i].append((time.perf_counter() - start) * 1e3)
+        for i in (0, 1):
+            medians[i].append(statistics.median(samples[i]))
+        ratios.append(medians[1][-1] / medians[0][-1])
+    return statistics.median(ratios), statistics.median(medians[0]), statistics.median(medians[1])
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--iters", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=21)
+    parser.add_argument("--iters", type=int, default=30)
     parser.add_argument("--models", default="resnet50,efficientnet_lite0,mobilenetv3_large_100")
     parser.add_argument("--methods", default="reciprocam,activationmap")
+    parser.add_argument("--no-mosaic", dest="mosaic", action="store_false",
+                        help="skip the comparison row with ReciproCAM's mosaic (tiled) form")
     args = parser.parse_args()
 
     rows = []
+    methods = args.methods.split(",")
+    if args.mosaic and "reciprocam" in methods:
+        methods.append("reciprocam-mosaic")
     for name in args.models.split(","):
         path = bundled_model() if name == "efficientnet_lite0" else timm_ir(name)
-        for method in args.methods.split(","):
+        for method in methods:
             original = core().read_model(str(path))
             start = time.perf_counter()
-            result = xaigraph.insert(path, method)
+            if method == "reciprocam-mosaic":  # the naive tiled form, for comparison
+                METHODS["reciprocam"] = ReciproCAM(force_mosaic=True)
+                try:
+                    result = xaigraph.insert(path, "reciprocam")
+                finally:
+                    METHODS["reciprocam"] = ReciproCAM()
+            else:
+                result = xaigraph.insert(path, method)
             insert_s = time.perf_counter() - start
             ratio, base_ms, aug_ms = latency_ratio(original, result.model, args.rounds,
                                                    args.iters)
@@ -110,8 +132,8 @@ def main() -> int:
                   f"  insert {insert_s:.1f} s", flush=True)
 
     print()
-    print(f"OpenVINO {ov.get_version().split('-')[0]}, CPU, batch 1, {args.rounds} interleaved "
-          f"rounds x {args.iters} inferences, medians")
+    print(f"OpenVINO {ov.get_version().split('-')[0]}, CPU, batch 1, {args.rounds} rounds x "
+          f"{args.iters} alternating inferences per model, medians")
     print()
     print("| model | method | original | augmented | ratio | target | insert |")
     print("|---|---|---|---|---|---|---|")

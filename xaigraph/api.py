@@ -180,8 +180,10 @@ def inspect(model: ModelLike, target_layer: str | None = None) -> dict[str, Any]
 def _describe_scores(view: GraphView, target: Target) -> str:
     if target.scores == target.output:
         return f"{view.describe(target.scores)} (the output itself)"
-    return f"{view.describe(target.scores)} (input of the final {view.ops[target.output.op].type}" \
-        f" chain)"
+    readers = [view.ops[c].type for c, _ in view.consumers(target.scores)
+               if view.ops[c].kind == "score"]
+    final = readers[0] if readers else "activation"
+    return f"{view.describe(target.scores)} (input of the final {final})"
 
 
 def load_samples(paths: Sequence[str | os.PathLike[str]]) -> list[np.ndarray]:

@@ -181,8 +181,13 @@ def inspect(model: Path, target_layer: str | None, as_json: bool, debug: bool) -
          + (" (--target-layer)" if t["forced"] else ""))
     echo(f"head        {' > '.join(info['head'])}")
     echo("candidates  (nearest the output first)")
-    for c in info["candidates"]:
+    cands = info["candidates"]
+    chosen = next((i for i, c in enumerate(cands) if c["reason"] == "chosen"), len(cands))
+    shown = cands[: chosen + 4]
+    for c in shown:
         echo(f"  {c['name']} {c['shape']}: {c['reason']}")
+    if len(cands) > len(shown):
+        echo(f"  ... {len(cands) - len(shown)} more, further from the output (--json lists all)")
     echo("methods")
     for name, m in info["methods"].items():
         echo(f"  {name:<14}" + (m["form"] if m["applies"] else f"does not apply: {m['reason']}"))

@@ -57,8 +57,9 @@ class ReciproCAM:
     per_class = True
     summary = "head re-run on one-location mosaics of the target, [N, K, H, W]"
 
-    def __init__(self, share_head: bool = True) -> None:
+    def __init__(self, share_head: bool = True, force_mosaic: bool = False) -> None:
         self.share_head = share_head
+        self.force_mosaic = force_mosaic  # for comparisons (benchmark, tests) only
 
     def check(self, view: GraphView, target: Target, head: Head) -> str | None:
         if head.side_inputs:
@@ -85,7 +86,7 @@ class ReciproCAM:
     def form(self, view: GraphView, target: Target, head: Head) -> str:
         h, w = target.shape[2], target.shape[3]
         hw = f"{h * w}" if h is not None and w is not None else "H*W"
-        if head.pool is not None:
+        if head.pool is not None and not self.force_mosaic:
             parts = []
             if head.prefix:
                 parts.append(f"per-location {_op_list(view, head.prefix)} before the pooling")
@@ -108,7 +109,7 @@ class ReciproCAM:
         f = b.value(target.value)
         fdt = b.dtype(f)
         n, c, h, w = (b.dims(f, [i]) for i in range(4))
-        if head.pool is not None:
+        if head.pool is not None and not self.force_mosaic:
             out = self._fast(b, view, target, head, n, h, w, fdt)
         else:
             out = self._mosaic(b, view, head, f, c, h, w, fdt)
