@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import openvino as ov
-
 from xaigraph.head import extract_head
-from xaigraph.pipeline import Pass, PassContext, PassResult
+from xaigraph.pipeline import Model, Pass, PassContext, PassResult
 from xaigraph.target import find_target
 
 __all__ = ["DetectTargetPass"]
@@ -27,7 +25,7 @@ class DetectTargetPass(Pass):
     def options(self) -> dict[str, str]:
         return {"layer": self.target_layer} if self.target_layer else {}
 
-    def run(self, model: ov.Model, ctx: PassContext) -> PassResult:
+    def run(self, model: Model, ctx: PassContext) -> PassResult:
         view = ctx.view(model)
         ctx.target = find_target(view, self.target_layer)
         ctx.head = extract_head(view, ctx.target.value, ctx.target.scores)

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import openvino as ov
-
 from xaigraph.errors import XaiGraphError
-from xaigraph.ov_builder import OVBuilder
-from xaigraph.pipeline import Pass, PassContext, PassResult
+from xaigraph.pipeline import Model, Pass, PassContext, PassResult
 from xaigraph.scaling import scale_to_u8
 
 from .insert_saliency import SALIENCY_OUTPUT
@@ -20,20 +17,22 @@ class EmbedScalingPass(Pass):
 
     name = "embed-scaling"
 
-    def requires(self, model: ov.Model, ctx: PassContext) -> None:
-        names = {n for out in model.outputs for n in out.get_names()}
+    def requires(self, model: Model, ctx: PassContext) -> None:
+        names = {port.name for port in ctx.backend.outputs(model)}
         if SALIENCY_OUTPUT not in names:
             raise XaiGraphError("needs the saliency_map output (insert-saliency)")
 
-    def run(self, model: ov.Model, ctx: PassContext) -> PassResult:
-        builder = OVBuilder(model, None, prefix="xai/scale")
+    def run(self, model: Model, ctx: PassContext) -> PassResult:
+        builder = ctx.backend.builder(model, None, prefix="xai/scale")
         maps = builder.output_value(SALIENCY_OUTPUT)
         if builder.dtype(maps) == "u8":
             return PassResult(model, modified=False)
-        rank = maps.get_partial_shape().rank.get_length()
+        port = ctx.backend.outputs(model)[-1]
+        rank = len(port.dims) if port.dims is not None else 4
         builder.replace_output(SALIENCY_OUTPUT, scale_to_u8(builder, maps, rank))
+        builder.finish()
         return PassResult(model, modified=True)
 
-    def ensures(self, model: ov.Model, ctx: PassContext) -> None:
-        if model.outputs[-1].get_element_type() != ov.Type.u8:
+    def ensures(self, model: Model, ctx: PassContext) -> None:
+        if ctx.backend.outputs(model)[-1].type != "u8":
             raise XaiGraphError("saliency_map is not u8 after scaling")

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import openvino as ov
-
 from xaigraph.errors import MethodError, XaiGraphError
 from xaigraph.methods import get_method
-from xaigraph.ov_builder import OVBuilder
-from xaigraph.pipeline import Pass, PassContext, PassResult
+from xaigraph.pipeline import Model, Pass, PassContext, PassResult
 
 __all__ = ["SALIENCY_OUTPUT", "InsertSaliencyPass"]
 
@@ -28,29 +25,33 @@ class InsertSaliencyPass(Pass):
     def options(self) -> dict[str, str]:
         return {"method": self.method.name}
 
-    def requires(self, model: ov.Model, ctx: PassContext) -> None:
+    def requires(self, model: Model, ctx: PassContext) -> None:
         if ctx.target is None or ctx.head is None:
             raise XaiGraphError("needs detect-target to run first")
-        names = {n for out in model.outputs for n in out.get_names()}
+        names = {n for port in ctx.backend.outputs(model) for n in port.name.split(", ")}
         if SALIENCY_OUTPUT in names:
             raise MethodError(f"the model already has an output named '{SALIENCY_OUTPUT}'")
         reason = self.method.check(ctx.view(model), ctx.target, ctx.head)
         if reason is not None:
             raise MethodError(f"{self.method.name} does not apply: {reason}")
 
-    def run(self, model: ov.Model, ctx: PassContext) -> PassResult:
+    def run(self, model: Model, ctx: PassContext) -> PassResult:
         view = ctx.view(model)
         ctx.report["form"] = self.method.form(view, ctx.target, ctx.head)
         declared = view.tensor(ctx.target.value).shape
         ctx.report["target_declared_shape"] = declared if declared is not None else ctx.target.shape
-        builder = OVBuilder(model, view)
+        builder = ctx.backend.builder(model, view)
         maps = self.method.build(builder, view, ctx.target, ctx.head)
-        builder.add_output(maps, SALIENCY_OUTPUT)
+        builder.add_output(maps, SALIENCY_OUTPUT, self._shape(declared, ctx.target.num_classes))
+        builder.finish()
         return PassResult(model, modified=True)
 
-    def ensures(self, model: ov.Model, ctx: PassContext) -> None:
-        last = model.outputs[-1]
-        rank = last.get_partial_shape().rank
+    def _shape(self, target: tuple[int | None, ...], classes: int) -> list[int | None]:
+        n, _, h, w = target
+        return [n, classes, h, w] if self.method.per_class else [n, h, w]
+
+    def ensures(self, model: Model, ctx: PassContext) -> None:
+        last = ctx.backend.outputs(model)[-1]
         want = 4 if self.method.per_class else 3
-        if SALIENCY_OUTPUT not in last.get_names() or rank.is_dynamic or rank.get_length() != want:
+        if last.name != SALIENCY_OUTPUT or last.dims is None or len(last.dims) != want:
             raise XaiGraphError(f"saliency_map output is not last or not rank {want}")

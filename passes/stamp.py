@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import openvino as ov
-
-from xaigraph.pipeline import Pass, PassContext, PassResult
-from xaigraph.stamp import read_stamp, write_stamp
+from xaigraph.pipeline import Model, Pass, PassContext, PassResult
+from xaigraph.stamp import stamp_fields
 
 __all__ = ["StampPass"]
 
 
 class StampPass(Pass):
-    """Writes `xai.{version,method,target_layer,pipeline,output,scaling}`. The stamp is how a
-    later run recognises an augmented model. Modifies only `rt_info`."""
+    """Writes `xai.{version,method,target_layer,pipeline,output,scaling}` (OpenVINO `rt_info`,
+    ONNX `metadata_props`). The stamp is how a later run recognises an augmented model.
+    Touches nothing else."""
 
     name = "stamp"
 
@@ -21,13 +20,12 @@ class StampPass(Pass):
         self.method = method
         self.scaling = scaling
 
-    def run(self, model: ov.Model, ctx: PassContext) -> PassResult:
-        before = read_stamp(model)
-        write_stamp(
-            model,
+    def run(self, model: Model, ctx: PassContext) -> PassResult:
+        before = ctx.backend.read_stamp(model)
+        ctx.backend.write_stamp(model, stamp_fields(
             method=self.method,
             target_layer=ctx.target.name if ctx.target is not None else "",
             pipeline=self.pipeline,
             scaling="minmax-u8" if self.scaling else "none",
-        )
-        return PassResult(model, modified=read_stamp(model) != before)
+        ))
+        return PassResult(model, modified=ctx.backend.read_stamp(model) != before)

@@ -271,7 +271,7 @@ def test_inspect_text_and_json(tiny_file: Callable[..., Path]) -> None:
     assert info["methods"]["reciprocam"]["applies"] is True
     assert info["methods"]["reciprocam"]["form"].startswith("fast exact form: per-location")
     assert info["methods"]["activationmap"]["applies"] is True
-    assert info["head"][0] == "Convolution"
+    assert info["head"][0] == "Conv"  # an .onnx file is inspected as ONNX
 
 
 def test_inspect_bad_input() -> None:

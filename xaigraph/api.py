@@ -11,57 +11,69 @@ from pathlib import Path
 from typing import Any, TypeAlias
 
 import numpy as np
+import onnx
 import openvino as ov
 
 from xaigraph import model_io
+from xaigraph.backend import Backend, get_backend
 from xaigraph.errors import BadInputError
 from xaigraph.graph_view import GraphView
 from xaigraph.head import extract_head
 from xaigraph.methods import METHODS, get_method
-from xaigraph.ov_view import build_view
 from xaigraph.passes import build_pipeline
 from xaigraph.pipeline import PassContext
-from xaigraph.stamp import read_stamp
 from xaigraph.target import Target, find_target
 from xaigraph.version import __version__
 
-__all__ = ["InsertResult", "insert", "inspect", "save"]
+__all__ = ["InsertResult", "insert", "inspect", "load_samples", "save"]
 
 log = logging.getLogger(__name__)
 
-ModelLike: TypeAlias = str | os.PathLike[str] | ov.Model | model_io.LoadedModel
+ModelLike: TypeAlias = (
+    str | os.PathLike[str] | ov.Model | onnx.ModelProto | model_io.LoadedModel
+)
+FORMATS = ("ir", "onnx")
 
 
 @dataclass
 class InsertResult:
-    """The augmented model (or the input, when it was already augmented) and a report."""
+    """The augmented model (or the input, when it was already augmented) and a report.
 
-    model: ov.Model
+    `model` is an `ov.Model` for IR output, an `onnx.ModelProto` for ONNX output."""
+
+    model: Any
     report: dict[str, Any] = field(default_factory=dict)
     source: model_io.LoadedModel | None = None
+    backend: Backend = field(default_factory=lambda: get_backend("openvino"))
 
     @property
     def changed(self) -> bool:
         return self.report.get("status") == "inserted"
 
 
-def _load(model: ModelLike) -> model_io.LoadedModel:
+def _load(model: ModelLike, output_format: str | None) -> model_io.LoadedModel:
+    if output_format is not None and output_format not in FORMATS:
+        raise BadInputError(f"unknown output format '{output_format}'; use 'ir' or 'onnx'")
     if isinstance(model, model_io.LoadedModel):
         return model
     if isinstance(model, ov.Model):
+        if output_format == "onnx":
+            raise BadInputError("an ov.Model cannot be written as ONNX")
         return model_io.LoadedModel(model=model, path=None, format="memory")
-    return model_io.load_model(model)
+    if isinstance(model, onnx.ModelProto):
+        if output_format == "ir":
+            return model_io.LoadedModel(model=ov.convert_model(model), path=None,
+                                        format="memory")
+        return model_io.LoadedModel(model=model, path=None, format="memory", backend="onnx")
+    return model_io.load_model(model, "onnx" if output_format == "onnx" else "openvino")
 
 
-def _ports(ports: Sequence[ov.Output]) -> list[dict[str, Any]]:
-    return [
-        {
-            "name": ", ".join(sorted(p.get_names())) or f"#{i}",
-            "shape": str(p.get_partial_shape()),
-            "type": p.get_element_type().get_type_name(),
-        }
-        for i, p in enumerate(ports)
-    ]
+def _backend(loaded: model_io.LoadedModel) -> Backend:
+    if loaded.backend == "onnx":
+        from xaigraph.onnx_backend import ONNXBackend
+
+        return ONNXBackend(external_data=loaded.external_data)
+    return get_backend("openvino")
 
 
 def _shape_text(shape: Sequence[int | None]) -> str:
@@ -77,39 +89,46 @@ def insert(
     validate: bool = True,
     samples: Sequence[np.ndarray] = (),
     progress: Callable[[str], None] | None = None,
+    output_format: str | None = None,
 ) -> InsertResult:
     """Return the model with a `saliency_map` output built by `method`.
 
-    `model` is a path (`.xml` IR or `.onnx`) or an `ov.Model`; an `ov.Model` is modified in
-    place. A model that already carries an xaigraph stamp is returned unchanged with
-    `report["status"] == "already-augmented"`.
+    `model` is a path (`.xml` IR or `.onnx`), an `ov.Model` or an `onnx.ModelProto`; an
+    in-memory model is modified in place. `output_format` is "ir" (an `ov.Model` comes back;
+    the default for paths and `ov.Model`s) or "onnx" (an `onnx.ModelProto`; needs an ONNX
+    model; the default for a `ModelProto`). A model that already carries an xaigraph stamp
+    is returned unchanged with `report["status"] == "already-augmented"`.
     """
     get_method(method)  # fail fast on an unknown name
     start = time.perf_counter()
-    loaded = _load(model)
+    loaded = _load(model, output_format)
+    backend = _backend(loaded)
     load_time = time.perf_counter() - start
-    ov_model = loaded.model
+    native = loaded.model
     report: dict[str, Any] = {
         "version": __version__,
         "input": str(loaded.path) if loaded.path else None,
+        "format": "onnx" if backend.name == "onnx" else "ir",
         "method": method,
-        "inputs": _ports(ov_model.inputs),
+        "inputs": [p.as_dict() for p in backend.inputs(native)],
     }
-    stamp = read_stamp(ov_model)
+    stamp = backend.read_stamp(native)
     if stamp is not None:
         report.update(
             status="already-augmented",
             stamp=stamp,
-            outputs=_ports(ov_model.outputs),
+            outputs=[p.as_dict() for p in backend.outputs(native)],
             timings={"load": round(load_time, 4)},
         )
-        return InsertResult(ov_model, report, loaded)
+        return InsertResult(native, report, loaded, backend)
 
     manager = build_pipeline(method, target_layer=target_layer, scaling=scaling,
                              validate=validate)
-    ctx = PassContext(original=ov_model.clone(), options={"samples": list(samples)})
-    ov_model = manager.run(ov_model, ctx, progress)
+    ctx = PassContext(backend=backend, original=backend.clone(native),
+                      options={"samples": list(samples)})
+    native = manager.run(native, ctx, progress)
     target: Target = ctx.target
+    outputs = [p.as_dict() for p in backend.outputs(native)]
     report.update(
         status="inserted",
         pipeline=manager.text(),
@@ -120,34 +139,43 @@ def insert(
             "forced": target.forced,
         },
         form=ctx.report["form"],
-        outputs=_ports(ov_model.outputs),
-        saliency_map=_ports(ov_model.outputs[-1:])[0],
+        outputs=outputs,
+        saliency_map=outputs[-1],
         validation=ctx.report.get("validation", {"passed": None, "skipped": True}),
         timings={"load": round(load_time, 4),
                  **{k: round(v, 4) for k, v in ctx.timings.items()}},
     )
-    return InsertResult(ov_model, report, loaded)
+    return InsertResult(native, report, loaded, backend)
 
 
 def save(result: InsertResult, out: str | os.PathLike[str], *, force: bool = False) -> Path:
-    """Write the augmented model as IR (`out` `.xml` + `.bin`), atomically."""
+    """Write the augmented model to `out` atomically: IR for `.xml` (with its `.bin`), ONNX
+    for `.onnx`. The suffix must match the result's format."""
     inputs = result.source.files if result.source is not None else []
     path = model_io.check_output_path(out, force=force, inputs=inputs)
-    model_io.save_ir(result.model, path)
+    if model_io.output_backend(path) != result.backend.name:
+        raise BadInputError(
+            f"{path.name}: this result is {result.backend.name} and is written with suffix "
+            f"{result.backend.suffix}"
+        )
+    result.backend.save(result.model, path)
     return path
 
 
 def inspect(model: ModelLike, target_layer: str | None = None) -> dict[str, Any]:
     """Inputs, outputs, the target, its head, other candidates, and which methods apply."""
-    loaded = _load(model)
-    ov_model = loaded.model
-    view = build_view(ov_model)
+    onnx_in = isinstance(model, onnx.ModelProto) or (
+        isinstance(model, str | os.PathLike) and str(model).lower().endswith(".onnx"))
+    loaded = _load(model, "onnx" if onnx_in else None)
+    backend = _backend(loaded)
+    native = loaded.model
+    view = backend.build_view(native)
     info: dict[str, Any] = {
         "model": str(loaded.path) if loaded.path else None,
-        "inputs": _ports(ov_model.inputs),
-        "outputs": _ports(ov_model.outputs),
+        "inputs": [p.as_dict() for p in backend.inputs(native)],
+        "outputs": [p.as_dict() for p in backend.outputs(native)],
         "probe_input_shapes": [list(s) for s in view.probe_inputs],
-        "stamp": read_stamp(ov_model),
+        "stamp": backend.read_stamp(native),
     }
     target = find_target(view, target_layer)
     head = extract_head(view, target.value, target.scores)

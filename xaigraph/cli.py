@@ -101,19 +101,21 @@ def _print_insert(report: dict[str, Any]) -> None:
     timings = report["timings"]
     echo("time        " + ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
     if report.get("output"):
-        echo(f"wrote       {report['output']} (+ .bin)")
+        extra = " (+ .bin)" if report["output"].endswith(".xml") else ""
+        echo(f"wrote       {report['output']}{extra}")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="xaigraph")
 def cli() -> None:
-    """Embed saliency maps into vision models (OpenVINO IR or ONNX in, OpenVINO IR out)."""
+    """Embed saliency maps into vision models (OpenVINO IR or ONNX in; IR or ONNX out)."""
 
 
 @cli.command()
 @click.argument("model", type=click.Path(dir_okay=True, path_type=Path))
 @click.option("-o", "--output", "out", required=True, type=click.Path(path_type=Path),
-              help="Output IR .xml (its .bin is written beside it).")
+              help="Output: .xml writes OpenVINO IR (its .bin beside it), from an .xml or "
+                   ".onnx MODEL; .onnx writes ONNX, from an .onnx MODEL.")
 @click.option("-m", "--method", type=click.Choice(list(METHODS)), default="reciprocam",
               show_default=True, help="Saliency method.")
 @click.option("--target-layer", metavar="NAME",
@@ -129,12 +131,20 @@ def cli() -> None:
 def insert(model: Path, out: Path, method: str, target_layer: str | None, no_scaling: bool,
            no_validate: bool, samples: tuple[Path, ...], force: bool, as_json: bool,
            debug: bool) -> None:
-    """Add a `saliency_map` output to MODEL (.xml or .onnx) and write it as IR to OUT.
+    """Add a `saliency_map` output to MODEL (.xml or .onnx) and write it to OUT.
+
+    \b
+    Supported pairs (by suffix):
+      MODEL.xml  -> OUT.xml    OpenVINO IR to IR
+      MODEL.onnx -> OUT.xml    ONNX read by OpenVINO, written as IR
+      MODEL.onnx -> OUT.onnx   ONNX to ONNX (validated on ONNX Runtime)
+    An IR cannot be written as ONNX; other suffixes are refused.
 
     Exit status: 0 written (or MODEL was already augmented), 1 validation failed, 2 bad
     input. Nothing is written unless every step succeeded.
     """
-    loaded = model_io.load_model(model)
+    backend = model_io.output_backend(out)
+    loaded = model_io.load_model(model, backend)
     model_io.check_output_path(out, force=force, inputs=loaded.files)
     sample_arrays = api.load_samples(samples)
     result = api.insert(
@@ -145,6 +155,7 @@ def insert(model: Path, out: Path, method: str, target_layer: str | None, no_sca
         validate=not no_validate,
         samples=sample_arrays,
         progress=_progress(not as_json and sys.stderr.isatty()),
+        output_format="onnx" if backend == "onnx" else "ir",
     )
     if result.changed:
         path = api.save(result, out, force=force)

@@ -14,6 +14,7 @@ import tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import openvino as ov
 
@@ -24,8 +25,11 @@ __all__ = [
     "check_output_path",
     "core",
     "load_model",
+    "output_backend",
+    "output_files",
     "ov_message",
     "save_ir",
+    "save_onnx",
 ]
 
 log = logging.getLogger(__name__)
@@ -45,9 +49,11 @@ def core() -> ov.Core:
 
 @dataclass
 class LoadedModel:
-    model: ov.Model
+    model: Any  # ov.Model (backend "openvino") or onnx.ModelProto (backend "onnx")
     path: Path | None
     format: str  # "ir", "onnx" or "memory"
+    backend: str = "openvino"
+    external_data: bool = False  # an ONNX model whose weights live in a separate file
 
     @property
     def files(self) -> list[Path]:
@@ -56,7 +62,19 @@ class LoadedModel:
             return []
         if self.format == "ir":
             return [self.path, self.path.with_suffix(".bin")]
-        return [self.path]
+        return [self.path, *self._data_files]
+
+    @property
+    def _data_files(self) -> list[Path]:
+        if self.path is None or self.format != "onnx":
+            return []
+        try:
+            import onnx
+
+            proto = onnx.load(str(self.path), load_external_data=False)
+        except Exception:
+            return []
+        return [self.path.parent / loc for loc in sorted(_external_locations(proto))]
 
 
 def ov_message(exc: BaseException) -> str:
@@ -68,8 +86,9 @@ def ov_message(exc: BaseException) -> str:
     return text[:300] + ("..." if len(text) > 300 else "")
 
 
-def load_model(path: str | os.PathLike[str]) -> LoadedModel:
-    """Read an IR `.xml` (with its `.bin`) or an `.onnx` file into an `ov.Model`."""
+def load_model(path: str | os.PathLike[str], backend: str = "openvino") -> LoadedModel:
+    """Read an IR `.xml` (with its `.bin`) or an `.onnx` file: into an `ov.Model` for the
+    OpenVINO backend, into an `onnx.ModelProto` (external data loaded) for the ONNX one."""
     p = Path(path)
     if not p.exists():
         raise BadInputError(f"model file not found: {p}")
@@ -82,11 +101,20 @@ def load_model(path: str | os.PathLike[str]) -> LoadedModel:
             "or .onnx"
         )
     if suffix == ".xml":
+        if backend == "onnx":
+            raise BadInputError(
+                f"{p.name} is an OpenVINO IR, which cannot be written as ONNX; give an .onnx "
+                "model for ONNX output, or an output ending in .xml"
+            )
         _check_ir_files(p)
         fmt = "ir"
     else:
-        _check_onnx_file(p)
+        proto = _check_onnx_file(p)
         fmt = "onnx"
+        if backend == "onnx":
+            external = bool(_external_locations(proto))
+            return LoadedModel(model=_load_onnx(p, proto), path=p, format=fmt, backend="onnx",
+                               external_data=external)
     try:
         model = core().read_model(str(p))
     except Exception as exc:  # OpenVINO raises RuntimeError for every reader problem
@@ -131,27 +159,96 @@ def _check_ir_files(xml_path: Path) -> None:
         )
 
 
-def _check_onnx_file(path: Path) -> None:
+def _check_onnx_file(path: Path) -> Any:
+    """Parse the file (without external data), check its opset and external-data paths."""
     import onnx
 
     try:
-        onnx.load(str(path), load_external_data=False)
+        proto = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf raises DecodeError, RuntimeWarning-derived or OSError
         raise BadInputError(f"{path.name} is not a valid ONNX model: {exc}") from exc
+    if not proto.graph.node:
+        raise BadInputError(f"{path.name} is not a valid ONNX model: its graph has no nodes")
+    known = onnx.defs.onnx_opset_version()
+    for entry in proto.opset_import:
+        if entry.domain in ("", "ai.onnx") and entry.version > known:
+            raise BadInputError(
+                f"{path.name} uses ONNX opset {entry.version}; the installed onnx and ONNX "
+                f"Runtime support up to opset {known}"
+            )
+    folder = path.resolve().parent
+    for location in sorted(_external_locations(proto)):
+        target = (folder / location).resolve()
+        if Path(location).is_absolute() or not target.is_relative_to(folder):
+            raise BadInputError(
+                f"{path.name}: external data location '{location}' is outside the model's "
+                "folder; refusing to read it"
+            )
+        if not target.is_file():
+            raise BadInputError(f"{path.name}: external data file not found: {target}")
+    return proto
+
+
+def _external_locations(proto: Any) -> set[str]:
+    import onnx
+
+    out = set()
+    for init in proto.graph.initializer:
+        if init.data_location == onnx.TensorProto.EXTERNAL:
+            for entry in init.external_data:
+                if entry.key == "location":
+                    out.add(entry.value)
+    return out
+
+
+def _load_onnx(path: Path, proto: Any) -> Any:
+    import onnx
+    from onnx.external_data_helper import load_external_data_for_model
+
+    if _external_locations(proto):
+        try:
+            load_external_data_for_model(proto, str(path.resolve().parent))
+        except Exception as exc:
+            raise BadInputError(f"{path.name}: cannot read its external data: {exc}") from exc
+    try:
+        onnx.checker.check_model(proto)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BadInputError(f"{path.name} is not a valid ONNX model: {first}") from exc
+    return proto
+
+
+OUTPUT_FORMATS = {".xml": "openvino", ".onnx": "onnx"}
+
+
+def output_backend(out: str | os.PathLike[str]) -> str:
+    """The backend that writes `out`: OpenVINO for `.xml`, ONNX for `.onnx`."""
+    p = Path(out)
+    try:
+        return OUTPUT_FORMATS[p.suffix.lower()]
+    except KeyError:
+        raise BadInputError(
+            f"unsupported output suffix '{p.suffix}' ({p.name}): give an output ending in .xml "
+            "(OpenVINO IR, from an .xml or .onnx model) or .onnx (ONNX, from an .onnx model)"
+        ) from None
+
+
+def output_files(out: Path) -> list[Path]:
+    """The files an output path stands for (IR: .xml and .bin; ONNX: .onnx and any
+    external-data file written beside it)."""
+    if out.suffix.lower() == ".xml":
+        return [out, out.with_suffix(".bin")]
+    return [out, out.with_name(out.name + ".data")]
 
 
 def check_output_path(out: str | os.PathLike[str], *, force: bool, inputs: list[Path]) -> Path:
-    """Validate an output `.xml` path before any work is done."""
+    """Validate an output path (`.xml` or `.onnx`) before any work is done."""
     p = Path(out)
-    if p.suffix.lower() != ".xml":
-        raise BadInputError(
-            f"unsupported output suffix '{p.suffix}' ({p.name}): xaigraph writes OpenVINO IR, "
-            "give an output ending in .xml"
-        )
+    output_backend(p)
     folder = p.parent if str(p.parent) else Path(".")
     if not folder.is_dir():
         raise BadInputError(f"output folder does not exist: {folder}")
-    targets = [p, p.with_suffix(".bin")]
+    targets = output_files(p)
     for t in targets:
         for src in inputs:
             if t.exists() and src.exists() and os.path.samefile(t, src):
@@ -159,7 +256,7 @@ def check_output_path(out: str | os.PathLike[str], *, force: bool, inputs: list[
             if t.resolve() == src.resolve():
                 raise BadInputError(f"refusing to overwrite the input model file {src}")
     if not force:
-        for t in targets:
+        for t in targets[:1] if p.suffix.lower() == ".onnx" else targets:
             if t.exists():
                 raise BadInputError(f"output exists: {t}; pass --force to overwrite it")
     return p
@@ -195,3 +292,33 @@ def save_ir(model: ov.Model, out_xml: Path) -> None:
                 t.unlink()
         raise
     log.debug("wrote %s", out_xml)
+
+
+def save_onnx(model: Any, out: Path, external_data: bool) -> None:
+    """Write `model` as `out` (and `out.data` when `external_data`), atomically: both files
+    are written into a temporary folder beside `out`, then renamed into place."""
+    import shutil
+
+    import onnx
+
+    folder = out.parent if str(out.parent) else Path(".")
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=folder))
+    data_name = out.name + ".data"
+    try:
+        tmp_model = tmp_dir / out.name
+        if external_data:
+            copy = onnx.ModelProto()
+            copy.CopyFrom(model)  # saving with external data rewrites the proto in place
+            onnx.save_model(copy, str(tmp_model), save_as_external_data=True,
+                            all_tensors_to_one_file=True, location=data_name,
+                            size_threshold=1024)
+        else:
+            onnx.save_model(model, str(tmp_model))
+        mode = 0o666 & ~_umask()
+        written = [p for p in (tmp_dir / data_name, tmp_model) if p.exists()]
+        for p in written:
+            os.chmod(p, mode)
+            os.replace(p, folder / p.name)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    log.debug("wrote %s", out)

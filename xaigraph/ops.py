@@ -34,8 +34,12 @@ class OpBuilder(Protocol):
         shared, not copied). Reshapes whose constant target shape fixes the batch dimension
         are relaxed so that the copy accepts any batch."""
 
-    def add_output(self, x: T, name: str) -> None:
-        """Append a model output named `name`."""
+    def add_output(self, x: T, name: str, shape: Sequence[int | None]) -> None:
+        """Append a model output named `name`; `shape` (None for dynamic dims) is what its
+        declared shape should be (the ONNX builder records it, OpenVINO infers it)."""
+
+    def finish(self) -> None:
+        """Tidy up after building (the ONNX builder re-sorts and drops dead nodes)."""
 
     def replace_output(self, name: str, x: T) -> None:
         """Make the existing output `name` return `x` instead."""
@@ -55,15 +59,15 @@ class OpBuilder(Protocol):
         """Reshape; a 0 in `shape` copies the input's dimension, -1 is inferred."""
 
     def transpose(self, x: T, perm: Sequence[int]) -> T: ...
-    def gather(self, x: T, index: T, axis: int) -> T:
-        """`x` at the positions of the 1-element int64 `index` along `axis` (kept, size 1)."""
+    def gather(self, x: T, index: int, axis: int) -> T:
+        """`x[index]` along `axis`, the axis kept with size 1."""
 
-    def slice(self, x: T, start: T, stop: T, axis: int) -> T:
-        """`x[start:stop]` along `axis`, for 1-element int64 `start` and `stop`."""
+    def slice(self, x: T, start: int, stop: int | None, axis: int) -> T:
+        """`x[start:stop]` along `axis` (`stop=None`: to the end)."""
 
     def unsqueeze(self, x: T, axes: Sequence[int]) -> T: ...
-    def arange(self, stop: T) -> T:
-        """int64 `[0, 1, ..., stop - 1]` for a 1-element int64 tensor `stop`."""
+    def eye(self, n: T, dtype: str) -> T:
+        """The `[n, n]` identity matrix of `dtype`, for a 1-element int64 tensor `n`."""
 
     # -- arithmetic -------------------------------------------------------------------------
     def add(self, a: T, b: T) -> T: ...
@@ -71,7 +75,7 @@ class OpBuilder(Protocol):
     def mul(self, a: T, b: T) -> T: ...
     def div(self, a: T, b: T) -> T: ...
     def maximum(self, a: T, b: T) -> T: ...
-    def equal(self, a: T, b: T) -> T: ...
+    def minimum(self, a: T, b: T) -> T: ...
     def round(self, x: T) -> T:
         """Round half to even."""
 

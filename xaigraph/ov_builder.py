@@ -92,7 +92,7 @@ class OVBuilder:
             return shape_arg, attrs
         return _out(ops.constant(relaxed.astype(shape.dtype))), {**attrs, "special_zero": True}
 
-    def add_output(self, x: T, name: str) -> None:
+    def add_output(self, x: T, name: str, shape: Sequence[int | None]) -> None:
         x.get_tensor().set_names({name})
         result = ops.result(x)
         result.set_friendly_name(name)
@@ -115,6 +115,9 @@ class OVBuilder:
         if names:
             old.get_tensor().set_names(set())
             x.get_tensor().set_names(names)
+
+    def finish(self) -> None:
+        """Nothing to tidy: OpenVINO drops unreachable nodes itself."""
 
     def replace_output(self, name: str, x: T) -> None:
         result = self._result(name)
@@ -147,24 +150,23 @@ class OVBuilder:
         order = ops.constant(np.asarray(list(perm), dtype=np.int64))
         return self._name(ops.transpose(x, order), "transpose")
 
-    def gather(self, x: T, index: T, axis: int) -> T:
+    def gather(self, x: T, index: int, axis: int) -> T:
+        idx = ops.constant(np.asarray([index], dtype=np.int64))
         ax = ops.constant(np.int64(axis))
-        return self._name(ops.gather(x, index, ax), "gather")
+        return self._name(ops.gather(x, idx, ax), "gather")
 
-    def slice(self, x: T, start: T, stop: T, axis: int) -> T:
-        step = ops.constant(np.asarray([1], dtype=np.int64))
-        axes = ops.constant(np.asarray([axis], dtype=np.int64))
-        return self._name(ops.slice(x, start, stop, step, axes), "slice")
+    def slice(self, x: T, start: int, stop: int | None, axis: int) -> T:
+        end = np.iinfo(np.int64).max if stop is None else stop
+        args = [ops.constant(np.asarray([v], dtype=np.int64)) for v in (start, end, 1, axis)]
+        return self._name(ops.slice(x, *args), "slice")
 
     def unsqueeze(self, x: T, axes: Sequence[int]) -> T:
         ax = ops.constant(np.asarray(list(axes), dtype=np.int64))
         return self._name(ops.unsqueeze(x, ax), "unsqueeze")
 
-    def arange(self, stop: T) -> T:
-        scalar = ops.squeeze(stop, ops.constant(np.asarray([0], dtype=np.int64)))
-        start = ops.constant(np.int64(0))
-        step = ops.constant(np.int64(1))
-        return self._name(ops.range(start, scalar, step, output_type="i64"), "range")
+    def eye(self, n: T, dtype: str) -> T:
+        diagonal = ops.constant(np.asarray([0], dtype=np.int64))
+        return self._name(ops.eye(n, n, diagonal, output_type=_OV[dtype]), "eye")
 
     # -- arithmetic -------------------------------------------------------------------------
     def add(self, a: T, b: T) -> T:
@@ -182,8 +184,8 @@ class OVBuilder:
     def maximum(self, a: T, b: T) -> T:
         return self._name(ops.maximum(a, b), "max")
 
-    def equal(self, a: T, b: T) -> T:
-        return self._name(ops.equal(a, b), "equal")
+    def minimum(self, a: T, b: T) -> T:
+        return self._name(ops.minimum(a, b), "min")
 
     def round(self, x: T) -> T:
         return self._name(ops.round(x, "half_to_even"), "round")

@@ -16,20 +16,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-import openvino as ov
-
+from xaigraph.backend import Backend
 from xaigraph.errors import PassError, XaiGraphError
 from xaigraph.graph_view import GraphView
-from xaigraph.stamp import read_stamp
 
-__all__ = ["Pass", "PassContext", "PassManager", "PassResult", "fingerprint"]
+__all__ = ["Pass", "PassContext", "PassManager", "PassResult"]
+
+Model = Any  # the backend's native model: Model or onnx.ModelProto
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class PassResult:
-    model: ov.Model
+    model: Model
     modified: bool
 
 
@@ -37,7 +37,8 @@ class PassResult:
 class PassContext:
     """What passes share: the original model, options, and what earlier passes found."""
 
-    original: ov.Model
+    backend: Backend
+    original: Model
     options: dict[str, Any] = field(default_factory=dict)
     target: Any = None  # xaigraph.target.Target, set by detect-target
     head: Any = None  # xaigraph.head.Head, set by detect-target
@@ -47,27 +48,17 @@ class PassContext:
     _view: GraphView | None = None
     _view_of: int | None = None
 
-    def view(self, model: ov.Model) -> GraphView:
+    def view(self, model: Model) -> GraphView:
         """The networkx view of `model`, rebuilt when a pass has modified it."""
-        key = hash(fingerprint(model))
+        key = hash(self.backend.fingerprint(model))
         if self._view is None or self._view_of != key:
-            from xaigraph.ov_view import build_view
-
-            self._view = build_view(model)
+            self._view = self.backend.build_view(model)
             self._view_of = key
         return self._view
 
     def invalidate(self) -> None:
         self._view = None
         self._view_of = None
-
-
-def fingerprint(model: ov.Model) -> tuple[Any, ...]:
-    """Changes whenever ops, outputs or the xai stamp change."""
-    ops = tuple((n.get_type_name(), n.get_instance_id()) for n in model.get_ordered_ops())
-    outs = tuple(tuple(sorted(o.get_names())) for o in model.outputs)
-    stamp = tuple(sorted((read_stamp(model) or {}).items()))
-    return ops, outs, stamp
 
 
 class Pass(ABC):
@@ -82,13 +73,13 @@ class Pass(ABC):
             return self.name
         return self.name + "{" + ",".join(f"{k}={v}" for k, v in opts.items()) + "}"
 
-    def requires(self, model: ov.Model, ctx: PassContext) -> None:  # noqa: B027
+    def requires(self, model: Model, ctx: PassContext) -> None:  # noqa: B027
         """Raise `XaiGraphError` when the model or context is not fit for this pass."""
 
     @abstractmethod
-    def run(self, model: ov.Model, ctx: PassContext) -> PassResult: ...
+    def run(self, model: Model, ctx: PassContext) -> PassResult: ...
 
-    def ensures(self, model: ov.Model, ctx: PassContext) -> None:  # noqa: B027
+    def ensures(self, model: Model, ctx: PassContext) -> None:  # noqa: B027
         """Raise when the pass did not leave what it promises."""
 
 
@@ -101,28 +92,28 @@ class PassManager:
 
     def run(
         self,
-        model: ov.Model,
+        model: Model,
         ctx: PassContext,
         progress: Callable[[str], None] | None = None,
-    ) -> ov.Model:
+    ) -> Model:
         ran: list[str] = []
         for p in self.passes:
             if progress is not None:
                 progress(p.text())
             start = time.perf_counter()
-            before = fingerprint(model)
+            before = ctx.backend.fingerprint(model)
             try:
                 p.requires(model, ctx)
                 result = p.run(model, ctx)
                 model = result.model
-                changed = fingerprint(model) != before
+                changed = ctx.backend.fingerprint(model) != before
                 if changed != result.modified:
                     raise AssertionError(
                         f"pass reported modified={result.modified} but the model "
                         f"{'changed' if changed else 'did not change'}"
                     )
                 if changed:
-                    model.validate_nodes_and_infer_types()
+                    ctx.backend.verify(model)
                     ctx.invalidate()
                 p.ensures(model, ctx)
             except XaiGraphError as exc:

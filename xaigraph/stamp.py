@@ -1,30 +1,21 @@
-"""The `xai` stamp written into augmented models (OpenVINO `rt_info`)."""
+"""The `xai` stamp written into augmented models: how the model was made.
+
+OpenVINO keeps it in `rt_info` under `xai`, ONNX in `metadata_props` as `xai.<key>`. The
+stamp is how a later run recognises an augmented model.
+"""
 
 from __future__ import annotations
 
-import openvino as ov
-
 from xaigraph.version import __version__
 
-__all__ = ["STAMP_KEYS", "read_stamp", "write_stamp"]
+__all__ = ["STAMP_KEYS", "stamp_fields"]
 
 STAMP_KEYS = ("version", "method", "target_layer", "pipeline", "output", "scaling")
 
 
-def read_stamp(model: ov.Model) -> dict[str, str] | None:
-    """The stamp's fields, or None when the model carries no stamp."""
-    if not model.has_rt_info(["xai", "method"]):
-        return None
-    out = {}
-    for key in STAMP_KEYS:
-        if model.has_rt_info(["xai", key]):
-            out[key] = model.get_rt_info(["xai", key]).astype(str)
-    return out
-
-
-def write_stamp(model: ov.Model, *, method: str, target_layer: str, pipeline: str,
-                scaling: str) -> None:
-    fields = {
+def stamp_fields(*, method: str, target_layer: str, pipeline: str, scaling: str
+                 ) -> dict[str, str]:
+    return {
         "version": __version__,
         "method": method,
         "target_layer": target_layer,
@@ -32,5 +23,3 @@ def write_stamp(model: ov.Model, *, method: str, target_layer: str, pipeline: st
         "output": "saliency_map",
         "scaling": scaling,
     }
-    for key, value in fields.items():
-        model.set_rt_info(value, ["xai", key])

@@ -1,7 +1,8 @@
 """Prove that the augmented model keeps the original's interface and outputs.
 
-Both models are compiled on OpenVINO CPU with f32 inference precision and fed the same seeded
-inputs: batch 1, and batch 2 when the batch is dynamic, plus any user samples. For every
+Both models run on the same runtime (OpenVINO CPU with f32 inference precision, or ONNX
+Runtime CPU without graph optimisations) and are fed the same seeded inputs: batch 1, and
+batch 2 when the batch is dynamic, plus any user samples. For every
 original output the largest absolute difference must stay within
 `ATOL + RTOL * max|original|` (exact equality for integer outputs).
 """
@@ -14,10 +15,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-import openvino as ov
 
+from xaigraph.backend import Backend
 from xaigraph.errors import BadInputError, ValidationError
-from xaigraph.model_io import core
 
 __all__ = [
     "ATOL",
@@ -25,7 +25,6 @@ __all__ = [
     "OutputDiff",
     "ValidationRun",
     "check_interface",
-    "compile_f32",
     "make_inputs",
     "validate_outputs",
 ]
@@ -54,41 +53,27 @@ class ValidationRun:
         return asdict(self)
 
 
-def compile_f32(model: ov.Model) -> ov.CompiledModel:
-    return core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-
-
-def _port_desc(port: ov.Output) -> tuple[Any, ...]:
-    return (
-        tuple(sorted(port.get_names())),
-        port.get_element_type().get_type_name(),
-        str(port.get_partial_shape()),
-    )
-
-
-def check_interface(original: ov.Model, augmented: ov.Model) -> None:
+def check_interface(backend: Backend, original: Any, augmented: Any) -> None:
     """Inputs identical, original outputs identical and first, in the same order."""
-    if len(original.inputs) != len(augmented.inputs):
+    a_in, b_in = backend.inputs(original), backend.inputs(augmented)
+    if len(a_in) != len(b_in):
         raise ValidationError("the augmented model has a different number of inputs")
-    for a, b in zip(original.inputs, augmented.inputs, strict=True):
-        if _port_desc(a) != _port_desc(b):
-            raise ValidationError(f"input changed: {_port_desc(a)} became {_port_desc(b)}")
-    if len(augmented.outputs) <= len(original.outputs):
+    for a, b in zip(a_in, b_in, strict=True):
+        if a.as_dict() != b.as_dict():
+            raise ValidationError(f"input changed: {a.as_dict()} became {b.as_dict()}")
+    a_out, b_out = backend.outputs(original), backend.outputs(augmented)
+    if len(b_out) <= len(a_out):
         raise ValidationError("the augmented model has no extra output")
-    for a, b in zip(original.outputs, augmented.outputs[: len(original.outputs)], strict=True):
-        if _port_desc(a) != _port_desc(b):
-            raise ValidationError(f"output changed: {_port_desc(a)} became {_port_desc(b)}")
+    for a, b in zip(a_out, b_out[: len(a_out)], strict=True):
+        if a.as_dict() != b.as_dict():
+            raise ValidationError(f"output changed: {a.as_dict()} became {b.as_dict()}")
 
 
-def _np_type(t: ov.Type) -> np.dtype[Any]:
-    return np.dtype(t.to_dtype())
-
-
-def make_inputs(model: ov.Model, shapes: Sequence[Sequence[int]], seed: int) -> list[np.ndarray]:
+def make_inputs(dtypes: Sequence[np.dtype[Any]], shapes: Sequence[Sequence[int]], seed: int
+                ) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
     arrays = []
-    for param, shape in zip(model.get_parameters(), shapes, strict=True):
-        dtype = _np_type(param.get_element_type())
+    for dtype, shape in zip(dtypes, shapes, strict=True):
         if np.issubdtype(dtype, np.floating):
             arrays.append(rng.standard_normal(shape).astype(dtype))
         elif dtype == np.bool_:
@@ -118,22 +103,20 @@ def _diff(name: str, ref: np.ndarray, got: np.ndarray) -> OutputDiff:
 
 
 def validate_outputs(
-    original: ov.Model,
-    augmented: ov.Model,
+    backend: Backend,
+    original: Any,
+    augmented: Any,
     probe_shapes: Sequence[Sequence[int]],
     samples: Sequence[np.ndarray] = (),
 ) -> list[ValidationRun]:
     """Run both models side by side; raise `ValidationError` on a difference."""
-    check_interface(original, augmented)
-    ref_model = compile_f32(original)
-    aug_model = compile_f32(augmented)
-    params = original.get_parameters()
-    dynamic_batch = all(
-        p.get_partial_shape().rank.is_static
-        and p.get_partial_shape().rank.get_length() > 0
-        and p.get_partial_shape()[0].is_dynamic
-        for p in params
-    )
+    check_interface(backend, original, augmented)
+    ref_model = backend.runner(original)
+    aug_model = backend.runner(augmented)
+    ports = backend.inputs(original)
+    dtypes = backend.input_dtypes(original)
+    dynamic_batch = all(p.dims is not None and len(p.dims) > 0 and p.dims[0] is None
+                        for p in ports)
     feeds: list[tuple[str, list[np.ndarray]]] = []
     batches = (1, 2) if dynamic_batch else (None,)
     for seed, batch in enumerate(batches):
@@ -141,28 +124,28 @@ def validate_outputs(
         if batch is not None:
             for s in shapes:
                 s[0] = batch
-        feeds.append((f"random batch {shapes[0][0] if shapes and shapes[0] else 1}",
-                      make_inputs(original, shapes, seed)))
+        label = f"random batch {shapes[0][0] if shapes and shapes[0] else 1}"
+        feeds.append((label, make_inputs(dtypes, shapes, seed)))
     for i, sample in enumerate(samples):
-        if len(params) != 1:
+        if len(ports) != 1:
             raise BadInputError("sample inputs are only supported for single-input models")
-        want = _np_type(params[0].get_element_type())
-        if not params[0].get_partial_shape().compatible(ov.PartialShape(list(sample.shape))):
+        dims = ports[0].dims
+        fits = dims is None or (len(dims) == sample.ndim and all(
+            d is None or d == s for d, s in zip(dims, sample.shape, strict=True)))
+        if not fits:
             raise BadInputError(
-                f"sample {i + 1} has shape {list(sample.shape)}, the model takes "
-                f"{params[0].get_partial_shape()}"
+                f"sample {i + 1} has shape {list(sample.shape)}, the model takes {ports[0].shape}"
             )
-        feeds.append((f"sample {i + 1}", [sample.astype(want)]))
+        feeds.append((f"sample {i + 1}", [sample.astype(dtypes[0])]))
 
     runs = []
-    names = [", ".join(sorted(o.get_names())) or f"output {i}" for i, o in
-             enumerate(original.outputs)]
+    names = [p.name for p in backend.outputs(original)]
     for label, arrays in feeds:
         ref = ref_model(arrays)
         got = aug_model(arrays)
         run = ValidationRun(label, [list(a.shape) for a in arrays])
         for i, name in enumerate(names):
-            run.outputs.append(_diff(name, np.asarray(ref[i]), np.asarray(got[i])))
+            run.outputs.append(_diff(name, ref[i], got[i]))
         runs.append(run)
         log.debug("validation %s: %s", label, run.outputs)
     failed = [(r, d) for r in runs for d in r.outputs if not d.ok]

@@ -151,12 +151,12 @@ class ReciproCAM:
             total = b.add(total, b.mul(at_zero, b.sub(area, one)))
         grid = b.div(total, area)  # [N, C', H, W]
         share = self.share_head and _learned(view, head.local + head.rest)
-        if share:  # [N, C', H*W + 1, 1]: the locations, then the model's own pooled vector
+        if share:  # [N, C', 1 + H*W, 1]: the model's own pooled vector, then the locations
             flat = b.reshape(grid, b.concat([n, b.dims(grid, [1]), b.const(_i64([-1, 1]))], 0))
             own = b.value(pooled)
             if (view.tensor(pooled).rank or 4) != 4:
                 own = b.reshape(own, b.concat([b.dims(own, [0, 1]), b.const(_i64([1, 1]))], 0))
-            grid = b.concat([flat, own], 2)
+            grid = b.concat([own, flat], 2)
         maps = {pooled: grid}
         if head.local:
             wanted = [v for v in head.boundary if v != pooled]
@@ -182,19 +182,17 @@ class ReciproCAM:
             return self._to_maps(b, target, out, n, h, w)
 
         k = b.const(_i64([target.num_classes]))
-        rows = b.reshape(out, b.concat([n, b.const(_i64([-1])), k], 0))  # [N, H*W + 1, K]
-        hw = b.mul(h, w)
-        own_scores = b.gather(rows, hw, axis=1)  # [N, 1, K]
+        rows = b.reshape(out, b.concat([n, b.const(_i64([-1])), k], 0))  # [N, 1 + H*W, K]
+        own_scores = b.gather(rows, 0, axis=1)  # [N, 1, K]
         declared = view.tensor(head.scores).shape or ()
         tail = [d if d is not None else -1 for d in declared[1:]]
         b.replace_value(head.scores, b.reshape(own_scores, b.const(_i64([0, *tail]))))
-        located = b.slice(rows, b.const(_i64([0])), hw, axis=1)  # [N, H*W, K]
+        located = b.slice(rows, 1, None, axis=1)  # [N, H*W, K]
         return self._to_maps(b, target, located, n, h, w)
 
     def _mosaic(self, b: OpBuilder, view: GraphView, head: Head, f: T, c: T, h: T, w: T,
                 fdt: str) -> T:
-        idx = b.arange(b.mul(h, w))  # [HW]
-        eye = b.cast(b.equal(b.unsqueeze(idx, [1]), b.unsqueeze(idx, [0])), fdt)
+        eye = b.eye(b.mul(h, w), fdt)  # [HW, HW]
         masks = b.reshape(eye, b.concat([b.const(_i64([-1, 1])), h, w], 0))  # [HW, 1, H, W]
         mosaics = b.mul(b.unsqueeze(f, [1]), b.unsqueeze(masks, [0]))  # [N, HW, C, H, W]
         mosaics = b.reshape(mosaics, b.concat([b.const(_i64([-1])), c, h, w], 0))

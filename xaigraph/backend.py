@@ -1,0 +1,67 @@
+"""What the pipeline needs from a backend (OpenVINO or ONNX), and how to pick one.
+
+Passes, methods and validation are written once against this interface; `ov_backend` and
+`onnx_backend` implement it for `ov.Model` and `onnx.ModelProto`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from xaigraph.graph_view import GraphView
+from xaigraph.ops import OpBuilder
+
+__all__ = ["Backend", "Port", "get_backend"]
+
+
+@dataclass(frozen=True)
+class Port:
+    """A model input or output as the contract sees it."""
+
+    name: str  # all tensor names, comma-separated
+    shape: str  # e.g. "[?,3,224,224]"; "?" or a symbolic name for dynamic dims
+    type: str  # element type, e.g. "f32", "u8"
+    dims: tuple[int | None, ...] | None  # None entries are dynamic; None when rank is unknown
+
+    def as_dict(self) -> dict[str, str]:
+        return {"name": self.name, "shape": self.shape, "type": self.type}
+
+
+class Backend(Protocol):
+    name: str  # "openvino" or "onnx"
+    suffix: str  # of the files it writes: ".xml" or ".onnx"
+
+    def build_view(self, model: Any) -> GraphView: ...
+    def builder(self, model: Any, view: GraphView | None, prefix: str = "xai") -> OpBuilder: ...
+    def fingerprint(self, model: Any) -> tuple[Any, ...]:
+        """Changes whenever ops, outputs or the stamp change."""
+
+    def verify(self, model: Any) -> None:
+        """Raise when the model is not well formed (run after every modifying pass)."""
+
+    def clone(self, model: Any) -> Any: ...
+    def inputs(self, model: Any) -> list[Port]: ...
+    def outputs(self, model: Any) -> list[Port]: ...
+    def input_dtypes(self, model: Any) -> list[np.dtype[Any]]: ...
+    def read_stamp(self, model: Any) -> dict[str, str] | None: ...
+    def write_stamp(self, model: Any, fields: dict[str, str]) -> None: ...
+    def runner(self, model: Any) -> Callable[[Sequence[np.ndarray]], list[np.ndarray]]:
+        """Compile `model` for validation; the callable returns every output in order."""
+
+    def save(self, model: Any, path: Path) -> None:
+        """Write atomically (temporary files in the destination folder, then renames)."""
+
+
+def get_backend(name: str) -> Backend:
+    if name == "onnx":
+        from xaigraph.onnx_backend import ONNXBackend
+
+        return ONNXBackend()
+    from xaigraph.ov_backend import OVBackend
+
+    return OVBackend()

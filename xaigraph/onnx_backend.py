@@ -1,0 +1,122 @@
+"""The ONNX backend: `onnx.ModelProto` in, ONNX out, validated on ONNX Runtime."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import helper
+
+from xaigraph import model_io
+from xaigraph.backend import Port
+from xaigraph.errors import BadInputError
+from xaigraph.graph_view import GraphView
+from xaigraph.onnx_builder import ONNXBuilder
+from xaigraph.onnx_view import DTYPES, build_view
+from xaigraph.stamp import STAMP_KEYS
+
+__all__ = ["ONNXBackend"]
+
+_PREFIX = "xai."
+
+
+def _port(vi: onnx.ValueInfoProto) -> Port:
+    tt = vi.type.tensor_type
+    dtype = DTYPES.get(tt.elem_type, f"onnx{tt.elem_type}")
+    if not tt.HasField("shape"):
+        return Port(vi.name, "[...]", dtype, None)
+    texts, dims = [], []
+    for d in tt.shape.dim:
+        if d.HasField("dim_value"):
+            texts.append(str(d.dim_value))
+            dims.append(d.dim_value)
+        else:
+            texts.append(d.dim_param or "?")
+            dims.append(None)
+    return Port(vi.name, "[" + ",".join(texts) + "]", dtype, tuple(dims))
+
+
+def _real_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
+    inits = {i.name for i in model.graph.initializer}
+    return [i for i in model.graph.input if i.name not in inits]
+
+
+class ONNXBackend:
+    name = "onnx"
+    suffix = ".onnx"
+
+    def __init__(self, external_data: bool = False) -> None:
+        self.external_data = external_data
+
+    def build_view(self, model: onnx.ModelProto) -> GraphView:
+        return build_view(model)
+
+    def builder(self, model: onnx.ModelProto, view: GraphView | None,
+                prefix: str = "xai") -> ONNXBuilder:
+        return ONNXBuilder(model, view, prefix)
+
+    def fingerprint(self, model: onnx.ModelProto) -> tuple[Any, ...]:
+        g = model.graph
+        nodes = tuple((n.op_type, tuple(n.input), tuple(n.output)) for n in g.node)
+        outs = tuple(o.name for o in g.output)
+        stamp = tuple(sorted((self.read_stamp(model) or {}).items()))
+        return nodes, outs, stamp, len(g.initializer)
+
+    def verify(self, model: onnx.ModelProto) -> None:
+        onnx.checker.check_model(model)
+
+    def clone(self, model: onnx.ModelProto) -> onnx.ModelProto:
+        copy = onnx.ModelProto()
+        copy.CopyFrom(model)
+        return copy
+
+    def inputs(self, model: onnx.ModelProto) -> list[Port]:
+        return [_port(vi) for vi in _real_inputs(model)]
+
+    def outputs(self, model: onnx.ModelProto) -> list[Port]:
+        return [_port(vi) for vi in model.graph.output]
+
+    def input_dtypes(self, model: onnx.ModelProto) -> list[np.dtype[Any]]:
+        return [np.dtype(helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type))
+                for vi in _real_inputs(model)]
+
+    def read_stamp(self, model: onnx.ModelProto) -> dict[str, str] | None:
+        props = {p.key: p.value for p in model.metadata_props}
+        if _PREFIX + "method" not in props:
+            return None
+        return {k: props[_PREFIX + k] for k in STAMP_KEYS if _PREFIX + k in props}
+
+    def write_stamp(self, model: onnx.ModelProto, fields: dict[str, str]) -> None:
+        keep = [p for p in model.metadata_props if not p.key.startswith(_PREFIX)]
+        del model.metadata_props[:]
+        model.metadata_props.extend(keep)
+        helper.set_model_props(model, {**{p.key: p.value for p in keep},
+                                       **{_PREFIX + k: v for k, v in fields.items()}})
+
+    def runner(self, model: onnx.ModelProto
+               ) -> Callable[[Sequence[np.ndarray]], list[np.ndarray]]:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        options.log_severity_level = 3
+        try:
+            session = ort.InferenceSession(model.SerializeToString(), options,
+                                           providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise BadInputError(f"ONNX Runtime cannot run the model: {first}") from exc
+        names = [i.name for i in session.get_inputs()]
+
+        def run(arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
+            return [np.asarray(a) for a in session.run(None, dict(zip(names, arrays,
+                                                                        strict=True)))]
+
+        return run
+
+    def save(self, model: onnx.ModelProto, path: Path) -> None:
+        onnx.checker.check_model(model, full_check=True)
+        big = model.ByteSize() > 1_900_000_000
+        model_io.save_onnx(model, path, external_data=self.external_data or big)

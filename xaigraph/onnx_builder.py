@@ -1,0 +1,359 @@
+"""`OpBuilder` for ONNX: appends standard ONNX nodes to a `ModelProto`'s graph.
+
+Ops are emitted in the form the model's opset wants (attributes before opset 13/18, inputs
+after). `finish()` re-sorts the nodes topologically and drops nodes that no output needs any
+more (the original head, when its scores are now computed in the explanation's batch).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Collection, Sequence
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from xaigraph.errors import MethodError
+from xaigraph.graph_view import GraphView, Value
+from xaigraph.head import relax_batch
+from xaigraph.onnx_view import DTYPES, opset_version
+from xaigraph.ops import T
+
+__all__ = ["ONNXBuilder", "cleanup", "toposort"]
+
+_ONNX_TYPES: dict[str, int] = {name: int(code) for code, name in DTYPES.items()}
+_NP = {"f32": np.float32, "f16": np.float16, "f64": np.float64, "i64": np.int64,
+       "i32": np.int32, "u8": np.uint8}
+
+
+class ONNXBuilder:
+    """Builds into `model` (modified in place); `view` must describe the same model."""
+
+    def __init__(self, model: onnx.ModelProto, view: GraphView | None,
+                 prefix: str = "xai") -> None:
+        self.model = model
+        self.graph = model.graph
+        self.view = view
+        self.prefix = prefix
+        self.opset = opset_version(model)
+        self._names = _all_names(model)
+        # nodes that were dead before we came stay: only our own leftovers are removed
+        self._dead_before = {_node_key(self.graph.node[i]) for i in _dead_nodes(self.graph)}
+        self._counter = itertools.count(1)
+        self._dtypes: dict[str, str] = {}
+        for vi in itertools.chain(self.graph.input, self.graph.output, self.graph.value_info):
+            if vi.type.HasField("tensor_type"):
+                self._dtypes[vi.name] = DTYPES.get(vi.type.tensor_type.elem_type, "?")
+        for init in self.graph.initializer:
+            self._dtypes[init.name] = DTYPES.get(init.data_type, "?")
+
+    # -- naming and emitting ------------------------------------------------------------
+    def _fresh(self, hint: str) -> str:
+        while True:
+            name = f"{self.prefix}/{hint}_{next(self._counter)}"
+            if name not in self._names:
+                self._names.add(name)
+                return name
+
+    def _node(self, op: str, inputs: Sequence[str], out_type: str, hint: str | None = None,
+              **attrs: Any) -> str:
+        """Append one node; `out_type` is its output's element type ('f32', 'i64', ...)."""
+        out = self._fresh(hint or op.lower())
+        self.graph.node.append(helper.make_node(op, list(inputs), [out], name=out, **attrs))
+        self._dtypes[out] = out_type
+        return out
+
+    @property
+    def _view(self) -> GraphView:
+        if self.view is None:
+            raise RuntimeError("this builder has no graph view")
+        return self.view
+
+    # -- existing tensors and outputs -----------------------------------------------------
+    def value(self, v: Value) -> T:
+        return self._view.ops[v.op].outputs[v.port].names[0]
+
+    def copy(self, op_ids: Sequence[str], inputs: dict[Value, T], outputs: Sequence[Value]
+             ) -> list[T]:
+        view = self._view
+        mapped: dict[Value, str] = dict(inputs)
+        for op_id in op_ids:
+            info = view.ops[op_id]
+            node = view.native[op_id]
+            if info.kind == "const" or not isinstance(node, onnx.NodeProto):
+                continue
+            args: list[str] = [mapped[v] if v in mapped else self.value(v) for v in info.inputs]
+            names = iter(args)
+            new_inputs = [next(names) if name else "" for name in node.input]
+            if node.op_type == "Reshape" and len(info.inputs) > 1:
+                new_inputs[1] = self._relaxed_shape(node, info.inputs, new_inputs[1])
+            new = onnx.NodeProto()
+            new.CopyFrom(node)
+            del new.input[:]
+            new.input.extend(new_inputs)
+            del new.output[:]
+            for port, name in enumerate(node.output):
+                if not name:
+                    new.output.append("")
+                    continue
+                fresh = self._fresh(name)
+                new.output.append(fresh)
+                self._dtypes[fresh] = info.outputs[port].dtype
+                mapped[Value(op_id, port)] = fresh
+            new.name = self._fresh(node.name or node.op_type)
+            self.graph.node.append(new)
+        missing = [view.describe(v) for v in outputs if v not in mapped]
+        if missing:
+            raise MethodError(f"head copy does not reach {', '.join(missing)}")
+        return [mapped[v] for v in outputs]
+
+    def _relaxed_shape(self, node: onnx.NodeProto, src: list[Value], shape_arg: str) -> str:
+        shape = self._view.const_value(src[1])
+        data = self._view.tensor(src[0]).probe
+        if shape is None or data is None:
+            return shape_arg
+        allowzero = next((a.i for a in node.attribute if a.name == "allowzero"), 0)
+        if allowzero:
+            return shape_arg
+        relaxed = relax_batch(shape, data[0], special_zero=True)
+        return shape_arg if relaxed is None else self.const(relaxed.astype(np.int64))
+
+    def add_output(self, x: T, name: str, shape: Sequence[int | None]) -> None:
+        self._rename(x, name)
+        dtype = _ONNX_TYPES.get(self._dtypes.get(name, "f32"), onnx.TensorProto.FLOAT)
+        dims: list[int | str | None] = list(shape)
+        if dims and dims[0] is None:  # the batch: reuse the input's symbolic name if any
+            first = next(iter(self.graph.input), None)
+            if first is not None and first.type.tensor_type.shape.dim:
+                param = first.type.tensor_type.shape.dim[0].dim_param
+                dims[0] = param or None
+        self.graph.output.append(helper.make_tensor_value_info(name, dtype, dims))
+
+    def output_value(self, name: str) -> T:
+        return name
+
+    def replace_output(self, name: str, x: T) -> None:
+        old = self._fresh(f"{name}_raw")
+        self._rename(name, old, outputs_too=False)
+        # the graph output keeps its name and now means `x`
+        self._rename(x, name, outputs_too=False)
+        for out in self.graph.output:
+            if out.name == name:
+                out.type.tensor_type.elem_type = _ONNX_TYPES[self._dtypes[name]]
+
+    def replace_value(self, v: Value, x: T) -> None:
+        """Swap names: the original producer's output becomes a dead end, `x` takes its name
+        (and with it every reader, graph outputs included)."""
+        old = self.value(v)
+        dead = self._fresh(f"{old}_unused")
+        for node in self.graph.node:
+            for i, name in enumerate(node.output):
+                if name == old:
+                    node.output[i] = dead
+        for node in self.graph.node:
+            for i, name in enumerate(node.output):
+                if name == x:
+                    node.output[i] = old
+        for node in self.graph.node:  # readers of `x` among the new nodes
+            for i, name in enumerate(node.input):
+                if name == x:
+                    node.input[i] = old
+        self._dtypes[old] = self._dtypes.get(x, self._dtypes.get(old, "f32"))
+
+    def _rename(self, old: str, new: str, outputs_too: bool = True) -> None:
+        """Rename tensor `old` to `new` everywhere (producers, readers, graph outputs)."""
+        for node in self.graph.node:
+            for i, name in enumerate(node.output):
+                if name == old:
+                    node.output[i] = new
+            for i, name in enumerate(node.input):
+                if name == old:
+                    node.input[i] = new
+        if outputs_too:
+            for out in self.graph.output:
+                if out.name == old:
+                    out.name = new
+        if old in self._dtypes:
+            self._dtypes[new] = self._dtypes[old]
+        self._names.add(new)
+
+    def finish(self) -> None:
+        toposort(self.graph)
+        cleanup(self.graph, keep=self._dead_before)
+
+    # -- constants and shapes ---------------------------------------------------------------
+    def const(self, array: np.ndarray) -> T:
+        arr = np.asarray(array)
+        name = self._fresh("const")
+        tensor = numpy_helper.from_array(arr, name)
+        self.graph.initializer.append(tensor)
+        if self.model.ir_version < 4:  # before IR 4 every initializer is also a graph input
+            self.graph.input.append(
+                helper.make_tensor_value_info(name, tensor.data_type, list(arr.shape)))
+        self._dtypes[name] = DTYPES[helper.np_dtype_to_tensor_dtype(arr.dtype)]
+        return name
+
+    def _i64(self, values: Sequence[int]) -> str:
+        return self.const(np.asarray(list(values), dtype=np.int64))
+
+    def shape_of(self, x: T) -> T:
+        return self._node("Shape", [x], "i64")
+
+    def dims(self, x: T, indices: Sequence[int]) -> T:
+        return self._node("Gather", [self.shape_of(x), self._i64(indices)], "i64", "dims",
+                          axis=0)
+
+    def concat(self, xs: Sequence[T], axis: int) -> T:
+        return self._node("Concat", list(xs), self.dtype(xs[0]), axis=axis)
+
+    def reshape(self, x: T, shape: T) -> T:
+        return self._node("Reshape", [x, shape], self.dtype(x))
+
+    def transpose(self, x: T, perm: Sequence[int]) -> T:
+        return self._node("Transpose", [x], self.dtype(x), perm=list(perm))
+
+    def unsqueeze(self, x: T, axes: Sequence[int]) -> T:
+        if self.opset >= 13:
+            return self._node("Unsqueeze", [x, self._i64(axes)], self.dtype(x))
+        return self._node("Unsqueeze", [x], self.dtype(x), axes=list(axes))
+
+    def gather(self, x: T, index: int, axis: int) -> T:
+        return self._node("Gather", [x, self._i64([index])], self.dtype(x), axis=axis)
+
+    def slice(self, x: T, start: int, stop: int | None, axis: int) -> T:
+        end = np.iinfo(np.int64).max if stop is None else stop
+        if self.opset >= 10:
+            return self._node("Slice", [x, self._i64([start]), self._i64([end]),
+                                        self._i64([axis])], self.dtype(x))
+        return self._node("Slice", [x], self.dtype(x), starts=[start], ends=[int(end)],
+                          axes=[axis])
+
+    def eye(self, n: T, dtype: str) -> T:
+        if self.opset < 9:
+            raise MethodError(f"the mosaic form needs EyeLike (opset 9); the model has opset "
+                              f"{self.opset}")
+        square = self._node("ConstantOfShape", [self.concat([n, n], 0)], "f32",
+                            value=numpy_helper.from_array(np.zeros(1, dtype=np.float32)))
+        return self._node("EyeLike", [square], dtype, dtype=_ONNX_TYPES[dtype])
+
+    # -- arithmetic -------------------------------------------------------------------------
+    def add(self, a: T, b: T) -> T:
+        return self._node("Add", [a, b], self.dtype(a))
+
+    def sub(self, a: T, b: T) -> T:
+        return self._node("Sub", [a, b], self.dtype(a))
+
+    def mul(self, a: T, b: T) -> T:
+        return self._node("Mul", [a, b], self.dtype(a))
+
+    def div(self, a: T, b: T) -> T:
+        return self._node("Div", [a, b], self.dtype(a))
+
+    def maximum(self, a: T, b: T) -> T:
+        return self._node("Max", [a, b], self.dtype(a))
+
+    def minimum(self, a: T, b: T) -> T:
+        return self._node("Min", [a, b], self.dtype(a))
+
+    def round(self, x: T) -> T:
+        if self.opset >= 11:
+            return self._node("Round", [x], self.dtype(x))
+        # before opset 11: x + 0.5 floored; equal to half-to-even except at exact halves
+        half = self.const(np.asarray(0.5, dtype=_NP[self.dtype(x)]))
+        return self._node("Floor", [self.add(x, half)], self.dtype(x))
+
+    def clip(self, x: T, lo: float, hi: float) -> T:
+        np_type = _NP[self.dtype(x)]
+        low = self.const(np.asarray(lo, dtype=np_type))
+        high = self.const(np.asarray(hi, dtype=np_type))
+        if self.opset >= 11:
+            return self._node("Clip", [x, low, high], self.dtype(x))
+        return self.maximum(self.minimum(x, high), low)
+
+    def cast(self, x: T, dtype: str) -> T:
+        return self._node("Cast", [x], dtype, to=_ONNX_TYPES[dtype])
+
+    def dtype(self, x: T) -> str:
+        if x in self._dtypes:
+            return self._dtypes[x]
+        if self.view is not None:
+            for op in self.view.ops.values():
+                for t in op.outputs:
+                    if x in t.names:
+                        return t.dtype
+        return "f32"
+
+    # -- reductions -------------------------------------------------------------------------
+    def _reduce(self, op: str, x: T, axes: Sequence[int], keepdims: bool) -> T:
+        if self.opset >= 18:
+            return self._node(op, [x, self._i64(axes)], self.dtype(x), keepdims=int(keepdims))
+        return self._node(op, [x], self.dtype(x), axes=list(axes), keepdims=int(keepdims))
+
+    def reduce_mean(self, x: T, axes: Sequence[int], keepdims: bool) -> T:
+        return self._reduce("ReduceMean", x, axes, keepdims)
+
+    def reduce_min(self, x: T, axes: Sequence[int], keepdims: bool) -> T:
+        return self._reduce("ReduceMin", x, axes, keepdims)
+
+    def reduce_max(self, x: T, axes: Sequence[int], keepdims: bool) -> T:
+        return self._reduce("ReduceMax", x, axes, keepdims)
+
+
+def _all_names(model: onnx.ModelProto) -> set[str]:
+    g = model.graph
+    names = {n.name for n in g.node}
+    names.update(x for n in g.node for x in itertools.chain(n.input, n.output))
+    names.update(i.name for i in itertools.chain(g.input, g.output, g.value_info, g.initializer))
+    return names
+
+
+def toposort(graph: onnx.GraphProto) -> None:
+    """Order the nodes so that every node comes after the producers of its inputs."""
+    available = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
+    pending = list(graph.node)
+    ordered: list[onnx.NodeProto] = []
+    while pending:
+        rest = []
+        for node in pending:
+            if all(name in available for name in node.input if name):
+                ordered.append(node)
+                available.update(node.output)
+            else:
+                rest.append(node)
+        if len(rest) == len(pending):  # a cycle or an outer-scope name: keep the tail as is
+            ordered.extend(rest)
+            break
+        pending = rest
+    del graph.node[:]
+    graph.node.extend(ordered)
+
+
+def _dead_nodes(graph: onnx.GraphProto) -> list[int]:
+    """Indices of the nodes no graph output depends on (nodes in topological order)."""
+    needed = {o.name for o in graph.output}
+    dead: list[int] = []
+    for index in range(len(graph.node) - 1, -1, -1):
+        node = graph.node[index]
+        if any(name in needed for name in node.output if name):
+            needed.update(name for name in node.input if name)
+            for attr in node.attribute:  # names a subgraph reads from the outer scope
+                subs = [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)
+                needed.update(x for s in subs for n in s.node for x in n.input)
+        else:
+            dead.append(index)
+    return dead
+
+
+def _node_key(node: onnx.NodeProto) -> tuple[str, ...]:
+    return (node.op_type, *node.output)
+
+
+def cleanup(graph: onnx.GraphProto, keep: Collection[tuple[str, ...]] = ()) -> None:
+    """Drop nodes that no graph output depends on, except those whose key is in `keep`."""
+    drop = {i for i in _dead_nodes(graph) if _node_key(graph.node[i]) not in keep}
+    if drop:
+        kept = [node for i, node in enumerate(graph.node) if i not in drop]
+        del graph.node[:]
+        graph.node.extend(kept)
