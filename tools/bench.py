@@ -1,12 +1,14 @@
 """Latency of augmented models over their originals: `make bench`.
 
-For each model and method: insert (timed), compile the original and the augmented model on
-OpenVINO CPU in this process with the same settings, then run interleaved rounds (original,
-augmented, original, ...) at batch 1 and report the median of the per-round latency ratios.
+For each runtime, model and method: insert (timed), load the original and the augmented model
+in this process with the same settings, then alternate single inferences of the two at batch
+1 and report the median latency ratio.
 
-Models: timm ResNet-50 and MobileNetV3-Large (random weights, converted by
-`openvino.convert_model`; needs the `zoo` extra, cached under ~/.cache/xaigraph/bench) and the
-bundled EfficientNet-Lite0 (ONNX, read by OpenVINO).
+Runtimes: OpenVINO CPU (IR output) and ONNX Runtime CPU (ONNX output, default graph
+optimisations). Models: timm ResNet-50 and MobileNetV3-Large (random weights; converted by
+`openvino.convert_model` for OpenVINO and exported by `torch.onnx.export` for ONNX Runtime;
+needs the `zoo` extra; cached under ~/.cache/xaigraph/bench) and the bundled EfficientNet-Lite0
+(ONNX; read by OpenVINO for the IR rows).
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ import statistics
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import onnxruntime as ort
 import openvino as ov
 
 import xaigraph
@@ -28,30 +33,42 @@ from xaigraph.methods.reciprocam import ReciproCAM
 from xaigraph.model_io import core
 
 CACHE = Path(os.environ.get("XAIGRAPH_CACHE", Path.home() / ".cache" / "xaigraph")) / "bench"
-TARGETS = {
-    ("resnet50", "reciprocam"): 1.10,
-    ("efficientnet_lite0", "reciprocam"): 1.25,
-    ("mobilenetv3_large_100", "reciprocam"): 1.30,
+TARGETS = {  # (runtime, model, method) -> the largest acceptable ratio
+    ("openvino", "resnet50", "reciprocam"): 1.10,
+    ("openvino", "efficientnet_lite0", "reciprocam"): 1.25,
+    ("openvino", "mobilenetv3_large_100", "reciprocam"): 1.30,
+    ("onnxruntime", "resnet50", "reciprocam"): 1.10,
+    ("onnxruntime", "efficientnet_lite0", "reciprocam"): 1.25,
 }
 ACTIVATIONMAP_TARGET = 1.02
+Runner = Callable[[np.ndarray], Any]
 
 
-def timm_ir(name: str) -> Path:
-    """timm `name` with random weights as IR, batch 1, 224x224 (built once, then cached)."""
-    path = CACHE / f"{name}.xml"
-    if path.exists():
-        return path
+def _timm(name: str) -> Any:
     import timm
     import torch
 
-    CACHE.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
-    model = timm.create_model(name, pretrained=False).eval()
+    return timm.create_model(name, pretrained=False).eval()
+
+
+def timm_file(name: str, runtime: str) -> Path:
+    """timm `name`, batch 1, 224x224: IR for OpenVINO, ONNX for ONNX Runtime (cached)."""
+    path = CACHE / (f"{name}.xml" if runtime == "openvino" else f"{name}.onnx")
+    if path.exists():
+        return path
+    import torch
+
+    CACHE.mkdir(parents=True, exist_ok=True)
+    example = torch.randn(1, 3, 224, 224)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ov_model = ov.convert_model(model, example_input=torch.randn(1, 3, 224, 224),
-                                    input=[(1, 3, 224, 224)])
-    ov.save_model(ov_model, str(path), compress_to_fp16=False)
+        if runtime == "openvino":
+            model = ov.convert_model(_timm(name), example_input=example, input=[(1, 3, 224, 224)])
+            ov.save_model(model, str(path), compress_to_fp16=False)
+        else:
+            torch.onnx.export(_timm(name), (example,), str(path), opset_version=17,
+                              dynamo=False, input_names=["image"], output_names=["logits"])
     return path
 
 
@@ -61,22 +78,29 @@ def bundled_model() -> Path:
     return Path(str(files("xaigraph.data") / "efficientnet_lite0.onnx"))
 
 
-def latency_ratio(original: ov.Model, augmented: ov.Model, rounds: int,
+def ov_runner(model: ov.Model) -> Runner:
+    request = core().compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY"}
+                                   ).create_infer_request()
+    return lambda x: request.infer([x])
+
+
+def ort_runner(model: Any) -> Runner:
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return lambda x: session.run(None, {name: x})
+
+
+def latency_ratio(runs: tuple[Runner, Runner], x: np.ndarray, rounds: int,
                   iters: int) -> tuple[float, float, float]:
-    """(median ratio, median original ms, median augmented ms) over interleaved rounds.
+    """(median ratio, median original ms, median augmented ms).
 
     Each round times `iters` single inferences of each model, alternating one by one (A B A B
     in even rounds, B A B A in odd ones), and takes the ratio of the two medians; the result
     is the median of the round ratios. Alternating single inferences keeps both models under
     the same machine load, which on a shared machine drifts by tens of percent."""
-    config = {"PERFORMANCE_HINT": "LATENCY"}
-    reqs = [core().compile_model(m, "CPU", config).create_infer_request()
-            for m in (original, augmented)]
-    shape = [1 if d.is_dynamic else d.get_length() for d in original.inputs[0].get_partial_shape()]
-    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-    for req in reqs:  # warm-up
+    for run in runs:  # warm-up
         for _ in range(5):
-            req.infer([x])
+            run(x)
     medians: list[list[float]] = [[], []]
     ratios = []
     for r in range(rounds):
@@ -85,7 +109,7 @@ def latency_ratio(original: ov.Model, augmented: ov.Model, rounds: int,
         for _ in range(iters):
             for i in order:
                 start = time.perf_counter()
-                reqs[i].infer([x])
+                runs[i](x)
                 samples[i].append((time.perf_counter() - start) * 1e3)
         for i in (0, 1):
             medians[i].append(statistics.median(samples[i]))
@@ -93,54 +117,68 @@ def latency_ratio(original: ov.Model, augmented: ov.Model, rounds: int,
     return statistics.median(ratios), statistics.median(medians[0]), statistics.median(medians[1])
 
 
+def insert(path: Path, method: str, output_format: str) -> tuple[Any, float]:
+    start = time.perf_counter()
+    if method == "reciprocam-mosaic":  # the naive tiled form, for comparison
+        METHODS["reciprocam"] = ReciproCAM(force_mosaic=True)
+        try:
+            result = xaigraph.insert(path, "reciprocam", output_format=output_format)
+        finally:
+            METHODS["reciprocam"] = ReciproCAM()
+    else:
+        result = xaigraph.insert(path, method, output_format=output_format)
+    return result.model, time.perf_counter() - start
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=21)
     parser.add_argument("--iters", type=int, default=30)
+    parser.add_argument("--runtimes", default="openvino,onnxruntime")
     parser.add_argument("--models", default="resnet50,efficientnet_lite0,mobilenetv3_large_100")
     parser.add_argument("--methods", default="reciprocam,activationmap")
     parser.add_argument("--no-mosaic", dest="mosaic", action="store_false",
                         help="skip the comparison row with ReciproCAM's mosaic (tiled) form")
     args = parser.parse_args()
 
-    rows = []
     methods = args.methods.split(",")
     if args.mosaic and "reciprocam" in methods:
         methods.append("reciprocam-mosaic")
-    for name in args.models.split(","):
-        path = bundled_model() if name == "efficientnet_lite0" else timm_ir(name)
-        for method in methods:
-            original = core().read_model(str(path))
-            start = time.perf_counter()
-            if method == "reciprocam-mosaic":  # the naive tiled form, for comparison
-                METHODS["reciprocam"] = ReciproCAM(force_mosaic=True)
-                try:
-                    result = xaigraph.insert(path, "reciprocam")
-                finally:
-                    METHODS["reciprocam"] = ReciproCAM()
-            else:
-                result = xaigraph.insert(path, method)
-            insert_s = time.perf_counter() - start
-            ratio, base_ms, aug_ms = latency_ratio(original, result.model, args.rounds,
-                                                   args.iters)
-            target = TARGETS.get((name, method),
-                                 ACTIVATIONMAP_TARGET if method == "activationmap" else None)
-            verdict = "" if target is None else ("ok" if ratio <= target else "MISSED")
-            rows.append((name, method, base_ms, aug_ms, ratio, target, verdict, insert_s))
-            print(f"{name:24} {method:14} {base_ms:7.2f} ms {aug_ms:7.2f} ms  x{ratio:.3f}"
-                  f"  target {'-' if target is None else f'<= {target:.2f}'} {verdict}"
-                  f"  insert {insert_s:.1f} s", flush=True)
+    x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
+    rows = []
+    for runtime in args.runtimes.split(","):
+        for name in args.models.split(","):
+            path = bundled_model() if name == "efficientnet_lite0" else timm_file(name, runtime)
+            fmt = "ir" if runtime == "openvino" else "onnx"
+            for method in methods:
+                augmented, insert_s = insert(path, method, fmt)
+                if runtime == "openvino":
+                    runs = (ov_runner(core().read_model(str(path))), ov_runner(augmented))
+                else:
+                    import onnx
+
+                    runs = (ort_runner(onnx.load(str(path))), ort_runner(augmented))
+                ratio, base_ms, aug_ms = latency_ratio(runs, x, args.rounds, args.iters)
+                target = TARGETS.get((runtime, name, method),
+                                     ACTIVATIONMAP_TARGET if method == "activationmap" else None)
+                verdict = "" if target is None else ("ok" if ratio <= target else "MISSED")
+                rows.append((runtime, name, method, base_ms, aug_ms, ratio, target, verdict,
+                             insert_s))
+                print(f"{runtime:12} {name:22} {method:18} {base_ms:7.2f} ms {aug_ms:7.2f} ms"
+                      f"  x{ratio:.3f}  target {'-' if target is None else f'<= {target:.2f}'}"
+                      f" {verdict}  insert {insert_s:.1f} s", flush=True)
 
     print()
-    print(f"OpenVINO {ov.get_version().split('-')[0]}, CPU, batch 1, {args.rounds} rounds x "
-          f"{args.iters} alternating inferences per model, medians")
+    print(f"OpenVINO {ov.get_version().split('-')[0]} and ONNX Runtime {ort.__version__}, CPU, "
+          f"batch 1, {args.rounds} rounds x {args.iters} alternating inferences per model, "
+          "medians")
     print()
-    print("| model | method | original | augmented | ratio | target | insert |")
-    print("|---|---|---|---|---|---|---|")
-    for name, method, base, aug, ratio, target, verdict, ins in rows:
+    print("| runtime | model | method | original | augmented | ratio | target | insert |")
+    print("|---|---|---|---|---|---|---|---|")
+    for runtime, name, method, base, aug, ratio, target, verdict, ins in rows:
         tgt = "-" if target is None else f"<= {target:.2f}x {verdict}"
-        print(f"| {name} | {method} | {base:.2f} ms | {aug:.2f} ms | {ratio:.3f}x | {tgt} "
-              f"| {ins:.1f} s |")
+        print(f"| {runtime} | {name} | {method} | {base:.2f} ms | {aug:.2f} ms | {ratio:.3f}x "
+              f"| {tgt} | {ins:.1f} s |")
     return 0
 
 

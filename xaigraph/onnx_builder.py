@@ -19,7 +19,7 @@ from xaigraph.errors import MethodError
 from xaigraph.graph_view import GraphView, Value
 from xaigraph.head import relax_batch
 from xaigraph.onnx_view import DTYPES, opset_version
-from xaigraph.ops import T
+from xaigraph.ops import BuilderBase, T
 
 __all__ = ["ONNXBuilder", "cleanup", "toposort"]
 
@@ -28,20 +28,21 @@ _NP = {"f32": np.float32, "f16": np.float16, "f64": np.float64, "i64": np.int64,
        "i32": np.int32, "u8": np.uint8}
 
 
-class ONNXBuilder:
+class ONNXBuilder(BuilderBase):
     """Builds into `model` (modified in place); `view` must describe the same model."""
 
     def __init__(self, model: onnx.ModelProto, view: GraphView | None,
                  prefix: str = "xai") -> None:
+        super().__init__(view)
         self.model = model
         self.graph = model.graph
-        self.view = view
         self.prefix = prefix
         self.opset = opset_version(model)
         self._names = _all_names(model)
         # nodes that were dead before we came stay: only our own leftovers are removed
         self._dead_before = {_node_key(self.graph.node[i]) for i in _dead_nodes(self.graph)}
         self._counter = itertools.count(1)
+        self._shapes: dict[str, str] = {}
         self._dtypes: dict[str, str] = {}
         for vi in itertools.chain(self.graph.input, self.graph.output, self.graph.value_info):
             if vi.type.HasField("tensor_type"):
@@ -64,12 +65,6 @@ class ONNXBuilder:
         self.graph.node.append(helper.make_node(op, list(inputs), [out], name=out, **attrs))
         self._dtypes[out] = out_type
         return out
-
-    @property
-    def _view(self) -> GraphView:
-        if self.view is None:
-            raise RuntimeError("this builder has no graph view")
-        return self.view
 
     # -- existing tensors and outputs -----------------------------------------------------
     def value(self, v: Value) -> T:
@@ -202,7 +197,9 @@ class ONNXBuilder:
         return self._node("Shape", [x], "i64")
 
     def dims(self, x: T, indices: Sequence[int]) -> T:
-        return self._node("Gather", [self.shape_of(x), self._i64(indices)], "i64", "dims",
+        if x not in self._shapes:  # one Shape per tensor
+            self._shapes[x] = self.shape_of(x)
+        return self._node("Gather", [self._shapes[x], self._i64(indices)], "i64", "dims",
                           axis=0)
 
     def concat(self, xs: Sequence[T], axis: int) -> T:
@@ -253,24 +250,6 @@ class ONNXBuilder:
 
     def maximum(self, a: T, b: T) -> T:
         return self._node("Max", [a, b], self.dtype(a))
-
-    def minimum(self, a: T, b: T) -> T:
-        return self._node("Min", [a, b], self.dtype(a))
-
-    def round(self, x: T) -> T:
-        if self.opset >= 11:
-            return self._node("Round", [x], self.dtype(x))
-        # before opset 11: x + 0.5 floored; equal to half-to-even except at exact halves
-        half = self.const(np.asarray(0.5, dtype=_NP[self.dtype(x)]))
-        return self._node("Floor", [self.add(x, half)], self.dtype(x))
-
-    def clip(self, x: T, lo: float, hi: float) -> T:
-        np_type = _NP[self.dtype(x)]
-        low = self.const(np.asarray(lo, dtype=np_type))
-        high = self.const(np.asarray(hi, dtype=np_type))
-        if self.opset >= 11:
-            return self._node("Clip", [x, low, high], self.dtype(x))
-        return self.maximum(self.minimum(x, high), low)
 
     def cast(self, x: T, dtype: str) -> T:
         return self._node("Cast", [x], dtype, to=_ONNX_TYPES[dtype])

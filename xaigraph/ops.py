@@ -12,9 +12,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from xaigraph.graph_view import Value
+from xaigraph.graph_view import GraphView, Value
 
-__all__ = ["OpBuilder", "T"]
+__all__ = ["BuilderBase", "OpBuilder", "T"]
 
 T = Any  # a backend tensor handle: ov.Output, or an ONNX value name
 
@@ -75,11 +75,6 @@ class OpBuilder(Protocol):
     def mul(self, a: T, b: T) -> T: ...
     def div(self, a: T, b: T) -> T: ...
     def maximum(self, a: T, b: T) -> T: ...
-    def minimum(self, a: T, b: T) -> T: ...
-    def round(self, x: T) -> T:
-        """Round half to even."""
-
-    def clip(self, x: T, lo: float, hi: float) -> T: ...
     def cast(self, x: T, dtype: str) -> T:
         """dtype: 'f32', 'f16', 'i64' or 'u8'."""
 
@@ -89,3 +84,16 @@ class OpBuilder(Protocol):
     def reduce_mean(self, x: T, axes: Sequence[int], keepdims: bool) -> T: ...
     def reduce_min(self, x: T, axes: Sequence[int], keepdims: bool) -> T: ...
     def reduce_max(self, x: T, axes: Sequence[int], keepdims: bool) -> T: ...
+
+
+class BuilderBase:
+    """What both backends' builders share: the graph view they were made with."""
+
+    def __init__(self, view: GraphView | None) -> None:
+        self.view = view
+
+    @property
+    def _view(self) -> GraphView:
+        if self.view is None:
+            raise RuntimeError("this builder was made without a graph view")
+        return self.view

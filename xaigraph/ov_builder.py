@@ -13,7 +13,7 @@ from openvino.utils.node_factory import NodeFactory
 from xaigraph.errors import MethodError
 from xaigraph.graph_view import GraphView, Value
 from xaigraph.head import relax_batch
-from xaigraph.ops import T
+from xaigraph.ops import BuilderBase, T
 
 __all__ = ["OVBuilder"]
 
@@ -25,15 +25,16 @@ def _out(node: Any) -> ov.Output:
     return node if isinstance(node, ov.Output) else node.output(0)
 
 
-class OVBuilder:
+class OVBuilder(BuilderBase):
     """Builds into `model`; `view` must describe the same model."""
 
     def __init__(self, model: ov.Model, view: GraphView | None, prefix: str = "xai") -> None:
+        super().__init__(view)
         self.model = model
-        self.view = view
         self.prefix = prefix
         self._count = 0
         self._factories: dict[str, NodeFactory] = {}
+        self._shapes: dict[tuple[int, int], ov.Output] = {}
 
     def _name(self, node: Any, hint: str) -> ov.Output:
         self._count += 1
@@ -42,12 +43,6 @@ class OVBuilder:
         return out
 
     # -- existing tensors and outputs -----------------------------------------------------
-    @property
-    def _view(self) -> GraphView:
-        if self.view is None:
-            raise RuntimeError("this builder has no graph view")
-        return self.view
-
     def value(self, v: Value) -> T:
         return self._view.native[v.op].output(v.port)
 
@@ -135,7 +130,10 @@ class OVBuilder:
         return self._name(ops.shape_of(x, output_type="i64"), "shape")
 
     def dims(self, x: T, indices: Sequence[int]) -> T:
-        shape = self.shape_of(x)
+        key = (x.get_node().get_instance_id(), x.get_index())
+        if key not in self._shapes:  # one ShapeOf per tensor
+            self._shapes[key] = self.shape_of(x)
+        shape = self._shapes[key]
         idx = ops.constant(np.asarray(list(indices), dtype=np.int64))
         axis = ops.constant(np.int64(0))
         return self._name(ops.gather(shape, idx, axis), "dims")
@@ -183,15 +181,6 @@ class OVBuilder:
 
     def maximum(self, a: T, b: T) -> T:
         return self._name(ops.maximum(a, b), "max")
-
-    def minimum(self, a: T, b: T) -> T:
-        return self._name(ops.minimum(a, b), "min")
-
-    def round(self, x: T) -> T:
-        return self._name(ops.round(x, "half_to_even"), "round")
-
-    def clip(self, x: T, lo: float, hi: float) -> T:
-        return self._name(ops.clamp(x, lo, hi), "clip")
 
     def cast(self, x: T, dtype: str) -> T:
         return self._name(ops.convert(x, _OV[dtype]), "cast")
