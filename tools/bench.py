@@ -85,7 +85,12 @@ def ov_runner(model: ov.Model) -> Runner:
 
 
 def ort_runner(model: Any) -> Runner:
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    # Two sessions alternate here: with spinning worker threads (the default) the idle one's
+    # threads would keep spinning and slow the other one down.
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = ort.InferenceSession(model.SerializeToString(), options,
+                                   providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     return lambda x: session.run(None, {name: x})
 

@@ -273,6 +273,16 @@ class ONNXBuilder(BuilderBase):
     def reduce_mean(self, x: T, axes: Sequence[int], keepdims: bool) -> T:
         return self._reduce("ReduceMean", x, axes, keepdims)
 
+    def channel_mean(self, x: T, channels: int) -> T:
+        """A 1x1 convolution with weights 1/C: ONNX Runtime runs it in its blocked layout,
+        where a ReduceMean over channels would need a reorder and a strided reduction."""
+        dtype = self.dtype(x)
+        weights = self.const(np.full((1, channels, 1, 1), 1.0 / channels, dtype=_NP[dtype]))
+        summed = self._node("Conv", [x, weights], dtype)
+        if self.opset >= 13:
+            return self._node("Squeeze", [summed, self._i64([1])], dtype)
+        return self._node("Squeeze", [summed], dtype, axes=[1])
+
     def reduce_min(self, x: T, axes: Sequence[int], keepdims: bool) -> T:
         return self._reduce("ReduceMin", x, axes, keepdims)
 

@@ -2,8 +2,9 @@
 
 Op ids are node names (made unique; generated for unnamed nodes), graph input names, and
 initializer names; each graph output becomes an op of kind ``output``. Declared shapes come
-from ONNX shape inference on the model as it is (symbolic dims become None), probe shapes
-from shape inference with the inputs fixed to the probe sizes.
+from ONNX shape inference on the model as it is (symbolic dims become None). Probe shapes
+(inputs fixed to the probe sizes) come from OpenVINO's shape inference where it can read the
+model, tensor names being shared, else from ONNX shape inference.
 """
 
 from __future__ import annotations
@@ -138,6 +139,30 @@ def _infer(model: onnx.ModelProto, inputs: list[tuple[int, ...]] | None
     return out
 
 
+def _ov_probe(model: onnx.ModelProto, inputs: list[tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> static shape at the probe input sizes, from OpenVINO's shape inference,
+    which folds shape computations that ONNX shape inference gives up on (padding amounts
+    computed by Concat/Slice chains, say). Empty when OpenVINO cannot read the model."""
+    from xaigraph.model_io import core
+
+    if model.ByteSize() > 1_900_000_000:
+        return {}
+    try:
+        ov_model = core().read_model(model.SerializeToString(), b"")
+        ov_model.reshape({i: list(s) for i, s in enumerate(inputs)})
+    except Exception as exc:
+        log.info("OpenVINO cannot probe the ONNX model's shapes: %s", exc)
+        return {}
+    shapes: dict[str, tuple[int, ...]] = {}
+    for node in ov_model.get_ordered_ops():
+        for out in node.outputs():
+            ps = out.get_partial_shape()
+            if ps.is_static:
+                for name in out.get_names():
+                    shapes[name] = tuple(int(d) for d in ps.to_shape())
+    return shapes
+
+
 def _attr(node: onnx.NodeProto, name: str, default: Any = None) -> Any:
     for a in node.attribute:
         if a.name == name:
@@ -197,6 +222,7 @@ def build_view(model: onnx.ModelProto, spatial: int = DEFAULT_SPATIAL) -> GraphV
     probe_inputs = probe_input_shapes(model, spatial)
     declared = _infer(model, None)
     probed = _infer(model, probe_inputs)
+    ov_probed = _ov_probe(model, probe_inputs)
 
     ops: dict[str, OpInfo] = {}
     native: dict[str, Any] = {}
@@ -216,6 +242,8 @@ def build_view(model: onnx.ModelProto, spatial: int = DEFAULT_SPATIAL) -> GraphV
     def tensor(name: str) -> TensorInfo:
         shape, dtype = _dims(declared.get(name))
         probe, pdtype = _dims(probed.get(name))
+        if name in ov_probed:
+            probe = ov_probed[name]
         probe_ok = probe is not None and all(d is not None for d in probe)
         value = consts.get(name)
         small = value if value is not None and value.size <= 64 else None

@@ -82,6 +82,9 @@ class OpBuilder(Protocol):
 
     # -- reductions -------------------------------------------------------------------------
     def reduce_mean(self, x: T, axes: Sequence[int], keepdims: bool) -> T: ...
+    def channel_mean(self, x: T, channels: int) -> T:
+        """`[N, C, H, W]` -> `[N, H, W]`, the mean over the `channels` channels."""
+
     def reduce_min(self, x: T, axes: Sequence[int], keepdims: bool) -> T: ...
     def reduce_max(self, x: T, axes: Sequence[int], keepdims: bool) -> T: ...
 

@@ -195,6 +195,9 @@ class OVBuilder(BuilderBase):
     def reduce_mean(self, x: T, axes: Sequence[int], keepdims: bool) -> T:
         return self._name(ops.reduce_mean(x, self._axes(axes), keepdims), "mean")
 
+    def channel_mean(self, x: T, channels: int) -> T:
+        return self.reduce_mean(x, [1], keepdims=False)
+
     def reduce_min(self, x: T, axes: Sequence[int], keepdims: bool) -> T:
         return self._name(ops.reduce_min(x, self._axes(axes), keepdims), "min")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from xaigraph.errors import MethodError
 from xaigraph.graph_view import GraphView
 from xaigraph.head import Head
 from xaigraph.ops import OpBuilder, T
@@ -23,6 +24,8 @@ class ActivationMap:
 
     def build(self, b: OpBuilder, view: GraphView, target: Target, head: Head) -> T:
         f = b.value(target.value)
-        if b.dtype(f) != "f32":
-            f = b.cast(f, "f32")
-        return b.reduce_mean(f, [1], keepdims=False)
+        channels = view.tensor(target.value).probe
+        if channels is None:
+            raise MethodError("the target's channel count is unknown")
+        mean = b.channel_mean(f, channels[1])
+        return mean if b.dtype(mean) == "f32" else b.cast(mean, "f32")
