@@ -131,8 +131,10 @@ def test_onnx_contract(tiny_file: Callable[..., Path], tmp_path: Path, head: str
     assert [(o.domain, o.version) for o in model.opset_import] == \
         [(o.domain, o.version) for o in original.opset_import]
     onnx.checker.check_model(model, full_check=True)
-    # kept: producer, initializer names, doc strings
+    # kept: producer, initializer names; nothing of ours left unused
     assert model.producer_name == original.producer_name
+    read = {name for node in model.graph.node for name in node.input}
+    assert all(i.name in read for i in model.graph.initializer if i.name.startswith("xai/"))
     assert {i.name for i in original.graph.initializer} <= {i.name for i in model.graph.initializer}
     # 6: stamped; a second insert writes nothing and says so
     props = {p.key: p.value for p in model.metadata_props}
@@ -291,3 +293,30 @@ def ir_copy(tiny_file: Callable[..., Path], tmp_path: Path) -> Path:
     shutil.copy(src, dst)
     shutil.copy(src.with_suffix(".bin"), dst.with_suffix(".bin"))
     return dst
+
+
+def test_opset_below_9_is_refused_for_onnx_output(tmp_path: Path) -> None:
+    """Opset 8 lacks EyeLike and friends: one clear line, nothing written (IR still works)."""
+    from onnx import numpy_helper
+
+    weights = numpy_helper.from_array(np.random.default_rng(0).standard_normal(
+        (4, 3, 3, 3)).astype(np.float32), "w")
+    fc = numpy_helper.from_array(np.random.default_rng(1).standard_normal(
+        (4, 5)).astype(np.float32), "fc")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["f"], pads=[1, 1, 1, 1]),
+         helper.make_node("Relu", ["f"], ["r"]),
+         helper.make_node("GlobalAveragePool", ["r"], ["g"]),
+         helper.make_node("Flatten", ["g"], ["v"]),
+         helper.make_node("MatMul", ["v", "fc"], ["y"])],
+        "old", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 5])], [weights, fc])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 8)], ir_version=4)
+    src = tmp_path / "old.onnx"
+    onnx.save(model, str(src))
+    out = tmp_path / "out"
+    out.mkdir()
+    code, _, stderr = invoke("insert", str(src), "-o", str(out / "m.onnx"))
+    assert code == 2 and "opset 8" in stderr and len(stderr.strip().splitlines()) == 1
+    assert list(out.iterdir()) == []
+    assert invoke("insert", str(src), "-o", str(out / "m.xml"))[0] == 0

@@ -23,6 +23,7 @@ from xaigraph.ops import BuilderBase, T
 
 __all__ = ["ONNXBuilder", "cleanup", "toposort"]
 
+MIN_OPSET = 9  # everything the builder emits exists at opset 9 (EyeLike, broadcasting Max)
 _ONNX_TYPES: dict[str, int] = {name: int(code) for code, name in DTYPES.items()}
 _NP = {"f32": np.float32, "f16": np.float16, "f64": np.float64, "i64": np.int64,
        "i32": np.int32, "u8": np.uint8}
@@ -36,6 +37,12 @@ class ONNXBuilder(BuilderBase):
         super().__init__(view)
         self.model = model
         self.graph = model.graph
+        if opset_version(model) < MIN_OPSET:
+            raise MethodError(
+                f"the model uses ONNX opset {opset_version(model)}; xaigraph needs opset "
+                f"{MIN_OPSET} or later for ONNX output (convert it with onnx.version_converter, "
+                "or write IR with an .xml output)"
+            )
         self.prefix = prefix
         self.opset = opset_version(model)
         self._names = _all_names(model)
@@ -43,6 +50,7 @@ class ONNXBuilder(BuilderBase):
         self._dead_before = {_node_key(self.graph.node[i]) for i in _dead_nodes(self.graph)}
         self._counter = itertools.count(1)
         self._shapes: dict[str, str] = {}
+        self._made: set[str] = set()  # initializers added by this builder
         self._dtypes: dict[str, str] = {}
         for vi in itertools.chain(self.graph.input, self.graph.output, self.graph.value_info):
             if vi.type.HasField("tensor_type"):
@@ -177,11 +185,26 @@ class ONNXBuilder(BuilderBase):
     def finish(self) -> None:
         toposort(self.graph)
         cleanup(self.graph, keep=self._dead_before)
+        self._drop_unused_constants()
+
+    def _drop_unused_constants(self) -> None:
+        """Remove the initializers this builder made that no node reads any more."""
+        read = {name for node in self.graph.node for name in node.input}
+        unused = {name for name in self._made if name not in read}
+        if not unused:
+            return
+        for field in (self.graph.initializer, self.graph.input):
+            kept = [item for item in field if item.name not in unused]
+            if len(kept) != len(field):
+                del field[:]
+                field.extend(kept)
+        self._made -= unused
 
     # -- constants and shapes ---------------------------------------------------------------
     def const(self, array: np.ndarray) -> T:
         arr = np.asarray(array)
         name = self._fresh("const")
+        self._made.add(name)
         tensor = numpy_helper.from_array(arr, name)
         self.graph.initializer.append(tensor)
         if self.model.ir_version < 4:  # before IR 4 every initializer is also a graph input
@@ -228,9 +251,6 @@ class ONNXBuilder(BuilderBase):
                           axes=[axis])
 
     def eye(self, n: T, dtype: str) -> T:
-        if self.opset < 9:
-            raise MethodError(f"the mosaic form needs EyeLike (opset 9); the model has opset "
-                              f"{self.opset}")
         square = self._node("ConstantOfShape", [self.concat([n, n], 0)], "f32",
                             value=numpy_helper.from_array(np.zeros(1, dtype=np.float32)))
         return self._node("EyeLike", [square], dtype, dtype=_ONNX_TYPES[dtype])
