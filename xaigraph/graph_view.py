@@ -18,7 +18,8 @@ Each op also gets a small backend-neutral `kind`:
 
 and, in `attrs["pointwise"]`, whether it acts on each spatial location on its own: ``unary``
 (elementwise on input 0, or a 1x1 stride-1 unpadded convolution, or a softmax over channels)
-or ``binary`` (elementwise with broadcasting).
+or ``binary`` (elementwise with broadcasting); in `attrs["affine"]`, whether it is affine in
+its data: ``always``, ``single`` (when one operand carries data) or ``numerator`` (x / c).
 """
 
 from __future__ import annotations

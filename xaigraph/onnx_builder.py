@@ -271,6 +271,18 @@ class ONNXBuilder(BuilderBase):
     def maximum(self, a: T, b: T) -> T:
         return self._node("Max", [a, b], self.dtype(a))
 
+    def matmul(self, a: T, b: T) -> T:
+        return self._node("MatMul", [a, b], self.dtype(a))
+
+    def sign(self, x: T) -> T:
+        return self._node("Sign", [x], self.dtype(x))
+
+    def argmax(self, x: T, axis: int) -> T:
+        return self._node("ArgMax", [x], "i64", axis=axis, keepdims=1)
+
+    def take(self, x: T, indices: T, axis: int) -> T:
+        return self._node("Gather", [x, indices], self.dtype(x), axis=axis)
+
     def cast(self, x: T, dtype: str) -> T:
         return self._node("Cast", [x], dtype, to=_ONNX_TYPES[dtype])
 
@@ -302,6 +314,13 @@ class ONNXBuilder(BuilderBase):
         if self.opset >= 13:
             return self._node("Squeeze", [summed, self._i64([1])], dtype)
         return self._node("Squeeze", [summed], dtype, axes=[1])
+
+    def reduce_sum(self, x: T, axes: Sequence[int], keepdims: bool) -> T:
+        if self.opset >= 13:  # ReduceSum took its axes as an input from opset 13
+            return self._node("ReduceSum", [x, self._i64(axes)], self.dtype(x),
+                              keepdims=int(keepdims))
+        return self._node("ReduceSum", [x], self.dtype(x), axes=list(axes),
+                          keepdims=int(keepdims))
 
     def reduce_min(self, x: T, axes: Sequence[int], keepdims: bool) -> T:
         return self._reduce("ReduceMin", x, axes, keepdims)

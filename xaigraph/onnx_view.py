@@ -46,6 +46,13 @@ _UNARY = {
     "Identity", "Floor", "Ceil", "Sign", "BatchNormalization", "Dropout",
 }
 _BINARY = {"Add", "Sub", "Mul", "Div", "Max", "Min", "Pow", "PRelu"}
+# How an op is affine in its data (see ov_view._AFFINE).
+_AFFINE = {
+    **dict.fromkeys(["Reshape", "Squeeze", "Unsqueeze", "Flatten", "Transpose", "Identity",
+                     "Dropout", "Cast", "BatchNormalization"], "always"),
+    **dict.fromkeys(["MatMul", "Gemm", "Conv", "Add", "Sub", "Mul"], "single"),
+    "Div": "numerator",
+}
 
 
 def opset_version(model: onnx.ModelProto) -> int:
@@ -314,6 +321,8 @@ def build_view(model: onnx.ModelProto, spatial: int = DEFAULT_SPATIAL) -> GraphV
                 node, in_tensors, [const_derived[v.op] for v in in_values], consts, opset)
             if pointwise is not None:
                 info.attrs["pointwise"] = pointwise
+            if node.op_type in _AFFINE:
+                info.attrs["affine"] = _AFFINE[node.op_type]
         const_derived[oid] = node.op_type == "Constant" or (
             bool(in_values) and all(const_derived[v.op] for v in in_values))
         add(info, node)

@@ -75,6 +75,16 @@ class OpBuilder(Protocol):
     def mul(self, a: T, b: T) -> T: ...
     def div(self, a: T, b: T) -> T: ...
     def maximum(self, a: T, b: T) -> T: ...
+    def matmul(self, a: T, b: T) -> T:
+        """Batched matrix product, numpy semantics."""
+
+    def sign(self, x: T) -> T: ...
+    def argmax(self, x: T, axis: int) -> T:
+        """int64 index of the largest value along `axis` (kept, size 1)."""
+
+    def take(self, x: T, indices: T, axis: int) -> T:
+        """`x` at the int64 `indices` along `axis` (numpy `take`)."""
+
     def cast(self, x: T, dtype: str) -> T:
         """dtype: 'f32', 'f16', 'i64' or 'u8'."""
 
@@ -86,6 +96,7 @@ class OpBuilder(Protocol):
         """`[N, C, H, W]` -> `[N, H, W]`, the mean over the `channels` channels."""
 
     def reduce_min(self, x: T, axes: Sequence[int], keepdims: bool) -> T: ...
+    def reduce_sum(self, x: T, axes: Sequence[int], keepdims: bool) -> T: ...
     def reduce_max(self, x: T, axes: Sequence[int], keepdims: bool) -> T: ...
 
 

@@ -182,6 +182,20 @@ class OVBuilder(BuilderBase):
     def maximum(self, a: T, b: T) -> T:
         return self._name(ops.maximum(a, b), "max")
 
+    def matmul(self, a: T, b: T) -> T:
+        return self._name(ops.matmul(a, b, False, False), "matmul")
+
+    def sign(self, x: T) -> T:
+        return self._name(ops.sign(x), "sign")
+
+    def argmax(self, x: T, axis: int) -> T:
+        k = ops.constant(np.int64(1))
+        top = ops.topk(x, k, axis, "max", "none", index_element_type=ov.Type.i64)
+        return self._name(top.output(1), "argmax")
+
+    def take(self, x: T, indices: T, axis: int) -> T:
+        return self._name(ops.gather(x, indices, ops.constant(np.int64(axis))), "take")
+
     def cast(self, x: T, dtype: str) -> T:
         return self._name(ops.convert(x, _OV[dtype]), "cast")
 
@@ -197,6 +211,9 @@ class OVBuilder(BuilderBase):
 
     def channel_mean(self, x: T, channels: int) -> T:
         return self.reduce_mean(x, [1], keepdims=False)
+
+    def reduce_sum(self, x: T, axes: Sequence[int], keepdims: bool) -> T:
+        return self._name(ops.reduce_sum(x, self._axes(axes), keepdims), "sum")
 
     def reduce_min(self, x: T, axes: Sequence[int], keepdims: bool) -> T:
         return self._name(ops.reduce_min(x, self._axes(axes), keepdims), "min")

@@ -32,6 +32,15 @@ _BINARY = {
 }
 _SHAPE = {"Reshape", "Squeeze", "Unsqueeze", "Convert"}
 _TAG = "xaigraph_probe_index"
+# How an op is affine in its data: "always" (shape moves, per-channel affine maps), "single"
+# (when only one operand carries data: linear layers, sums, products), "numerator" (x / c).
+_AFFINE = {
+    **dict.fromkeys(["Reshape", "Squeeze", "Unsqueeze", "Transpose", "Convert",
+                     "BatchNormInference"], "always"),
+    **dict.fromkeys(["MatMul", "Convolution", "GroupConvolution", "Add", "Subtract",
+                     "Multiply"], "single"),
+    "Divide": "numerator",
+}
 _LINEAR = {"Convolution", "GroupConvolution", "MatMul", "ConvolutionBackpropData"}
 
 
@@ -295,6 +304,8 @@ def build_view(model: ov.Model, spatial: int = DEFAULT_SPATIAL) -> GraphView:
         pointwise = _pointwise(node, t, in_tensors)
         if pointwise is not None:
             info.attrs["pointwise"] = pointwise
+        if t in _AFFINE:
+            info.attrs["affine"] = _AFFINE[t]
         view_ops[oid] = info
         order.append(oid)
         graph.add_node(oid)

@@ -116,8 +116,9 @@ class PassManager:
                     ctx.backend.verify(model)
                     ctx.invalidate()
                 p.ensures(model, ctx)
-            except XaiGraphError as exc:
-                raise PassError(self._where(p, ran) + str(exc), exc, exc.exit_code) from exc
+            except XaiGraphError as exc:  # same type, message prefixed with where it happened
+                exc.args = (self._where(p, ran) + str(exc), *exc.args[1:])
+                raise
             except Exception as exc:
                 detail = str(exc).strip().splitlines()
                 msg = detail[-1] if detail else type(exc).__name__

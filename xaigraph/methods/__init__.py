@@ -5,11 +5,13 @@ from __future__ import annotations
 from xaigraph.errors import BadInputError
 from xaigraph.methods.activationmap import ActivationMap
 from xaigraph.methods.base import Method
+from xaigraph.methods.cam import CAM
+from xaigraph.methods.eigencam import EigenCAM
 from xaigraph.methods.reciprocam import ReciproCAM
 
 __all__ = ["METHODS", "Method", "get_method"]
 
-METHODS: dict[str, Method] = {m.name: m for m in (ReciproCAM(), ActivationMap())}
+METHODS: dict[str, Method] = {m.name: m for m in (ReciproCAM(), ActivationMap(), CAM(), EigenCAM())}
 
 
 def get_method(name: str) -> Method:

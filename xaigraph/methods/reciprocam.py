@@ -22,6 +22,7 @@ from xaigraph.errors import MethodError
 from xaigraph.graph_view import GraphView, Value
 from xaigraph.head import Head
 from xaigraph.methods.headcopy import copy_head
+from xaigraph.methods.pooled import run_after_pool, to_maps
 from xaigraph.ops import OpBuilder, T
 from xaigraph.target import Target
 
@@ -112,15 +113,8 @@ class ReciproCAM:
         if head.pool is not None and not self.force_mosaic:
             out = self._fast(b, view, target, head, n, h, w, fdt)
         else:
-            out = self._mosaic(b, view, head, f, c, h, w, fdt)
-            out = self._to_maps(b, target, out, n, h, w)
+            out = to_maps(b, target, self._mosaic(b, view, head, f, c, h, w, fdt), n, h, w)
         return out if b.dtype(out) == "f32" else b.cast(out, "f32")
-
-    @staticmethod
-    def _to_maps(b: OpBuilder, target: Target, batched: T, n: T, h: T, w: T) -> T:
-        """`[N*H*W, K...]` -> `[N, H, W, K]` -> `[N, K, H, W]`."""
-        k = b.const(_i64([target.num_classes]))
-        return b.transpose(b.reshape(batched, b.concat([n, h, w, k], 0)), [0, 3, 1, 2])
 
     def _fast(self, b: OpBuilder, view: GraphView, target: Target, head: Head, n: T, h: T,
               w: T, fdt: str) -> T:
@@ -150,45 +144,16 @@ class ReciproCAM:
             one = b.const(np.ones((1,), dtype=_NP[fdt]))
             total = b.add(total, b.mul(at_zero, b.sub(area, one)))
         grid = b.div(total, area)  # [N, C', H, W]
-        share = self.share_head and _learned(view, head.local + head.rest)
-        if share:  # [N, C', 1 + H*W, 1]: the model's own pooled vector, then the locations
-            flat = b.reshape(grid, b.concat([n, b.dims(grid, [1]), b.const(_i64([-1, 1]))], 0))
-            own = b.value(pooled)
-            if (view.tensor(pooled).rank or 4) != 4:
-                own = b.reshape(own, b.concat([b.dims(own, [0, 1]), b.const(_i64([1, 1]))], 0))
-            grid = b.concat([own, flat], 2)
-        maps = {pooled: grid}
-        if head.local:
-            wanted = [v for v in head.boundary if v != pooled]
-            copies = b.copy(head.local, {pooled: grid}, wanted)
-            maps.update(zip(wanted, copies, strict=True))
-        if not head.rest and not share:
-            return maps[head.scores]  # already [N, K, H, W]
-
-        vectors = {}
-        for v in head.boundary:
-            rank = view.tensor(v).rank or 4
-            locs = b.transpose(maps[v], [0, 2, 3, 1])  # [N, H, W, C]
-            parts = [b.const(_i64([-1])), b.dims(maps[v], [1])]
-            if rank > 2:
-                parts.append(b.const(_i64([1] * (rank - 2))))
-            vectors[v] = b.reshape(locs, b.concat(parts, 0))  # [N*H*W, C, 1, 1] or [.., C]
-        if head.rest:
-            batch = b.dims(vectors[head.boundary[0]], [0])
-            (out,) = copy_head(b, view, head, head.rest, vectors, [head.scores], batch)
-        else:
-            out = vectors[head.scores]
-        if not share:
-            return self._to_maps(b, target, out, n, h, w)
-
-        k = b.const(_i64([target.num_classes]))
-        rows = b.reshape(out, b.concat([n, b.const(_i64([-1])), k], 0))  # [N, 1 + H*W, K]
-        own_scores = b.gather(rows, 0, axis=1)  # [N, 1, K]
+        if not (self.share_head and _learned(view, head.local + head.rest)):
+            maps, _ = run_after_pool(b, view, target, head, grid, n, h, w)
+            return maps
+        maps, own_scores = run_after_pool(b, view, target, head, grid, n, h, w,
+                                          extra=b.value(pooled))
+        assert own_scores is not None
         declared = view.tensor(head.scores).shape or ()
         tail = [d if d is not None else -1 for d in declared[1:]]
         b.replace_value(head.scores, b.reshape(own_scores, b.const(_i64([0, *tail]))))
-        located = b.slice(rows, 1, None, axis=1)  # [N, H*W, K]
-        return self._to_maps(b, target, located, n, h, w)
+        return maps
 
     def _mosaic(self, b: OpBuilder, view: GraphView, head: Head, f: T, c: T, h: T, w: T,
                 fdt: str) -> T:

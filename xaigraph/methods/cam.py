@@ -1,0 +1,79 @@
+"""CAM (Zhou et al. 2016): the classifier's weights applied to the target map.
+
+For a head that is global average pooling followed by an affine map `L(v) = W v + b` (linear
+layers, reshapes, per-channel scales and biases, batch norm, but no activation), the class
+activation map is `S[k, i, j] = sum_c W[k, c] F[c, i, j]`: exactly what Grad-CAM computes for
+such a head. It is built as `L(F[:, i, j]) - L(0)`: the head after the pooling runs once on the
+location vectors plus a zero vector, so any affine head works as it is, in one batched matmul.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from xaigraph.graph_view import GraphView, Value
+from xaigraph.head import Head
+from xaigraph.methods.pooled import run_after_pool
+from xaigraph.ops import OpBuilder, T
+from xaigraph.target import Target
+
+__all__ = ["CAM"]
+
+
+def _op_list(view: GraphView, op_ids: list[str]) -> str:
+    return " > ".join(view.ops[o].type for o in op_ids if not view.is_shape_computation(o))
+
+
+def _affine(view: GraphView, op_id: str) -> bool:
+    """Whether the op maps its data input affinely (the other inputs being constants)."""
+    op = view.ops[op_id]
+    if view.is_shape_computation(op_id):
+        return True
+    data = [i for i, v in enumerate(op.inputs) if view.reads_input_data(v.op)]
+    kind = op.attrs.get("affine")
+    if kind == "always":
+        return True
+    if kind == "numerator":
+        return data == [0]
+    return kind == "single" and len(data) <= 1
+
+
+class CAM:
+    name = "cam"
+    per_class = True
+    summary = "class activation map: the classifier's weights on the target map, [N, K, H, W]"
+
+    def check(self, view: GraphView, target: Target, head: Head) -> str | None:
+        shown = " > ".join(head.describe_ops(view))
+        if head.side_inputs:
+            return "the head also reads tensors that do not come from the target"
+        if head.pool is None:
+            return f"the head ({shown}) does not start with global average pooling"
+        if head.prefix:
+            return (f"the head has {_op_list(view, head.prefix)} between the target and the "
+                    "pooling; CAM needs the pooling right after the target")
+        after = head.local + head.rest
+        bad = [o for o in after if not _affine(view, o)]
+        if bad:
+            return (f"the head after the pooling is not linear: "
+                    f"{', '.join(view.ops[o].type for o in bad)} in {shown}")
+        if not any(view.ops[o].kind == "linear" for o in after):
+            return f"the head ({shown}) has no linear layer after the pooling"
+        return None
+
+    def form(self, view: GraphView, target: Target, head: Head) -> str:
+        return (f"classifier weights on the target map: {_op_list(view, head.local + head.rest)}"
+                " on the location vectors, minus its value at zero")
+
+    def build(self, b: OpBuilder, view: GraphView, target: Target, head: Head) -> T:
+        assert head.pool is not None
+        f = b.value(target.value)
+        n, h, w = (b.dims(f, [i]) for i in (0, 2, 3))
+        pooled = b.value(Value(head.pool, 0))  # only its shape matters: a zero per image
+        dtype = {"f16": np.float16}.get(b.dtype(pooled), np.float32)
+        zeros = b.mul(pooled, b.const(np.zeros((), dtype=dtype)))
+        maps, at_zero = run_after_pool(b, view, target, head, f, n, h, w, extra=zeros)
+        assert at_zero is not None  # [N, 1, K]
+        bias = b.unsqueeze(b.transpose(at_zero, [0, 2, 1]), [3])  # [N, K, 1, 1]
+        out = b.sub(maps, bias)
+        return out if b.dtype(out) == "f32" else b.cast(out, "f32")
