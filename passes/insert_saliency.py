@@ -5,6 +5,7 @@ from __future__ import annotations
 from xaigraph.errors import MethodError, XaiGraphError
 from xaigraph.methods import get_method
 from xaigraph.pipeline import Model, Pass, PassContext, PassResult
+from xaigraph.target import Target
 
 __all__ = ["SALIENCY_OUTPUT", "InsertSaliencyPass"]
 
@@ -42,13 +43,18 @@ class InsertSaliencyPass(Pass):
         ctx.report["target_declared_shape"] = declared if declared is not None else ctx.target.shape
         builder = ctx.backend.builder(model, view)
         maps = self.method.build(builder, view, ctx.target, ctx.head)
-        builder.add_output(maps, SALIENCY_OUTPUT, self._shape(declared, ctx.target.num_classes))
+        builder.add_output(maps, SALIENCY_OUTPUT, self._shape(ctx.target, declared))
         builder.finish()
         return PassResult(model, modified=True)
 
-    def _shape(self, target: tuple[int | None, ...], classes: int) -> list[int | None]:
-        n, _, h, w = target
-        return [n, classes, h, w] if self.method.per_class else [n, h, w]
+    def _shape(self, target: Target, declared: tuple[int | None, ...]) -> list[int | None]:
+        """[N, K, h, w] or [N, h, w]: the batch as declared, h and w of the map or grid."""
+        if target.tokens is not None:
+            h, w = target.tokens.height, target.tokens.width
+        else:
+            h, w = declared[2], declared[3]
+        n = declared[0]
+        return [n, target.num_classes, h, w] if self.method.per_class else [n, h, w]
 
     def ensures(self, model: Model, ctx: PassContext) -> None:
         last = ctx.backend.outputs(model)[-1]

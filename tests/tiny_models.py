@@ -156,3 +156,100 @@ def export(model: nn.Module, route: str, folder: Path, name: str,
             dynamic_axes={"image": {0: "batch"}, "scores": {0: "batch"}},
         )
         return path
+
+
+# -- a tiny vision transformer -----------------------------------------------------------------
+
+VIT_DIM, VIT_HEADS, VIT_PATCH = 32, 2, 4
+VIT_GRID = SIZE // VIT_PATCH  # 4x4 tokens
+
+
+class Block(nn.Module):
+    def __init__(self, fused: bool) -> None:
+        super().__init__()
+        self.fused = fused
+        self.norm1 = nn.LayerNorm(VIT_DIM)
+        self.qkv = nn.Linear(VIT_DIM, 3 * VIT_DIM)
+        self.proj = nn.Linear(VIT_DIM, VIT_DIM)
+        self.norm2 = nn.LayerNorm(VIT_DIM)
+        self.fc1 = nn.Linear(VIT_DIM, 2 * VIT_DIM)
+        self.fc2 = nn.Linear(2 * VIT_DIM, VIT_DIM)
+
+    def attention(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        q, k, v = self.qkv(x).reshape(b, n, 3, VIT_HEADS, d // VIT_HEADS).permute(2, 0, 3, 1, 4)
+        if self.fused:
+            y = nn.functional.scaled_dot_product_attention(q, k, v)
+        else:
+            weights = (q @ k.transpose(-2, -1)) * (d // VIT_HEADS) ** -0.5
+            y = weights.softmax(dim=-1) @ v
+        return self.proj(y.transpose(1, 2).reshape(b, n, d))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attention(self.norm1(x))
+        return x + self.fc2(nn.functional.gelu(self.fc1(self.norm2(x))))
+
+
+class TinyViT(nn.Module):
+    """Patch embedding, `prefix` CLS-like tokens (0: mean-pooled), 3 blocks, norm, head."""
+
+    def __init__(self, prefix: int = 1, fused: bool = True, seed: int = 0) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.prefix = prefix
+        self.patch_embed = nn.Conv2d(3, VIT_DIM, VIT_PATCH, stride=VIT_PATCH)
+        self.tokens = nn.Parameter(torch.randn(1, prefix, VIT_DIM) * 0.5)
+        self.pos = nn.Parameter(torch.randn(1, prefix + VIT_GRID**2, VIT_DIM) * 0.5)
+        self.blocks = nn.ModuleList(Block(fused) for _ in range(3))
+        self.norm = nn.LayerNorm(VIT_DIM)
+        self.head = nn.Linear(VIT_DIM, CLASSES)
+        with torch.no_grad():  # non-trivial norm parameters
+            for m in self.modules():
+                if isinstance(m, nn.LayerNorm):
+                    m.weight.uniform_(0.5, 1.5)
+                    m.bias.uniform_(-0.2, 0.2)
+        self.eval()
+
+    def body(self, x: torch.Tensor) -> torch.Tensor:
+        t = self.patch_embed(x).flatten(2).transpose(1, 2)
+        if self.prefix:  # (a zero-size concat crashes OpenVINO's converter)
+            t = torch.cat([self.tokens.expand(t.shape[0], -1, -1), t], dim=1)
+        t = t + self.pos
+        for block in self.blocks[:-1]:
+            t = block(t)
+        return t
+
+    def tail(self, t: torch.Tensor) -> torch.Tensor:
+        t = self.norm(self.blocks[-1](t))
+        return self.head(t[:, 0] if self.prefix else t.mean(dim=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.tail(self.body(x))
+
+
+def vit_masks(prefix: int) -> np.ndarray:
+    """The mosaics' token weights, written out from ViT-ReciproCAM's definition: prefix tokens
+    kept, grid tokens weighted by the 3x3 kernel [.5, 1, .5] x [.5, 1, .5] at each location."""
+    g = VIT_GRID
+    kernel = np.outer([0.5, 1.0, 0.5], [0.5, 1.0, 0.5])
+    masks = np.zeros((g * g, prefix + g * g))
+    masks[:, :prefix] = 1
+    for i in range(g):
+        for j in range(g):
+            for a in range(g):
+                for b in range(g):
+                    if abs(a - i) <= 1 and abs(b - j) <= 1:
+                        masks[i * g + j, prefix + a * g + b] = kernel[a - i + 1, b - j + 1]
+    return masks
+
+
+def brute_force_vitreciprocam(model: TinyViT, x: np.ndarray) -> np.ndarray:
+    """`S[n, k, i, j]`: the last block, norm and head run once per masked token map."""
+    masks = torch.from_numpy(vit_masks(model.prefix)).float()
+    with torch.no_grad():
+        t = model.body(torch.from_numpy(x))
+        out = np.zeros((t.shape[0], CLASSES, VIT_GRID, VIT_GRID))
+        for m in range(VIT_GRID**2):
+            scores = model.tail(t * masks[m][None, :, None]).double().numpy()
+            out[:, :, m // VIT_GRID, m % VIT_GRID] = scores
+    return out

@@ -8,6 +8,10 @@ The target is the last 4-D feature map `[N, C, H, W]` with `H, W > 1` that domin
 scores (every path from the model inputs to them passes through it) and is followed by at
 least one learned layer before the scores. Every dominating 4-D map is reported as a candidate
 with the reason it lost, nearest the output first.
+
+A vision transformer (transformer blocks after the last spatial map; see `xaigraph.tokens`)
+gets its token map `[N, L, D]` at the input of the last block as the target instead, with the
+token grid in `Target.tokens`.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from dataclasses import dataclass, field
 
 from xaigraph.errors import TargetError
 from xaigraph.graph_view import GraphView, Value
+from xaigraph.tokens import TokenGrid, find_token_target, token_grid
 
 __all__ = ["Candidate", "Target", "class_scores", "classification_output", "find_target"]
 
@@ -41,6 +46,7 @@ class Target:
     dominates: bool
     forced: bool
     candidates: list[Candidate] = field(default_factory=list)
+    tokens: TokenGrid | None = None  # set for a transformer's token map [N, L, D]
 
 
 def _shape(view: GraphView, v: Value) -> tuple[int | None, ...] | None:
@@ -109,8 +115,9 @@ def _reject_reason(view: GraphView, v: Value, scores: Value) -> str | None:
 def find_target(view: GraphView, target_layer: str | None = None) -> Target:
     out_index, out, k = classification_output(view)
     scores = class_scores(view, out)
+    all_doms = view.dominators(scores)
     doms = [
-        d for d in view.dominators(scores)
+        d for d in all_doms
         if len(_shape(view, d) or ()) == 4 and view.ops[d.op].kind != "input"
     ]
     if scores != out and len(_shape(view, scores) or ()) == 4:
@@ -132,15 +139,25 @@ def find_target(view: GraphView, target_layer: str | None = None) -> Target:
                 f"'{view.describe(out)}'"
             )
         shape = _shape(view, v) or ()
-        if len(shape) != 4:
+        grid = token_grid(view, v, all_doms) if len(shape) == 3 else None
+        if len(shape) != 4 and grid is None:
             raise TargetError(
                 f"target layer '{target_layer}' has shape {_fmt(shape)}; a 4-D [N, C, H, W] "
-                "feature map is needed"
+                "feature map (or a transformer's [N, L, D] token map) is needed"
             )
         for c in candidates:
             c.reason = "overridden by --target-layer" if c.value != v else None
         return Target(v, view.describe(v), shape, out, out_index, scores, k,
-                      dominates=v in doms, forced=True, candidates=candidates)
+                      dominates=v in all_doms, forced=True, candidates=candidates, tokens=grid)
+
+    found = find_token_target(view, all_doms)
+    if found is not None:
+        tokens, grid = found
+        for c in candidates:
+            c.reason = "before the transformer blocks (the token map is the target)"
+        shape = _shape(view, tokens) or ()
+        return Target(tokens, view.describe(tokens), shape, out, out_index, scores, k,
+                      dominates=True, forced=False, candidates=candidates, tokens=grid)
 
     chosen: Candidate | None = None
     for c in candidates:

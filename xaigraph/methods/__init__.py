@@ -8,10 +8,13 @@ from xaigraph.methods.base import Method
 from xaigraph.methods.cam import CAM
 from xaigraph.methods.eigencam import EigenCAM
 from xaigraph.methods.reciprocam import ReciproCAM
+from xaigraph.methods.vitreciprocam import ViTReciproCAM
 
 __all__ = ["METHODS", "Method", "get_method"]
 
-METHODS: dict[str, Method] = {m.name: m for m in (ReciproCAM(), ActivationMap(), CAM(), EigenCAM())}
+METHODS: dict[str, Method] = {
+    m.name: m for m in (ReciproCAM(), ActivationMap(), CAM(), EigenCAM(), ViTReciproCAM())
+}
 
 
 def get_method(name: str) -> Method:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from xaigraph.errors import MethodError
 from xaigraph.graph_view import GraphView
 from xaigraph.head import Head
+from xaigraph.methods.base import token_map_reason
 from xaigraph.ops import OpBuilder, T
 from xaigraph.target import Target
 
@@ -17,7 +18,7 @@ class ActivationMap:
     summary = "mean over channels of the target feature map, [N, H, W]"
 
     def check(self, view: GraphView, target: Target, head: Head) -> str | None:
-        return None
+        return token_map_reason(target)
 
     def form(self, view: GraphView, target: Target, head: Head) -> str:
         return "channel mean of the target"

@@ -9,7 +9,7 @@ from xaigraph.head import Head
 from xaigraph.ops import OpBuilder, T
 from xaigraph.target import Target
 
-__all__ = ["Method"]
+__all__ = ["Method", "token_map_reason"]
 
 
 class Method(Protocol):
@@ -25,3 +25,12 @@ class Method(Protocol):
 
     def build(self, b: OpBuilder, view: GraphView, target: Target, head: Head) -> T:
         """Build the raw (unscaled, float) saliency map and return it."""
+
+
+def token_map_reason(target: Target) -> str | None:
+    """Why a method for spatial maps does not apply to a transformer's token map."""
+    if target.tokens is None:
+        return None
+    return (f"the target is a transformer's token map {list(target.shape)} "
+            f"({target.tokens.prefix} + {target.tokens.height}x{target.tokens.width} tokens); "
+            "use --method vitreciprocam")

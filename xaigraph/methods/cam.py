@@ -13,6 +13,7 @@ import numpy as np
 
 from xaigraph.graph_view import GraphView, Value
 from xaigraph.head import Head
+from xaigraph.methods.base import token_map_reason
 from xaigraph.methods.pooled import run_after_pool
 from xaigraph.ops import OpBuilder, T
 from xaigraph.target import Target
@@ -44,6 +45,8 @@ class CAM:
     summary = "class activation map: the classifier's weights on the target map, [N, K, H, W]"
 
     def check(self, view: GraphView, target: Target, head: Head) -> str | None:
+        if (reason := token_map_reason(target)) is not None:
+            return reason
         shown = " > ".join(head.describe_ops(view))
         if head.side_inputs:
             return "the head also reads tensors that do not come from the target"

@@ -17,6 +17,7 @@ import numpy as np
 from xaigraph.errors import MethodError
 from xaigraph.graph_view import GraphView
 from xaigraph.head import Head
+from xaigraph.methods.base import token_map_reason
 from xaigraph.ops import OpBuilder, T
 from xaigraph.target import Target
 
@@ -32,6 +33,8 @@ class EigenCAM:
     summary = "target map projected on its first principal component, [N, H, W]"
 
     def check(self, view: GraphView, target: Target, head: Head) -> str | None:
+        if (reason := token_map_reason(target)) is not None:
+            return reason
         shape = view.tensor(target.value).probe
         if shape is not None and shape[2] * shape[3] > MAX_LOCATIONS:
             return (f"the target has {shape[2] * shape[3]} locations; eigencam squares an "

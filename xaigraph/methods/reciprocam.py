@@ -21,6 +21,7 @@ import numpy as np
 from xaigraph.errors import MethodError
 from xaigraph.graph_view import GraphView, Value
 from xaigraph.head import Head
+from xaigraph.methods.base import token_map_reason
 from xaigraph.methods.headcopy import copy_head
 from xaigraph.methods.pooled import run_after_pool, to_maps
 from xaigraph.ops import OpBuilder, T
@@ -63,6 +64,8 @@ class ReciproCAM:
         self.force_mosaic = force_mosaic  # for comparisons (benchmark, tests) only
 
     def check(self, view: GraphView, target: Target, head: Head) -> str | None:
+        if (reason := token_map_reason(target)) is not None:
+            return reason
         if head.side_inputs:
             names = ", ".join(view.describe(v) for v in head.side_inputs[:3])
             return (

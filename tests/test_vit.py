@@ -1,0 +1,50 @@
+"""ViT-ReciproCAM on tiny transformers built in code, against a brute-force reference."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import xaigraph
+from tests import tiny_models
+from tests.conftest import image, run
+from tests.test_onnx import ort_run
+from tests.test_reciprocam import assert_close_to_reference
+
+ROUTES = ["ov_static", "ov_dynbatch", "onnx14", "onnx17"]
+VARIANTS = [(1, True), (1, False), (2, True), (0, False)]  # (prefix tokens, fused attention)
+
+
+@pytest.fixture(scope="module")
+def vit_file(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    folder = tmp_path_factory.mktemp("vit")
+    cache: dict[tuple[int, bool, str], Path] = {}
+
+    def get(prefix: int, fused: bool, route: str) -> Path:
+        key = (prefix, fused, route)
+        if key not in cache:
+            model = tiny_models.TinyViT(prefix, fused)
+            cache[key] = tiny_models.export(model, route, folder, f"vit{prefix}{int(fused)}")
+        return cache[key]
+
+    return get
+
+
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize(("prefix", "fused"), VARIANTS)
+def test_vitreciprocam_matches_brute_force(vit_file, route: str, prefix: int,  # type: ignore[no-untyped-def]
+                                           fused: bool) -> None:
+    path = vit_file(prefix, fused, route)
+    info = xaigraph.inspect(path)
+    assert info["target"]["shape"] == f"[1,{prefix + 16},{tiny_models.VIT_DIM}]"
+    assert info["methods"]["vitreciprocam"]["applies"]
+    assert "use --method vitreciprocam" in info["methods"]["reciprocam"]["reason"]
+    batch = 1 if route == "ov_static" else 2
+    x = image(batch, seed=21)
+    ref = tiny_models.brute_force_vitreciprocam(tiny_models.TinyViT(prefix, fused), x)
+    for fmt in (["ir", "onnx"] if route.startswith("onnx") else ["ir"]):
+        result = xaigraph.insert(path, "vitreciprocam", scaling=False, output_format=fmt)
+        maps = run(result.model, x)[-1] if fmt == "ir" else ort_run(result.model, x)[-1]
+        assert_close_to_reference(maps, ref)
