@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
+import logging
+
+import numpy as np
+
 from xaigraph.errors import MethodError, XaiGraphError
 from xaigraph.methods import get_method
 from xaigraph.pipeline import Model, Pass, PassContext, PassResult
 from xaigraph.target import Target
+from xaigraph.validate import make_inputs
 
 __all__ = ["SALIENCY_OUTPUT", "InsertSaliencyPass"]
 
 SALIENCY_OUTPUT = "saliency_map"
+CHECK_OUTPUT = "xaigraph_check"  # a method's reference form, while the pass compares forms
+
+log = logging.getLogger(__name__)
 
 
 class InsertSaliencyPass(Pass):
     """Requires `ctx.target` and `ctx.head`. Appends one output, `saliency_map`, holding the
     raw float maps: `[N, K, h, w]` for per-class methods, `[N, h, w]` otherwise. Every
-    original output is left as it was. Fails with `MethodError` when the method does not
-    apply to the target (the message says why)."""
+    original output keeps its values. Fails with `MethodError` when the method does not
+    apply to the target (the message says why).
+
+    A method with several forms (`forms`, the last one the reference) is built in the form it
+    picks; when that is not the reference, the reference is built too and both run on a
+    seeded input: if they differ (beyond 1e-4 of the map's range) the reference form is kept.
+    The figures go to `ctx.report["self_check"]`."""
 
     name = "insert-saliency"
 
@@ -38,14 +51,64 @@ class InsertSaliencyPass(Pass):
 
     def run(self, model: Model, ctx: PassContext) -> PassResult:
         view = ctx.view(model)
-        ctx.report["form"] = self.method.form(view, ctx.target, ctx.head)
-        declared = view.tensor(ctx.target.value).shape
-        ctx.report["target_declared_shape"] = declared if declared is not None else ctx.target.shape
+        target, head = ctx.target, ctx.head
+        declared = view.tensor(target.value).shape
+        if declared is None:
+            declared = target.shape
+        ctx.report["target_declared_shape"] = declared
+        shape = self._shape(target, declared)
+        forms: tuple[str, ...] = getattr(self.method, "forms", ())
         builder = ctx.backend.builder(model, view)
-        maps = self.method.build(builder, view, ctx.target, ctx.head)
-        builder.add_output(maps, SALIENCY_OUTPUT, self._shape(ctx.target, declared))
+        if not forms:
+            ctx.report["form"] = self.method.form(view, target, head)
+            builder.add_output(self.method.build(builder, view, target, head),
+                               SALIENCY_OUTPUT, shape)
+            builder.finish()
+            return PassResult(model, modified=True)
+
+        form = self.method.pick_form(view, target, head)  # type: ignore[attr-defined]
+        build = self.method.build
+        reference = forms[-1]
+        builder.add_output(build(builder, view, target, head, form=reference),  # type: ignore[call-arg]
+                           CHECK_OUTPUT if form != reference else SALIENCY_OUTPUT, shape)
+        if form != reference:
+            try:
+                builder.add_output(build(builder, view, target, head, form=form),  # type: ignore[call-arg]
+                                   SALIENCY_OUTPUT, shape)
+                builder.finish()
+                worst, span = self._compare_last_two(model, ctx)
+            except Exception as exc:  # the form does not even build or run here
+                log.info("%s: the %s form failed: %s", self.method.name, form, exc)
+                worst, span = float("inf"), 0.0
+                if SALIENCY_OUTPUT in {p.name for p in ctx.backend.outputs(model)}:
+                    builder.remove_output(SALIENCY_OUTPUT)
+            passed = worst <= 1e-4 * span + 1e-6
+            ctx.report["self_check"] = {"form": form, "against": reference, "passed": passed,
+                                        "max_abs": worst, "map_range": span}
+            if passed:
+                builder.remove_output(CHECK_OUTPUT)
+            else:
+                log.warning("%s: the %s form differs from the %s form (by %.3g); using %s",
+                            self.method.name, form, reference, worst, reference)
+                if SALIENCY_OUTPUT in {p.name for p in ctx.backend.outputs(model)}:
+                    builder.remove_output(SALIENCY_OUTPUT)
+                builder.rename_output(CHECK_OUTPUT, SALIENCY_OUTPUT)
+                form = reference
+        ctx.report["form"] = self.method.form(view, target, head, form=form)  # type: ignore[call-arg]
         builder.finish()
         return PassResult(model, modified=True)
+
+    @staticmethod
+    def _compare_last_two(model: Model, ctx: PassContext) -> tuple[float, float]:
+        """Largest difference between the two last outputs (the reference form, then the form
+        checked) on a seeded input, and the range of the reference."""
+        dtypes = ctx.backend.input_dtypes(model)
+        arrays = make_inputs(dtypes, ctx.probe_inputs, seed=0)
+        outputs = ctx.backend.runner(model)(arrays)
+        ref, got = outputs[-2].astype(np.float64), outputs[-1].astype(np.float64)
+        if got.shape != ref.shape or not np.all(np.isfinite(got)):
+            return float("inf"), 0.0
+        return float(np.max(np.abs(got - ref))), float(ref.max() - ref.min())
 
     def _shape(self, target: Target, declared: tuple[int | None, ...]) -> list[int | None]:
         """[N, K, h, w] or [N, h, w]: the batch as declared, h and w of the map or grid."""

@@ -45,5 +45,36 @@ def test_vitreciprocam_matches_brute_force(vit_file, route: str, prefix: int,  #
     ref = tiny_models.brute_force_vitreciprocam(tiny_models.TinyViT(prefix, fused), x)
     for fmt in (["ir", "onnx"] if route.startswith("onnx") else ["ir"]):
         result = xaigraph.insert(path, "vitreciprocam", scaling=False, output_format=fmt)
+        if prefix:  # CLS-like tokens: the fast form, checked against the plain one
+            assert result.report["form"].startswith("fast exact form")
+            assert "only the prefix tokens" in result.report["form"]
+            assert result.report["self_check"]["passed"] is True
+        else:  # the head averages all tokens: the plain form
+            assert result.report["form"].startswith("plain form")
         maps = run(result.model, x)[-1] if fmt == "ir" else ort_run(result.model, x)[-1]
         assert_close_to_reference(maps, ref)
+
+
+@pytest.mark.parametrize("fmt", ["ir", "onnx"])
+def test_fast_form_falls_back_when_its_self_check_fails(vit_file, fmt: str) -> None:  # type: ignore[no-untyped-def]
+    """Forced onto a mean-pooled ViT (where it is not exact), the fast form fails the self-check
+    and the plain form is kept: the maps are still right."""
+    from xaigraph.methods import METHODS
+    from xaigraph.methods.vitreciprocam import ViTReciproCAM
+
+    path = vit_file(0, False, "onnx17")
+    saved = METHODS["vitreciprocam"]
+    METHODS["vitreciprocam"] = ViTReciproCAM(form="fast")
+    try:
+        result = xaigraph.insert(path, "vitreciprocam", scaling=False, output_format=fmt)
+    finally:
+        METHODS["vitreciprocam"] = saved
+    check = result.report["self_check"]
+    assert check["passed"] is False and check["max_abs"] > 1e-3
+    assert result.report["form"].startswith("plain form")
+    x = image(2, seed=5)
+    maps = run(result.model, x)[-1] if fmt == "ir" else ort_run(result.model, x)[-1]
+    ref = tiny_models.brute_force_vitreciprocam(tiny_models.TinyViT(0, False), x)
+    assert_close_to_reference(maps, ref)
+    outputs = result.backend.outputs(result.model)
+    assert [o.name for o in outputs][-1] == "saliency_map" and len(outputs) == 2

@@ -139,6 +139,7 @@ def insert(
             "forced": target.forced,
         },
         form=ctx.report["form"],
+        **({"self_check": ctx.report["self_check"]} if "self_check" in ctx.report else {}),
         outputs=outputs,
         saliency_map=outputs[-1],
         validation=ctx.report.get("validation", {"passed": None, "skipped": True}),

@@ -19,7 +19,9 @@ Each op also gets a small backend-neutral `kind`:
 and, in `attrs["pointwise"]`, whether it acts on each spatial location on its own: ``unary``
 (elementwise on input 0, or a 1x1 stride-1 unpadded convolution, or a softmax over channels)
 or ``binary`` (elementwise with broadcasting); in `attrs["affine"]`, whether it is affine in
-its data: ``always``, ``single`` (when one operand carries data) or ``numerator`` (x / c).
+its data: ``always``, ``single`` (when one operand carries data) or ``numerator`` (x / c);
+in `attrs["attention"]`, whether it is where attention weights are formed: ``sdpa`` (a fused
+scaled-dot-product attention) or ``softmax`` (a softmax over keys, `[..., L, L]` logits).
 """
 
 from __future__ import annotations
@@ -31,7 +33,10 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-__all__ = ["Dim", "GraphView", "OpInfo", "TensorInfo", "Value"]
+__all__ = [
+    "Dim", "GraphView", "OpInfo", "TensorInfo", "Value", "attention_kind",
+    "mark_attention_queries",
+]
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +76,38 @@ class OpInfo:
     inputs: list[Value]
     outputs: list[TensorInfo]
     attrs: dict[str, Any] = field(default_factory=dict)
+
+
+_SCALE_OPS = {"Multiply", "Mul", "Divide", "Div", "Add", "Sub", "Subtract"}
+
+
+def mark_attention_queries(view: GraphView) -> None:
+    """Mark (`attrs["attention_query"]`) the MatMul that forms a softmax attention's logits
+    from the queries (its input 0, tokens on axis -2), walking back through scalings."""
+    for op in view.ops.values():
+        if op.attrs.get("attention") != "softmax":
+            continue
+        v = op.inputs[0]
+        while view.ops[v.op].type in _SCALE_OPS:
+            producer = view.ops[v.op]
+            data = [x for x in producer.inputs if not view.is_const_derived(x.op)]
+            if len(data) != 1:
+                break
+            v = data[0]
+        producer = view.ops[v.op]
+        if producer.type == "MatMul" and not producer.attrs.get("transpose_a"):
+            producer.attrs["attention_query"] = True
+
+
+def attention_kind(op_type: str, logits: TensorInfo | None) -> str | None:
+    """`attrs["attention"]` for an op of `op_type` whose first input is `logits`."""
+    if op_type == "ScaledDotProductAttention":
+        return "sdpa"
+    if op_type == "Softmax" and logits is not None and logits.probe is not None:
+        shape = logits.probe
+        if len(shape) >= 3 and shape[-1] == shape[-2] and shape[-1] > 1:
+            return "softmax"
+    return None
 
 
 @dataclass

@@ -17,7 +17,7 @@ from onnx import helper, numpy_helper
 
 from xaigraph.errors import MethodError
 from xaigraph.graph_view import GraphView, Value
-from xaigraph.head import relax_batch
+from xaigraph.head import relax_shape
 from xaigraph.onnx_view import DTYPES, opset_version
 from xaigraph.ops import BuilderBase, T
 
@@ -78,7 +78,8 @@ class ONNXBuilder(BuilderBase):
     def value(self, v: Value) -> T:
         return self._view.ops[v.op].outputs[v.port].names[0]
 
-    def copy(self, op_ids: Sequence[str], inputs: dict[Value, T], outputs: Sequence[Value]
+    def copy(self, op_ids: Sequence[str], inputs: dict[Value, T], outputs: Sequence[Value],
+             attention_bias: T | None = None, keep_rows: dict[str, int] | None = None
              ) -> list[T]:
         view = self._view
         mapped: dict[Value, str] = dict(inputs)
@@ -92,6 +93,11 @@ class ONNXBuilder(BuilderBase):
             new_inputs = [next(names) if name else "" for name in node.input]
             if node.op_type == "Reshape" and len(info.inputs) > 1:
                 new_inputs[1] = self._relaxed_shape(node, info.inputs, new_inputs[1])
+            if attention_bias is not None and info.attrs.get("attention") == "softmax":
+                new_inputs[0] = self.add(new_inputs[0], attention_bias)
+            if keep_rows and op_id in keep_rows:
+                new_inputs = [self.slice(a, 0, keep_rows[op_id], axis=1) if a else a
+                              for a in new_inputs]
             new = onnx.NodeProto()
             new.CopyFrom(node)
             del new.input[:]
@@ -120,7 +126,7 @@ class ONNXBuilder(BuilderBase):
         allowzero = next((a.i for a in node.attribute if a.name == "allowzero"), 0)
         if allowzero:
             return shape_arg
-        relaxed = relax_batch(shape, data[0], special_zero=True)
+        relaxed = relax_shape(shape, data, special_zero=True)
         return shape_arg if relaxed is None else self.const(relaxed.astype(np.int64))
 
     def add_output(self, x: T, name: str, shape: Sequence[int | None]) -> None:
@@ -136,6 +142,16 @@ class ONNXBuilder(BuilderBase):
 
     def output_value(self, name: str) -> T:
         return name
+
+    def remove_output(self, name: str) -> None:
+        kept = [out for out in self.graph.output if out.name != name]
+        del self.graph.output[:]
+        self.graph.output.extend(kept)
+        cleanup(self.graph, keep=self._dead_before)
+        self._drop_unused_constants()
+
+    def rename_output(self, old: str, new: str) -> None:
+        self._rename(old, new)
 
     def replace_output(self, name: str, x: T) -> None:
         old = self._fresh(f"{name}_raw")
@@ -238,6 +254,9 @@ class ONNXBuilder(BuilderBase):
         if self.opset >= 13:
             return self._node("Unsqueeze", [x, self._i64(axes)], self.dtype(x))
         return self._node("Unsqueeze", [x], self.dtype(x), axes=list(axes))
+
+    def expand(self, x: T, shape: T) -> T:
+        return self._node("Expand", [x, shape], self.dtype(x))
 
     def gather(self, x: T, index: int, axis: int) -> T:
         return self._node("Gather", [x, self._i64([index])], self.dtype(x), axis=axis)

@@ -17,7 +17,15 @@ import numpy as np
 import onnx
 from onnx import numpy_helper, shape_inference
 
-from xaigraph.graph_view import Dim, GraphView, OpInfo, TensorInfo, Value
+from xaigraph.graph_view import (
+    Dim,
+    GraphView,
+    OpInfo,
+    TensorInfo,
+    Value,
+    attention_kind,
+    mark_attention_queries,
+)
 
 __all__ = ["DTYPES", "build_view", "opset_version", "probe_input_shapes"]
 
@@ -323,6 +331,9 @@ def build_view(model: onnx.ModelProto, spatial: int = DEFAULT_SPATIAL) -> GraphV
                 info.attrs["pointwise"] = pointwise
             if node.op_type in _AFFINE:
                 info.attrs["affine"] = _AFFINE[node.op_type]
+            attention = attention_kind(node.op_type, in_tensors[0] if in_tensors else None)
+            if attention is not None:
+                info.attrs["attention"] = attention
         const_derived[oid] = node.op_type == "Constant" or (
             bool(in_values) and all(const_derived[v.op] for v in in_values))
         add(info, node)
@@ -342,6 +353,7 @@ def build_view(model: onnx.ModelProto, spatial: int = DEFAULT_SPATIAL) -> GraphV
     view = GraphView(ops=ops, order=order, inputs=inputs, results=results, graph=graph_nx,
                      native=native, probe_inputs=probe_inputs)
     view._const_derived = const_derived
+    mark_attention_queries(view)
     return view
 
 

@@ -26,13 +26,18 @@ class OpBuilder(Protocol):
     def value(self, v: Value) -> T:
         """Handle of an existing tensor of the model."""
 
-    def copy(self, ops: Sequence[str], inputs: dict[Value, T], outputs: Sequence[Value]
+    def copy(self, ops: Sequence[str], inputs: dict[Value, T], outputs: Sequence[Value],
+             attention_bias: T | None = None, keep_rows: dict[str, int] | None = None
              ) -> list[T]:
         """Re-create `ops` (view op ids, topological order) reading `inputs` instead of the
         original tensors, and return the copies of `outputs` (an output may also be a key of
         `inputs`). Whatever else the ops read is read from the original graph (constants are
-        shared, not copied). Reshapes whose constant target shape fixes the batch dimension
-        are relaxed so that the copy accepts any batch."""
+        shared, not copied). Reshapes whose constant target shape fixes the batch or the
+        sequence length are relaxed so that the copy accepts others. `attention_bias`, when
+        given, is added to the attention logits of every attention op copied (see
+        `attrs["attention"]`), broadcast over `[batch, heads, queries, keys]`.
+        `keep_rows[op] = r`: every input of `op` is cut to its first `r` rows on axis 1 (the
+        tokens of a `[batch, tokens, dim]` sequence)."""
 
     def add_output(self, x: T, name: str, shape: Sequence[int | None]) -> None:
         """Append a model output named `name`; `shape` (None for dynamic dims) is what its
@@ -46,6 +51,11 @@ class OpBuilder(Protocol):
 
     def output_value(self, name: str) -> T:
         """The tensor that the output `name` returns."""
+
+    def remove_output(self, name: str) -> None:
+        """Remove the output `name` (what only it needed goes too)."""
+
+    def rename_output(self, old: str, new: str) -> None: ...
 
     def replace_value(self, v: Value, x: T) -> None:
         """Make every reader of the model's tensor `v` read `x` instead (names move too)."""
@@ -66,6 +76,9 @@ class OpBuilder(Protocol):
         """`x[start:stop]` along `axis` (`stop=None`: to the end)."""
 
     def unsqueeze(self, x: T, axes: Sequence[int]) -> T: ...
+    def expand(self, x: T, shape: T) -> T:
+        """Broadcast `x` to `shape` (numpy rules)."""
+
     def eye(self, n: T, dtype: str) -> T:
         """The `[n, n]` identity matrix of `dtype`, for a 1-element int64 tensor `n`."""
 

@@ -12,7 +12,7 @@ from openvino.utils.node_factory import NodeFactory
 
 from xaigraph.errors import MethodError
 from xaigraph.graph_view import GraphView, Value
-from xaigraph.head import relax_batch
+from xaigraph.head import relax_shape
 from xaigraph.ops import BuilderBase, T
 
 __all__ = ["OVBuilder"]
@@ -46,7 +46,8 @@ class OVBuilder(BuilderBase):
     def value(self, v: Value) -> T:
         return self._view.native[v.op].output(v.port)
 
-    def copy(self, op_ids: Sequence[str], inputs: dict[Value, T], outputs: Sequence[Value]
+    def copy(self, op_ids: Sequence[str], inputs: dict[Value, T], outputs: Sequence[Value],
+             attention_bias: T | None = None, keep_rows: dict[str, int] | None = None
              ) -> list[T]:
         mapped: dict[Value, ov.Output] = dict(inputs)
         for op_id in op_ids:
@@ -58,6 +59,19 @@ class OVBuilder(BuilderBase):
             attrs = node.get_attributes()
             if info.type == "Reshape":
                 args[1], attrs = self._relaxed_reshape(info.inputs, args[1], attrs)
+            if keep_rows and op_id in keep_rows:
+                args = [self.slice(a, 0, keep_rows[op_id], axis=1) for a in args]
+            attention = info.attrs.get("attention")
+            if attention_bias is not None and attention == "softmax":
+                args[0] = ops.add(args[0], attention_bias).output(0)
+            elif attention_bias is not None and attention == "sdpa":
+                if len(args) == 3:
+                    args.append(attention_bias)
+                else:  # a mask (and maybe a scale) already: only a token-free one can stay
+                    mask = self._view.tensor(info.inputs[3]).probe
+                    if mask is None or any(d != 1 for d in mask):
+                        raise MethodError(f"{info.name}: attention with a per-token mask")
+                    args[3] = ops.add(args[3], attention_bias).output(0)
             version = node.get_type_info().version_id
             try:
                 factory = self._factories.setdefault(version, NodeFactory(version))
@@ -82,7 +96,7 @@ class OVBuilder(BuilderBase):
         data = self._view.tensor(src[0]).probe
         if shape is None or data is None:
             return shape_arg, attrs
-        relaxed = relax_batch(shape, data[0], bool(attrs.get("special_zero", False)))
+        relaxed = relax_shape(shape, data, bool(attrs.get("special_zero", False)))
         if relaxed is None:
             return shape_arg, attrs
         return _out(ops.constant(relaxed.astype(shape.dtype))), {**attrs, "special_zero": True}
@@ -98,6 +112,14 @@ class OVBuilder(BuilderBase):
             if name in r.input_value(0).get_names() or r.get_friendly_name() == name:
                 return r
         raise KeyError(name)
+
+    def remove_output(self, name: str) -> None:
+        self.model.remove_result(self._result(name))
+
+    def rename_output(self, old: str, new: str) -> None:
+        result = self._result(old)
+        result.input_value(0).get_tensor().set_names({new})
+        result.set_friendly_name(new)
 
     def output_value(self, name: str) -> T:
         return self._result(name).input_value(0)
@@ -157,6 +179,9 @@ class OVBuilder(BuilderBase):
         end = np.iinfo(np.int64).max if stop is None else stop
         args = [ops.constant(np.asarray([v], dtype=np.int64)) for v in (start, end, 1, axis)]
         return self._name(ops.slice(x, *args), "slice")
+
+    def expand(self, x: T, shape: T) -> T:
+        return self._name(ops.broadcast(x, shape), "expand")
 
     def unsqueeze(self, x: T, axes: Sequence[int]) -> T:
         ax = ops.constant(np.asarray(list(axes), dtype=np.int64))

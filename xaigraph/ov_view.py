@@ -11,7 +11,15 @@ import numpy as np
 import openvino as ov
 from openvino.passes import ConstantFolding, Manager
 
-from xaigraph.graph_view import Dim, GraphView, OpInfo, TensorInfo, Value
+from xaigraph.graph_view import (
+    Dim,
+    GraphView,
+    OpInfo,
+    TensorInfo,
+    Value,
+    attention_kind,
+    mark_attention_queries,
+)
 
 __all__ = ["build_view", "probe_input_shapes"]
 
@@ -306,6 +314,11 @@ def build_view(model: ov.Model, spatial: int = DEFAULT_SPATIAL) -> GraphView:
             info.attrs["pointwise"] = pointwise
         if t in _AFFINE:
             info.attrs["affine"] = _AFFINE[t]
+        attention = attention_kind(t, in_tensors[0] if in_tensors else None)
+        if attention is not None:
+            info.attrs["attention"] = attention
+        if t == "MatMul" and node.get_attributes().get("transpose_a"):
+            info.attrs["transpose_a"] = True
         view_ops[oid] = info
         order.append(oid)
         graph.add_node(oid)
@@ -320,4 +333,5 @@ def build_view(model: ov.Model, spatial: int = DEFAULT_SPATIAL) -> GraphView:
     view = GraphView(ops=view_ops, order=order, inputs=params, results=results, graph=graph,
                      native=native, probe_inputs=probe_inputs)
     view._const_derived = const_derived
+    mark_attention_queries(view)
     return view

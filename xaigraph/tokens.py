@@ -14,7 +14,7 @@ embedding): `L = prefix + H * W`, the prefix being the CLS, distillation or regi
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from xaigraph.graph_view import GraphView, Value
 
@@ -30,6 +30,8 @@ class TokenGrid:
     height: int
     width: int
     source: str  # where the grid was read: the patch-embedding map, or "square"
+    residual: str | None = None  # the last block's attention residual Add (op id)
+    skip_port: int = 0  # which of its inputs is the token map
 
     @property
     def locations(self) -> int:
@@ -66,7 +68,10 @@ def find_token_target(view: GraphView, dominators: list[Value]) -> tuple[Value, 
         branch = view.ops_between(skips[0], v)
         if any(view.ops[o].type in ATTENTION_OPS for o in branch):
             grid = token_grid(view, skips[0], dominators)
-            return None if grid is None else (skips[0], grid)
+            if grid is None:
+                return None
+            port = add.inputs.index(skips[0])
+            return skips[0], replace(grid, residual=v.op, skip_port=port)
     return None
 
 

@@ -12,7 +12,9 @@ __all__ = ["copy_head"]
 
 
 def copy_head(b: OpBuilder, view: GraphView, head: Head, ops: Sequence[str],
-              inputs: dict[Value, T], outputs: Sequence[Value], batch: T) -> list[T]:
+              inputs: dict[Value, T], outputs: Sequence[Value], batch: T,
+              attention_bias: T | None = None, keep_rows: dict[str, int] | None = None
+              ) -> list[T]:
     """`b.copy(ops, inputs, outputs)`, where the head's shape inputs (computed from the shapes
     of tensors outside the head, such as the image's batch size) are recomputed with `batch`
     (a 1-element int64 tensor) as dim 0 of each shape they read."""
@@ -30,4 +32,4 @@ def copy_head(b: OpBuilder, view: GraphView, head: Head, ops: Sequence[str],
             dtype = view.tensor(Value(s, 0)).dtype
             patched[Value(s, 0)] = shape if dtype == "i64" else b.cast(shape, dtype)
         mapping.update(zip(needs, b.copy(head.shape_ops, patched, needs), strict=True))
-    return b.copy(ops, mapping, outputs)
+    return b.copy(ops, mapping, outputs, attention_bias, keep_rows)

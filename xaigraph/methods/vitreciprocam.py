@@ -7,6 +7,17 @@ kernel centred on `m` (1 at `m`, 1/2 at its edge neighbours, 1/4 at its corners,
 and runs the last block, the final norm and the head on it: `S[k, i, j]` is class `k`'s score.
 
 Plain form: a copy of that head runs on the batch of `H*W` masked sequences per image.
+
+Fast form (exact): a mosaic holds at most 9 distinct grid tokens; every other grid token is
+the zero vector, and zero tokens are all alike. Each mosaic is compressed to its prefix tokens,
+its 9 neighbourhood slots and one zero token (`P + 10` tokens instead of `P + H*W`), with a
+multiplicity per token (1, 1 or 0 for a slot off the grid, and `H*W` minus the slots used for
+the zero token). Per-token ops do not care; attention does, and `log(multiplicity)` added to
+its logits makes the softmax over the compressed keys equal to the softmax over the full
+sequence, where a key repeated `m` times carries `m` times the weight. Heads that read the
+prefix tokens (CLS, distillation) are then exact; a head that averages over all tokens is not,
+so models without prefix tokens use the plain form. The insert pass checks the fast form
+against the plain form on a random input, and falls back to the plain form if they differ.
 """
 
 from __future__ import annotations
@@ -21,7 +32,7 @@ from xaigraph.ops import OpBuilder, T
 from xaigraph.target import Target
 from xaigraph.tokens import TokenGrid
 
-__all__ = ["ViTReciproCAM", "token_masks"]
+__all__ = ["ViTReciproCAM", "slot_tables", "token_masks"]
 
 KERNEL = np.outer([0.5, 1.0, 0.5], [0.5, 1.0, 0.5])  # 3x3, 1 at the centre
 
@@ -41,10 +52,47 @@ def token_masks(grid: TokenGrid) -> np.ndarray:
     return masks
 
 
+def slot_tables(grid: TokenGrid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For the fast form: grid-token index `[H*W * 9]` and weight `[H*W, 9]` of each mosaic's
+    neighbourhood slots, and the log-multiplicity `[H*W, P + 10]` of its compressed tokens."""
+    h, w, p = grid.height, grid.width, grid.prefix
+    index = np.zeros((h * w, 9), dtype=np.int64)
+    weight = np.zeros((h * w, 9), dtype=np.float32)
+    count = np.zeros((h * w, p + 10), dtype=np.float64)
+    count[:, :p] = 1
+    for i in range(h):
+        for j in range(w):
+            m = i * w + j
+            for s, (di, dj) in enumerate((a, b) for a in (-1, 0, 1) for b in (-1, 0, 1)):
+                ti, tj = i + di, j + dj
+                if 0 <= ti < h and 0 <= tj < w:
+                    index[m, s] = ti * w + tj
+                    weight[m, s] = KERNEL[di + 1, dj + 1]
+                    count[m, p + s] = 1
+            count[m, p + 9] = h * w - count[m, p : p + 9].sum()
+    with np.errstate(divide="ignore"):
+        log_count = np.log(count).astype(np.float32)  # log 0 = -inf: a slot that is not there
+    return index.reshape(-1), weight, log_count
+
+
 class ViTReciproCAM:
     name = "vitreciprocam"
     per_class = True
     summary = "last block + head re-run on kernel-masked token maps, [N, K, H, W]"
+    forms = ("fast", "plain")  # the insert pass checks the first against the last
+
+    def __init__(self, form: str | None = None) -> None:
+        self.forced_form = form  # for comparisons (benchmark, tests) only
+
+    def pick_form(self, view: GraphView, target: Target, head: Head) -> str:
+        if self.forced_form is not None:
+            return self.forced_form
+        grid = target.tokens
+        if grid is None or grid.prefix == 0:
+            return "plain"  # a head averaging over all tokens needs them all
+        if not any(view.ops[o].attrs.get("attention") for o in head.ops):
+            return "plain"
+        return "fast"
 
     def check(self, view: GraphView, target: Target, head: Head) -> str | None:
         if target.tokens is None:
@@ -57,14 +105,71 @@ class ViTReciproCAM:
             return "the token map is not a float tensor"
         return None
 
-    def form(self, view: GraphView, target: Target, head: Head) -> str:
+    def form(self, view: GraphView, target: Target, head: Head, form: str | None = None) -> str:
         grid = target.tokens
         assert grid is not None
+        form = form or self.pick_form(view, target, head)
+        tokens = f"{grid.prefix} prefix + {grid.height}x{grid.width} grid tokens"
+        if form == "fast":
+            pruned = (", only the prefix tokens going on after it"
+                      if self._prunable(view, target, head) else "")
+            return (f"fast exact form: the last block and the head run on {grid.locations} "
+                    f"compressed mosaics of {grid.prefix + 10} tokens per image ({tokens}), "
+                    f"attention weighted by token multiplicity{pruned}")
+        why = " (no prefix token: the head averages all tokens)" if grid.prefix == 0 else ""
         return (f"plain form: the last block and the head run on {grid.locations} masked copies "
-                f"of the token map per image ({grid.prefix} prefix + {grid.height}x"
-                f"{grid.width} grid tokens)")
+                f"of the token map per image ({tokens}){why}")
 
-    def build(self, b: OpBuilder, view: GraphView, target: Target, head: Head) -> T:
+    def build(self, b: OpBuilder, view: GraphView, target: Target, head: Head,
+              form: str | None = None) -> T:
+        grid = target.tokens
+        assert grid is not None
+        form = form or self.pick_form(view, target, head)
+        maps = self._fast(b, view, target, head) if form == "fast" else \
+            self._plain(b, view, target, head)
+        return maps if b.dtype(maps) == "f32" else b.cast(maps, "f32")
+
+    def _fast(self, b: OpBuilder, view: GraphView, target: Target, head: Head) -> T:
+        grid = target.tokens
+        assert grid is not None
+        p, hw, length = grid.prefix, grid.locations, grid.prefix + 10
+        x = b.value(target.value)  # [N, L, D]
+        np_type = np.float16 if b.dtype(x) == "f16" else np.float32
+        n, d = b.dims(x, [0]), b.dims(x, [2])
+        index, weight, log_count = slot_tables(grid)
+
+        def i64(*values: int) -> T:
+            return b.const(np.asarray(values, dtype=np.int64))
+
+        slots = b.take(b.slice(x, p, None, axis=1), b.const(index), axis=1)  # [N, HW*9, D]
+        slots = b.reshape(slots, b.concat([n, i64(hw, 9), d], 0))  # [N, HW, 9, D]
+        slots = b.mul(slots, b.const(weight.reshape(1, hw, 9, 1).astype(np_type)))
+        zero = b.mul(b.slice(slots, 0, 1, axis=2), b.const(np.zeros((), dtype=np_type)))
+        prefix = b.expand(b.unsqueeze(b.slice(x, 0, p, axis=1), [1]),
+                          b.concat([n, i64(hw, p), d], 0))  # [N, HW, P, D]
+        seq = b.concat([prefix, slots, zero], 2)  # [N, HW, P + 10, D]
+        seq = b.reshape(seq, b.concat([i64(-1, length), d], 0))  # [N*HW, P + 10, D]
+        bias = b.expand(b.const(log_count.reshape(1, hw, length).astype(np_type)),
+                        b.concat([n, i64(hw, length)], 0))
+        bias = b.reshape(bias, i64(-1, 1, 1, length))  # [N*HW, 1, 1, P + 10]
+        keep = {grid.residual: p} if self._prunable(view, target, head) and grid.residual \
+            else None
+        (out,) = copy_head(b, view, head, head.ops, {target.value: seq}, [head.scores],
+                           b.dims(seq, [0]), attention_bias=bias, keep_rows=keep)
+        h, w = i64(grid.height), i64(grid.width)
+        return to_maps(b, target, out, n, h, w)
+
+    @staticmethod
+    def _prunable(view: GraphView, target: Target, head: Head) -> bool:
+        """Whether only the prefix tokens need to go on after the attention residual: the
+        ops after it act per token (LayerNorm, MLP, residual) up to a head that reads the
+        prefix tokens. Cutting both inputs of that Add to the prefix rows keeps the rest of
+        the block to `P` tokens per mosaic; the insert pass's self-check catches a model
+        where something after it does read the other tokens."""
+        grid = target.tokens
+        return grid is not None and grid.residual is not None and grid.residual in head.ops
+
+    def _plain(self, b: OpBuilder, view: GraphView, target: Target, head: Head) -> T:
         grid = target.tokens
         assert grid is not None
         x = b.value(target.value)
@@ -80,5 +185,4 @@ class ViTReciproCAM:
                            b.dims(flat, [0]))
         h = b.const(np.asarray([grid.height], dtype=np.int64))
         w = b.const(np.asarray([grid.width], dtype=np.int64))
-        maps = to_maps(b, target, out, n, h, w)
-        return maps if b.dtype(maps) == "f32" else b.cast(maps, "f32")
+        return to_maps(b, target, out, n, h, w)
