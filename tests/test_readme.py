@@ -47,3 +47,15 @@ def test_commands_in_quick_start_exist() -> None:
     assert re.search(r"^demo:", makefile, re.M) and re.search(r"^test:", makefile, re.M)
     ci = (README.parent / ".ci" / "run").read_text()
     assert "make test" in ci
+
+
+def test_every_method_is_documented() -> None:
+    from xaigraph.methods import METHODS
+
+    text = README.read_text()
+    table = text.split("## Methods", 1)[1].split("###", 1)[0]
+    for name in METHODS:
+        assert f"| `{name}` |" in table, name
+    help_text = CliRunner().invoke(cli, ["insert", "--help"]).stdout
+    for name in METHODS:
+        assert name in help_text

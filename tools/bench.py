@@ -5,10 +5,11 @@ in this process with the same settings, then alternate single inferences of the 
 1 and report the median latency ratio.
 
 Runtimes: OpenVINO CPU (IR output) and ONNX Runtime CPU (ONNX output, default graph
-optimisations). Models: timm ResNet-50 and MobileNetV3-Large (random weights; converted by
-`openvino.convert_model` for OpenVINO and exported by `torch.onnx.export` for ONNX Runtime;
-needs the `zoo` extra; cached under ~/.cache/xaigraph/bench) and the bundled EfficientNet-Lite0
-(ONNX; read by OpenVINO for the IR rows).
+optimisations). Models: timm ResNet-50, MobileNetV3-Large and DeiT-Tiny (random weights;
+converted by `openvino.convert_model` for OpenVINO and exported by `torch.onnx.export` for
+ONNX Runtime; needs the `zoo` extra; cached under ~/.cache/xaigraph/bench) and the bundled
+EfficientNet-Lite0 (ONNX; read by OpenVINO for the IR rows). CNNs get ReciproCAM and the
+activation map, DeiT-Tiny ViT-ReciproCAM; the naive forms are measured alongside.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import openvino as ov
 import xaigraph
 from xaigraph.methods import METHODS
 from xaigraph.methods.reciprocam import ReciproCAM
+from xaigraph.methods.vitreciprocam import ViTReciproCAM
 from xaigraph.model_io import core
 
 CACHE = Path(os.environ.get("XAIGRAPH_CACHE", Path.home() / ".cache" / "xaigraph")) / "bench"
@@ -39,7 +41,10 @@ TARGETS = {  # (runtime, model, method) -> the largest acceptable ratio
     ("openvino", "mobilenetv3_large_100", "reciprocam"): 1.30,
     ("onnxruntime", "resnet50", "reciprocam"): 1.10,
     ("onnxruntime", "efficientnet_lite0", "reciprocam"): 1.25,
+    ("openvino", "deit_tiny_patch16_224", "vitreciprocam"): 1.5,
+    ("onnxruntime", "deit_tiny_patch16_224", "vitreciprocam"): 1.5,
 }
+TRANSFORMERS = {"deit_tiny_patch16_224"}
 ACTIVATIONMAP_TARGET = 1.02
 Runner = Callable[[np.ndarray], Any]
 
@@ -124,12 +129,17 @@ def latency_ratio(runs: tuple[Runner, Runner], x: np.ndarray, rounds: int,
 
 def insert(path: Path, method: str, output_format: str) -> tuple[Any, float]:
     start = time.perf_counter()
-    if method == "reciprocam-mosaic":  # the naive tiled form, for comparison
-        METHODS["reciprocam"] = ReciproCAM(force_mosaic=True)
+    variants = {  # the naive forms, for comparison
+        "reciprocam-mosaic": ("reciprocam", ReciproCAM(force_mosaic=True), ReciproCAM()),
+        "vitreciprocam-plain": ("vitreciprocam", ViTReciproCAM(form="plain"), ViTReciproCAM()),
+    }
+    if method in variants:
+        name, variant, default = variants[method]
+        METHODS[name] = variant
         try:
-            result = xaigraph.insert(path, "reciprocam", output_format=output_format)
+            result = xaigraph.insert(path, name, output_format=output_format)
         finally:
-            METHODS["reciprocam"] = ReciproCAM()
+            METHODS[name] = default
     else:
         result = xaigraph.insert(path, method, output_format=output_format)
     return result.model, time.perf_counter() - start
@@ -140,22 +150,24 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=21)
     parser.add_argument("--iters", type=int, default=30)
     parser.add_argument("--runtimes", default="openvino,onnxruntime")
-    parser.add_argument("--models", default="resnet50,efficientnet_lite0,mobilenetv3_large_100")
+    parser.add_argument("--models", default="resnet50,efficientnet_lite0,mobilenetv3_large_100,"
+                        "deit_tiny_patch16_224")
     parser.add_argument("--methods", default="reciprocam,activationmap")
     parser.add_argument("--no-mosaic", dest="mosaic", action="store_false",
                         help="skip the comparison row with ReciproCAM's mosaic (tiled) form")
     args = parser.parse_args()
 
-    methods = args.methods.split(",")
-    if args.mosaic and "reciprocam" in methods:
-        methods.append("reciprocam-mosaic")
+    cnn_methods = args.methods.split(",")
+    if args.mosaic and "reciprocam" in cnn_methods:
+        cnn_methods.append("reciprocam-mosaic")
+    vit_methods = ["vitreciprocam", *(["vitreciprocam-plain"] if args.mosaic else [])]
     x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
     rows = []
     for runtime in args.runtimes.split(","):
         for name in args.models.split(","):
             path = bundled_model() if name == "efficientnet_lite0" else timm_file(name, runtime)
             fmt = "ir" if runtime == "openvino" else "onnx"
-            for method in methods:
+            for method in vit_methods if name in TRANSFORMERS else cnn_methods:
                 augmented, insert_s = insert(path, method, fmt)
                 if runtime == "openvino":
                     runs = (ov_runner(core().read_model(str(path))), ov_runner(augmented))
