@@ -7,14 +7,17 @@ from xaigraph.pipeline import Pass, PassManager
 from .detect_target import DetectTargetPass
 from .embed_scaling import EmbedScalingPass
 from .insert_saliency import SALIENCY_OUTPUT, InsertSaliencyPass
+from .select_classes import CLASSES_OUTPUT, SelectClassesPass
 from .stamp import StampPass
 from .validate import ValidatePass
 
 __all__ = [
+    "CLASSES_OUTPUT",
     "SALIENCY_OUTPUT",
     "DetectTargetPass",
     "EmbedScalingPass",
     "InsertSaliencyPass",
+    "SelectClassesPass",
     "StampPass",
     "ValidatePass",
     "build_pipeline",
@@ -27,9 +30,13 @@ def build_pipeline(
     target_layer: str | None = None,
     scaling: bool = True,
     validate: bool = True,
+    targets: str | None = None,
 ) -> PassManager:
-    """detect-target, insert-saliency{method=M}, [embed-scaling], stamp, [validate]."""
+    """detect-target, insert-saliency{method=M}, [select-classes{targets=T}],
+    [embed-scaling], stamp, [validate]."""
     passes: list[Pass] = [DetectTargetPass(target_layer), InsertSaliencyPass(method)]
+    if targets is not None:
+        passes.append(SelectClassesPass(targets))
     if scaling:
         passes.append(EmbedScalingPass())
     # The stamp records the whole pipeline, itself and validation included.

@@ -27,12 +27,13 @@ class EmbedScalingPass(Pass):
         maps = builder.output_value(SALIENCY_OUTPUT)
         if builder.dtype(maps) == "u8":
             return PassResult(model, modified=False)
-        port = ctx.backend.outputs(model)[-1]
+        port = {p.name: p for p in ctx.backend.outputs(model)}[SALIENCY_OUTPUT]
         rank = len(port.dims) if port.dims is not None else 4
         builder.replace_output(SALIENCY_OUTPUT, scale_to_u8(builder, maps, rank))
         builder.finish()
         return PassResult(model, modified=True)
 
     def ensures(self, model: Model, ctx: PassContext) -> None:
-        if ctx.backend.outputs(model)[-1].type != "u8":
+        ports = {p.name: p for p in ctx.backend.outputs(model)}
+        if ports[SALIENCY_OUTPUT].type != "u8":
             raise XaiGraphError("saliency_map is not u8 after scaling")

@@ -90,6 +90,7 @@ def insert(
     samples: Sequence[np.ndarray] = (),
     progress: Callable[[str], None] | None = None,
     output_format: str | None = None,
+    targets: str | None = None,
 ) -> InsertResult:
     """Return the model with a `saliency_map` output built by `method`.
 
@@ -123,7 +124,7 @@ def insert(
         return InsertResult(native, report, loaded, backend)
 
     manager = build_pipeline(method, target_layer=target_layer, scaling=scaling,
-                             validate=validate)
+                             validate=validate, targets=targets)
     ctx = PassContext(backend=backend, original=backend.clone(native),
                       options={"samples": list(samples)})
     native = manager.run(native, ctx, progress)
@@ -141,7 +142,7 @@ def insert(
         form=ctx.report["form"],
         **({"self_check": ctx.report["self_check"]} if "self_check" in ctx.report else {}),
         outputs=outputs,
-        saliency_map=outputs[-1],
+        saliency_map=next(o for o in outputs if o["name"] == "saliency_map"),
         validation=ctx.report.get("validation", {"passed": None, "skipped": True}),
         timings={"load": round(load_time, 4),
                  **{k: round(v, 4) for k, v in ctx.timings.items()}},

@@ -120,6 +120,9 @@ def cli() -> None:
               show_default=True, help="Saliency method.")
 @click.option("--target-layer", metavar="NAME",
               help="Op or tensor name of the target feature map (overrides detection).")
+@click.option("--targets", metavar="SPEC",
+              help="Maps only for some classes: topk:K (each image's K best, with their indices "
+                   "in a saliency_classes output) or a list like 3,17,281.")
 @click.option("--no-scaling", is_flag=True, help="Keep raw f32 maps instead of u8 0..255.")
 @click.option("--no-validate", is_flag=True, help="Skip the output comparison.")
 @click.option("--sample", "samples", multiple=True, type=click.Path(path_type=Path),
@@ -128,7 +131,8 @@ def cli() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 @click.option("--debug", is_flag=True, help="Verbose log; tracebacks on errors.")
 @handle_errors
-def insert(model: Path, out: Path, method: str, target_layer: str | None, no_scaling: bool,
+def insert(model: Path, out: Path, method: str, target_layer: str | None, targets: str | None,
+           no_scaling: bool,
            no_validate: bool, samples: tuple[Path, ...], force: bool, as_json: bool,
            debug: bool) -> None:
     """Add a `saliency_map` output to MODEL (.xml or .onnx) and write it to OUT.
@@ -156,6 +160,7 @@ def insert(model: Path, out: Path, method: str, target_layer: str | None, no_sca
         samples=sample_arrays,
         progress=_progress(not as_json and sys.stderr.isatty()),
         output_format="onnx" if backend == "onnx" else "ir",
+        targets=targets,
     )
     if result.changed:
         path = api.save(result, out, force=force)

@@ -153,7 +153,11 @@ class ONNXBuilder(BuilderBase):
     def rename_output(self, old: str, new: str) -> None:
         self._rename(old, new)
 
-    def replace_output(self, name: str, x: T) -> None:
+    def output_at(self, index: int) -> T:
+        return self.graph.output[index].name
+
+    def replace_output(self, name: str, x: T, shape: Sequence[int | None] | None = None
+                       ) -> None:
         old = self._fresh(f"{name}_raw")
         self._rename(name, old, outputs_too=False)
         # the graph output keeps its name and now means `x`
@@ -161,6 +165,12 @@ class ONNXBuilder(BuilderBase):
         for out in self.graph.output:
             if out.name == name:
                 out.type.tensor_type.elem_type = _ONNX_TYPES[self._dtypes[name]]
+                if shape is not None:
+                    dims = out.type.tensor_type.shape.dim
+                    for i, d in enumerate(shape):
+                        if d is not None and i < len(dims):
+                            dims[i].Clear()
+                            dims[i].dim_value = d
 
     def replace_value(self, v: Value, x: T) -> None:
         """Swap names: the original producer's output becomes a dead end, `x` takes its name
@@ -301,6 +311,31 @@ class ONNXBuilder(BuilderBase):
 
     def take(self, x: T, indices: T, axis: int) -> T:
         return self._node("Gather", [x, indices], self.dtype(x), axis=axis)
+
+    def take_per_image(self, x: T, indices: T) -> T:
+        if self.opset < 11:  # no GatherElements: one-hot rows of an identity times the maps
+            classes = self.dims(x, [1])
+            picks = self.take(self.eye(classes, self.dtype(x)), indices, 0)  # [N, k, K]
+            flat = self.reshape(x, self.concat([self.dims(x, [0, 1]), self._i64([-1])], 0))
+            chosen = self.matmul(picks, flat)  # [N, k, h*w]
+            return self.reshape(chosen, self.concat(
+                [self.dims(indices, [0, 1]), self.dims(x, [2, 3])], 0))
+        wide = self.unsqueeze(indices, [2, 3])  # [N, k, 1, 1]
+        shape = self.concat([self.dims(indices, [0, 1]), self.dims(x, [2, 3])], 0)
+        return self._node("GatherElements", [x, self.expand(wide, shape)], self.dtype(x),
+                          axis=1)
+
+    def topk(self, x: T, k: int, axis: int) -> T:
+        values, indices = self._fresh("topk_values"), self._fresh("topk")
+        if self.opset >= 10:
+            node = helper.make_node("TopK", [x, self._i64([k])], [values, indices], axis=axis,
+                                    name=indices)
+        else:
+            node = helper.make_node("TopK", [x], [values, indices], axis=axis, k=k,
+                                    name=indices)
+        self.graph.node.append(node)
+        self._dtypes[values], self._dtypes[indices] = self.dtype(x), "i64"
+        return indices
 
     def cast(self, x: T, dtype: str) -> T:
         return self._node("Cast", [x], dtype, to=_ONNX_TYPES[dtype])

@@ -46,8 +46,13 @@ class OpBuilder(Protocol):
     def finish(self) -> None:
         """Tidy up after building (the ONNX builder re-sorts and drops dead nodes)."""
 
-    def replace_output(self, name: str, x: T) -> None:
-        """Make the existing output `name` return `x` instead."""
+    def replace_output(self, name: str, x: T, shape: Sequence[int | None] | None = None
+                       ) -> None:
+        """Make the existing output `name` return `x` instead (declared `shape` when it
+        changes)."""
+
+    def output_at(self, index: int) -> T:
+        """The tensor that the model's output number `index` returns."""
 
     def output_value(self, name: str) -> T:
         """The tensor that the output `name` returns."""
@@ -97,6 +102,12 @@ class OpBuilder(Protocol):
 
     def take(self, x: T, indices: T, axis: int) -> T:
         """`x` at the int64 `indices` along `axis` (numpy `take`)."""
+
+    def take_per_image(self, x: T, indices: T) -> T:
+        """`x[n, indices[n]]` for `x` `[N, K, h, w]` and int64 `indices` `[N, k]`."""
+
+    def topk(self, x: T, k: int, axis: int) -> T:
+        """int64 indices of the `k` largest values along `axis`, largest first."""
 
     def cast(self, x: T, dtype: str) -> T:
         """dtype: 'f32', 'f16', 'i64' or 'u8'."""

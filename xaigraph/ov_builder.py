@@ -136,7 +136,11 @@ class OVBuilder(BuilderBase):
     def finish(self) -> None:
         """Nothing to tidy: OpenVINO drops unreachable nodes itself."""
 
-    def replace_output(self, name: str, x: T) -> None:
+    def output_at(self, index: int) -> T:
+        return self.model.get_results()[index].input_value(0)
+
+    def replace_output(self, name: str, x: T, shape: Sequence[int | None] | None = None
+                       ) -> None:
         result = self._result(name)
         old = result.input_value(0)
         old.get_tensor().set_names(set())
@@ -220,6 +224,15 @@ class OVBuilder(BuilderBase):
 
     def take(self, x: T, indices: T, axis: int) -> T:
         return self._name(ops.gather(x, indices, ops.constant(np.int64(axis))), "take")
+
+    def take_per_image(self, x: T, indices: T) -> T:
+        axis = ops.constant(np.int64(1))
+        return self._name(ops.gather(x, indices, axis, batch_dims=1), "take")
+
+    def topk(self, x: T, k: int, axis: int) -> T:
+        top = ops.topk(x, ops.constant(np.int64(k)), axis, "max", "value",
+                       index_element_type=ov.Type.i64)
+        return self._name(top.output(1), "topk")
 
     def cast(self, x: T, dtype: str) -> T:
         return self._name(ops.convert(x, _OV[dtype]), "cast")
