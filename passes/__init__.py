@@ -31,10 +31,11 @@ def build_pipeline(
     scaling: bool = True,
     validate: bool = True,
     targets: str | None = None,
+    num_anchors: int | None = None,
 ) -> PassManager:
     """detect-target, insert-saliency{method=M}, [select-classes{targets=T}],
     [embed-scaling], stamp, [validate]."""
-    passes: list[Pass] = [DetectTargetPass(target_layer), InsertSaliencyPass(method)]
+    passes: list[Pass] = [DetectTargetPass(target_layer, num_anchors), InsertSaliencyPass(method)]
     if targets is not None:
         passes.append(SelectClassesPass(targets))
     if scaling:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from xaigraph.head import extract_head
 from xaigraph.pipeline import Model, Pass, PassContext, PassResult
-from xaigraph.target import find_target
+from xaigraph.target import detect
 
 __all__ = ["DetectTargetPass"]
 
@@ -13,21 +13,27 @@ class DetectTargetPass(Pass):
     """Analysis only, never modifies the model.
 
     Sets `ctx.target` (see `xaigraph.target.find_target`: the last dominating 4-D map with a
-    spatial extent and a learned layer after it, or the `--target-layer` one) and `ctx.head`.
-    Fails with `TargetError` when no target exists or the named one is unknown.
+    spatial extent and a learned layer after it, a transformer's token map, or the
+    `--target-layer` one; for a model without a classification output, a single-stage
+    detector's class-score maps, see `xaigraph.detector`) and `ctx.head`. Fails with
+    `TargetError` when no target exists or the named one is unknown.
     """
 
     name = "detect-target"
 
-    def __init__(self, target_layer: str | None = None) -> None:
+    def __init__(self, target_layer: str | None = None, num_anchors: int | None = None) -> None:
         self.target_layer = target_layer
+        self.num_anchors = num_anchors
 
     def options(self) -> dict[str, str]:
-        return {"layer": self.target_layer} if self.target_layer else {}
+        opts = {"layer": self.target_layer.replace(",", " ")} if self.target_layer else {}
+        if self.num_anchors is not None:
+            opts["anchors"] = str(self.num_anchors)
+        return opts
 
     def run(self, model: Model, ctx: PassContext) -> PassResult:
         view = ctx.view(model)
-        ctx.target = find_target(view, self.target_layer)
+        ctx.target = detect(view, self.target_layer, self.num_anchors)
         ctx.head = extract_head(view, ctx.target.value, ctx.target.scores)
         ctx.probe_inputs = list(view.probe_inputs)
         return PassResult(model, modified=False)

@@ -112,7 +112,9 @@ class InsertSaliencyPass(Pass):
 
     def _shape(self, target: Target, declared: tuple[int | None, ...]) -> list[int | None]:
         """[N, K, h, w] or [N, h, w]: the batch as declared, h and w of the map or grid."""
-        if target.tokens is not None:
+        if target.detector is not None:
+            h, w = target.detector.shapes[0][2], target.detector.shapes[0][3]
+        elif target.tokens is not None:
             h, w = target.tokens.height, target.tokens.width
         else:
             h, w = declared[2], declared[3]

@@ -253,3 +253,59 @@ def brute_force_vitreciprocam(model: TinyViT, x: np.ndarray) -> np.ndarray:
             scores = model.tail(t * masks[m][None, :, None]).double().numpy()
             out[:, :, m // VIT_GRID, m % VIT_GRID] = scores
     return out
+
+
+# -- a tiny single-stage detector ----------------------------------------------------------------
+
+DET_CLASSES = 6
+
+
+class TinyDetector(nn.Module):
+    """Two feature levels (8x8 and 4x4 for a 16x16 input); on each, a shared class conv
+    (A*K channels, anchor-major) and box conv (A*4), joined like torchvision's RetinaNet head
+    into class logits `[N, M, K]` and boxes `[N, M, 4]`."""
+
+    def __init__(self, anchors: int = 3, seed: int = 0) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.anchors = anchors
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU())
+        self.down = nn.Sequential(nn.Conv2d(8, 8, 3, stride=2, padding=1), nn.ReLU())
+        self.cls = nn.Conv2d(8, anchors * DET_CLASSES, 3, padding=1)
+        self.box = nn.Conv2d(8, anchors * 4, 3, padding=1)
+        self.eval()
+
+    def levels(self, x: torch.Tensor) -> list[torch.Tensor]:
+        p3 = self.stem(x)
+        return [p3, self.down(p3)]
+
+    def class_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return [self.cls(f) for f in self.levels(x)]
+
+    def _join(self, maps: list[torch.Tensor], depth: int) -> torch.Tensor:
+        rows = []
+        for t in maps:
+            n, _, h, w = t.shape
+            rows.append(t.view(n, self.anchors, depth, h, w).permute(0, 3, 4, 1, 2)
+                        .reshape(n, -1, depth))
+        return torch.cat(rows, dim=1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feats = self.levels(x)
+        return (self._join([self.cls(f) for f in feats], DET_CLASSES),
+                self._join([self.box(f) for f in feats], 4))
+
+
+def reference_detclassprob(model: TinyDetector, x: np.ndarray) -> np.ndarray:
+    """Per level: max over anchors; repeat to the first level's size; mean; softmax."""
+    with torch.no_grad():
+        maps = [m.double().numpy() for m in model.class_maps(torch.from_numpy(x))]
+    size = maps[0].shape[2]
+    total = np.zeros((x.shape[0], DET_CLASSES, size, size))
+    for m in maps:
+        n, _, h, w = m.shape
+        best = m.reshape(n, model.anchors, DET_CLASSES, h, w).max(axis=1)
+        total += best.repeat(size // h, axis=2).repeat(size // w, axis=3)
+    mean = total / len(maps)
+    e = np.exp(mean - mean.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)

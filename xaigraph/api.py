@@ -22,7 +22,7 @@ from xaigraph.head import extract_head
 from xaigraph.methods import METHODS, get_method
 from xaigraph.passes import build_pipeline
 from xaigraph.pipeline import PassContext
-from xaigraph.target import Target, find_target
+from xaigraph.target import Target, detect
 from xaigraph.version import __version__
 
 __all__ = ["InsertResult", "insert", "inspect", "load_samples", "save"]
@@ -91,6 +91,7 @@ def insert(
     progress: Callable[[str], None] | None = None,
     output_format: str | None = None,
     targets: str | None = None,
+    num_anchors: int | None = None,
 ) -> InsertResult:
     """Return the model with a `saliency_map` output built by `method`.
 
@@ -124,7 +125,7 @@ def insert(
         return InsertResult(native, report, loaded, backend)
 
     manager = build_pipeline(method, target_layer=target_layer, scaling=scaling,
-                             validate=validate, targets=targets)
+                             validate=validate, targets=targets, num_anchors=num_anchors)
     ctx = PassContext(backend=backend, original=backend.clone(native),
                       options={"samples": list(samples)})
     native = manager.run(native, ctx, progress)
@@ -164,7 +165,8 @@ def save(result: InsertResult, out: str | os.PathLike[str], *, force: bool = Fal
     return path
 
 
-def inspect(model: ModelLike, target_layer: str | None = None) -> dict[str, Any]:
+def inspect(model: ModelLike, target_layer: str | None = None,
+            num_anchors: int | None = None) -> dict[str, Any]:
     """Inputs, outputs, the target, its head, other candidates, and which methods apply."""
     onnx_in = isinstance(model, onnx.ModelProto) or (
         isinstance(model, str | os.PathLike) and str(model).lower().endswith(".onnx"))
@@ -179,8 +181,10 @@ def inspect(model: ModelLike, target_layer: str | None = None) -> dict[str, Any]
         "probe_input_shapes": [list(s) for s in view.probe_inputs],
         "stamp": backend.read_stamp(native),
     }
-    target = find_target(view, target_layer)
+    target = detect(view, target_layer, num_anchors)
     head = extract_head(view, target.value, target.scores)
+    if target.detector is not None:
+        info["detector"] = target.detector.describe()
     info["classification_output"] = view.describe(target.output)
     info["class_scores"] = _describe_scores(view, target)
     info["num_classes"] = target.num_classes

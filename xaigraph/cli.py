@@ -119,7 +119,11 @@ def cli() -> None:
 @click.option("-m", "--method", type=click.Choice(list(METHODS)), default="reciprocam",
               show_default=True, help="Saliency method.")
 @click.option("--target-layer", metavar="NAME",
-              help="Op or tensor name of the target feature map (overrides detection).")
+              help="Op or tensor name of the target feature map (overrides detection); for "
+                   "a detector, its per-level class-score maps as NAME,NAME,...")
+@click.option("--num-anchors", type=click.IntRange(min=1), metavar="A",
+              help="Anchors per location of a detector's class-score maps (with "
+                   "--target-layer).")
 @click.option("--targets", metavar="SPEC",
               help="Maps only for some classes: topk:K (each image's K best, with their indices "
                    "in a saliency_classes output) or a list like 3,17,281.")
@@ -131,8 +135,8 @@ def cli() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 @click.option("--debug", is_flag=True, help="Verbose log; tracebacks on errors.")
 @handle_errors
-def insert(model: Path, out: Path, method: str, target_layer: str | None, targets: str | None,
-           no_scaling: bool,
+def insert(model: Path, out: Path, method: str, target_layer: str | None,
+           num_anchors: int | None, targets: str | None, no_scaling: bool,
            no_validate: bool, samples: tuple[Path, ...], force: bool, as_json: bool,
            debug: bool) -> None:
     """Add a `saliency_map` output to MODEL (.xml or .onnx) and write it to OUT.
@@ -161,6 +165,7 @@ def insert(model: Path, out: Path, method: str, target_layer: str | None, target
         progress=_progress(not as_json and sys.stderr.isatty()),
         output_format="onnx" if backend == "onnx" else "ir",
         targets=targets,
+        num_anchors=num_anchors,
     )
     if result.changed:
         path = api.save(result, out, force=force)
@@ -191,7 +196,10 @@ def inspect(model: Path, target_layer: str | None, as_json: bool, debug: bool) -
         echo(f"output      {p['name']} {p['type']} {p['shape']}")
     if info["stamp"]:
         echo(f"stamp       augmented by xaigraph: {info['stamp']}")
-    echo(f"scores      {info['class_scores']}, {info['num_classes']} classes")
+    if info.get("detector"):
+        echo(f"detector    {info['detector']}")
+    else:
+        echo(f"scores      {info['class_scores']}, {info['num_classes']} classes")
     t = info["target"]
     echo(f"target      {t['name']} ({t['type']}) {t['shape']}"
          + (" (--target-layer)" if t["forced"] else ""))

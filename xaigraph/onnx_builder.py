@@ -306,6 +306,18 @@ class ONNXBuilder(BuilderBase):
     def sign(self, x: T) -> T:
         return self._node("Sign", [x], self.dtype(x))
 
+    def exp(self, x: T) -> T:
+        return self._node("Exp", [x], self.dtype(x))
+
+    def resize_nearest(self, x: T, size: T) -> T:
+        if self.opset < 11:
+            raise MethodError(f"resizing needs Resize with sizes (opset 11); the model has "
+                              f"opset {self.opset}")
+        sizes = self.concat([self.dims(x, [0, 1]), size], 0)
+        empty = self.const(np.zeros(0, dtype=np.float32))
+        return self._node("Resize", [x, empty, empty, sizes], self.dtype(x), mode="nearest",
+                          coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+
     def argmax(self, x: T, axis: int) -> T:
         return self._node("ArgMax", [x], "i64", axis=axis, keepdims=1)
 

@@ -97,6 +97,11 @@ class OpBuilder(Protocol):
         """Batched matrix product, numpy semantics."""
 
     def sign(self, x: T) -> T: ...
+    def exp(self, x: T) -> T: ...
+    def resize_nearest(self, x: T, size: T) -> T:
+        """Resize `[N, C, h, w]` to the int64 `size` `[H, W]` by nearest neighbour
+        (source index `floor(i * h / H)`)."""
+
     def argmax(self, x: T, axis: int) -> T:
         """int64 index of the largest value along `axis` (kept, size 1)."""
 

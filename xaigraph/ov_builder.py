@@ -217,6 +217,16 @@ class OVBuilder(BuilderBase):
     def sign(self, x: T) -> T:
         return self._name(ops.sign(x), "sign")
 
+    def exp(self, x: T) -> T:
+        return self._name(ops.exp(x), "exp")
+
+    def resize_nearest(self, x: T, size: T) -> T:
+        axes = ops.constant(np.asarray([2, 3], dtype=np.int64))
+        out = ops.interpolate(x, size, mode="nearest", shape_calculation_mode="sizes",
+                              coordinate_transformation_mode="asymmetric",
+                              nearest_mode="floor", axes=axes)
+        return self._name(out, "resize")
+
     def argmax(self, x: T, axis: int) -> T:
         k = ops.constant(np.int64(1))
         top = ops.topk(x, k, axis, "max", "none", index_element_type=ov.Type.i64)

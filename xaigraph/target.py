@@ -19,11 +19,15 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 
+from xaigraph.detector import DetectorHead, find_detector_head
 from xaigraph.errors import TargetError
 from xaigraph.graph_view import GraphView, Value
 from xaigraph.tokens import TokenGrid, find_token_target, token_grid
 
-__all__ = ["Candidate", "Target", "class_scores", "classification_output", "find_target"]
+__all__ = [
+    "Candidate", "Target", "class_scores", "classification_output", "detect",
+    "find_detector_target", "find_target",
+]
 
 
 @dataclass
@@ -47,6 +51,7 @@ class Target:
     forced: bool
     candidates: list[Candidate] = field(default_factory=list)
     tokens: TokenGrid | None = None  # set for a transformer's token map [N, L, D]
+    detector: DetectorHead | None = None  # set for a single-stage detector's class maps
 
 
 def _shape(view: GraphView, v: Value) -> tuple[int | None, ...] | None:
@@ -175,3 +180,33 @@ def find_target(view: GraphView, target_layer: str | None = None) -> Target:
         )
     return Target(chosen.value, chosen.name, chosen.shape, out, out_index, scores, k,
                   dominates=True, forced=False, candidates=candidates)
+
+
+def find_detector_target(view: GraphView, target_layer: str | None = None,
+                         num_anchors: int | None = None) -> Target | None:
+    """A target standing for a detector's per-level class-score maps, or None."""
+    layers = [n.strip() for n in target_layer.split(",")] if target_layer else None
+    det = find_detector_head(view, layers, num_anchors)
+    if det is None:
+        return None
+    first = det.levels[0]
+    return Target(first, det.names[0], det.shapes[0], first, 0, first, det.num_classes,
+                  dominates=False, forced=target_layer is not None, detector=det)
+
+
+def detect(view: GraphView, target_layer: str | None = None,
+           num_anchors: int | None = None) -> Target:
+    """The classifier's (or transformer's) target, else a detector's class-score maps."""
+    if target_layer is not None and "," in target_layer:  # a detector's levels, by name
+        found = find_detector_target(view, target_layer, num_anchors)
+        assert found is not None
+        return found
+    try:
+        return find_target(view, target_layer)
+    except TargetError:
+        if target_layer is not None:
+            raise
+        detector = find_detector_target(view, None, num_anchors)
+        if detector is None:
+            raise
+        return detector

@@ -6,6 +6,7 @@ from xaigraph.errors import BadInputError
 from xaigraph.methods.activationmap import ActivationMap
 from xaigraph.methods.base import Method
 from xaigraph.methods.cam import CAM
+from xaigraph.methods.detclassprob import DetClassProbabilityMap
 from xaigraph.methods.eigencam import EigenCAM
 from xaigraph.methods.reciprocam import ReciproCAM
 from xaigraph.methods.vitreciprocam import ViTReciproCAM
@@ -13,7 +14,9 @@ from xaigraph.methods.vitreciprocam import ViTReciproCAM
 __all__ = ["METHODS", "Method", "get_method"]
 
 METHODS: dict[str, Method] = {
-    m.name: m for m in (ReciproCAM(), ActivationMap(), CAM(), EigenCAM(), ViTReciproCAM())
+    m.name: m
+    for m in (ReciproCAM(), ActivationMap(), CAM(), EigenCAM(), ViTReciproCAM(),
+              DetClassProbabilityMap())
 }
 
 

@@ -28,7 +28,10 @@ class Method(Protocol):
 
 
 def token_map_reason(target: Target) -> str | None:
-    """Why a method for spatial maps does not apply to a transformer's token map."""
+    """Why a method for a classifier's spatial map does not apply to this target."""
+    if target.detector is not None:
+        return "the model is a detector (no classification output); use --method " \
+               "detclassprobabilitymap"
     if target.tokens is None:
         return None
     return (f"the target is a transformer's token map {list(target.shape)} "

@@ -95,6 +95,8 @@ class ViTReciproCAM:
         return "fast"
 
     def check(self, view: GraphView, target: Target, head: Head) -> str | None:
+        if target.detector is not None:
+            return "the model is a detector; use --method detclassprobabilitymap"
         if target.tokens is None:
             return ("the target is not a transformer's token map (no transformer block after "
                     "the last spatial feature map)")
