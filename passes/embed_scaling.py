@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from xaigraph.backend import output_port
 from xaigraph.errors import XaiGraphError
 from xaigraph.pipeline import Model, Pass, PassContext, PassResult
 from xaigraph.scaling import scale_to_u8
@@ -18,8 +19,7 @@ class EmbedScalingPass(Pass):
     name = "embed-scaling"
 
     def requires(self, model: Model, ctx: PassContext) -> None:
-        names = {port.name for port in ctx.backend.outputs(model)}
-        if SALIENCY_OUTPUT not in names:
+        if output_port(ctx.backend, model, SALIENCY_OUTPUT) is None:
             raise XaiGraphError("needs the saliency_map output (insert-saliency)")
 
     def run(self, model: Model, ctx: PassContext) -> PassResult:
@@ -27,13 +27,14 @@ class EmbedScalingPass(Pass):
         maps = builder.output_value(SALIENCY_OUTPUT)
         if builder.dtype(maps) == "u8":
             return PassResult(model, modified=False)
-        port = {p.name: p for p in ctx.backend.outputs(model)}[SALIENCY_OUTPUT]
+        port = output_port(ctx.backend, model, SALIENCY_OUTPUT)
+        assert port is not None
         rank = len(port.dims) if port.dims is not None else 4
         builder.replace_output(SALIENCY_OUTPUT, scale_to_u8(builder, maps, rank))
         builder.finish()
         return PassResult(model, modified=True)
 
     def ensures(self, model: Model, ctx: PassContext) -> None:
-        ports = {p.name: p for p in ctx.backend.outputs(model)}
-        if ports[SALIENCY_OUTPUT].type != "u8":
+        port = output_port(ctx.backend, model, SALIENCY_OUTPUT)
+        if port is None or port.type != "u8":
             raise XaiGraphError("saliency_map is not u8 after scaling")

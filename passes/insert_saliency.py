@@ -6,8 +6,11 @@ import logging
 
 import numpy as np
 
+from xaigraph.backend import output_port
 from xaigraph.errors import MethodError, XaiGraphError
 from xaigraph.methods import get_method
+from xaigraph.methods.base import why_not
+from xaigraph.ops import OpBuilder
 from xaigraph.pipeline import Model, Pass, PassContext, PassResult
 from xaigraph.target import Target
 from xaigraph.validate import make_inputs
@@ -42,10 +45,9 @@ class InsertSaliencyPass(Pass):
     def requires(self, model: Model, ctx: PassContext) -> None:
         if ctx.target is None or ctx.head is None:
             raise XaiGraphError("needs detect-target to run first")
-        names = {n for port in ctx.backend.outputs(model) for n in port.name.split(", ")}
-        if SALIENCY_OUTPUT in names:
+        if output_port(ctx.backend, model, SALIENCY_OUTPUT) is not None:
             raise MethodError(f"the model already has an output named '{SALIENCY_OUTPUT}'")
-        reason = self.method.check(ctx.view(model), ctx.target, ctx.head)
+        reason = why_not(self.method, ctx.view(model), ctx.target, ctx.head)
         if reason is not None:
             raise MethodError(f"{self.method.name} does not apply: {reason}")
 
@@ -57,46 +59,46 @@ class InsertSaliencyPass(Pass):
             declared = target.shape
         ctx.report["target_declared_shape"] = declared
         shape = self._shape(target, declared)
-        forms: tuple[str, ...] = getattr(self.method, "forms", ())
         builder = ctx.backend.builder(model, view)
-        if not forms:
-            ctx.report["form"] = self.method.form(view, target, head)
-            builder.add_output(self.method.build(builder, view, target, head),
-                               SALIENCY_OUTPUT, shape)
-            builder.finish()
-            return PassResult(model, modified=True)
-
-        form = self.method.pick_form(view, target, head)  # type: ignore[attr-defined]
-        build = self.method.build
-        reference = forms[-1]
-        builder.add_output(build(builder, view, target, head, form=reference),  # type: ignore[call-arg]
-                           CHECK_OUTPUT if form != reference else SALIENCY_OUTPUT, shape)
-        if form != reference:
-            try:
-                builder.add_output(build(builder, view, target, head, form=form),  # type: ignore[call-arg]
-                                   SALIENCY_OUTPUT, shape)
-                builder.finish()
-                worst, span = self._compare_last_two(model, ctx)
-            except Exception as exc:  # the form does not even build or run here
-                log.info("%s: the %s form failed: %s", self.method.name, form, exc)
-                worst, span = float("inf"), 0.0
-                if SALIENCY_OUTPUT in {p.name for p in ctx.backend.outputs(model)}:
-                    builder.remove_output(SALIENCY_OUTPUT)
-            passed = worst <= 1e-4 * span + 1e-6
-            ctx.report["self_check"] = {"form": form, "against": reference, "passed": passed,
-                                        "max_abs": worst, "map_range": span}
-            if passed:
-                builder.remove_output(CHECK_OUTPUT)
-            else:
-                log.warning("%s: the %s form differs from the %s form (by %.3g); using %s",
-                            self.method.name, form, reference, worst, reference)
-                if SALIENCY_OUTPUT in {p.name for p in ctx.backend.outputs(model)}:
-                    builder.remove_output(SALIENCY_OUTPUT)
-                builder.rename_output(CHECK_OUTPUT, SALIENCY_OUTPUT)
-                form = reference
-        ctx.report["form"] = self.method.form(view, target, head, form=form)  # type: ignore[call-arg]
+        form = self.method.pick_form(view, target, head)
+        forms = self.method.forms
+        if forms and form != forms[-1]:
+            form = self._build_checked(builder, model, ctx, form, forms[-1], shape)
+        else:
+            maps = self.method.build(builder, view, target, head, form=form)
+            builder.add_output(maps, SALIENCY_OUTPUT, shape)
+        ctx.report["form"] = self.method.form(view, target, head, form=form)
         builder.finish()
         return PassResult(model, modified=True)
+
+    def _build_checked(self, builder: OpBuilder, model: Model, ctx: PassContext, form: str,
+                       reference: str, shape: list[int | None]) -> str:
+        """Build `form` and the `reference` form, compare them on a seeded input, keep `form`
+        when they agree and the reference otherwise; return the form kept."""
+        view, target, head = ctx.view(model), ctx.target, ctx.head
+        build = self.method.build
+        builder.add_output(build(builder, view, target, head, form=reference), CHECK_OUTPUT,
+                           shape)
+        try:
+            builder.add_output(build(builder, view, target, head, form=form), SALIENCY_OUTPUT,
+                               shape)
+            builder.finish()
+            worst, span = self._compare_last_two(model, ctx)
+        except Exception as exc:  # the form does not even build or run here
+            log.info("%s: the %s form failed: %s", self.method.name, form, exc)
+            worst, span = float("inf"), 0.0
+        passed = worst <= 1e-4 * span + 1e-6
+        ctx.report["self_check"] = {"form": form, "against": reference, "passed": passed,
+                                    "max_abs": worst, "map_range": span}
+        if passed:
+            builder.remove_output(CHECK_OUTPUT)
+            return form
+        log.warning("%s: the %s form differs from the %s form (by %.3g); using %s",
+                    self.method.name, form, reference, worst, reference)
+        if output_port(ctx.backend, model, SALIENCY_OUTPUT) is not None:
+            builder.remove_output(SALIENCY_OUTPUT)
+        builder.rename_output(CHECK_OUTPUT, SALIENCY_OUTPUT)
+        return reference
 
     @staticmethod
     def _compare_last_two(model: Model, ctx: PassContext) -> tuple[float, float]:
@@ -112,17 +114,12 @@ class InsertSaliencyPass(Pass):
 
     def _shape(self, target: Target, declared: tuple[int | None, ...]) -> list[int | None]:
         """[N, K, h, w] or [N, h, w]: the batch as declared, h and w of the map or grid."""
-        if target.detector is not None:
-            h, w = target.detector.shapes[0][2], target.detector.shapes[0][3]
-        elif target.tokens is not None:
-            h, w = target.tokens.height, target.tokens.width
-        else:
-            h, w = declared[2], declared[3]
+        h, w = target.grid or (declared[2], declared[3])
         n = declared[0]
         return [n, target.num_classes, h, w] if self.method.per_class else [n, h, w]
 
     def ensures(self, model: Model, ctx: PassContext) -> None:
-        last = ctx.backend.outputs(model)[-1]
+        last = ctx.backend.outputs(model)[-1]  # saliency_map comes last
         want = 4 if self.method.per_class else 3
         if last.name != SALIENCY_OUTPUT or last.dims is None or len(last.dims) != want:
             raise XaiGraphError(f"saliency_map output is not last or not rank {want}")

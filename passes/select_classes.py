@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from xaigraph.backend import output_port
 from xaigraph.errors import BadInputError, MethodError, XaiGraphError
 from xaigraph.pipeline import Model, Pass, PassContext, PassResult
 
@@ -49,8 +50,7 @@ class SelectClassesPass(Pass):
         return {"targets": self.spec.replace(",", " ")}
 
     def requires(self, model: Model, ctx: PassContext) -> None:
-        ports = {p.name: p for p in ctx.backend.outputs(model)}
-        port = ports.get(SALIENCY_OUTPUT)
+        port = output_port(ctx.backend, model, SALIENCY_OUTPUT)
         if port is None:
             raise XaiGraphError("needs the saliency_map output (insert-saliency)")
         if port.dims is None or len(port.dims) != 4:
@@ -79,7 +79,7 @@ class SelectClassesPass(Pass):
             n = b.dims(maps, [0])
             classes = b.expand(b.const(np.asarray([self.values], dtype=i64)),
                                b.concat([n, b.const(np.asarray([k], dtype=i64))], 0))
-        port = {p.name: p for p in ctx.backend.outputs(model)}[SALIENCY_OUTPUT]
+        port = output_port(ctx.backend, model, SALIENCY_OUTPUT)
         assert port.dims is not None
         n_dim, _, h, w = port.dims
         b.replace_output(SALIENCY_OUTPUT, chosen, shape=[n_dim, k, h, w])

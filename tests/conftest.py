@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import openvino as ov
 import pytest
+import torch
 
 from tests import tiny_models
 
@@ -16,18 +17,27 @@ LIGHT_MODELS = sorted(LIGHT_DIR.glob("light_*.onnx"))
 
 
 @pytest.fixture(scope="session")
-def tiny_file(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
-    """`tiny_file(head, softmax, route)`: the exported file, built once per session."""
-    folder = tmp_path_factory.mktemp("tiny")
-    cache: dict[tuple[str, bool, str], Path] = {}
+def exported(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """`exported(name, build, route)`: `build()` exported by `route` as `name`, once per
+    session."""
+    folder = tmp_path_factory.mktemp("models")
+    cache: dict[tuple[str, str], Path] = {}
+
+    def get(name: str, build: Callable[[], torch.nn.Module], route: str) -> Path:
+        if (name, route) not in cache:
+            cache[name, route] = tiny_models.export(build(), route, folder, name)
+        return cache[name, route]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def tiny_file(exported: Callable[..., Path]) -> Callable[..., Path]:
+    """`tiny_file(head, softmax, route)`: a tiny CNN's exported file."""
 
     def get(head: str, softmax: bool, route: str) -> Path:
-        key = (head, softmax, route)
-        if key not in cache:
-            model = tiny_models.Tiny(head, softmax)
-            name = f"{head}{'_sm' if softmax else ''}"
-            cache[key] = tiny_models.export(model, route, folder, name)
-        return cache[key]
+        name = f"{head}{'_sm' if softmax else ''}"
+        return exported(name, lambda: tiny_models.Tiny(head, softmax), route)
 
     return get
 

@@ -14,15 +14,9 @@ from tests.test_onnx import ort_run
 
 
 @pytest.fixture(scope="module")
-def detector_file(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    folder = tmp_path_factory.mktemp("det")
-    cache: dict[tuple[int, str], Path] = {}
-
+def detector_file(exported):  # type: ignore[no-untyped-def]
     def get(anchors: int, route: str) -> Path:
-        if (anchors, route) not in cache:
-            model = tiny_models.TinyDetector(anchors)
-            cache[anchors, route] = tiny_models.export(model, route, folder, f"det{anchors}")
-        return cache[anchors, route]
+        return exported(f"det{anchors}", lambda: tiny_models.TinyDetector(anchors), route)
 
     return get
 

@@ -17,16 +17,10 @@ VARIANTS = [(1, True), (1, False), (2, True), (0, False)]  # (prefix tokens, fus
 
 
 @pytest.fixture(scope="module")
-def vit_file(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    folder = tmp_path_factory.mktemp("vit")
-    cache: dict[tuple[int, bool, str], Path] = {}
-
+def vit_file(exported):  # type: ignore[no-untyped-def]
     def get(prefix: int, fused: bool, route: str) -> Path:
-        key = (prefix, fused, route)
-        if key not in cache:
-            model = tiny_models.TinyViT(prefix, fused)
-            cache[key] = tiny_models.export(model, route, folder, f"vit{prefix}{int(fused)}")
-        return cache[key]
+        return exported(f"vit{prefix}{int(fused)}", lambda: tiny_models.TinyViT(prefix, fused),
+                        route)
 
     return get
 

@@ -131,7 +131,7 @@ def latency_ratio(runs: tuple[Runner, Runner], x: np.ndarray, rounds: int,
 def insert(path: Path, method: str, output_format: str) -> tuple[Any, float]:
     start = time.perf_counter()
     variants = {  # the naive forms, for comparison
-        "reciprocam-mosaic": ("reciprocam", ReciproCAM(force_mosaic=True), ReciproCAM()),
+        "reciprocam-mosaic": ("reciprocam", ReciproCAM(form="mosaic"), ReciproCAM()),
         "vitreciprocam-plain": ("vitreciprocam", ViTReciproCAM(form="plain"), ViTReciproCAM()),
     }
     if method in variants:

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 import openvino as ov
 import torch
 
@@ -78,16 +77,6 @@ def reference(model: Any, x: np.ndarray) -> np.ndarray:
     return np.stack(out, axis=-1).reshape(x.shape[0], -1, 14, 14)
 
 
-def run_maps(result: xaigraph.InsertResult, x: np.ndarray) -> np.ndarray:
-    if result.report["format"] == "onnx":
-        session = ort.InferenceSession(result.model.SerializeToString(),
-                                       providers=["CPUExecutionProvider"])
-        name = session.get_inputs()[0].name
-        return np.asarray(session.run(None, {name: x})[-1])
-    compiled = ov.Core().compile_model(result.model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-    return np.asarray(compiled([x])[compiled.outputs[-1]])
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(MODELS))
@@ -111,7 +100,7 @@ def main() -> int:
                     failures += 1
                     continue
                 seconds = time.perf_counter() - start
-                err = float(np.max(np.abs(run_maps(result, x) - ref)))
+                err = float(np.max(np.abs(result.backend.runner(result.model)([x])[-1] - ref)))
                 ok = err <= 1e-4 * span
                 failures += not ok
                 form = result.report["form"].split(":")[0]

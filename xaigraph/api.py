@@ -20,6 +20,7 @@ from xaigraph.errors import BadInputError
 from xaigraph.graph_view import GraphView
 from xaigraph.head import extract_head
 from xaigraph.methods import METHODS, get_method
+from xaigraph.methods.base import why_not
 from xaigraph.passes import build_pipeline
 from xaigraph.pipeline import PassContext
 from xaigraph.target import Target, detect
@@ -201,7 +202,7 @@ def inspect(model: ModelLike, target_layer: str | None = None,
     ]
     methods = {}
     for name, m in METHODS.items():
-        reason = m.check(view, target, head)
+        reason = why_not(m, view, target, head)
         methods[name] = (
             {"applies": True, "form": m.form(view, target, head)}
             if reason is None

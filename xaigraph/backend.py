@@ -16,7 +16,7 @@ import numpy as np
 from xaigraph.graph_view import GraphView
 from xaigraph.ops import OpBuilder
 
-__all__ = ["Backend", "Port", "get_backend"]
+__all__ = ["Backend", "Port", "get_backend", "output_port"]
 
 
 @dataclass(frozen=True)
@@ -65,3 +65,8 @@ def get_backend(name: str) -> Backend:
     from xaigraph.ov_backend import OVBackend
 
     return OVBackend()
+
+
+def output_port(backend: Backend, model: Any, name: str) -> Port | None:
+    """The model's output named `name`, or None."""
+    return next((p for p in backend.outputs(model) if name in p.name.split(", ")), None)

@@ -196,6 +196,10 @@ class GraphView:
             t.dtype in ("i64", "i32") and t.rank is not None and t.rank <= 1 for t in op.outputs
         )
 
+    def op_chain(self, op_ids: list[str]) -> str:
+        """`A > B > C`: the types of the ops, shape computations left out."""
+        return " > ".join(self.ops[o].type for o in op_ids if not self.is_shape_computation(o))
+
     def value_descendants(self, v: Value) -> set[str]:
         """Ops that depend on value `v` (not including its producer)."""
         seeds = {c for c, _ in self.consumers(v)}

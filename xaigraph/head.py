@@ -25,11 +25,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from xaigraph.graph_view import GraphView, Value
 
-__all__ = ["Head", "extract_head", "relax_shape"]
+__all__ = ["Head", "extract_head"]
 
 
 @dataclass
@@ -230,25 +228,3 @@ def _split_at_pool(view: GraphView, head: Head, pool_id: str, dependent: set[Val
     head.pool, head.prefix, head.local, head.rest, head.boundary = (
         pool_id, prefix, local, rest, boundary)
     return True
-
-
-def relax_shape(shape: np.ndarray, data: tuple[int, ...], special_zero: bool
-                ) -> np.ndarray | None:
-    """A Reshape target shape that no longer fixes the batch (dim 0) or the sequence length
-    (dim 1), or None when it fixes neither.
-
-    `shape[i]` (i = 0, 1) is fixed when it is a positive literal equal to the input's (probed)
-    dim `i`: it becomes 0, "copy the input's dimension", so that a copy of the op also accepts
-    another batch or sequence length. That needs special-zero semantics; when the original did
-    not have them, any other 0 would change meaning, so we give up.
-    """
-    flat = np.asarray(shape).reshape(-1)
-    fixed = [i for i in (0, 1)
-             if i < flat.size and i < len(data) and int(flat[i]) > 0 and int(flat[i]) == data[i]]
-    if not fixed:
-        return None
-    if not special_zero and np.any(flat == 0):
-        return None
-    out = flat.copy()
-    out[fixed] = 0
-    return out

@@ -12,7 +12,7 @@ import os
 import re
 import tempfile
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,11 @@ class LoadedModel:
     path: Path | None
     format: str  # "ir", "onnx" or "memory"
     backend: str = "openvino"
-    external_data: bool = False  # an ONNX model whose weights live in a separate file
+    data_files: list[Path] = field(default_factory=list)  # an ONNX model's external data
+
+    @property
+    def external_data(self) -> bool:
+        return bool(self.data_files)
 
     @property
     def files(self) -> list[Path]:
@@ -62,19 +66,7 @@ class LoadedModel:
             return []
         if self.format == "ir":
             return [self.path, self.path.with_suffix(".bin")]
-        return [self.path, *self._data_files]
-
-    @property
-    def _data_files(self) -> list[Path]:
-        if self.path is None or self.format != "onnx":
-            return []
-        try:
-            import onnx
-
-            proto = onnx.load(str(self.path), load_external_data=False)
-        except Exception:
-            return []
-        return [self.path.parent / loc for loc in sorted(_external_locations(proto))]
+        return [self.path, *self.data_files]
 
 
 def ov_message(exc: BaseException) -> str:
@@ -111,15 +103,16 @@ def load_model(path: str | os.PathLike[str], backend: str = "openvino") -> Loade
     else:
         proto = _check_onnx_file(p)
         fmt = "onnx"
+        data = [p.parent / loc for loc in sorted(_external_locations(proto))]
         if backend == "onnx":
-            external = bool(_external_locations(proto))
             return LoadedModel(model=_load_onnx(p, proto), path=p, format=fmt, backend="onnx",
-                               external_data=external)
+                               data_files=data)
     try:
         model = core().read_model(str(p))
     except Exception as exc:  # OpenVINO raises RuntimeError for every reader problem
         raise BadInputError(f"OpenVINO cannot read {p.name}: {ov_message(exc)}") from exc
-    return LoadedModel(model=model, path=p, format=fmt)
+    return LoadedModel(model=model, path=p, format=fmt,
+                       data_files=data if fmt == "onnx" else [])
 
 
 def _check_ir_files(xml_path: Path) -> None:

@@ -16,7 +16,7 @@ from xaigraph.backend import Port
 from xaigraph.errors import BadInputError
 from xaigraph.graph_view import GraphView
 from xaigraph.onnx_builder import ONNXBuilder
-from xaigraph.onnx_view import DTYPES, build_view
+from xaigraph.onnx_view import DTYPES, build_view, real_inputs
 from xaigraph.stamp import STAMP_KEYS
 
 __all__ = ["ONNXBackend"]
@@ -38,11 +38,6 @@ def _port(vi: onnx.ValueInfoProto) -> Port:
             texts.append(d.dim_param or "?")
             dims.append(None)
     return Port(vi.name, "[" + ",".join(texts) + "]", dtype, tuple(dims))
-
-
-def _real_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
-    inits = {i.name for i in model.graph.initializer}
-    return [i for i in model.graph.input if i.name not in inits]
 
 
 class ONNXBackend:
@@ -75,14 +70,14 @@ class ONNXBackend:
         return copy
 
     def inputs(self, model: onnx.ModelProto) -> list[Port]:
-        return [_port(vi) for vi in _real_inputs(model)]
+        return [_port(vi) for vi in real_inputs(model.graph)]
 
     def outputs(self, model: onnx.ModelProto) -> list[Port]:
         return [_port(vi) for vi in model.graph.output]
 
     def input_dtypes(self, model: onnx.ModelProto) -> list[np.dtype[Any]]:
         return [np.dtype(helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type))
-                for vi in _real_inputs(model)]
+                for vi in real_inputs(model.graph)]
 
     def read_stamp(self, model: onnx.ModelProto) -> dict[str, str] | None:
         props = {p.key: p.value for p in model.metadata_props}

@@ -17,16 +17,13 @@ from onnx import helper, numpy_helper
 
 from xaigraph.errors import MethodError
 from xaigraph.graph_view import GraphView, Value
-from xaigraph.head import relax_shape
 from xaigraph.onnx_view import DTYPES, opset_version
-from xaigraph.ops import BuilderBase, T
+from xaigraph.ops import NUMPY_TYPES, BuilderBase, T, relax_shape
 
 __all__ = ["ONNXBuilder", "cleanup", "toposort"]
 
 MIN_OPSET = 9  # everything the builder emits exists at opset 9 (EyeLike, broadcasting Max)
 _ONNX_TYPES: dict[str, int] = {name: int(code) for code, name in DTYPES.items()}
-_NP = {"f32": np.float32, "f16": np.float16, "f64": np.float64, "i64": np.int64,
-       "i32": np.int32, "u8": np.uint8}
 
 
 class ONNXBuilder(BuilderBase):
@@ -375,7 +372,7 @@ class ONNXBuilder(BuilderBase):
         """A 1x1 convolution with weights 1/C: ONNX Runtime runs it in its blocked layout,
         where a ReduceMean over channels would need a reorder and a strided reduction."""
         dtype = self.dtype(x)
-        weights = self.const(np.full((1, channels, 1, 1), 1.0 / channels, dtype=_NP[dtype]))
+        weights = self.const(np.full((1, channels, 1, 1), 1.0 / channels, dtype=NUMPY_TYPES[dtype]))
         summed = self._node("Conv", [x, weights], dtype)
         if self.opset >= 13:
             return self._node("Squeeze", [summed, self._i64([1])], dtype)

@@ -27,7 +27,7 @@ from xaigraph.graph_view import (
     mark_attention_queries,
 )
 
-__all__ = ["DTYPES", "build_view", "opset_version", "probe_input_shapes"]
+__all__ = ["DTYPES", "build_view", "opset_version", "probe_input_shapes", "real_inputs"]
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,8 @@ def _dims(vi: onnx.ValueInfoProto | None) -> tuple[tuple[Dim, ...] | None, str]:
     return tuple(dims), dtype
 
 
-def _real_inputs(graph: onnx.GraphProto) -> list[onnx.ValueInfoProto]:
+def real_inputs(graph: onnx.GraphProto) -> list[onnx.ValueInfoProto]:
+    """The graph inputs that are not initializers (before IR 4 initializers are inputs too)."""
     inits = {i.name for i in graph.initializer}
     return [i for i in graph.input if i.name not in inits]
 
@@ -109,7 +110,7 @@ def _input_channels(graph: onnx.GraphProto, name: str) -> int | None:
 def probe_input_shapes(model: onnx.ModelProto, spatial: int = DEFAULT_SPATIAL
                        ) -> list[tuple[int, ...]]:
     shapes: list[tuple[int, ...]] = []
-    for vi in _real_inputs(model.graph):
+    for vi in real_inputs(model.graph):
         dims, _ = _dims(vi)
         if dims is None:
             shapes.append((1, _input_channels(model.graph, vi.name) or 3, spatial, spatial))
@@ -136,7 +137,7 @@ def _infer(model: onnx.ModelProto, inputs: list[tuple[int, ...]] | None
     m.CopyFrom(model)
     del m.graph.value_info[:]
     if inputs is not None:
-        for vi, shape in zip(_real_inputs(m.graph), inputs, strict=True):
+        for vi, shape in zip(real_inputs(m.graph), inputs, strict=True):
             dims = vi.type.tensor_type.shape.dim
             del dims[:]
             for d in shape:
@@ -282,7 +283,7 @@ def build_view(model: onnx.ModelProto, spatial: int = DEFAULT_SPATIAL) -> GraphV
                 graph_nx.add_edge(v.op, info.id, ports=[(v.port, dst)])
 
     inputs = []
-    for vi in _real_inputs(graph):
+    for vi in real_inputs(graph):
         oid = new_id(vi.name)
         add(OpInfo(oid, vi.name, "Parameter", "input", [], [tensor(vi.name)]), vi)
         producer[vi.name] = Value(oid, 0)

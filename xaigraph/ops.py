@@ -14,9 +14,42 @@ import numpy as np
 
 from xaigraph.graph_view import GraphView, Value
 
-__all__ = ["BuilderBase", "OpBuilder", "T"]
+__all__ = ["NUMPY_TYPES", "BuilderBase", "OpBuilder", "T", "ints", "relax_shape"]
 
 T = Any  # a backend tensor handle: ov.Output, or an ONNX value name
+
+# element type names (as `OpBuilder.dtype` returns them) and their numpy types
+NUMPY_TYPES: dict[str, type[np.generic]] = {
+    "f32": np.float32, "f16": np.float16, "f64": np.float64,
+    "i64": np.int64, "i32": np.int32, "u8": np.uint8,
+}
+
+
+def ints(*values: int) -> np.ndarray:
+    """A 1-D int64 array: shapes, axes and indices for `OpBuilder.const`."""
+    return np.asarray(values, dtype=np.int64)
+
+
+def relax_shape(shape: np.ndarray, data: tuple[int, ...], special_zero: bool
+                ) -> np.ndarray | None:
+    """A Reshape target shape that no longer fixes the batch (dim 0) or the sequence length
+    (dim 1), or None when it fixes neither. Both builders relax the Reshapes they copy.
+
+    `shape[i]` (i = 0, 1) is fixed when it is a positive literal equal to the input's (probed)
+    dim `i`: it becomes 0, "copy the input's dimension", so that a copy of the op also accepts
+    another batch or sequence length. That needs special-zero semantics; when the original did
+    not have them, any other 0 would change meaning, so we give up.
+    """
+    flat = np.asarray(shape).reshape(-1)
+    fixed = [i for i in (0, 1)
+             if i < flat.size and i < len(data) and int(flat[i]) > 0 and int(flat[i]) == data[i]]
+    if not fixed:
+        return None
+    if not special_zero and np.any(flat == 0):
+        return None
+    out = flat.copy()
+    out[fixed] = 0
+    return out
 
 
 class OpBuilder(Protocol):

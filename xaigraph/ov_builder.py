@@ -12,8 +12,7 @@ from openvino.utils.node_factory import NodeFactory
 
 from xaigraph.errors import MethodError
 from xaigraph.graph_view import GraphView, Value
-from xaigraph.head import relax_shape
-from xaigraph.ops import BuilderBase, T
+from xaigraph.ops import BuilderBase, T, relax_shape
 
 __all__ = ["OVBuilder"]
 

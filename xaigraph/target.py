@@ -53,6 +53,22 @@ class Target:
     tokens: TokenGrid | None = None  # set for a transformer's token map [N, L, D]
     detector: DetectorHead | None = None  # set for a single-stage detector's class maps
 
+    @property
+    def kind(self) -> str:
+        """"map" (a CNN feature map), "tokens" (a transformer) or "detector"."""
+        if self.detector is not None:
+            return "detector"
+        return "tokens" if self.tokens is not None else "map"
+
+    @property
+    def grid(self) -> tuple[int, int] | None:
+        """The saliency maps' size when the target's own shape does not give it."""
+        if self.detector is not None:
+            return self.detector.shapes[0][2], self.detector.shapes[0][3]
+        if self.tokens is not None:
+            return self.tokens.height, self.tokens.width
+        return None
+
 
 def _shape(view: GraphView, v: Value) -> tuple[int | None, ...] | None:
     t = view.tensor(v)

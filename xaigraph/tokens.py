@@ -85,7 +85,7 @@ def token_grid(view: GraphView, tokens: Value, dominators: list[Value]) -> Token
     if tokens in dominators:
         earlier = dominators[dominators.index(tokens) + 1:]
     else:
-        earlier = [d for d in view.dominators(tokens)]
+        earlier = view.dominators(tokens)
     for v in earlier:
         s = _shape(view, v)
         if s is not None and len(s) == 4 and s[2] and s[3] and s[2] * s[3] > 1:

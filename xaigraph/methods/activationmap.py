@@ -5,25 +5,24 @@ from __future__ import annotations
 from xaigraph.errors import MethodError
 from xaigraph.graph_view import GraphView
 from xaigraph.head import Head
-from xaigraph.methods.base import token_map_reason
+from xaigraph.methods.base import Method
 from xaigraph.ops import OpBuilder, T
 from xaigraph.target import Target
 
 __all__ = ["ActivationMap"]
 
 
-class ActivationMap:
+class ActivationMap(Method):
     name = "activationmap"
     per_class = False
     summary = "mean over channels of the target feature map, [N, H, W]"
 
-    def check(self, view: GraphView, target: Target, head: Head) -> str | None:
-        return token_map_reason(target)
-
-    def form(self, view: GraphView, target: Target, head: Head) -> str:
+    def form(self, view: GraphView, target: Target, head: Head,
+             form: str | None = None) -> str:
         return "channel mean of the target"
 
-    def build(self, b: OpBuilder, view: GraphView, target: Target, head: Head) -> T:
+    def build(self, b: OpBuilder, view: GraphView, target: Target, head: Head,
+              form: str | None = None) -> T:
         f = b.value(target.value)
         channels = view.tensor(target.value).probe
         if channels is None:

@@ -13,16 +13,12 @@ import numpy as np
 
 from xaigraph.graph_view import GraphView, Value
 from xaigraph.head import Head
-from xaigraph.methods.base import token_map_reason
+from xaigraph.methods.base import Method
 from xaigraph.methods.pooled import run_after_pool
-from xaigraph.ops import OpBuilder, T
+from xaigraph.ops import NUMPY_TYPES, OpBuilder, T
 from xaigraph.target import Target
 
 __all__ = ["CAM"]
-
-
-def _op_list(view: GraphView, op_ids: list[str]) -> str:
-    return " > ".join(view.ops[o].type for o in op_ids if not view.is_shape_computation(o))
 
 
 def _affine(view: GraphView, op_id: str) -> bool:
@@ -39,21 +35,19 @@ def _affine(view: GraphView, op_id: str) -> bool:
     return kind == "single" and len(data) <= 1
 
 
-class CAM:
+class CAM(Method):
     name = "cam"
     per_class = True
     summary = "class activation map: the classifier's weights on the target map, [N, K, H, W]"
 
     def check(self, view: GraphView, target: Target, head: Head) -> str | None:
-        if (reason := token_map_reason(target)) is not None:
-            return reason
         shown = " > ".join(head.describe_ops(view))
         if head.side_inputs:
             return "the head also reads tensors that do not come from the target"
         if head.pool is None:
             return f"the head ({shown}) does not start with global average pooling"
         if head.prefix:
-            return (f"the head has {_op_list(view, head.prefix)} between the target and the "
+            return (f"the head has {view.op_chain(head.prefix)} between the target and the "
                     "pooling; CAM needs the pooling right after the target")
         after = head.local + head.rest
         bad = [o for o in after if not _affine(view, o)]
@@ -64,17 +58,18 @@ class CAM:
             return f"the head ({shown}) has no linear layer after the pooling"
         return None
 
-    def form(self, view: GraphView, target: Target, head: Head) -> str:
-        return (f"classifier weights on the target map: {_op_list(view, head.local + head.rest)}"
+    def form(self, view: GraphView, target: Target, head: Head,
+             form: str | None = None) -> str:
+        return (f"classifier weights on the target map: {view.op_chain(head.local + head.rest)}"
                 " on the location vectors, minus its value at zero")
 
-    def build(self, b: OpBuilder, view: GraphView, target: Target, head: Head) -> T:
+    def build(self, b: OpBuilder, view: GraphView, target: Target, head: Head,
+              form: str | None = None) -> T:
         assert head.pool is not None
         f = b.value(target.value)
         n, h, w = (b.dims(f, [i]) for i in (0, 2, 3))
         pooled = b.value(Value(head.pool, 0))  # only its shape matters: a zero per image
-        dtype = {"f16": np.float16}.get(b.dtype(pooled), np.float32)
-        zeros = b.mul(pooled, b.const(np.zeros((), dtype=dtype)))
+        zeros = b.mul(pooled, b.const(np.zeros((), dtype=NUMPY_TYPES[b.dtype(pooled)])))
         maps, at_zero = run_after_pool(b, view, target, head, f, n, h, w, extra=zeros)
         assert at_zero is not None  # [N, 1, K]
         bias = b.unsqueeze(b.transpose(at_zero, [0, 2, 1]), [3])  # [N, K, 1, 1]

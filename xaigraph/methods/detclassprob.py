@@ -13,29 +13,27 @@ import numpy as np
 
 from xaigraph.graph_view import GraphView
 from xaigraph.head import Head
-from xaigraph.ops import OpBuilder, T
+from xaigraph.methods.base import Method
+from xaigraph.ops import OpBuilder, T, ints
 from xaigraph.target import Target
 
 __all__ = ["DetClassProbabilityMap"]
 
 
-class DetClassProbabilityMap:
+class DetClassProbabilityMap(Method):
     name = "detclassprobabilitymap"
     per_class = True
     summary = "detector: per-level class maps, max over anchors, mean over levels, softmax"
+    target_kind = "detector"
 
-    def check(self, view: GraphView, target: Target, head: Head) -> str | None:
-        if target.detector is None:
-            return ("the model has a classification output; this method is for single-stage "
-                    "detectors (per-level class-score maps, no [N, K] output)")
-        return None
-
-    def form(self, view: GraphView, target: Target, head: Head) -> str:
+    def form(self, view: GraphView, target: Target, head: Head,
+             form: str | None = None) -> str:
         det = target.detector
         assert det is not None
         return f"class-score maps of {det.describe()}"
 
-    def build(self, b: OpBuilder, view: GraphView, target: Target, head: Head) -> T:
+    def build(self, b: OpBuilder, view: GraphView, target: Target, head: Head,
+              form: str | None = None) -> T:
         det = target.detector
         assert det is not None
         k = det.num_classes
@@ -46,7 +44,7 @@ class DetClassProbabilityMap:
             x = b.value(level)
             if b.dtype(x) != "f32":
                 x = b.cast(x, "f32")
-            split = b.concat([b.dims(x, [0]), b.const(np.asarray([anchors, k], dtype=np.int64)),
+            split = b.concat([b.dims(x, [0]), b.const(ints(anchors, k)),
                               b.dims(x, [2, 3])], 0)
             per_class = b.reduce_max(b.reshape(x, split), [1], keepdims=False)  # [N, K, h, w]
             if level != det.levels[0]:

@@ -17,8 +17,8 @@ import numpy as np
 from xaigraph.errors import MethodError
 from xaigraph.graph_view import GraphView
 from xaigraph.head import Head
-from xaigraph.methods.base import token_map_reason
-from xaigraph.ops import OpBuilder, T
+from xaigraph.methods.base import Method
+from xaigraph.ops import OpBuilder, T, ints
 from xaigraph.target import Target
 
 __all__ = ["STEPS", "EigenCAM"]
@@ -27,25 +27,25 @@ STEPS = 10  # repeated squarings: G^(2^10)
 MAX_LOCATIONS = 1024  # G is [H*W, H*W]; squaring it costs (H*W)^3
 
 
-class EigenCAM:
+class EigenCAM(Method):
     name = "eigencam"
     per_class = False
     summary = "target map projected on its first principal component, [N, H, W]"
 
     def check(self, view: GraphView, target: Target, head: Head) -> str | None:
-        if (reason := token_map_reason(target)) is not None:
-            return reason
         shape = view.tensor(target.value).probe
         if shape is not None and shape[2] * shape[3] > MAX_LOCATIONS:
             return (f"the target has {shape[2] * shape[3]} locations; eigencam squares an "
                     f"[H*W, H*W] matrix and allows at most {MAX_LOCATIONS}")
         return None
 
-    def form(self, view: GraphView, target: Target, head: Head) -> str:
+    def form(self, view: GraphView, target: Target, head: Head,
+             form: str | None = None) -> str:
         return (f"first principal component of the centred location vectors, by {STEPS} "
                 "squarings of their Gram matrix")
 
-    def build(self, b: OpBuilder, view: GraphView, target: Target, head: Head) -> T:
+    def build(self, b: OpBuilder, view: GraphView, target: Target, head: Head,
+              form: str | None = None) -> T:
         f = b.value(target.value)
         if b.dtype(f) != "f32":
             f = b.cast(f, "f32")
@@ -53,7 +53,7 @@ class EigenCAM:
         if shape is None:
             raise MethodError("the target's channel count is unknown")
         n, h, w = (b.dims(f, [i]) for i in (0, 2, 3))
-        minus_one = b.const(np.asarray([-1], dtype=np.int64))
+        minus_one = b.const(ints(-1))
         x = b.reshape(f, b.concat([n, b.dims(f, [1]), minus_one], 0))  # [N, C, HW]
         xt = b.transpose(x, [0, 2, 1])  # [N, HW, C]
         centred = b.sub(xt, b.reduce_mean(xt, [1], keepdims=True))
@@ -67,6 +67,6 @@ class EigenCAM:
         pick = b.take(eye, b.argmax(diagonal, 1), 0)  # [N, 1, HW]: one-hot rows
         u = b.matmul(pick, gram)  # [N, 1, HW]: u1 up to scale and sign
         mean = b.reshape(b.reduce_mean(x, [1], keepdims=True), b.concat(
-            [n, b.const(np.asarray([1], dtype=np.int64)), minus_one], 0))  # [N, 1, HW]
+            [n, b.const(ints(1)), minus_one], 0))  # [N, 1, HW]
         sign = b.sign(b.reduce_sum(b.mul(u, mean), [2], keepdims=True))
         return b.reshape(b.mul(u, sign), b.concat([n, h, w], 0))

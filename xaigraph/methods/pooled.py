@@ -9,24 +9,18 @@ shape) joins the batch as row 0 and its scores come back separately.
 
 from __future__ import annotations
 
-import numpy as np
-
 from xaigraph.graph_view import GraphView, Value
 from xaigraph.head import Head
 from xaigraph.methods.headcopy import copy_head
-from xaigraph.ops import OpBuilder, T
+from xaigraph.ops import OpBuilder, T, ints
 from xaigraph.target import Target
 
 __all__ = ["run_after_pool"]
 
 
-def _i64(values: list[int]) -> np.ndarray:
-    return np.asarray(values, dtype=np.int64)
-
-
 def to_maps(b: OpBuilder, target: Target, batched: T, n: T, h: T, w: T) -> T:
     """`[N*H*W, K...]` -> `[N, H, W, K]` -> `[N, K, H, W]`."""
-    k = b.const(_i64([target.num_classes]))
+    k = b.const(ints(target.num_classes))
     return b.transpose(b.reshape(batched, b.concat([n, h, w, k], 0)), [0, 3, 1, 2])
 
 
@@ -36,9 +30,9 @@ def run_after_pool(b: OpBuilder, view: GraphView, target: Target, head: Head, gr
     assert head.pool is not None
     pooled = Value(head.pool, 0)
     if extra is not None:  # [N, C', 1 + H*W, 1]: the extra vector, then the locations
-        flat = b.reshape(grid, b.concat([n, b.dims(grid, [1]), b.const(_i64([-1, 1]))], 0))
+        flat = b.reshape(grid, b.concat([n, b.dims(grid, [1]), b.const(ints(-1, 1))], 0))
         if (view.tensor(pooled).rank or 4) != 4:
-            extra = b.reshape(extra, b.concat([b.dims(extra, [0, 1]), b.const(_i64([1, 1]))],
+            extra = b.reshape(extra, b.concat([b.dims(extra, [0, 1]), b.const(ints(1, 1))],
                                               0))
         grid = b.concat([extra, flat], 2)
     maps = {pooled: grid}
@@ -53,9 +47,9 @@ def run_after_pool(b: OpBuilder, view: GraphView, target: Target, head: Head, gr
     for v in head.boundary:
         rank = view.tensor(v).rank or 4
         locs = b.transpose(maps[v], [0, 2, 3, 1])  # [N, H, W, C]
-        parts = [b.const(_i64([-1])), b.dims(maps[v], [1])]
+        parts = [b.const(ints(-1)), b.dims(maps[v], [1])]
         if rank > 2:
-            parts.append(b.const(_i64([1] * (rank - 2))))
+            parts.append(b.const(ints(*[1] * (rank - 2))))
         vectors[v] = b.reshape(locs, b.concat(parts, 0))  # [N*H*W, C, 1, 1] or [.., C]
     if head.rest:
         batch = b.dims(vectors[head.boundary[0]], [0])
@@ -64,6 +58,6 @@ def run_after_pool(b: OpBuilder, view: GraphView, target: Target, head: Head, gr
         out = vectors[head.scores]
     if extra is None:
         return to_maps(b, target, out, n, h, w), None
-    k = b.const(_i64([target.num_classes]))
-    rows = b.reshape(out, b.concat([n, b.const(_i64([-1])), k], 0))  # [N, 1 + H*W, K]
+    k = b.const(ints(target.num_classes))
+    rows = b.reshape(out, b.concat([n, b.const(ints(-1)), k], 0))  # [N, 1 + H*W, K]
     return to_maps(b, target, b.slice(rows, 1, None, axis=1), n, h, w), b.gather(rows, 0, 1)

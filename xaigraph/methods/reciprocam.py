@@ -21,16 +21,13 @@ import numpy as np
 from xaigraph.errors import MethodError
 from xaigraph.graph_view import GraphView, Value
 from xaigraph.head import Head
-from xaigraph.methods.base import token_map_reason
+from xaigraph.methods.base import Method
 from xaigraph.methods.headcopy import copy_head
 from xaigraph.methods.pooled import run_after_pool, to_maps
-from xaigraph.ops import OpBuilder, T
+from xaigraph.ops import NUMPY_TYPES, OpBuilder, T, ints
 from xaigraph.target import Target
 
 __all__ = ["ReciproCAM"]
-
-_NP = {"f32": np.float32, "f16": np.float16}
-
 
 MOSAIC_LIMIT = 2 << 30  # bytes of mosaics per image at the probe size
 
@@ -46,26 +43,21 @@ def _learned(view: GraphView, op_ids: list[str]) -> bool:
     return any(view.ops[o].kind == "linear" for o in op_ids)
 
 
-def _op_list(view: GraphView, op_ids: list[str]) -> str:
-    return " > ".join(view.ops[o].type for o in op_ids if not view.is_shape_computation(o))
-
-
-def _i64(values: list[int]) -> np.ndarray:
-    return np.asarray(values, dtype=np.int64)
-
-
-class ReciproCAM:
+class ReciproCAM(Method):
     name = "reciprocam"
     per_class = True
     summary = "head re-run on one-location mosaics of the target, [N, K, H, W]"
 
-    def __init__(self, share_head: bool = True, force_mosaic: bool = False) -> None:
+    def __init__(self, share_head: bool = True, form: str | None = None) -> None:
         self.share_head = share_head
-        self.force_mosaic = force_mosaic  # for comparisons (benchmark, tests) only
+        self.forced_form = form  # "mosaic": for comparisons (benchmark, tests) only
+
+    def pick_form(self, view: GraphView, target: Target, head: Head) -> str:
+        if self.forced_form is not None:
+            return self.forced_form
+        return "fast" if head.pool is not None else "mosaic"
 
     def check(self, view: GraphView, target: Target, head: Head) -> str | None:
-        if (reason := token_map_reason(target)) is not None:
-            return reason
         if head.side_inputs:
             names = ", ".join(view.describe(v) for v in head.side_inputs[:3])
             return (
@@ -74,7 +66,7 @@ class ReciproCAM:
                 "passes through)"
             )
         dtype = view.tensor(target.value).dtype
-        if dtype not in _NP:
+        if dtype not in ("f32", "f16"):
             return f"target element type {dtype} is not a float type"
         if head.pool is None:
             need = _mosaic_bytes(view, target)
@@ -87,17 +79,18 @@ class ReciproCAM:
                 )
         return None
 
-    def form(self, view: GraphView, target: Target, head: Head) -> str:
+    def form(self, view: GraphView, target: Target, head: Head,
+             form: str | None = None) -> str:
         h, w = target.shape[2], target.shape[3]
         hw = f"{h * w}" if h is not None and w is not None else "H*W"
-        if head.pool is not None and not self.force_mosaic:
+        if (form or self.pick_form(view, target, head)) == "fast":
             parts = []
             if head.prefix:
-                parts.append(f"per-location {_op_list(view, head.prefix)} before the pooling")
+                parts.append(f"per-location {view.op_chain(head.prefix)} before the pooling")
             if head.local:
-                parts.append(f"{_op_list(view, head.local)} on the map of pooled vectors")
+                parts.append(f"{view.op_chain(head.local)} on the map of pooled vectors")
             if head.rest:
-                parts.append(f"{_op_list(view, head.rest)} on the {hw} location vectors")
+                parts.append(f"{view.op_chain(head.rest)} on the {hw} location vectors")
             text = "fast exact form: " + ("; ".join(parts) or "the pooled map itself")
             if self.share_head and _learned(view, head.local + head.rest):
                 text += " (the model's own pooled vector joins that batch: one pass over " \
@@ -109,11 +102,12 @@ class ReciproCAM:
             text += f" (~{need / (1 << 30):.1f} GiB of mosaics per image at this size)"
         return text
 
-    def build(self, b: OpBuilder, view: GraphView, target: Target, head: Head) -> T:
+    def build(self, b: OpBuilder, view: GraphView, target: Target, head: Head,
+              form: str | None = None) -> T:
         f = b.value(target.value)
         fdt = b.dtype(f)
         n, c, h, w = (b.dims(f, [i]) for i in range(4))
-        if head.pool is not None and not self.force_mosaic:
+        if (form or self.pick_form(view, target, head)) == "fast":
             out = self._fast(b, view, target, head, n, h, w, fdt)
         else:
             out = to_maps(b, target, self._mosaic(b, view, head, f, c, h, w, fdt), n, h, w)
@@ -142,9 +136,9 @@ class ReciproCAM:
             shape = view.tensor(head.target).probe
             if shape is None:
                 raise MethodError("the target's channel count is unknown")
-            zeros = b.const(np.zeros((1, shape[1], 1, 1), dtype=_NP[fdt]))
+            zeros = b.const(np.zeros((1, shape[1], 1, 1), dtype=NUMPY_TYPES[fdt]))
             (at_zero,) = b.copy(head.prefix, {head.target: zeros}, [pool_in])
-            one = b.const(np.ones((1,), dtype=_NP[fdt]))
+            one = b.const(np.ones((1,), dtype=NUMPY_TYPES[fdt]))
             total = b.add(total, b.mul(at_zero, b.sub(area, one)))
         grid = b.div(total, area)  # [N, C', H, W]
         if not (self.share_head and _learned(view, head.local + head.rest)):
@@ -155,15 +149,15 @@ class ReciproCAM:
         assert own_scores is not None
         declared = view.tensor(head.scores).shape or ()
         tail = [d if d is not None else -1 for d in declared[1:]]
-        b.replace_value(head.scores, b.reshape(own_scores, b.const(_i64([0, *tail]))))
+        b.replace_value(head.scores, b.reshape(own_scores, b.const(ints(0, *tail))))
         return maps
 
     def _mosaic(self, b: OpBuilder, view: GraphView, head: Head, f: T, c: T, h: T, w: T,
                 fdt: str) -> T:
         eye = b.eye(b.mul(h, w), fdt)  # [HW, HW]
-        masks = b.reshape(eye, b.concat([b.const(_i64([-1, 1])), h, w], 0))  # [HW, 1, H, W]
+        masks = b.reshape(eye, b.concat([b.const(ints(-1, 1)), h, w], 0))  # [HW, 1, H, W]
         mosaics = b.mul(b.unsqueeze(f, [1]), b.unsqueeze(masks, [0]))  # [N, HW, C, H, W]
-        mosaics = b.reshape(mosaics, b.concat([b.const(_i64([-1])), c, h, w], 0))
+        mosaics = b.reshape(mosaics, b.concat([b.const(ints(-1)), c, h, w], 0))
         batch = b.dims(mosaics, [0])
         (out,) = copy_head(b, view, head, head.ops, {head.target: mosaics}, [head.scores], batch)
         return out

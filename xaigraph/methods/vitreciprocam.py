@@ -26,9 +26,10 @@ import numpy as np
 
 from xaigraph.graph_view import GraphView
 from xaigraph.head import Head
+from xaigraph.methods.base import Method
 from xaigraph.methods.headcopy import copy_head
 from xaigraph.methods.pooled import to_maps
-from xaigraph.ops import OpBuilder, T
+from xaigraph.ops import NUMPY_TYPES, OpBuilder, T, ints
 from xaigraph.target import Target
 from xaigraph.tokens import TokenGrid
 
@@ -75,10 +76,11 @@ def slot_tables(grid: TokenGrid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return index.reshape(-1), weight, log_count
 
 
-class ViTReciproCAM:
+class ViTReciproCAM(Method):
     name = "vitreciprocam"
     per_class = True
     summary = "last block + head re-run on kernel-masked token maps, [N, K, H, W]"
+    target_kind = "tokens"
     forms = ("fast", "plain")  # the insert pass checks the first against the last
 
     def __init__(self, form: str | None = None) -> None:
@@ -95,11 +97,6 @@ class ViTReciproCAM:
         return "fast"
 
     def check(self, view: GraphView, target: Target, head: Head) -> str | None:
-        if target.detector is not None:
-            return "the model is a detector; use --method detclassprobabilitymap"
-        if target.tokens is None:
-            return ("the target is not a transformer's token map (no transformer block after "
-                    "the last spatial feature map)")
         if head.side_inputs:
             names = ", ".join(view.describe(v) for v in head.side_inputs[:3])
             return f"the head also reads {names}, which does not come from the token map"
@@ -136,12 +133,12 @@ class ViTReciproCAM:
         assert grid is not None
         p, hw, length = grid.prefix, grid.locations, grid.prefix + 10
         x = b.value(target.value)  # [N, L, D]
-        np_type = np.float16 if b.dtype(x) == "f16" else np.float32
+        np_type = NUMPY_TYPES[b.dtype(x)]
         n, d = b.dims(x, [0]), b.dims(x, [2])
         index, weight, log_count = slot_tables(grid)
 
         def i64(*values: int) -> T:
-            return b.const(np.asarray(values, dtype=np.int64))
+            return b.const(ints(*values))
 
         slots = b.take(b.slice(x, p, None, axis=1), b.const(index), axis=1)  # [N, HW*9, D]
         slots = b.reshape(slots, b.concat([n, i64(hw, 9), d], 0))  # [N, HW, 9, D]
@@ -177,14 +174,12 @@ class ViTReciproCAM:
         x = b.value(target.value)
         n = b.dims(x, [0])
         masks = token_masks(grid)
-        if b.dtype(x) == "f16":
-            masks = masks.astype(np.float16)
+        masks = masks.astype(NUMPY_TYPES[b.dtype(x)])
         weights = b.const(masks.reshape(1, grid.locations, -1, 1))  # [1, HW, L, 1]
         mosaics = b.mul(b.unsqueeze(x, [1]), weights)  # [N, HW, L, D]
-        flat = b.reshape(mosaics, b.concat([b.const(np.asarray([-1], dtype=np.int64)),
+        flat = b.reshape(mosaics, b.concat([b.const(ints(-1)),
                                             b.dims(x, [1, 2])], 0))  # [N*HW, L, D]
         (out,) = copy_head(b, view, head, head.ops, {target.value: flat}, [head.scores],
                            b.dims(flat, [0]))
-        h = b.const(np.asarray([grid.height], dtype=np.int64))
-        w = b.const(np.asarray([grid.width], dtype=np.int64))
+        h, w = b.const(ints(grid.height)), b.const(ints(grid.width))
         return to_maps(b, target, out, n, h, w)
