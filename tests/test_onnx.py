@@ -320,3 +320,12 @@ def test_opset_below_9_is_refused_for_onnx_output(tmp_path: Path) -> None:
     assert code == 2 and "opset 8" in stderr and len(stderr.strip().splitlines()) == 1
     assert list(out.iterdir()) == []
     assert invoke("insert", str(src), "-o", str(out / "m.xml"))[0] == 0
+
+
+def test_in_memory_onnx_model_to_ir(tiny_file: Callable[..., Path]) -> None:
+    """An `onnx.ModelProto` can be augmented as IR too, not only as ONNX."""
+    model = onnx.load(str(tiny_file("gap_fc", True, "onnx17")))
+    result = xaigraph.insert(model, "reciprocam", output_format="ir")
+    assert result.report["format"] == "ir"
+    assert result.report["validation"]["passed"] is True
+    assert run(result.model, image(2, seed=1))[-1].shape == (2, 5, 8, 8)

@@ -63,8 +63,13 @@ def _load(model: ModelLike, output_format: str | None) -> model_io.LoadedModel:
         return model_io.LoadedModel(model=model, path=None, format="memory")
     if isinstance(model, onnx.ModelProto):
         if output_format == "ir":
-            return model_io.LoadedModel(model=ov.convert_model(model), path=None,
-                                        format="memory")
+            try:
+                ov_model = model_io.core().read_model(model.SerializeToString(), b"")
+            except Exception as exc:
+                raise BadInputError(
+                    f"OpenVINO cannot read the ONNX model: {model_io.ov_message(exc)}"
+                ) from exc
+            return model_io.LoadedModel(model=ov_model, path=None, format="memory")
         return model_io.LoadedModel(model=model, path=None, format="memory", backend="onnx")
     return model_io.load_model(model, "onnx" if output_format == "onnx" else "openvino")
 
