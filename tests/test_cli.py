@@ -278,3 +278,14 @@ def test_inspect_bad_input() -> None:
     code, _, stderr = invoke("inspect", "missing.onnx")
     assert code == 2
     assert stderr.strip() == "xaigraph: error: model file not found: missing.onnx"
+
+
+def test_inspect_lines_up_the_method_names(tiny_file: Callable[..., Path]) -> None:
+    code, stdout, _ = invoke("inspect", str(tiny_file("gap_fc", False, "onnx17")))
+    assert code == 0
+    lines = stdout.split("methods\n", 1)[1].splitlines()
+    starts = {len(line) - len(line.lstrip()) for line in lines}
+    texts = {line.split()[0]: line for line in lines}
+    assert starts == {2}
+    assert "detclassprobabilitymap does not apply" in texts["detclassprobabilitymap"]
+    assert len({line.index(line.split()[1]) for line in lines}) == 1  # one column

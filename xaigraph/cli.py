@@ -213,8 +213,10 @@ def inspect(model: Path, target_layer: str | None, as_json: bool, debug: bool) -
     if len(cands) > len(shown):
         echo(f"  ... {len(cands) - len(shown)} more, further from the output (--json lists all)")
     echo("methods")
+    width = max(len(name) for name in info["methods"])
     for name, m in info["methods"].items():
-        echo(f"  {name:<14}" + (m["form"] if m["applies"] else f"does not apply: {m['reason']}"))
+        text = m["form"] if m["applies"] else f"does not apply: {m['reason']}"
+        echo(f"  {name:<{width}} {text}")
 
 
 @cli.command()
