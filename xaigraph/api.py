@@ -63,23 +63,10 @@ def _load(model: ModelLike, output_format: str | None) -> model_io.LoadedModel:
         return model_io.LoadedModel(model=model, path=None, format="memory")
     if isinstance(model, onnx.ModelProto):
         if output_format == "ir":
-            try:
-                ov_model = model_io.core().read_model(model.SerializeToString(), b"")
-            except Exception as exc:
-                raise BadInputError(
-                    f"OpenVINO cannot read the ONNX model: {model_io.ov_message(exc)}"
-                ) from exc
-            return model_io.LoadedModel(model=ov_model, path=None, format="memory")
+            return model_io.LoadedModel(model=model_io.ov_from_onnx(model), path=None,
+                                        format="memory")
         return model_io.LoadedModel(model=model, path=None, format="memory", backend="onnx")
     return model_io.load_model(model, "onnx" if output_format == "onnx" else "openvino")
-
-
-def _backend(loaded: model_io.LoadedModel) -> Backend:
-    if loaded.backend == "onnx":
-        from xaigraph.onnx_backend import ONNXBackend
-
-        return ONNXBackend(external_data=loaded.external_data)
-    return get_backend("openvino")
 
 
 def _shape_text(shape: Sequence[int | None]) -> str:
@@ -110,7 +97,7 @@ def insert(
     get_method(method)  # fail fast on an unknown name
     start = time.perf_counter()
     loaded = _load(model, output_format)
-    backend = _backend(loaded)
+    backend = get_backend(loaded.backend, loaded.external_data)
     load_time = time.perf_counter() - start
     native = loaded.model
     report: dict[str, Any] = {
@@ -177,7 +164,7 @@ def inspect(model: ModelLike, target_layer: str | None = None,
     onnx_in = isinstance(model, onnx.ModelProto) or (
         isinstance(model, str | os.PathLike) and str(model).lower().endswith(".onnx"))
     loaded = _load(model, "onnx" if onnx_in else None)
-    backend = _backend(loaded)
+    backend = get_backend(loaded.backend, loaded.external_data)
     native = loaded.model
     view = backend.build_view(native)
     info: dict[str, Any] = {

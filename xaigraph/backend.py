@@ -57,11 +57,13 @@ class Backend(Protocol):
         """Write atomically (temporary files in the destination folder, then renames)."""
 
 
-def get_backend(name: str) -> Backend:
+def get_backend(name: str, external_data: bool = False) -> Backend:
+    """The backend named `name`; `external_data`: an ONNX model whose weights are kept in a
+    file beside it, and are to be written the same way."""
     if name == "onnx":
         from xaigraph.onnx_backend import ONNXBackend
 
-        return ONNXBackend()
+        return ONNXBackend(external_data)
     from xaigraph.ov_backend import OVBackend
 
     return OVBackend()

@@ -27,6 +27,7 @@ __all__ = [
     "load_model",
     "output_backend",
     "output_files",
+    "ov_from_onnx",
     "ov_message",
     "save_ir",
     "save_onnx",
@@ -113,6 +114,14 @@ def load_model(path: str | os.PathLike[str], backend: str = "openvino") -> Loade
         raise BadInputError(f"OpenVINO cannot read {p.name}: {ov_message(exc)}") from exc
     return LoadedModel(model=model, path=p, format=fmt,
                        data_files=data if fmt == "onnx" else [])
+
+
+def ov_from_onnx(proto: Any) -> ov.Model:
+    """An in-memory ONNX model read by OpenVINO's ONNX reader (weights inline)."""
+    try:
+        return core().read_model(proto.SerializeToString(), b"")
+    except Exception as exc:
+        raise BadInputError(f"OpenVINO cannot read the ONNX model: {ov_message(exc)}") from exc
 
 
 def _check_ir_files(xml_path: Path) -> None:
@@ -243,12 +252,10 @@ def check_output_path(out: str | os.PathLike[str], *, force: bool, inputs: list[
         raise BadInputError(f"output folder does not exist: {folder}")
     targets = output_files(p)
     for t in targets:
-        for src in inputs:
+        for src in inputs:  # same file also through links
             if t.exists() and src.exists() and os.path.samefile(t, src):
                 raise BadInputError(f"refusing to overwrite the input model file {src}")
-            if t.resolve() == src.resolve():
-                raise BadInputError(f"refusing to overwrite the input model file {src}")
-    if not force:
+    if not force:  # an ONNX output's data file alone is not an output that exists
         for t in targets[:1] if p.suffix.lower() == ".onnx" else targets:
             if t.exists():
                 raise BadInputError(f"output exists: {t}; pass --force to overwrite it")

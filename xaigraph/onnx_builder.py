@@ -48,12 +48,16 @@ class ONNXBuilder(BuilderBase):
         self._counter = itertools.count(1)
         self._shapes: dict[str, str] = {}
         self._made: set[str] = set()  # initializers added by this builder
-        self._dtypes: dict[str, str] = {}
+        self._dtypes: dict[str, str] = {}  # element type of every tensor name known
         for vi in itertools.chain(self.graph.input, self.graph.output, self.graph.value_info):
             if vi.type.HasField("tensor_type"):
                 self._dtypes[vi.name] = DTYPES.get(vi.type.tensor_type.elem_type, "?")
         for init in self.graph.initializer:
             self._dtypes[init.name] = DTYPES.get(init.data_type, "?")
+        for op in view.ops.values() if view is not None else ():
+            for t in op.outputs:
+                for name in t.names:
+                    self._dtypes.setdefault(name, t.dtype)
 
     # -- naming and emitting ------------------------------------------------------------
     def _fresh(self, hint: str) -> str:
@@ -174,19 +178,9 @@ class ONNXBuilder(BuilderBase):
         (and with it every reader, graph outputs included)."""
         old = self.value(v)
         dead = self._fresh(f"{old}_unused")
-        for node in self.graph.node:
-            for i, name in enumerate(node.output):
-                if name == old:
-                    node.output[i] = dead
-        for node in self.graph.node:
-            for i, name in enumerate(node.output):
-                if name == x:
-                    node.output[i] = old
-        for node in self.graph.node:  # readers of `x` among the new nodes
-            for i, name in enumerate(node.input):
-                if name == x:
-                    node.input[i] = old
-        self._dtypes[old] = self._dtypes.get(x, self._dtypes.get(old, "f32"))
+        for node in self.graph.node:  # the producer only: the readers stay with the name
+            node.output[:] = [dead if name == old else name for name in node.output]
+        self._rename(x, old, outputs_too=False)
 
     def _rename(self, old: str, new: str, outputs_too: bool = True) -> None:
         """Rename tensor `old` to `new` everywhere (producers, readers, graph outputs)."""
@@ -350,14 +344,7 @@ class ONNXBuilder(BuilderBase):
         return self._node("Cast", [x], dtype, to=_ONNX_TYPES[dtype])
 
     def dtype(self, x: T) -> str:
-        if x in self._dtypes:
-            return self._dtypes[x]
-        if self.view is not None:
-            for op in self.view.ops.values():
-                for t in op.outputs:
-                    if x in t.names:
-                        return t.dtype
-        return "f32"
+        return self._dtypes.get(x, "f32")
 
     # -- reductions -------------------------------------------------------------------------
     def _reduce(self, op: str, x: T, axes: Sequence[int], keepdims: bool) -> T:

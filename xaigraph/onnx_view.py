@@ -159,12 +159,12 @@ def _ov_probe(model: onnx.ModelProto, inputs: list[tuple[int, ...]]) -> dict[str
     """Tensor name -> static shape at the probe input sizes, from OpenVINO's shape inference,
     which folds shape computations that ONNX shape inference gives up on (padding amounts
     computed by Concat/Slice chains, say). Empty when OpenVINO cannot read the model."""
-    from xaigraph.model_io import core
+    from xaigraph.model_io import ov_from_onnx
 
     if model.ByteSize() > 1_900_000_000:
         return {}
     try:
-        ov_model = core().read_model(model.SerializeToString(), b"")
+        ov_model = ov_from_onnx(model)
         ov_model.reshape({i: list(s) for i, s in enumerate(inputs)})
     except Exception as exc:
         log.info("OpenVINO cannot probe the ONNX model's shapes: %s", exc)
