@@ -33,11 +33,12 @@ def build_pipeline(
     targets: str | None = None,
     num_anchors: int | None = None,
 ) -> PassManager:
-    """detect-target, insert-saliency{method=M}, [select-classes{targets=T}],
+    """detect-target, [select-classes{targets=T}], insert-saliency{method=M},
     [embed-scaling], stamp, [validate]."""
-    passes: list[Pass] = [DetectTargetPass(target_layer, num_anchors), InsertSaliencyPass(method)]
+    passes: list[Pass] = [DetectTargetPass(target_layer, num_anchors)]
     if targets is not None:
         passes.append(SelectClassesPass(targets))
+    passes.append(InsertSaliencyPass(method))
     if scaling:
         passes.append(EmbedScalingPass())
     # The stamp records the whole pipeline, itself and validation included.

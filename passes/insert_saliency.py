@@ -8,12 +8,15 @@ import numpy as np
 
 from xaigraph.backend import output_port
 from xaigraph.errors import MethodError, XaiGraphError
+from xaigraph.graph_view import GraphView
 from xaigraph.methods import get_method
 from xaigraph.methods.base import why_not
-from xaigraph.ops import OpBuilder
+from xaigraph.ops import OpBuilder, T
 from xaigraph.pipeline import Model, Pass, PassContext, PassResult
 from xaigraph.target import Target
 from xaigraph.validate import make_inputs
+
+from .select_classes import CLASSES_OUTPUT
 
 __all__ = ["SALIENCY_OUTPUT", "InsertSaliencyPass"]
 
@@ -32,7 +35,11 @@ class InsertSaliencyPass(Pass):
     A method with several forms (`forms`, the last one the reference) is built in the form it
     picks; when that is not the reference, the reference is built too and both run on a
     seeded input: if they differ (beyond 1e-4 of the map's range) the reference form is kept.
-    The figures go to `ctx.report["self_check"]`."""
+    The figures go to `ctx.report["self_check"]`.
+
+    When select-classes ran before it (an output `saliency_classes` `[N, k]`), the maps are
+    those of the chosen classes, `[N, k, h, w]`: built for those classes only when the
+    method can (`chooses_classes`), else picked from the maps of all classes."""
 
     name = "insert-saliency"
 
@@ -50,6 +57,17 @@ class InsertSaliencyPass(Pass):
         reason = why_not(self.method, ctx.view(model), ctx.target, ctx.head)
         if reason is not None:
             raise MethodError(f"{self.method.name} does not apply: {reason}")
+        if self._chosen(model, ctx) is not None and not self.method.per_class:
+            raise MethodError(f"--targets needs a per-class method ({self.method.name} "
+                              "makes one map per image)")
+
+    @staticmethod
+    def _chosen(model: Model, ctx: PassContext) -> int | None:
+        """How many classes select-classes chose (None when it did not run)."""
+        port = output_port(ctx.backend, model, CLASSES_OUTPUT)
+        if port is None:
+            return None
+        return port.dims[1] if port.dims and len(port.dims) == 2 else None
 
     def run(self, model: Model, ctx: PassContext) -> PassResult:
         view = ctx.view(model)
@@ -58,29 +76,46 @@ class InsertSaliencyPass(Pass):
         if declared is None:
             declared = target.shape
         ctx.report["target_declared_shape"] = declared
-        shape = self._shape(target, declared)
+        chosen = self._chosen(model, ctx)
+        shape = self._shape(target, declared, chosen)
         builder = ctx.backend.builder(model, view)
+        classes = builder.output_value(CLASSES_OUTPUT) if chosen is not None else None
         form = self.method.pick_form(view, target, head)
         forms = self.method.forms
         if forms and form != forms[-1]:
-            form = self._build_checked(builder, model, ctx, form, forms[-1], shape)
+            form = self._build_checked(builder, model, ctx, form, forms[-1], shape, classes)
         else:
-            maps = self.method.build(builder, view, target, head, form=form)
+            maps = self._build(builder, view, ctx, form, classes)
             builder.add_output(maps, SALIENCY_OUTPUT, shape)
-        ctx.report["form"] = self.method.form(view, target, head, form=form)
+        if classes is not None and self.method.chooses_classes(view, target, head, form):
+            text = self.method.chosen_form(view, target, head, form=form)
+        else:
+            text = self.method.form(view, target, head, form=form)
+            if classes is not None:
+                text += "; the chosen classes' maps are then kept"
+        ctx.report["form"] = text
         builder.finish()
         return PassResult(model, modified=True)
 
+    def _build(self, b: OpBuilder, view: GraphView, ctx: PassContext, form: str | None,
+               classes: T | None) -> T:
+        """The raw maps in `form`, of the chosen `classes` when given."""
+        target, head, m = ctx.target, ctx.head, self.method
+        if classes is None:
+            return m.build(b, view, target, head, form=form)
+        if m.chooses_classes(view, target, head, form):
+            return m.build_chosen(b, view, target, head, classes, form=form)
+        return b.take_per_image(m.build(b, view, target, head, form=form), classes)
+
     def _build_checked(self, builder: OpBuilder, model: Model, ctx: PassContext, form: str,
-                       reference: str, shape: list[int | None]) -> str:
+                       reference: str, shape: list[int | None], classes: T | None) -> str:
         """Build `form` and the `reference` form, compare them on a seeded input, keep `form`
         when they agree and the reference otherwise; return the form kept."""
-        view, target, head = ctx.view(model), ctx.target, ctx.head
-        build = self.method.build
-        builder.add_output(build(builder, view, target, head, form=reference), CHECK_OUTPUT,
+        view = ctx.view(model)
+        builder.add_output(self._build(builder, view, ctx, reference, classes), CHECK_OUTPUT,
                            shape)
         try:
-            builder.add_output(build(builder, view, target, head, form=form), SALIENCY_OUTPUT,
+            builder.add_output(self._build(builder, view, ctx, form, classes), SALIENCY_OUTPUT,
                                shape)
             builder.finish()
             worst, span = self._compare_last_two(model, ctx)
@@ -112,11 +147,14 @@ class InsertSaliencyPass(Pass):
             return float("inf"), 0.0
         return float(np.max(np.abs(got - ref))), float(ref.max() - ref.min())
 
-    def _shape(self, target: Target, declared: tuple[int | None, ...]) -> list[int | None]:
-        """[N, K, h, w] or [N, h, w]: the batch as declared, h and w of the map or grid."""
+    def _shape(self, target: Target, declared: tuple[int | None, ...], chosen: int | None
+               ) -> list[int | None]:
+        """[N, K, h, w] or [N, h, w]: the batch as declared, h and w of the map or grid, K
+        the number of classes or of the chosen ones."""
         h, w = target.grid or (declared[2], declared[3])
         n = declared[0]
-        return [n, target.num_classes, h, w] if self.method.per_class else [n, h, w]
+        k = target.num_classes if chosen is None else chosen
+        return [n, k, h, w] if self.method.per_class else [n, h, w]
 
     def ensures(self, model: Model, ctx: PassContext) -> None:
         last = ctx.backend.outputs(model)[-1]  # saliency_map comes last

@@ -1,12 +1,10 @@
-"""select-classes{targets=...}: keep the maps of some classes only, and say which."""
+"""select-classes{targets=...}: choose the classes to explain, and say which."""
 
 from __future__ import annotations
 
 from xaigraph.backend import output_port
 from xaigraph.errors import BadInputError, MethodError, XaiGraphError
 from xaigraph.pipeline import Model, Pass, PassContext, PassResult
-
-from .insert_saliency import SALIENCY_OUTPUT
 
 __all__ = ["CLASSES_OUTPUT", "SelectClassesPass", "parse_targets"]
 
@@ -33,12 +31,12 @@ def parse_targets(spec: str) -> tuple[str, list[int]]:
 
 
 class SelectClassesPass(Pass):
-    """Requires a per-class `saliency_map` `[N, K, h, w]`. With `topk:K` it keeps, per image,
-    the maps of the K classes the model scores highest (ranked by its classification output)
-    and adds the output `saliency_classes` `[N, K]` (int64) with their indices, highest
-    first; with a list of class indices it keeps those, in that order, and
-    `saliency_classes` repeats the list for every image. `saliency_map` shrinks to
-    `[N, K, h, w]`; `saliency_classes` comes after it, last."""
+    """Requires `ctx.target`; runs before insert-saliency, which then builds the maps of the
+    chosen classes only. With `topk:K` it chooses, per image, the K classes the model scores
+    highest (ranked by its classification output), highest first; with a list of class
+    indices, those, in that order, for every image. Adds the output `saliency_classes`
+    `[N, K]` (int64) with the chosen indices; `saliency_map` `[N, K, h, w]` comes after it,
+    last."""
 
     name = "select-classes"
 
@@ -50,11 +48,13 @@ class SelectClassesPass(Pass):
         return {"targets": self.spec.replace(",", " ")}
 
     def requires(self, model: Model, ctx: PassContext) -> None:
-        port = output_port(ctx.backend, model, SALIENCY_OUTPUT)
-        if port is None:
-            raise XaiGraphError("needs the saliency_map output (insert-saliency)")
-        if port.dims is None or len(port.dims) != 4:
-            raise MethodError("--targets needs a per-class method (maps [N, K, h, w])")
+        if ctx.target is None:
+            raise XaiGraphError("needs detect-target to run first")
+        if output_port(ctx.backend, model, CLASSES_OUTPUT) is not None:
+            raise MethodError(f"the model already has an output named '{CLASSES_OUTPUT}'")
+        if self.kind == "topk" and ctx.target.kind == "detector":
+            raise BadInputError("--targets topk:K needs a classification output; choose a "
+                                "detector's classes by index (--targets 3,17)")
         k = ctx.target.num_classes
         wanted = self.values[0] if self.kind == "topk" else max(self.values) + 1
         if wanted > k:
@@ -65,24 +65,18 @@ class SelectClassesPass(Pass):
         import numpy as np
 
         b = ctx.backend.builder(model, None, prefix="xai/select")
-        maps = b.output_value(SALIENCY_OUTPUT)
         i64 = np.int64
+        scores = b.output_at(ctx.target.output_index)
         if self.kind == "topk":
             k = self.values[0]
-            scores = b.output_at(ctx.target.output_index)
             flat = b.reshape(scores, b.const(np.asarray([0, -1], dtype=i64)))  # [N, K]
             classes = b.topk(flat, k, axis=1)  # [N, k]
-            chosen = b.take_per_image(maps, classes)
         else:
             k = len(self.values)
-            chosen = b.take(maps, b.const(np.asarray(self.values, dtype=i64)), axis=1)
-            n = b.dims(maps, [0])
+            n = b.dims(scores, [0])
             classes = b.expand(b.const(np.asarray([self.values], dtype=i64)),
                                b.concat([n, b.const(np.asarray([k], dtype=i64))], 0))
-        port = output_port(ctx.backend, model, SALIENCY_OUTPUT)
-        assert port.dims is not None
-        n_dim, _, h, w = port.dims
-        b.replace_output(SALIENCY_OUTPUT, chosen, shape=[n_dim, k, h, w])
-        b.add_output(classes, CLASSES_OUTPUT, [n_dim, k])
+        dims = ctx.backend.outputs(model)[ctx.target.output_index].dims
+        b.add_output(classes, CLASSES_OUTPUT, [dims[0] if dims else None, k])
         b.finish()
         return PassResult(model, modified=True)

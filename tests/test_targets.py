@@ -10,8 +10,10 @@ import pytest
 from click.testing import CliRunner
 
 import xaigraph
+from tests import tiny_models
 from tests.conftest import LIGHT_MODELS, image, run
 from tests.test_onnx import ort_run
+from tests.test_reciprocam import assert_close_to_reference
 from xaigraph.cli import cli
 
 
@@ -29,14 +31,66 @@ def test_topk_keeps_each_images_best_classes(tiny_file: Callable[..., Path], fmt
     probs, all_maps = full[0], full[-1]
     result = xaigraph.insert(path, method, scaling=False, output_format=fmt, targets="topk:3")
     names = [p.name for p in result.backend.outputs(result.model)]
-    assert names[-2:] == ["saliency_map", "saliency_classes"]
+    assert names[-2:] == ["saliency_classes", "saliency_map"]
     outs = _outputs(result, x)
-    maps, classes = outs[-2], outs[-1]
+    classes, maps = outs[-2], outs[-1]
     assert classes.dtype == np.int64 and classes.shape == (3, 3)
     np.testing.assert_array_equal(classes, np.argsort(-probs, axis=1)[:, :3])
     np.testing.assert_allclose(maps, np.take_along_axis(all_maps, classes[:, :, None, None], 1),
                                rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(outs[0], probs, rtol=1e-5, atol=1e-6)
+
+
+def _class_products(result: xaigraph.InsertResult) -> list[int]:
+    """Batch sizes (at the probe input, batch 1) of the matrix products that make scores
+    for all classes in the augmented model."""
+    view = result.backend.build_view(result.model)
+    return [op.outputs[0].probe[0] for op in view.ops.values()
+            if "matrix" in op.attrs and op.outputs[0].probe is not None
+            and op.outputs[0].probe[-1] == tiny_models.CLASSES]
+
+
+@pytest.mark.parametrize(("head", "route", "fmt"), [
+    ("gap_fc", "onnx17", "ir"), ("gap_fc", "onnx17", "onnx"), ("gap_fc", "ov_dynbatch", "ir"),
+    ("gap_view", "onnx13", "onnx"), ("gap_mlp", "onnx17", "onnx"),
+    ("gap_mlp", "ov_dynbatch", "ir"),
+])
+def test_topk_runs_only_the_chosen_rows_of_the_classifier(
+    tiny_file: Callable[..., Path], head: str, route: str, fmt: str
+) -> None:
+    """A head ending in a linear layer: the maps of the chosen classes come from their rows
+    of the weight; the product with every class's row runs on the images only."""
+    x = image(3, seed=5)
+    result = xaigraph.insert(tiny_file(head, True, route), "reciprocam", scaling=False,
+                             output_format=fmt, targets="topk:2")
+    assert "chosen classes' rows of the classifier" in result.report["form"]
+    assert _class_products(result) == [1]
+    outs = _outputs(result, x)
+    classes, maps = outs[-2], outs[-1]
+    ref = tiny_models.brute_force_reciprocam(tiny_models.Tiny(head, True), x)
+    assert_close_to_reference(maps, np.take_along_axis(ref, classes[:, :, None, None], 1))
+    np.testing.assert_array_equal(classes, np.argsort(-outs[0], axis=1)[:, :2])
+
+
+@pytest.mark.parametrize("fmt", ["ir", "onnx"])
+def test_cam_for_a_class_list_uses_its_rows(tiny_file: Callable[..., Path], fmt: str) -> None:
+    model = tiny_models.Tiny("gap_fc", False)
+    x = image(2, seed=8)
+    result = xaigraph.insert(tiny_file("gap_fc", False, "onnx17"), "cam", scaling=False,
+                             output_format=fmt, targets="3,1")
+    assert "chosen classes' rows" in result.report["form"]
+    assert _class_products(result) == [1]
+    weights = model.fc.weight.detach().double().numpy()[[3, 1]]
+    ref = np.einsum("kc,nchw->nkhw", weights, tiny_models.target_map(model, x))
+    assert_close_to_reference(_outputs(result, x)[-1], ref)
+
+
+def test_the_mosaic_form_computes_all_maps_then_picks(tiny_file: Callable[..., Path]) -> None:
+    """Without global average pooling the head runs whole on the mosaics (ReLU between two
+    linear layers): every class's map is computed, then the chosen ones kept."""
+    result = xaigraph.insert(tiny_file("maxpool_fc", False, "onnx17"), "reciprocam",
+                             scaling=False, targets="topk:2")
+    assert result.report["form"].endswith("the chosen classes' maps are then kept")
 
 
 @pytest.mark.parametrize("fmt", ["ir", "onnx"])
@@ -46,11 +100,11 @@ def test_fixed_class_list(tiny_file: Callable[..., Path], fmt: str) -> None:
     all_maps = _outputs(xaigraph.insert(path, "reciprocam", output_format=fmt), x)[-1]
     result = xaigraph.insert(path, "reciprocam", output_format=fmt, targets="4,0,2")
     outs = _outputs(result, x)
-    np.testing.assert_array_equal(outs[-1], [[4, 0, 2], [4, 0, 2]])
-    assert outs[-2].dtype == np.uint8
-    np.testing.assert_array_equal(outs[-2], all_maps[:, [4, 0, 2]])  # scaled per map: same
+    np.testing.assert_array_equal(outs[-2], [[4, 0, 2], [4, 0, 2]])
+    assert outs[-1].dtype == np.uint8
+    np.testing.assert_array_equal(outs[-1], all_maps[:, [4, 0, 2]])  # scaled per map: same
     assert result.report["pipeline"].startswith(
-        "detect-target,insert-saliency{method=reciprocam},select-classes{targets=4 0 2}")
+        "detect-target,select-classes{targets=4 0 2},insert-saliency{method=reciprocam}")
 
 
 def test_topk_on_an_opset_9_onnx_model() -> None:
@@ -64,10 +118,10 @@ def test_topk_on_an_opset_9_onnx_model() -> None:
     assert [o.version for o in result.model.opset_import] == [9]
     outs = ort_run(result.model, x)
     scores = full[0].reshape(1, -1)
-    top = outs[-1]
+    top = outs[-2]
     assert top.shape == (1, 4)
     assert np.all(np.sort(scores[0, top[0]])[::-1] >= np.sort(scores[0])[::-1][3] - 1e-6)
-    np.testing.assert_allclose(outs[-2], np.take_along_axis(full[-1], top[:, :, None, None], 1),
+    np.testing.assert_allclose(outs[-1], np.take_along_axis(full[-1], top[:, :, None, None], 1),
                                rtol=1e-5, atol=1e-6)
 
 

@@ -21,7 +21,10 @@ and, in `attrs["pointwise"]`, whether it acts on each spatial location on its ow
 or ``binary`` (elementwise with broadcasting); in `attrs["affine"]`, whether it is affine in
 its data: ``always``, ``single`` (when one operand carries data) or ``numerator`` (x / c);
 in `attrs["attention"]`, whether it is where attention weights are formed: ``sdpa`` (a fused
-scaled-dot-product attention) or ``softmax`` (a softmax over keys, `[..., L, L]` logits).
+scaled-dot-product attention) or ``softmax`` (a softmax over keys, `[..., L, L]` logits);
+in `attrs["matrix"]`, for a matrix product `x @ W` of a data input `x` and a constant 2-D
+weight (input 1; Gemm with alpha = beta = 1, its bias as input 2), how `W` is stored: ``kc``
+(`[classes, channels]`, used transposed) or ``ck``.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ import numpy as np
 
 __all__ = [
     "Dim", "GraphView", "OpInfo", "TensorInfo", "Value", "attention_kind",
-    "mark_attention_queries",
+    "mark_attention_queries", "matrix_layout",
 ]
 
 log = logging.getLogger(__name__)
@@ -65,6 +68,14 @@ class TensorInfo:
         if self.probe is not None:
             return len(self.probe)
         return None if self.shape is None else len(self.shape)
+
+
+def matrix_layout(weight: TensorInfo, const_in: list[bool], transpose_a: bool,
+                  transpose_b: bool) -> str | None:
+    """`attrs["matrix"]` of a matrix product whose input 1 is `weight` (see the module)."""
+    if transpose_a or len(const_in) < 2 or const_in[0] or not const_in[1] or weight.rank != 2:
+        return None
+    return "kc" if transpose_b else "ck"
 
 
 @dataclass

@@ -25,6 +25,7 @@ from xaigraph.graph_view import (
     Value,
     attention_kind,
     mark_attention_queries,
+    matrix_layout,
 )
 
 __all__ = ["DTYPES", "build_view", "opset_version", "probe_input_shapes", "real_inputs"]
@@ -232,6 +233,17 @@ def _classify(node: onnx.NodeProto, ins: list[TensorInfo], const_in: list[bool],
     return kind, pointwise
 
 
+def _matrix(node: onnx.NodeProto, ins: list[TensorInfo], const_in: list[bool]) -> str | None:
+    if node.op_type == "MatMul" and len(ins) == 2:
+        return matrix_layout(ins[1], const_in, False, False)
+    if node.op_type != "Gemm" or len(ins) < 2:
+        return None
+    if float(_attr(node, "alpha", 1.0)) != 1.0 or float(_attr(node, "beta", 1.0)) != 1.0:
+        return None
+    return matrix_layout(ins[1], const_in, bool(_attr(node, "transA", 0)),
+                         bool(_attr(node, "transB", 0)))
+
+
 def build_view(model: onnx.ModelProto, spatial: int = DEFAULT_SPATIAL) -> GraphView:
     graph = model.graph
     opset = opset_version(model)
@@ -332,6 +344,9 @@ def build_view(model: onnx.ModelProto, spatial: int = DEFAULT_SPATIAL) -> GraphV
                 info.attrs["pointwise"] = pointwise
             if node.op_type in _AFFINE:
                 info.attrs["affine"] = _AFFINE[node.op_type]
+            layout = _matrix(node, in_tensors, [const_derived[v.op] for v in in_values])
+            if layout is not None:
+                info.attrs["matrix"] = layout
             attention = attention_kind(node.op_type, in_tensors[0] if in_tensors else None)
             if attention is not None:
                 info.attrs["attention"] = attention

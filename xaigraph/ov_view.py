@@ -19,6 +19,7 @@ from xaigraph.graph_view import (
     Value,
     attention_kind,
     mark_attention_queries,
+    matrix_layout,
 )
 
 __all__ = ["build_view", "probe_input_shapes"]
@@ -317,8 +318,15 @@ def build_view(model: ov.Model, spatial: int = DEFAULT_SPATIAL) -> GraphView:
         attention = attention_kind(t, in_tensors[0] if in_tensors else None)
         if attention is not None:
             info.attrs["attention"] = attention
-        if t == "MatMul" and node.get_attributes().get("transpose_a"):
-            info.attrs["transpose_a"] = True
+        if t == "MatMul":
+            attrs = node.get_attributes()
+            if attrs.get("transpose_a"):
+                info.attrs["transpose_a"] = True
+            layout = matrix_layout(in_tensors[1], [const_derived[v.op] for v in inputs],
+                                   bool(attrs.get("transpose_a")),
+                                   bool(attrs.get("transpose_b")))
+            if layout is not None:
+                info.attrs["matrix"] = layout
         view_ops[oid] = info
         order.append(oid)
         graph.add_node(oid)

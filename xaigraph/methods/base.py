@@ -41,6 +41,21 @@ class Method:
         """Build the raw (unscaled, float) saliency map and return it."""
         raise NotImplementedError
 
+    def chooses_classes(self, view: GraphView, target: Target, head: Head,
+                        form: str | None = None) -> bool:
+        """Whether `build_chosen` can build the maps of some classes for less than all."""
+        return False
+
+    def chosen_form(self, view: GraphView, target: Target, head: Head,
+                    form: str | None = None) -> str:
+        """One line on how `build_chosen` builds the maps of the chosen classes."""
+        raise NotImplementedError
+
+    def build_chosen(self, b: OpBuilder, view: GraphView, target: Target, head: Head,
+                     classes: T, form: str | None = None) -> T:
+        """The raw maps `[N, k, h, w]` of the int64 `classes` `[N, k]` only."""
+        raise NotImplementedError
+
 
 def _kind_reason(method: Method, target: Target) -> str | None:
     if target.kind == method.target_kind:

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from xaigraph.classifier import chosen_scores, find_classifier
 from xaigraph.graph_view import GraphView, Value
 from xaigraph.head import Head
 from xaigraph.methods.base import Method
-from xaigraph.methods.pooled import run_after_pool
-from xaigraph.ops import NUMPY_TYPES, OpBuilder, T
+from xaigraph.methods.pooled import run_after_pool, vectors_at
+from xaigraph.ops import NUMPY_TYPES, OpBuilder, T, ints
 from xaigraph.target import Target
 
 __all__ = ["CAM"]
@@ -74,4 +75,31 @@ class CAM(Method):
         assert at_zero is not None  # [N, 1, K]
         bias = b.unsqueeze(b.transpose(at_zero, [0, 2, 1]), [3])  # [N, K, 1, 1]
         out = b.sub(maps, bias)
+        return out if b.dtype(out) == "f32" else b.cast(out, "f32")
+
+    def chosen_form(self, view: GraphView, target: Target, head: Head,
+                    form: str | None = None) -> str:
+        clf = find_classifier(view, head, target.num_classes)
+        assert clf is not None
+        return (f"the chosen classes' rows of the classifier weight "
+                f"({view.op_chain(clf.tail[::-1])}) on the target map")
+
+    def chooses_classes(self, view: GraphView, target: Target, head: Head,
+                        form: str | None = None) -> bool:
+        return find_classifier(view, head, target.num_classes) is not None
+
+    def build_chosen(self, b: OpBuilder, view: GraphView, target: Target, head: Head,
+                     classes: T, form: str | None = None) -> T:
+        """The head up to the classifier's input on the location vectors and a zero vector;
+        their difference times the chosen classes' rows of the classifier's weight."""
+        clf = find_classifier(view, head, target.num_classes)
+        assert clf is not None and head.pool is not None
+        f = b.value(target.value)
+        n, h, w = (b.dims(f, [i]) for i in (0, 2, 3))
+        pooled = b.value(Value(head.pool, 0))
+        zeros = b.mul(pooled, b.const(np.zeros((), dtype=NUMPY_TYPES[b.dtype(pooled)])))
+        x = vectors_at(b, view, head, f, n, clf.data, clf.tail, extra=zeros)  # [N, 1+HW, C]
+        x = b.sub(b.slice(x, 1, None, axis=1), b.slice(x, 0, 1, axis=1))
+        scores = chosen_scores(b, clf, x, classes, bias=False)  # [N, k, H*W]
+        out = b.reshape(scores, b.concat([n, b.const(ints(-1)), h, w], 0))
         return out if b.dtype(out) == "f32" else b.cast(out, "f32")

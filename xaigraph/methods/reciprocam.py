@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from xaigraph.classifier import chosen_scores, find_classifier
 from xaigraph.errors import MethodError
 from xaigraph.graph_view import GraphView, Value
 from xaigraph.head import Head
 from xaigraph.methods.base import Method
 from xaigraph.methods.headcopy import copy_head
-from xaigraph.methods.pooled import run_after_pool, to_maps
+from xaigraph.methods.pooled import run_after_pool, to_maps, vectors_at
 from xaigraph.ops import NUMPY_TYPES, OpBuilder, T, ints
 from xaigraph.target import Target
 
@@ -84,14 +85,7 @@ class ReciproCAM(Method):
         h, w = target.shape[2], target.shape[3]
         hw = f"{h * w}" if h is not None and w is not None else "H*W"
         if (form or self.pick_form(view, target, head)) == "fast":
-            parts = []
-            if head.prefix:
-                parts.append(f"per-location {view.op_chain(head.prefix)} before the pooling")
-            if head.local:
-                parts.append(f"{view.op_chain(head.local)} on the map of pooled vectors")
-            if head.rest:
-                parts.append(f"{view.op_chain(head.rest)} on the {hw} location vectors")
-            text = "fast exact form: " + ("; ".join(parts) or "the pooled map itself")
+            text = "fast exact form: " + self._fast_parts(view, head, head.rest, hw)
             if self.share_head and _learned(view, head.local + head.rest):
                 text += " (the model's own pooled vector joins that batch: one pass over " \
                         "the head's weights)"
@@ -113,6 +107,64 @@ class ReciproCAM(Method):
             out = to_maps(b, target, self._mosaic(b, view, head, f, c, h, w, fdt), n, h, w)
         return out if b.dtype(out) == "f32" else b.cast(out, "f32")
 
+    @staticmethod
+    def _fast_parts(view: GraphView, head: Head, rest: list[str], hw: str) -> str:
+        parts = []
+        if head.prefix:
+            parts.append(f"per-location {view.op_chain(head.prefix)} before the pooling")
+        if head.local:
+            parts.append(f"{view.op_chain(head.local)} on the map of pooled vectors")
+        if rest:
+            parts.append(f"{view.op_chain(rest)} on the {hw} location vectors")
+        return "; ".join(parts) or "the pooled map itself"
+
+    def chosen_form(self, view: GraphView, target: Target, head: Head,
+                    form: str | None = None) -> str:
+        clf = find_classifier(view, head, target.num_classes)
+        assert clf is not None
+        before = [o for o in head.rest if o not in clf.tail]
+        h, w = target.shape[2], target.shape[3]
+        hw = f"{h * w}" if h is not None and w is not None else "H*W"
+        parts = self._fast_parts(view, head, before, hw) + "; then " if (
+            head.prefix or head.local or before) else ""
+        return (f"fast exact form: {parts}the chosen classes' rows of the classifier "
+                f"({view.op_chain(clf.tail[::-1])}) on the {hw} location vectors")
+
+    def chooses_classes(self, view: GraphView, target: Target, head: Head,
+                        form: str | None = None) -> bool:
+        return ((form or self.pick_form(view, target, head)) == "fast"
+                and find_classifier(view, head, target.num_classes) is not None)
+
+    def build_chosen(self, b: OpBuilder, view: GraphView, target: Target, head: Head,
+                     classes: T, form: str | None = None) -> T:
+        """The fast form up to the classifier's input, then only the chosen classes' rows of
+        its weight: `[N, k, H, W]`."""
+        clf = find_classifier(view, head, target.num_classes)
+        assert clf is not None
+        f = b.value(target.value)
+        n, h, w = (b.dims(f, [i]) for i in (0, 2, 3))
+        x = vectors_at(b, view, head, self._grid(b, view, head, h, w, b.dtype(f)), n,
+                       clf.data, clf.tail)
+        scores = chosen_scores(b, clf, x, classes)  # [N, k, H*W]
+        out = b.reshape(scores, b.concat([n, b.const(ints(-1)), h, w], 0))
+        return out if b.dtype(out) == "f32" else b.cast(out, "f32")
+
+    def _grid(self, b: OpBuilder, view: GraphView, head: Head, h: T, w: T, fdt: str) -> T:
+        """The pooled value of each mosaic, as a map `[N, C', H, W]`."""
+        assert head.pool is not None
+        pool_in = view.ops[head.pool].inputs[0]
+        area = b.cast(b.mul(h, w), fdt)
+        total = b.value(pool_in)
+        if head.prefix:
+            shape = view.tensor(head.target).probe
+            if shape is None:
+                raise MethodError("the target's channel count is unknown")
+            zeros = b.const(np.zeros((1, shape[1], 1, 1), dtype=NUMPY_TYPES[fdt]))
+            (at_zero,) = b.copy(head.prefix, {head.target: zeros}, [pool_in])
+            one = b.const(np.ones((1,), dtype=NUMPY_TYPES[fdt]))
+            total = b.add(total, b.mul(at_zero, b.sub(area, one)))
+        return b.div(total, area)
+
     def _fast(self, b: OpBuilder, view: GraphView, target: Target, head: Head, n: T, h: T,
               w: T, fdt: str) -> T:
         """The maps `[N, K, H, W]` by the fast exact form.
@@ -129,18 +181,7 @@ class ReciproCAM(Method):
         """
         assert head.pool is not None
         pooled = Value(head.pool, 0)
-        pool_in = view.ops[head.pool].inputs[0]
-        area = b.cast(b.mul(h, w), fdt)
-        total = b.value(pool_in)
-        if head.prefix:
-            shape = view.tensor(head.target).probe
-            if shape is None:
-                raise MethodError("the target's channel count is unknown")
-            zeros = b.const(np.zeros((1, shape[1], 1, 1), dtype=NUMPY_TYPES[fdt]))
-            (at_zero,) = b.copy(head.prefix, {head.target: zeros}, [pool_in])
-            one = b.const(np.ones((1,), dtype=NUMPY_TYPES[fdt]))
-            total = b.add(total, b.mul(at_zero, b.sub(area, one)))
-        grid = b.div(total, area)  # [N, C', H, W]
+        grid = self._grid(b, view, head, h, w, fdt)
         if not (self.share_head and _learned(view, head.local + head.rest)):
             maps, _ = run_after_pool(b, view, target, head, grid, n, h, w)
             return maps
