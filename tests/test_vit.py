@@ -72,3 +72,24 @@ def test_fast_form_falls_back_when_its_self_check_fails(vit_file, fmt: str) -> N
     assert_close_to_reference(maps, ref)
     outputs = result.backend.outputs(result.model)
     assert [o.name for o in outputs][-1] == "saliency_map" and len(outputs) == 2
+
+
+@pytest.mark.parametrize(("prefix", "route", "fmt"), [
+    (1, "onnx17", "ir"), (1, "onnx17", "onnx"), (1, "ov_dynbatch", "ir"), (0, "onnx14", "onnx"),
+])
+def test_topk_uses_the_chosen_rows_of_the_classifier(vit_file, prefix: int, route: str,  # type: ignore[no-untyped-def]
+                                                     fmt: str) -> None:
+    import numpy as np
+
+    path = vit_file(prefix, True, route)
+    result = xaigraph.insert(path, "vitreciprocam", scaling=False, output_format=fmt,
+                             targets="topk:3")
+    assert "then the chosen classes' rows of the classifier" in result.report["form"]
+    if prefix:
+        assert result.report["self_check"]["passed"] is True
+    x = image(2, seed=9)
+    outs = run(result.model, x) if fmt == "ir" else ort_run(result.model, x)
+    classes, maps = outs[-2], outs[-1]
+    np.testing.assert_array_equal(classes, np.argsort(-outs[0], axis=1)[:, :3])
+    ref = tiny_models.brute_force_vitreciprocam(tiny_models.TinyViT(prefix, True), x)
+    assert_close_to_reference(maps, np.take_along_axis(ref, classes[:, :, None, None], 1))

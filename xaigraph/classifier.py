@@ -50,11 +50,12 @@ def _numel(view: GraphView, v: Value) -> int | None:
     return None if shape is None else math.prod(shape)
 
 
-def find_classifier(view: GraphView, head: Head, num_classes: int) -> Classifier | None:
+def find_classifier(view: GraphView, head: Head, num_classes: int,
+                    after_pool: bool = True) -> Classifier | None:
     """The matrix product that makes the scores, when only per-class affine steps (bias,
-    scale) and reshapes of the `[N, K]` scores follow it inside the head (after the
-    pooling), or None."""
-    after = set(head.local + head.rest)
+    scale) and reshapes of the `[N, K]` scores follow it inside the head (among the ops
+    after the pooling, or all of the head's ops when not `after_pool`), or None."""
+    after = set(head.local + head.rest if after_pool else head.ops)
     v = head.scores
     tail: list[str] = []
     steps: list[tuple[str, Value, bool]] = []
@@ -68,7 +69,7 @@ def find_classifier(view: GraphView, head: Head, num_classes: int) -> Classifier
         tail.append(v.op)
         if "matrix" in op.attrs:
             break
-        data = [x for x in op.inputs if not view.is_const_derived(x.op)]
+        data = [x for x in op.inputs if view.reads_input_data(x.op)]
         if len(data) != 1:
             return None
         if op.type in _STEPS:

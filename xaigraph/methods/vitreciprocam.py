@@ -22,8 +22,11 @@ against the plain form on a random input, and falls back to the plain form if th
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
+from xaigraph.classifier import chosen_scores, find_classifier
 from xaigraph.graph_view import GraphView
 from xaigraph.head import Head
 from xaigraph.methods.base import Method
@@ -121,14 +124,28 @@ class ViTReciproCAM(Method):
 
     def build(self, b: OpBuilder, view: GraphView, target: Target, head: Head,
               form: str | None = None) -> T:
-        grid = target.tokens
-        assert grid is not None
+        return self.build_chosen(b, view, target, head, None, form)
+
+    def chooses_classes(self, view: GraphView, target: Target, head: Head,
+                        form: str | None = None) -> bool:
+        return find_classifier(view, head, target.num_classes, after_pool=False) is not None
+
+    def chosen_form(self, view: GraphView, target: Target, head: Head,
+                    form: str | None = None) -> str:
+        clf = find_classifier(view, head, target.num_classes, after_pool=False)
+        assert clf is not None
+        return (self.form(view, target, head, form) + "; then the chosen classes' rows of "
+                f"the classifier ({view.op_chain(clf.tail[::-1])})")
+
+    def build_chosen(self, b: OpBuilder, view: GraphView, target: Target, head: Head,
+                     classes: T | None, form: str | None = None) -> T:
         form = form or self.pick_form(view, target, head)
-        maps = self._fast(b, view, target, head) if form == "fast" else \
-            self._plain(b, view, target, head)
+        maps = self._fast(b, view, target, head, classes) if form == "fast" else \
+            self._plain(b, view, target, head, classes)
         return maps if b.dtype(maps) == "f32" else b.cast(maps, "f32")
 
-    def _fast(self, b: OpBuilder, view: GraphView, target: Target, head: Head) -> T:
+    def _fast(self, b: OpBuilder, view: GraphView, target: Target, head: Head,
+              classes: T | None) -> T:
         grid = target.tokens
         assert grid is not None
         p, hw, length = grid.prefix, grid.locations, grid.prefix + 10
@@ -153,10 +170,30 @@ class ViTReciproCAM(Method):
         bias = b.reshape(bias, i64(-1, 1, 1, length))  # [N*HW, 1, 1, P + 10]
         keep = {grid.residual: p} if self._prunable(view, target, head) and grid.residual \
             else None
-        (out,) = copy_head(b, view, head, head.ops, {target.value: seq}, [head.scores],
-                           b.dims(seq, [0]), attention_bias=bias, keep_rows=keep)
-        h, w = i64(grid.height), i64(grid.width)
-        return to_maps(b, target, out, n, h, w)
+        return self._run(b, view, target, head, seq, classes, attention_bias=bias,
+                         keep_rows=keep)
+
+    def _run(self, b: OpBuilder, view: GraphView, target: Target, head: Head, seq: T,
+             classes: T | None, **copy_args: Any) -> T:
+        """The head on the `[N*HW, L', D]` sequences: maps `[N, K, H, W]`, or with
+        `classes` `[N, k]` the chosen classes' maps through their rows of the classifier."""
+        grid = target.tokens
+        assert grid is not None
+        n = b.dims(b.value(target.value), [0])
+        h, w = b.const(ints(grid.height)), b.const(ints(grid.width))
+        batch = b.dims(seq, [0])
+        if classes is None:
+            (out,) = copy_head(b, view, head, head.ops, {target.value: seq}, [head.scores],
+                               batch, **copy_args)
+            return to_maps(b, target, out, n, h, w)
+        clf = find_classifier(view, head, target.num_classes, after_pool=False)
+        assert clf is not None
+        ops = [o for o in head.ops if o not in clf.tail]
+        (vectors,) = copy_head(b, view, head, ops, {target.value: seq}, [clf.data], batch,
+                               **copy_args)  # [N*HW, C]
+        x = b.reshape(vectors, b.concat([n, b.const(ints(-1)), b.dims(vectors, [1])], 0))
+        scores = chosen_scores(b, clf, x, classes)  # [N, k, HW]
+        return b.reshape(scores, b.concat([n, b.const(ints(-1)), h, w], 0))
 
     @staticmethod
     def _prunable(view: GraphView, target: Target, head: Head) -> bool:
@@ -168,18 +205,15 @@ class ViTReciproCAM(Method):
         grid = target.tokens
         return grid is not None and grid.residual is not None and grid.residual in head.ops
 
-    def _plain(self, b: OpBuilder, view: GraphView, target: Target, head: Head) -> T:
+    def _plain(self, b: OpBuilder, view: GraphView, target: Target, head: Head,
+               classes: T | None) -> T:
         grid = target.tokens
         assert grid is not None
         x = b.value(target.value)
-        n = b.dims(x, [0])
         masks = token_masks(grid)
         masks = masks.astype(NUMPY_TYPES[b.dtype(x)])
         weights = b.const(masks.reshape(1, grid.locations, -1, 1))  # [1, HW, L, 1]
         mosaics = b.mul(b.unsqueeze(x, [1]), weights)  # [N, HW, L, D]
         flat = b.reshape(mosaics, b.concat([b.const(ints(-1)),
                                             b.dims(x, [1, 2])], 0))  # [N*HW, L, D]
-        (out,) = copy_head(b, view, head, head.ops, {target.value: flat}, [head.scores],
-                           b.dims(flat, [0]))
-        h, w = b.const(ints(grid.height)), b.const(ints(grid.width))
-        return to_maps(b, target, out, n, h, w)
+        return self._run(b, view, target, head, flat, classes)
