@@ -34,6 +34,11 @@ lint: $(BIN)/.installed
 bench: $(ZOO_BIN)/.installed
 	$(ZOO_BIN)/python tools/bench.py
 
+# Builds every models_zoo.yaml entry (cached in ~/.cache/xaigraph/zoo), runs every method,
+# writes docs/zoo.md; a second run redoes only what changed. ZOO_ARGS="--only resnet18".
+zoo: $(ZOO_BIN)/.installed
+	$(ZOO_BIN)/python tools/zoo.py $(ZOO_ARGS)
+
 export-demo-model: $(ZOO_BIN)/.installed
 	$(ZOO_BIN)/python tools/export_demo_model.py
 
