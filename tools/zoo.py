@@ -103,9 +103,14 @@ def _export_timm(entry: Entry, route: str, path: Path) -> None:
     import torch
 
     torch.manual_seed(0)
-    model = timm.create_model(entry.name, pretrained=False).eval()
+    model = timm.create_model(entry.name, pretrained=False)
+    if model.num_classes == 0:  # a feature extractor by default: give it a classifier
+        torch.manual_seed(0)
+        model = timm.create_model(entry.name, pretrained=False, num_classes=1000)
+    model.eval()
     example = torch.randn(1, 3, entry.input, entry.input)
     partial = path.with_name(path.stem + ".partial" + path.suffix)
+    how = "openvino.convert_model"
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         if route == "ov":
@@ -114,10 +119,20 @@ def _export_timm(entry: Entry, route: str, path: Path) -> None:
             ov.save_model(converted, str(partial), compress_to_fp16=False)
             partial.with_suffix(".bin").replace(path.with_suffix(".bin"))
         else:
-            torch.onnx.export(model, (example,), str(partial), opset_version=17, dynamo=False,
-                              input_names=["image"], output_names=["logits"],
-                              dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}})
+            names: dict[str, Any] = {"input_names": ["image"], "output_names": ["logits"]}
+            try:
+                torch.onnx.export(model, (example,), str(partial), opset_version=17,
+                                  dynamo=False, dynamic_axes={"image": {0: "batch"},
+                                                              "logits": {0: "batch"}}, **names)
+                how = "torch.onnx.export (TorchScript), opset 17"
+            except Exception as exc:  # the TorchScript exporter cannot: try torch.export
+                batch = torch.export.Dim("batch", min=1, max=1024)
+                torch.onnx.export(model, (example,), str(partial), dynamo=True,
+                                  dynamic_shapes=({0: batch},), external_data=False, **names)
+                how = f"torch.onnx.export (dynamo), the TorchScript exporter failed: " \
+                      f"{one_line(exc)}"
     partial.replace(path)
+    path.with_suffix(".how").write_text(how)
 
 
 # -- one (model, route): build, inspect, insert every method that applies ----------------
@@ -130,6 +145,14 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:300]
 
 
+STAGE_FILE: Path | None = None  # where a child process says what it is doing
+
+
+def _stage(text: str) -> None:
+    if STAGE_FILE is not None:
+        STAGE_FILE.write_text(text)
+
+
 def run_route(entry: Entry, route: str, only_expected: bool = False) -> dict[str, Any]:
     """Build the model, then for every method (the entry's expected ones only, with
     `only_expected`): ok (with its form and timings), not applicable (with inspect's
@@ -138,13 +161,18 @@ def run_route(entry: Entry, route: str, only_expected: bool = False) -> dict[str
 
     out: dict[str, Any] = {"methods": {}}
     start = time.perf_counter()
+    _stage("building the model")
     try:
         path = model_file(entry, route)
     except Exception as exc:
         out["build_error"] = one_line(exc)
         return out
     out["build_seconds"] = round(time.perf_counter() - start, 1)
+    how = path.with_suffix(".how")
+    if how.exists():
+        out["exported_by"] = how.read_text()
     fmt = "ir" if route in ("ov", "ir") else "onnx"
+    _stage("inspecting it")
     try:
         info = xaigraph.inspect(path)
     except Exception as exc:
@@ -160,6 +188,7 @@ def run_route(entry: Entry, route: str, only_expected: bool = False) -> dict[str
             continue
         if verdict is None and method not in entry.methods:
             continue
+        _stage(f"inserting {method}")
         out["methods"][method] = _insert(path, method, fmt)
     return out
 
@@ -223,7 +252,12 @@ def run_child(entry: Entry, route: str) -> dict[str, Any]:
             tail = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()][-1:] or [""]
             how = (f"signal {-proc.returncode}" if proc.returncode < 0
                    else f"exit {proc.returncode}")
-            return {"build_error": f"crashed ({how}) {tail[0][:200]}".strip(), "methods": {}}
+            if proc.returncode == -9:
+                how += ", out of memory?"
+            stage = Path(tmp) / "stage"
+            where = f" while {stage.read_text()}" if stage.exists() else ""
+            return {"build_error": f"crashed ({how}){where} {tail[0][:200]}".strip(),
+                    "methods": {}}
         result: dict[str, Any] = json.loads(out.read_text())
         return result
 
@@ -366,6 +400,11 @@ def write_report(entries: list[Entry], results: dict[str, Any], seconds: float |
             verdict = "pass" if status == "ok" else "**fail**"
             lines.append(f"| {e.name} | {e.family} | {e.input} | {route} | {target} | "
                          + " | ".join(cells) + f" | {verdict} |")
+    other = [f"- {e.name}: {o['exported_by']}" for e in entries for r in e.routes
+             if "dynamo" in (o := results.get(f"{e.name}/{r}") or {}).get("exported_by", "")]
+    if other:
+        lines += ["", "Exported by torch.onnx.export's dynamo exporter (opset 18) because the "
+                  "TorchScript one failed:", "", *other]
     lines += ["", "## Failures and methods that do not apply where expected", ""]
     lines += failures or ["None."]
     return "\n".join(lines) + "\n"
@@ -401,7 +440,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     entries = load_entries()
     if args.child:
+        global STAGE_FILE
         name, route, out = args.child
+        STAGE_FILE = Path(out).with_name("stage")
         entry = next(e for e in entries if e.name == name)
         Path(out).write_text(json.dumps(run_route(entry, route)))
         return 0

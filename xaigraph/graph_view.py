@@ -24,7 +24,9 @@ in `attrs["attention"]`, whether it is where attention weights are formed: ``sdp
 scaled-dot-product attention) or ``softmax`` (a softmax over keys, `[..., L, L]` logits);
 in `attrs["matrix"]`, for a matrix product `x @ W` of a data input `x` and a constant 2-D
 weight (input 1; Gemm with alpha = beta = 1, its bias as input 2), how `W` is stored: ``kc``
-(`[classes, channels]`, used transposed) or ``ck``.
+(`[classes, channels]`, used transposed) or ``ck``; in `attrs["axes"]`, for reductions and
+normalisations (ReduceMean, MVN, LayerNormalization, ...), the axes of its data input it works
+over, as non-negative ints.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ import numpy as np
 
 __all__ = [
     "Dim", "GraphView", "OpInfo", "TensorInfo", "Value", "attention_kind",
-    "mark_attention_queries", "matrix_layout",
+    "mark_attention_queries", "matrix_layout", "norm_axes",
 ]
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,13 @@ class TensorInfo:
         if self.probe is not None:
             return len(self.probe)
         return None if self.shape is None else len(self.shape)
+
+
+def norm_axes(axes: Any, rank: int | None) -> tuple[int, ...] | None:
+    """`axes` (ints, possibly negative) as sorted non-negative ints, or None if unknown."""
+    if axes is None or rank is None:
+        return None
+    return tuple(sorted({int(a) % rank for a in np.atleast_1d(np.asarray(axes)).ravel()}))
 
 
 def matrix_layout(weight: TensorInfo, const_in: list[bool], transpose_a: bool,

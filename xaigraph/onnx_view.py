@@ -26,6 +26,7 @@ from xaigraph.graph_view import (
     attention_kind,
     mark_attention_queries,
     matrix_layout,
+    norm_axes,
 )
 
 __all__ = ["DTYPES", "build_view", "opset_version", "probe_input_shapes", "real_inputs"]
@@ -233,6 +234,29 @@ def _classify(node: onnx.NodeProto, ins: list[TensorInfo], const_in: list[bool],
     return kind, pointwise
 
 
+def _axes(node: onnx.NodeProto, ins: list[TensorInfo], consts: dict[str, np.ndarray]
+          ) -> tuple[int, ...] | None:
+    """`attrs["axes"]` of a reduction or normalisation (see graph_view)."""
+    t = node.op_type
+    rank = ins[0].rank if ins else None
+    if rank is None:
+        return None
+    if t == "LayerNormalization":
+        return tuple(range(int(_attr(node, "axis", -1)) % rank, rank))
+    if t == "MeanVarianceNormalization":
+        return norm_axes(_attr(node, "axes", [0, 2, 3]), rank)
+    if not t.startswith("Reduce"):
+        return None
+    axes = _attr(node, "axes")
+    if axes is None and len(node.input) > 1 and node.input[1]:
+        axes = consts.get(node.input[1])
+        if axes is None and len(ins) > 1:
+            axes = ins[1].probe_value
+    if axes is None:
+        return None if len(node.input) > 1 else tuple(range(rank))
+    return norm_axes(axes, rank)
+
+
 def _matrix(node: onnx.NodeProto, ins: list[TensorInfo], const_in: list[bool]) -> str | None:
     if node.op_type == "MatMul" and len(ins) == 2:
         return matrix_layout(ins[1], const_in, False, False)
@@ -344,6 +368,9 @@ def build_view(model: onnx.ModelProto, spatial: int = DEFAULT_SPATIAL) -> GraphV
                 info.attrs["pointwise"] = pointwise
             if node.op_type in _AFFINE:
                 info.attrs["affine"] = _AFFINE[node.op_type]
+            axes = _axes(node, in_tensors, consts)
+            if axes is not None:
+                info.attrs["axes"] = axes
             layout = _matrix(node, in_tensors, [const_derived[v.op] for v in in_values])
             if layout is not None:
                 info.attrs["matrix"] = layout

@@ -20,6 +20,7 @@ from xaigraph.graph_view import (
     attention_kind,
     mark_attention_queries,
     matrix_layout,
+    norm_axes,
 )
 
 __all__ = ["build_view", "probe_input_shapes"]
@@ -318,6 +319,10 @@ def build_view(model: ov.Model, spatial: int = DEFAULT_SPATIAL) -> GraphView:
         attention = attention_kind(t, in_tensors[0] if in_tensors else None)
         if attention is not None:
             info.attrs["attention"] = attention
+        if (t.startswith("Reduce") or t == "MVN") and len(in_tensors) > 1:
+            axes = norm_axes(in_tensors[1].probe_value, in_tensors[0].rank)
+            if axes is not None:
+                info.attrs["axes"] = axes
         if t == "MatMul":
             attrs = node.get_attributes()
             if attrs.get("transpose_a"):

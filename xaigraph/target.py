@@ -114,6 +114,63 @@ def _fmt(shape: tuple[int | None, ...] | None) -> str:
     return "[" + ",".join("?" if d is None else str(d) for d in shape) + "]"
 
 
+_CHANNELS_FIRST = {"Convolution", "GroupConvolution", "Conv", "BatchNormalization",
+                   "BatchNormInference", "MaxPool", "AvgPool", "AveragePool"}
+
+
+def channels_last(view: GraphView, v: Value, head: set[str]) -> str | None:
+    """Why the 4-D map `v` is laid out `[N, H, W, C]`, or None when nothing says so.
+
+    The nearest ops that work on its channels tell, found by walking from `v` forwards (into
+    the head) and backwards through ops that keep its shape, or that flatten it to
+    `[N, H*W, C]` tokens (or back): a pooling over the spatial axes, a normalisation over
+    the last axis (LayerNorm) or a matrix product over it (a linear layer) mean
+    channels-last; a convolution, batch norm, pooling over axes 2, 3 or a reduction over
+    axis 1 of the 4-D map mean channels-first."""
+    shape = view.tensor(v).probe
+    if shape is None or len(shape) != 4:
+        return None
+    tokens = (shape[0], shape[1] * shape[2], shape[3])
+    queue, seen = [v], {v}
+
+    def walk(x: Value, forward: bool) -> list[Value]:
+        """Where the walk goes on from op `x.op` (forwards: its output; backwards: its
+        inputs), when that keeps the layout."""
+        op = view.ops[x.op]
+        if not (op.attrs.get("pointwise") or op.kind == "shape"):
+            return []
+        ins = [i for i in op.inputs if view.tensor(i).probe in (shape, tokens)]
+        if forward:
+            out = Value(x.op, 0)
+            return [out] if op.outputs and op.outputs[0].probe in (shape, tokens) else []
+        return ins
+
+    while queue:
+        x = queue.pop(0)
+        flat = view.tensor(x).probe == tokens
+        steps = [(Value(op_id, 0), port, True) for op_id, port in view.consumers(x)
+                 if op_id in head]
+        steps.append((x, -1, False))  # the producer
+        for at, port, forward in steps:
+            op = view.ops[at.op]
+            axes = op.attrs.get("axes")
+            if op.type in _CHANNELS_FIRST or op.kind == "gap":
+                return None
+            if not flat and axes in ((1,), (2, 3)):
+                return None
+            if forward and axes == ((1,) if flat else (1, 2)):
+                return f"the head averages it over its positions ({op.type})"
+            if axes == ((2,) if flat else (3,)):
+                return f"a {op.type} normalises or reduces its last axis"
+            if "matrix" in op.attrs and (port == 0 or not forward):
+                return f"a {op.type} works on its last axis"
+            for y in walk(at, forward):
+                if y not in seen:
+                    seen.add(y)
+                    queue.append(y)
+    return None
+
+
 def _reject_reason(view: GraphView, v: Value, scores: Value) -> str | None:
     shape = _shape(view, v)
     if shape is None or len(shape) != 4:
@@ -122,12 +179,9 @@ def _reject_reason(view: GraphView, v: Value, scores: Value) -> str | None:
     if h == 1 or w == 1:
         return f"spatial size {_fmt(shape[2:])} has no extent to explain"
     head = view.ops_between(v, scores)
-    for op_id, port in view.consumers(v):
-        op = view.ops[op_id]
-        if op_id in head and op.type.startswith("Reduce") and port == 0 and len(op.inputs) > 1:
-            axes = view.probe_value(op.inputs[1])
-            if axes is not None and {int(a) % 4 for a in axes.ravel()} == {1, 2}:
-                return "channels-last (NHWC) map: the head pools it over axes 1, 2"
+    evidence = channels_last(view, v, set(head))
+    if evidence is not None:
+        return f"channels-last (NHWC) map: {evidence}"
     if not any(view.ops[o].kind == "linear" for o in head):
         return "no learned layer between it and the scores: it is already a class-score map"
     return None
@@ -186,6 +240,14 @@ def find_target(view: GraphView, target_layer: str | None = None) -> Target:
             c.reason = f"further from the output than {chosen.name}"
         elif c.reason is None:
             chosen = c
+        elif c.reason.startswith("channels-last"):
+            evidence = c.reason.split(": ", 1)[-1]
+            raise TargetError(
+                f"the last spatial feature map {c.name} {_fmt(c.shape)} is channels-last "
+                f"(NHWC: {evidence}); "
+                "xaigraph explains channels-first [N, C, H, W] maps (Swin-style models keep "
+                "theirs channels-last): pass --target-layer NAME to choose one"
+            )
     if chosen is None:
         lost = "; ".join(f"{c.name} {_fmt(c.shape)}: {c.reason}" for c in candidates[:3])
         detail = f" (candidates: {lost})" if lost else ""
