@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import xaigraph
 from tests import tiny_models
@@ -101,3 +102,43 @@ def test_shared_head_reads_the_weights_once(tiny_file: Callable[..., Path], shar
     outputs = run(result.model, x)
     model = tiny_models.Tiny("gap_mlp", True)
     assert_close_to_reference(outputs[-1], tiny_models.brute_force_reciprocam(model, x))
+
+
+class FoldedShape(torch.nn.Module):
+    """The head reshapes with a size read from a tensor before the target whose dim 0 is
+    not the batch (as attention that folds its heads into the batch does): `x.shape[2]` of a
+    map the model fixes is the same for any batch, so the head can still be copied."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv1 = torch.nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.conv2 = torch.nn.Conv2d(8, 8, 3, padding=1)
+        self.fold = torch.nn.Conv2d(4, 4, 1)
+        self.fc = torch.nn.Linear(8, tiny_models.CLASSES)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pre = self.conv1(x)
+        t = self.conv2(torch.relu(pre))
+        folded = self.fold(pre.reshape(-1, 4, 8, 8))  # [2N, 4, 8, 8]
+        return self.tail(t, folded.shape[2])
+
+    def tail(self, t: torch.Tensor, s: int | torch.Tensor) -> torch.Tensor:
+        f = torch.relu(t.flatten(2).reshape(-1, 8, s * s))  # 3-D: t stays the target
+        return self.fc(f.mean(dim=2))
+
+
+def test_head_reading_a_fixed_size_from_a_folded_batch(exported: Callable[..., Path]) -> None:
+    path = exported("folded", FoldedShape, "onnx17")
+    result = xaigraph.insert(path, "reciprocam", scaling=False)
+    model = FoldedShape().eval()
+    x = image(2, seed=12)
+    with torch.no_grad():
+        t = model.conv2(torch.relu(model.conv1(torch.from_numpy(x))))
+        ref = np.zeros((2, tiny_models.CLASSES, 8, 8))
+        for i in range(8):
+            for j in range(8):
+                mosaic = torch.zeros_like(t)
+                mosaic[:, :, i, j] = t[:, :, i, j]
+                ref[:, :, i, j] = model.tail(mosaic, 8).double().numpy()
+    assert_close_to_reference(run(result.model, x)[-1], ref)

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from xaigraph.graph_view import GraphView, Value
 
 __all__ = ["Head", "extract_head"]
@@ -64,8 +66,13 @@ def extract_head(view: GraphView, target: Value, scores: Value) -> Head:
             if v not in outside:
                 outside.append(v)
     head = Head(target=target, scores=scores, ops=ops)
+    free: dict[str, bool] = {}
     for v in outside:
-        if not view.reads_input_data(v.op) and _trace_shape_input(view, head, v):
+        if view.reads_input_data(v.op):
+            head.side_inputs.append(v)
+        elif _batch_free(view, v.op, free):
+            continue  # the same for any batch size: a copy reads it from the model
+        elif _trace_shape_input(view, head, v):
             head.shape_inputs.append(v)
         else:
             head.side_inputs.append(v)
@@ -78,6 +85,29 @@ def extract_head(view: GraphView, target: Value, scores: Value) -> Head:
             break
         head.shape_inputs, head.shape_sources, head.shape_ops = saved
     return head
+
+
+def _batch_free(view: GraphView, op_id: str, memo: dict[str, bool]) -> bool:
+    """Whether a shape computation reads only dims that the model fixes (`x.shape[2]` of a
+    map whose size is static), so its value is the same for a copy of the head run on any
+    batch (attention that folds its heads into the batch reads such dims)."""
+    if op_id in memo:
+        return memo[op_id]
+    memo[op_id] = False  # while looking
+    op = view.ops[op_id]
+    if view.is_const_derived(op_id):
+        ok = True
+    elif op.kind == "shapeof" or view.reads_input_data(op_id):
+        ok = False
+    elif op.type == "Gather" and view.ops[op.inputs[0].op].kind == "shapeof":
+        declared = view.tensor(view.ops[op.inputs[0].op].inputs[0]).shape
+        index = view.const_value(op.inputs[1])
+        ok = declared is not None and index is not None and all(
+            declared[int(i) % len(declared)] is not None for i in np.asarray(index).ravel())
+    else:
+        ok = all(_batch_free(view, i.op, memo) for i in op.inputs)
+    memo[op_id] = ok
+    return ok
 
 
 def _trace_shape_input(view: GraphView, head: Head, v: Value) -> bool:
