@@ -369,8 +369,9 @@ def write_report(entries: list[Entry], results: dict[str, Any], seconds: float |
     for (family, kind), members in sorted(families.items()):
         ok = sum(entry_status(e, results) == "ok" for e in members)
         lines.append(f"| {family} | {kind} | {len(members)} | {ok} |")
-    methods = [m for m in METHOD_ORDER
-               if any(m in (results.get(f"{e.name}/{r}") or {}).get("methods", {})
+    methods = [m for m in METHOD_ORDER  # the methods that worked somewhere, or are expected
+               if any(((results.get(f"{e.name}/{r}") or {}).get("methods", {}).get(m) or {})
+                      .get("result") == "ok" or m in e.methods
                       for e in entries for r in e.routes)]
     lines += ["", "## Models", "",
               "| model | family | input | route | target | " + " | ".join(methods)
@@ -382,9 +383,12 @@ def write_report(entries: list[Entry], results: dict[str, Any], seconds: float |
         for route in e.routes:
             outcome = results.get(f"{e.name}/{route}")
             cells = []
+            broken = outcome is None or "build_error" in outcome or "inspect_error" in outcome
             for m in methods:
                 got = (outcome or {}).get("methods", {}).get(m)
                 cells.append(_cell(got, m in e.methods))
+                if broken:  # the one reason is listed once, below
+                    continue
                 if got is not None and got["result"] == "failed":
                     failures.append(f"- {e.name} / {route} / {m}: {got['reason']}")
                 elif got is not None and got["result"] == "n/a" and m in e.methods:
