@@ -342,7 +342,8 @@ def write_report(entries: list[Entry], results: dict[str, Any], seconds: float |
              "validation (the original outputs compared at batch 1 and 2). timm models have "
              "random weights.", "",
              f"Versions: {_versions()}. Generated {time.strftime('%Y-%m-%d')}"
-             + (f", run time {seconds / 60:.0f} min." if seconds else "."), "",
+             + (f"; the last `make zoo` ran for {seconds / 60:.0f} min (cached results are "
+                "not redone)." if seconds else "."), "",
              "Routes: `ov` = `openvino.convert_model` from PyTorch (dynamic batch), augmented "
              "as IR; `onnx` = `torch.onnx.export` opset 17 (dynamic batch) or the ONNX file, "
              "augmented as ONNX; `ir` = the ONNX file read by OpenVINO, augmented as IR.", "",
@@ -454,6 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     results = load_results()
     chosen = _selected(entries, args.only)
     start = time.perf_counter()
+    todo: list[tuple[Entry, str]] = []
     if not args.report:
         code = code_digest()
         todo = [(e, r) for e in chosen for r in e.routes
@@ -467,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
             results[f"{entry.name}/{route}"] = outcome
             save_results(results)
     REPORT.parent.mkdir(exist_ok=True)
-    elapsed = time.perf_counter() - start if not args.report else None
+    elapsed = time.perf_counter() - start if not args.report and todo else None
     REPORT.write_text(write_report(entries, results, elapsed))
     update_statuses(entries, results)
     bad = [e for e in entries if entry_status(e, results) != "ok"]
