@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from xaigraph.head import extract_head
+from xaigraph.layout import detect_channels_first
 from xaigraph.pipeline import Model, Pass, PassContext, PassResult
-from xaigraph.target import detect
 
 __all__ = ["DetectTargetPass"]
 
 
 class DetectTargetPass(Pass):
-    """Analysis only, never modifies the model.
+    """Analysis; modifies the model only when the target is channels-last: a Transpose to
+    `[N, C, H, W]` and one back go in after it (`xaigraph.layout`), which leaves every value
+    as it was.
 
     Sets `ctx.target` (see `xaigraph.target.find_target`: the last dominating 4-D map with a
     spatial extent and a learned layer after it, a transformer's token map, or the
@@ -33,7 +35,8 @@ class DetectTargetPass(Pass):
 
     def run(self, model: Model, ctx: PassContext) -> PassResult:
         view = ctx.view(model)
-        ctx.target = detect(view, self.target_layer, self.num_anchors)
+        ctx.target, view, modified = detect_channels_first(
+            ctx.backend, model, view, self.target_layer, self.num_anchors)
         ctx.head = extract_head(view, ctx.target.value, ctx.target.scores)
         ctx.probe_inputs = list(view.probe_inputs)
-        return PassResult(model, modified=False)
+        return PassResult(model, modified=modified)

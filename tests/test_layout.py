@@ -1,12 +1,13 @@
-"""Channels-last maps: a head that works on the last axis marks a map NHWC, which is refused
-with a clear message; channels-last steps inside a channels-first network are not mistaken
-for it."""
+"""Channels-last maps: a head that works on the last axis marks a map NHWC, which is then
+explained through a transpose to [N, C, H, W]; channels-last steps inside a channels-first
+network are not mistaken for it."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -14,6 +15,7 @@ from torch import nn
 import xaigraph
 from tests import tiny_models
 from tests.conftest import image, run
+from tests.test_onnx import ort_run
 from tests.test_reciprocam import assert_close_to_reference
 
 
@@ -61,12 +63,33 @@ class ConvNeXtLike(nn.Module):
         return self.tail(self.body(x))
 
 
-@pytest.mark.parametrize("route", ["ov_dynbatch", "onnx17"])
-def test_a_channels_last_map_is_refused_naming_it(exported: Callable[..., Path],
-                                                  route: str) -> None:
+@pytest.mark.parametrize(("route", "fmt"), [("ov_dynbatch", "ir"), ("onnx17", "ir"),
+                                           ("onnx17", "onnx")])
+def test_a_channels_last_map_is_explained_through_a_transpose(
+        exported: Callable[..., Path], route: str, fmt: str) -> None:
     path = exported("swinlike", SwinLike, route)
-    with pytest.raises(xaigraph.TargetError, match=r"\[1,4,4,16\] is channels-last \(NHWC"):
-        xaigraph.inspect(path)
+    info = xaigraph.inspect(path)
+    assert "[1,4,4,16] is channels-last (NHWC" in info["channels_last"]
+    assert info["target"]["shape"] == "[1,16,4,4]" and info["methods"]["reciprocam"]["applies"]
+    result = xaigraph.insert(path, "reciprocam", scaling=False, output_format=fmt)
+    assert result.report["validation"]["passed"] is True
+    assert result.report["target"]["shape"] == "[1,16,4,4]"
+    x = image(2, seed=6)
+    outs = run(result.model, x) if fmt == "ir" else ort_run(result.model, x)
+    model = SwinLike().eval()
+    with torch.no_grad():
+        t = torch.from_numpy(x)
+        t = model.stem(t).permute(0, 2, 3, 1)
+        t = model.norm(t + model.mlp(t))  # the last map, [N, H, W, C]
+        ref = torch.zeros(2, tiny_models.CLASSES, 4, 4, dtype=torch.float64)
+        for i in range(4):
+            for j in range(4):
+                mosaic = torch.zeros_like(t)
+                mosaic[:, i, j, :] = t[:, i, j, :]
+                ref[:, :, i, j] = model.fc(mosaic.mean(dim=(1, 2))).double()
+        np.testing.assert_allclose(outs[0], model(torch.from_numpy(x)).numpy(), rtol=1e-4,
+                                   atol=1e-5)
+    assert_close_to_reference(outs[-1], ref.numpy())
 
 
 @pytest.mark.parametrize("route", ["ov_dynbatch", "onnx17"])

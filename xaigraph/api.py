@@ -19,11 +19,12 @@ from xaigraph.backend import Backend, get_backend
 from xaigraph.errors import BadInputError
 from xaigraph.graph_view import GraphView
 from xaigraph.head import extract_head
+from xaigraph.layout import detect_channels_first
 from xaigraph.methods import METHODS, get_method
 from xaigraph.methods.base import why_not
 from xaigraph.passes import build_pipeline
 from xaigraph.pipeline import PassContext
-from xaigraph.target import Target, detect
+from xaigraph.target import ChannelsLastError, Target, detect
 from xaigraph.version import __version__
 
 __all__ = ["InsertResult", "insert", "inspect", "load_samples", "save"]
@@ -174,7 +175,14 @@ def inspect(model: ModelLike, target_layer: str | None = None,
         "probe_input_shapes": [list(s) for s in view.probe_inputs],
         "stamp": backend.read_stamp(native),
     }
-    target = detect(view, target_layer, num_anchors)
+    try:
+        target = detect(view, target_layer, num_anchors)
+    except ChannelsLastError as exc:  # explained through a transpose: see xaigraph.layout
+        native = backend.clone(native)
+        target, view, _ = detect_channels_first(backend, native, backend.build_view(native),
+                                                target_layer, num_anchors)
+        info["channels_last"] = (f"{str(exc).split(';')[0]}; insert explains it through a "
+                                 "Transpose to [N, C, H, W] (and one back)")
     head = extract_head(view, target.value, target.scores)
     if target.detector is not None:
         info["detector"] = target.detector.describe()

@@ -8,7 +8,7 @@ more (the original head, when its scores are now computed in the explanation's b
 from __future__ import annotations
 
 import itertools
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -181,6 +181,18 @@ class ONNXBuilder(BuilderBase):
         for node in self.graph.node:  # the producer only: the readers stay with the name
             node.output[:] = [dead if name == old else name for name in node.output]
         self._rename(x, old, outputs_too=False)
+
+    def insert_after(self, v: Value, build: Callable[[T], T]) -> T:
+        old = self.value(v)
+        readers = [(node, i) for node in self.graph.node
+                   for i, name in enumerate(node.input) if name == old]
+        x = build(old)
+        for node, i in readers:
+            node.input[i] = x
+        return x
+
+    def name(self, x: T) -> str:
+        return str(x)
 
     def _rename(self, old: str, new: str, outputs_too: bool = True) -> None:
         """Rename tensor `old` to `new` everywhere (producers, readers, graph outputs)."""

@@ -7,7 +7,7 @@ int64 tensors; `dims(x, [i, j])` gathers dimensions of `x` as such a tensor.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -97,6 +97,13 @@ class OpBuilder(Protocol):
 
     def replace_value(self, v: Value, x: T) -> None:
         """Make every reader of the model's tensor `v` read `x` instead (names move too)."""
+
+    def insert_after(self, v: Value, build: Callable[[T], T]) -> T:
+        """Put `build(v)` between the model's tensor `v` and its current readers (which then
+        read the result); `v` keeps its names. Returns the result."""
+
+    def name(self, x: T) -> str:
+        """A name of `x` that `GraphView.find` resolves."""
 
     # -- constants and shapes ---------------------------------------------------------------
     def const(self, array: np.ndarray) -> T: ...

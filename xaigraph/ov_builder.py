@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -131,6 +131,17 @@ class OVBuilder(BuilderBase):
         if names:
             old.get_tensor().set_names(set())
             x.get_tensor().set_names(names)
+
+    def insert_after(self, v: Value, build: Callable[[T], T]) -> T:
+        old = self.value(v)
+        readers = list(old.get_target_inputs())
+        x = build(old)
+        for reader in readers:
+            reader.replace_source_output(x)
+        return x
+
+    def name(self, x: T) -> str:
+        return str(x.get_node().get_friendly_name())
 
     def finish(self) -> None:
         """Nothing to tidy: OpenVINO drops unreachable nodes itself."""

@@ -25,8 +25,14 @@ from xaigraph.graph_view import GraphView, Value
 from xaigraph.tokens import TokenGrid, find_token_target, token_grid
 
 __all__ = [
-    "Candidate", "Target", "class_scores", "classification_output", "detect",
-    "find_detector_target", "find_target",
+    "Candidate",
+    "ChannelsLastError",
+    "Target",
+    "class_scores",
+    "classification_output",
+    "detect",
+    "find_detector_target",
+    "find_target",
 ]
 
 
@@ -112,6 +118,14 @@ def _fmt(shape: tuple[int | None, ...] | None) -> str:
     if shape is None:
         return "[...]"
     return "[" + ",".join("?" if d is None else str(d) for d in shape) + "]"
+
+
+class ChannelsLastError(TargetError):
+    """The last spatial map is `[N, H, W, C]`: `value` is it (see `xaigraph.layout`)."""
+
+    def __init__(self, message: str, value: Value) -> None:
+        super().__init__(message)
+        self.value = value
 
 
 _CHANNELS_FIRST = {"Convolution", "GroupConvolution", "Conv", "BatchNormalization",
@@ -242,12 +256,10 @@ def find_target(view: GraphView, target_layer: str | None = None) -> Target:
             chosen = c
         elif c.reason.startswith("channels-last"):
             evidence = c.reason.split(": ", 1)[-1]
-            raise TargetError(
+            raise ChannelsLastError(
                 f"the last spatial feature map {c.name} {_fmt(c.shape)} is channels-last "
-                f"(NHWC: {evidence}); "
-                "xaigraph explains channels-first [N, C, H, W] maps (Swin-style models keep "
-                "theirs channels-last): pass --target-layer NAME to choose one"
-            )
+                f"(NHWC: {evidence}); pass --target-layer NAME to choose a channels-first "
+                "one", c.value)
     if chosen is None:
         lost = "; ".join(f"{c.name} {_fmt(c.shape)}: {c.reason}" for c in candidates[:3])
         detail = f" (candidates: {lost})" if lost else ""
