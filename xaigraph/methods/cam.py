@@ -36,6 +36,13 @@ def _affine(view: GraphView, op_id: str) -> bool:
     return kind == "single" and len(data) <= 1
 
 
+def _zero_vectors(b: OpBuilder, head: Head) -> T:
+    """A zero pooled vector per image (the pooled tensor times 0: only its shape counts)."""
+    assert head.pool is not None
+    pooled = b.value(Value(head.pool, 0))
+    return b.mul(pooled, b.const(np.zeros((), dtype=NUMPY_TYPES[b.dtype(pooled)])))
+
+
 class CAM(Method):
     name = "cam"
     per_class = True
@@ -69,8 +76,7 @@ class CAM(Method):
         assert head.pool is not None
         f = b.value(target.value)
         n, h, w = (b.dims(f, [i]) for i in (0, 2, 3))
-        pooled = b.value(Value(head.pool, 0))  # only its shape matters: a zero per image
-        zeros = b.mul(pooled, b.const(np.zeros((), dtype=NUMPY_TYPES[b.dtype(pooled)])))
+        zeros = _zero_vectors(b, head)
         maps, at_zero = run_after_pool(b, view, target, head, f, n, h, w, extra=zeros)
         assert at_zero is not None  # [N, 1, K]
         bias = b.unsqueeze(b.transpose(at_zero, [0, 2, 1]), [3])  # [N, K, 1, 1]
@@ -96,8 +102,7 @@ class CAM(Method):
         assert clf is not None and head.pool is not None
         f = b.value(target.value)
         n, h, w = (b.dims(f, [i]) for i in (0, 2, 3))
-        pooled = b.value(Value(head.pool, 0))
-        zeros = b.mul(pooled, b.const(np.zeros((), dtype=NUMPY_TYPES[b.dtype(pooled)])))
+        zeros = _zero_vectors(b, head)
         x = vectors_at(b, view, head, f, n, clf.data, clf.tail, extra=zeros)  # [N, 1+HW, C]
         x = b.sub(b.slice(x, 1, None, axis=1), b.slice(x, 0, 1, axis=1))
         scores = chosen_scores(b, clf, x, classes, bias=False)  # [N, k, H*W]
