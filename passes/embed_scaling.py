@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from xaigraph.backend import output_port
+from xaigraph.backends import output_port
 from xaigraph.errors import XaiGraphError
 from xaigraph.pipeline import Model, Pass, PassContext, PassResult
 from xaigraph.scaling import scale_to_u8

@@ -6,7 +6,7 @@ import logging
 
 import numpy as np
 
-from xaigraph.backend import output_port
+from xaigraph.backends import output_port
 from xaigraph.errors import MethodError, XaiGraphError
 from xaigraph.graph_view import GraphView
 from xaigraph.methods import get_method

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from xaigraph.backend import output_port
+from xaigraph.backends import output_port
 from xaigraph.errors import BadInputError, MethodError, XaiGraphError
 from xaigraph.pipeline import Model, Pass, PassContext, PassResult
 

@@ -15,7 +15,7 @@ import onnx
 import openvino as ov
 
 from xaigraph import model_io
-from xaigraph.backend import Backend, get_backend
+from xaigraph.backends import BACKENDS, Backend, backend_for_path, get_backend
 from xaigraph.errors import BadInputError
 from xaigraph.graph_view import GraphView
 from xaigraph.head import extract_head
@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 ModelLike: TypeAlias = (
     str | os.PathLike[str] | ov.Model | onnx.ModelProto | model_io.LoadedModel
 )
-FORMATS = ("ir", "onnx")
 
 
 @dataclass
@@ -46,7 +45,7 @@ class InsertResult:
     model: Any
     report: dict[str, Any] = field(default_factory=dict)
     source: model_io.LoadedModel | None = None
-    backend: Backend = field(default_factory=lambda: get_backend("openvino"))
+    backend: Backend = field(default_factory=lambda: get_backend("ir"))
 
     @property
     def changed(self) -> bool:
@@ -54,20 +53,19 @@ class InsertResult:
 
 
 def _load(model: ModelLike, output_format: str | None) -> model_io.LoadedModel:
-    if output_format is not None and output_format not in FORMATS:
+    if output_format is not None and output_format not in BACKENDS:
         raise BadInputError(f"unknown output format '{output_format}'; use 'ir' or 'onnx'")
     if isinstance(model, model_io.LoadedModel):
         return model
     if isinstance(model, ov.Model):
         if output_format == "onnx":
             raise BadInputError("an ov.Model cannot be written as ONNX")
-        return model_io.LoadedModel(model=model, path=None, format="memory")
+        return model_io.LoadedModel(model=model, path=None)
     if isinstance(model, onnx.ModelProto):
         if output_format == "ir":
-            return model_io.LoadedModel(model=model_io.ov_from_onnx(model), path=None,
-                                        format="memory")
-        return model_io.LoadedModel(model=model, path=None, format="memory", backend="onnx")
-    return model_io.load_model(model, "onnx" if output_format == "onnx" else "openvino")
+            return model_io.LoadedModel(model=model_io.ov_from_onnx(model), path=None)
+        return model_io.LoadedModel(model=model, path=None, backend="onnx")
+    return model_io.load_model(model, output_format or "ir")
 
 
 def _shape_text(shape: Sequence[int | None]) -> str:
@@ -104,7 +102,7 @@ def insert(
     report: dict[str, Any] = {
         "version": __version__,
         "input": str(loaded.path) if loaded.path else None,
-        "format": "onnx" if backend.name == "onnx" else "ir",
+        "format": backend.name,
         "method": method,
         "inputs": [p.as_dict() for p in backend.inputs(native)],
     }
@@ -150,7 +148,7 @@ def save(result: InsertResult, out: str | os.PathLike[str], *, force: bool = Fal
     for `.onnx`. The suffix must match the result's format."""
     inputs = result.source.files if result.source is not None else []
     path = model_io.check_output_path(out, force=force, inputs=inputs)
-    if model_io.output_backend(path) != result.backend.name:
+    if backend_for_path(path) != result.backend.name:
         raise BadInputError(
             f"{path.name}: this result is {result.backend.name} and is written with suffix "
             f"{result.backend.suffix}"

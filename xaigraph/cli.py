@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from xaigraph import api, model_io
+from xaigraph.backends import backend_for_path
 from xaigraph.errors import XaiGraphError
 from xaigraph.methods import METHODS
 from xaigraph.version import __version__
@@ -151,7 +152,7 @@ def insert(model: Path, out: Path, method: str, target_layer: str | None,
     Exit status: 0 written (or MODEL was already augmented), 1 validation failed, 2 bad
     input. Nothing is written unless every step succeeded.
     """
-    backend = model_io.output_backend(out)
+    backend = backend_for_path(out)
     loaded = model_io.load_model(model, backend)
     model_io.check_output_path(out, force=force, inputs=loaded.files)
     sample_arrays = api.load_samples(samples)
@@ -163,7 +164,7 @@ def insert(model: Path, out: Path, method: str, target_layer: str | None,
         validate=not no_validate,
         samples=sample_arrays,
         progress=_progress(not as_json and sys.stderr.isatty()),
-        output_format="onnx" if backend == "onnx" else "ir",
+        output_format=backend,
         targets=targets,
         num_anchors=num_anchors,
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from xaigraph.backend import Backend
+from xaigraph.backends import Backend
 from xaigraph.graph_view import GraphView
 from xaigraph.target import ChannelsLastError, Target, detect
 

@@ -25,7 +25,6 @@ __all__ = [
     "check_output_path",
     "core",
     "load_model",
-    "output_backend",
     "output_files",
     "ov_from_onnx",
     "ov_message",
@@ -50,10 +49,9 @@ def core() -> ov.Core:
 
 @dataclass
 class LoadedModel:
-    model: Any  # ov.Model (backend "openvino") or onnx.ModelProto (backend "onnx")
-    path: Path | None
-    format: str  # "ir", "onnx" or "memory"
-    backend: str = "openvino"
+    model: Any  # ov.Model (backend "ir") or onnx.ModelProto (backend "onnx")
+    path: Path | None  # None for a model given in memory
+    backend: str = "ir"
     data_files: list[Path] = field(default_factory=list)  # an ONNX model's external data
 
     @property
@@ -65,7 +63,7 @@ class LoadedModel:
         """The files the model was read from (never to be overwritten)."""
         if self.path is None:
             return []
-        if self.format == "ir":
+        if self.path.suffix.lower() == ".xml":
             return [self.path, self.path.with_suffix(".bin")]
         return [self.path, *self.data_files]
 
@@ -79,9 +77,9 @@ def ov_message(exc: BaseException) -> str:
     return text[:300] + ("..." if len(text) > 300 else "")
 
 
-def load_model(path: str | os.PathLike[str], backend: str = "openvino") -> LoadedModel:
+def load_model(path: str | os.PathLike[str], backend: str = "ir") -> LoadedModel:
     """Read an IR `.xml` (with its `.bin`) or an `.onnx` file: into an `ov.Model` for the
-    OpenVINO backend, into an `onnx.ModelProto` (external data loaded) for the ONNX one."""
+    "ir" backend, into an `onnx.ModelProto` (external data loaded) for the "onnx" one."""
     p = Path(path)
     if not p.exists():
         raise BadInputError(f"model file not found: {p}")
@@ -100,20 +98,18 @@ def load_model(path: str | os.PathLike[str], backend: str = "openvino") -> Loade
                 "model for ONNX output, or an output ending in .xml"
             )
         _check_ir_files(p)
-        fmt = "ir"
+        data: list[Path] = []
     else:
         proto = _check_onnx_file(p)
-        fmt = "onnx"
         data = [p.parent / loc for loc in sorted(_external_locations(proto))]
         if backend == "onnx":
-            return LoadedModel(model=_load_onnx(p, proto), path=p, format=fmt, backend="onnx",
+            return LoadedModel(model=_load_onnx(p, proto), path=p, backend="onnx",
                                data_files=data)
     try:
         model = core().read_model(str(p))
     except Exception as exc:  # OpenVINO raises RuntimeError for every reader problem
         raise BadInputError(f"OpenVINO cannot read {p.name}: {ov_message(exc)}") from exc
-    return LoadedModel(model=model, path=p, format=fmt,
-                       data_files=data if fmt == "onnx" else [])
+    return LoadedModel(model=model, path=p, data_files=data)
 
 
 def ov_from_onnx(proto: Any) -> ov.Model:
@@ -220,21 +216,6 @@ def _load_onnx(path: Path, proto: Any) -> Any:
     return proto
 
 
-OUTPUT_FORMATS = {".xml": "openvino", ".onnx": "onnx"}
-
-
-def output_backend(out: str | os.PathLike[str]) -> str:
-    """The backend that writes `out`: OpenVINO for `.xml`, ONNX for `.onnx`."""
-    p = Path(out)
-    try:
-        return OUTPUT_FORMATS[p.suffix.lower()]
-    except KeyError:
-        raise BadInputError(
-            f"unsupported output suffix '{p.suffix}' ({p.name}): give an output ending in .xml "
-            "(OpenVINO IR, from an .xml or .onnx model) or .onnx (ONNX, from an .onnx model)"
-        ) from None
-
-
 def output_files(out: Path) -> list[Path]:
     """The files an output path stands for (IR: .xml and .bin; ONNX: .onnx and any
     external-data file written beside it)."""
@@ -245,8 +226,10 @@ def output_files(out: Path) -> list[Path]:
 
 def check_output_path(out: str | os.PathLike[str], *, force: bool, inputs: list[Path]) -> Path:
     """Validate an output path (`.xml` or `.onnx`) before any work is done."""
+    from xaigraph.backends import backend_for_path
+
     p = Path(out)
-    output_backend(p)
+    backend_for_path(p)
     folder = p.parent if str(p.parent) else Path(".")
     if not folder.is_dir():
         raise BadInputError(f"output folder does not exist: {folder}")

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from xaigraph.backend import Backend
+from xaigraph.backends import Backend
 from xaigraph.errors import PassError, XaiGraphError
 from xaigraph.graph_view import GraphView
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from xaigraph.backend import Backend
+from xaigraph.backends import Backend
 from xaigraph.errors import BadInputError, ValidationError
 
 __all__ = [

@@ -1,7 +1,7 @@
-"""What the pipeline needs from a backend (OpenVINO or ONNX), and how to pick one.
+"""What the pipeline needs from a backend: the `Backend` protocol and the `Port` it reports.
 
-Passes, methods and validation are written once against this interface; `ov_backend` and
-`onnx_backend` implement it for `ov.Model` and `onnx.ModelProto`.
+`xaigraph.backends.openvino` implements it for `ov.Model`, `xaigraph.backends.onnx` for
+`onnx.ModelProto`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 from xaigraph.graph_view import GraphView
 from xaigraph.ops import OpBuilder
 
-__all__ = ["Backend", "Port", "get_backend", "output_port"]
+__all__ = ["Backend", "Port", "output_port"]
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class Port:
 
 
 class Backend(Protocol):
-    name: str  # "openvino" or "onnx"
+    name: str  # "ir" or "onnx" (see xaigraph.backends)
     suffix: str  # of the files it writes: ".xml" or ".onnx"
 
     def build_view(self, model: Any) -> GraphView: ...
@@ -55,18 +55,6 @@ class Backend(Protocol):
 
     def save(self, model: Any, path: Path) -> None:
         """Write atomically (temporary files in the destination folder, then renames)."""
-
-
-def get_backend(name: str, external_data: bool = False) -> Backend:
-    """The backend named `name`; `external_data`: an ONNX model whose weights are kept in a
-    file beside it, and are to be written the same way."""
-    if name == "onnx":
-        from xaigraph.onnx_backend import ONNXBackend
-
-        return ONNXBackend(external_data)
-    from xaigraph.ov_backend import OVBackend
-
-    return OVBackend()
 
 
 def output_port(backend: Backend, model: Any, name: str) -> Port | None:

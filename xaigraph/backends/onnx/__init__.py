@@ -12,11 +12,11 @@ import onnxruntime as ort
 from onnx import helper
 
 from xaigraph import model_io
-from xaigraph.backend import Port
+from xaigraph.backends.base import Port
+from xaigraph.backends.onnx.builder import ONNXBuilder
+from xaigraph.backends.onnx.view import DTYPES, build_view, real_inputs
 from xaigraph.errors import BadInputError
 from xaigraph.graph_view import GraphView
-from xaigraph.onnx_builder import ONNXBuilder
-from xaigraph.onnx_view import DTYPES, build_view, real_inputs
 from xaigraph.stamp import STAMP_KEYS
 
 __all__ = ["ONNXBackend"]

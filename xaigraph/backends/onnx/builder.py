@@ -15,9 +15,9 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from xaigraph.backends.onnx.view import DTYPES, opset_version
 from xaigraph.errors import MethodError
 from xaigraph.graph_view import GraphView, Value
-from xaigraph.onnx_view import DTYPES, opset_version
 from xaigraph.ops import NUMPY_TYPES, BuilderBase, T, relax_shape
 
 __all__ = ["ONNXBuilder", "cleanup", "toposort"]

@@ -10,10 +10,10 @@ import numpy as np
 import openvino as ov
 
 from xaigraph import model_io
-from xaigraph.backend import Port
+from xaigraph.backends.base import Port
+from xaigraph.backends.openvino.builder import OVBuilder
+from xaigraph.backends.openvino.view import build_view
 from xaigraph.graph_view import GraphView
-from xaigraph.ov_builder import OVBuilder
-from xaigraph.ov_view import build_view
 from xaigraph.stamp import STAMP_KEYS
 
 __all__ = ["OVBackend"]
@@ -28,7 +28,7 @@ def _port(i: int, p: ov.Output) -> Port:
 
 
 class OVBackend:
-    name = "openvino"
+    name = "ir"
     suffix = ".xml"
 
     def build_view(self, model: ov.Model) -> GraphView:
