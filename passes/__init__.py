@@ -1,27 +1,52 @@
-"""The passes of the xaigraph pipeline, one per module, and the pipeline builder."""
+"""The passes of the xaigraph pipeline, one per module, the pipeline builder and the parser
+of pipeline text."""
 
 from __future__ import annotations
 
 from xaigraph.pipeline import Pass, PassManager
 
+from .channels_first import ChannelsFirstPass
 from .detect_target import DetectTargetPass
 from .embed_scaling import EmbedScalingPass
 from .insert_saliency import SALIENCY_OUTPUT, InsertSaliencyPass
 from .select_classes import CLASSES_OUTPUT, SelectClassesPass
 from .stamp import StampPass
+from .text import parse_pipeline
 from .validate import ValidatePass
 
 __all__ = [
     "CLASSES_OUTPUT",
+    "PASSES",
     "SALIENCY_OUTPUT",
+    "ChannelsFirstPass",
     "DetectTargetPass",
     "EmbedScalingPass",
     "InsertSaliencyPass",
     "SelectClassesPass",
     "StampPass",
     "ValidatePass",
+    "analysis_pipeline",
     "build_pipeline",
+    "parse",
 ]
+
+PASSES: dict[str, type[Pass]] = {
+    p.name: p
+    for p in (DetectTargetPass, ChannelsFirstPass, SelectClassesPass, InsertSaliencyPass,
+              EmbedScalingPass, StampPass, ValidatePass)
+}
+
+
+def parse(text: str) -> PassManager:
+    """The pipeline `text` prints (`parse(p.text()) == p`); `BadInputError` names what is
+    wrong with bad text."""
+    return parse_pipeline(text, PASSES)
+
+
+def analysis_pipeline(target_layer: str | None = None,
+                      num_anchors: int | None = None) -> PassManager:
+    """What `inspect` runs (on a clone): detect-target, and channels-first when it asks."""
+    return PassManager([DetectTargetPass(target_layer, num_anchors)])
 
 
 def build_pipeline(
@@ -32,20 +57,18 @@ def build_pipeline(
     validate: bool = True,
     targets: str | None = None,
     num_anchors: int | None = None,
+    form: str | None = None,
 ) -> PassManager:
-    """detect-target, [select-classes{targets=T}], insert-saliency{method=M},
-    [embed-scaling], stamp, [validate]."""
-    passes: list[Pass] = [DetectTargetPass(target_layer, num_anchors)]
+    """detect-target, [select-classes{targets=T}], insert-saliency{method=M[,form=F]},
+    [embed-scaling], stamp, [validate]. detect-target adds channels-first after itself when
+    the target map is channels-last (see `xaigraph.pipeline`)."""
+    passes: list[Pass] = analysis_pipeline(target_layer, num_anchors).passes
     if targets is not None:
         passes.append(SelectClassesPass(targets))
-    passes.append(InsertSaliencyPass(method))
+    passes.append(InsertSaliencyPass(method, form))
     if scaling:
         passes.append(EmbedScalingPass())
-    # The stamp records the whole pipeline, itself and validation included.
-    stamp = StampPass("", method, scaling)
-    passes.append(stamp)
+    passes.append(StampPass())  # it stamps the text of the whole run, validation included
     if validate:
         passes.append(ValidatePass())
-    manager = PassManager(passes)
-    stamp.pipeline = manager.text()
-    return manager
+    return PassManager(passes)

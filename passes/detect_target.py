@@ -2,26 +2,33 @@
 
 from __future__ import annotations
 
+from xaigraph.errors import BadInputError
 from xaigraph.head import extract_head
-from xaigraph.layout import detect_channels_first
 from xaigraph.pipeline import Model, Pass, PassContext, PassResult
+from xaigraph.target import detect
+
+from .channels_first import ChannelsFirstPass
 
 __all__ = ["DetectTargetPass"]
 
 
 class DetectTargetPass(Pass):
-    """Analysis; modifies the model only when the target is channels-last: a Transpose to
-    `[N, C, H, W]` and one back go in after it (`xaigraph.layout`), which leaves every value
-    as it was.
+    """Analysis; never modifies the model.
 
     Sets `ctx.target` (see `xaigraph.target.find_target`: the last dominating 4-D map with a
     spatial extent and a learned layer after it, a transformer's token map, or the
     `--target-layer` one; for a model without a classification output, a single-stage
-    detector's class-score maps, see `xaigraph.detector`) and `ctx.head`. Fails with
-    `TargetError` when no target exists or the named one is unknown.
-    """
+    detector's class-score maps, see `xaigraph.detector`), `ctx.head` and
+    `ctx.probe_inputs`. Fails with `TargetError` when no target exists or the named one is
+    unknown. When the target map is channels-last (`[N, H, W, C]`) it sets `ctx.target` to
+    that map (`Target.channels_last` says why), leaves `ctx.head` unset, and asks for the
+    channels-first pass to run next.
+
+    Options: `layer` (the `--target-layer` name; a detector's levels are separated by
+    spaces), `anchors` (`--num-anchors`)."""
 
     name = "detect-target"
+    option_names = ("layer", "anchors")
 
     def __init__(self, target_layer: str | None = None, num_anchors: int | None = None) -> None:
         self.target_layer = target_layer
@@ -33,10 +40,21 @@ class DetectTargetPass(Pass):
             opts["anchors"] = str(self.num_anchors)
         return opts
 
+    @classmethod
+    def from_options(cls, options: dict[str, str]) -> DetectTargetPass:
+        anchors = options.get("anchors")
+        if anchors is not None and not (anchors.isdigit() and int(anchors) > 0):
+            raise BadInputError(f"detect-target: anchors={anchors} is not a positive integer")
+        layer = options.get("layer")
+        return cls(layer.replace(" ", ",") if layer else None,
+                   int(anchors) if anchors is not None else None)
+
     def run(self, model: Model, ctx: PassContext) -> PassResult:
         view = ctx.view(model)
-        ctx.target, view, modified = detect_channels_first(
-            ctx.backend, model, view, self.target_layer, self.num_anchors)
-        ctx.head = extract_head(view, ctx.target.value, ctx.target.scores)
+        ctx.target = detect(view, self.target_layer, self.num_anchors)
         ctx.probe_inputs = list(view.probe_inputs)
-        return PassResult(model, modified=modified)
+        if ctx.target.channels_last is not None:
+            ctx.head = None
+            return PassResult(model, modified=False, then=[ChannelsFirstPass()])
+        ctx.head = extract_head(view, ctx.target.value, ctx.target.scores)
+        return PassResult(model, modified=False)

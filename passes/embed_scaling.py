@@ -14,7 +14,8 @@ __all__ = ["EmbedScalingPass"]
 
 class EmbedScalingPass(Pass):
     """Requires the `saliency_map` output. Rewires it to the scaled u8 maps, same shape.
-    Does nothing (modified=False) when the output is already u8."""
+    Does nothing (modified=False) when the output is already u8. Sets `ctx.scaling` (what
+    the stamp records) to "minmax-u8"."""
 
     name = "embed-scaling"
 
@@ -23,6 +24,7 @@ class EmbedScalingPass(Pass):
             raise XaiGraphError("needs the saliency_map output (insert-saliency)")
 
     def run(self, model: Model, ctx: PassContext) -> PassResult:
+        ctx.scaling = "minmax-u8"
         builder = ctx.backend.builder(model, None, prefix="xai/scale")
         maps = builder.output_value(SALIENCY_OUTPUT)
         if builder.dtype(maps) == "u8":

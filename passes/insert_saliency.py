@@ -7,12 +7,13 @@ import logging
 import numpy as np
 
 from xaigraph.backends import output_port
-from xaigraph.errors import MethodError, XaiGraphError
+from xaigraph.errors import BadInputError, MethodError, XaiGraphError
 from xaigraph.graph_view import GraphView
+from xaigraph.head import Head
 from xaigraph.methods import get_method
 from xaigraph.methods.base import why_not
 from xaigraph.ops import OpBuilder, T
-from xaigraph.pipeline import Model, Pass, PassContext, PassResult
+from xaigraph.pipeline import InsertRecord, Model, Pass, PassContext, PassResult, SelfCheck
 from xaigraph.target import Target
 from xaigraph.validate import make_inputs
 
@@ -32,24 +33,40 @@ class InsertSaliencyPass(Pass):
     original output keeps its values. Fails with `MethodError` when the method does not
     apply to the target (the message says why).
 
-    A method with several forms (`forms`, the last one the reference) is built in the form it
-    picks; when that is not the reference, the reference is built too and both run on a
-    seeded input: if they differ (beyond 1e-4 of the map's range) the reference form is kept.
-    The figures go to `ctx.report["self_check"]`.
+    A method with several forms (`form_names`) is built in the form it picks, or the one the
+    `form` option names. When the method checks its forms (`forms`, the last one the
+    reference) and the form is not the reference, the reference is built too and both run on
+    a seeded input: if they differ (beyond 1e-4 of the map's range) the reference form is
+    kept. What was built, and the check's figures, go to `ctx.insert` (`InsertRecord`).
 
     When select-classes ran before it (an output `saliency_classes` `[N, k]`), the maps are
     those of the chosen classes, `[N, k, h, w]`: built for those classes only when the
     method can (`chooses_classes`), else picked from the maps of all classes."""
 
     name = "insert-saliency"
+    option_names = ("method", "form")
 
-    def __init__(self, method: str) -> None:
+    def __init__(self, method: str, form: str | None = None) -> None:
         self.method = get_method(method)
+        names = self.method.form_names
+        if form is not None and form not in names:
+            have = f"one of: {', '.join(names)}" if names else "none: it has one form"
+            raise BadInputError(f"{self.method.name} has no form '{form}' (its forms: {have})")
+        self.form = form
 
     def options(self) -> dict[str, str]:
-        return {"method": self.method.name}
+        return {"method": self.method.name, **({"form": self.form} if self.form else {})}
+
+    @classmethod
+    def from_options(cls, options: dict[str, str]) -> InsertSaliencyPass:
+        if "method" not in options:
+            raise BadInputError("insert-saliency needs a method (insert-saliency{method=M})")
+        return cls(options["method"], options.get("form"))
 
     def requires(self, model: Model, ctx: PassContext) -> None:
+        if ctx.target is not None and ctx.target.channels_last is not None:
+            raise XaiGraphError("the target map is channels-last: needs channels-first to "
+                                "run first")
         if ctx.target is None or ctx.head is None:
             raise XaiGraphError("needs detect-target to run first")
         if output_port(ctx.backend, model, SALIENCY_OUTPUT) is not None:
@@ -69,20 +86,25 @@ class InsertSaliencyPass(Pass):
             return None
         return port.dims[1] if port.dims and len(port.dims) == 2 else None
 
+    @staticmethod
+    def _found(ctx: PassContext) -> tuple[Target, Head]:
+        assert ctx.target is not None and ctx.head is not None  # see `requires`
+        return ctx.target, ctx.head
+
     def run(self, model: Model, ctx: PassContext) -> PassResult:
         view = ctx.view(model)
-        target, head = ctx.target, ctx.head
+        target, head = self._found(ctx)
         declared = view.tensor(target.value).shape
         if declared is None:
             declared = target.shape
-        ctx.report["target_declared_shape"] = declared
+        record = ctx.insert = InsertRecord(self.method.name, declared)
         chosen = self._chosen(model, ctx)
         shape = self._shape(target, declared, chosen)
         builder = ctx.backend.builder(model, view)
         classes = builder.output_value(CLASSES_OUTPUT) if chosen is not None else None
-        form = self.method.pick_form(view, target, head)
+        form = self.form or self.method.pick_form(view, target, head)
         forms = self.method.forms
-        if forms and form != forms[-1]:
+        if form is not None and forms and form != forms[-1]:
             form = self._build_checked(builder, model, ctx, form, forms[-1], shape, classes)
         else:
             maps = self._build(builder, view, ctx, form, classes)
@@ -93,14 +115,14 @@ class InsertSaliencyPass(Pass):
             text = self.method.form(view, target, head, form=form)
             if classes is not None:
                 text += "; the chosen classes' maps are then kept"
-        ctx.report["form"] = text
+        record.form, record.text = form, text
         builder.finish()
         return PassResult(model, modified=True)
 
     def _build(self, b: OpBuilder, view: GraphView, ctx: PassContext, form: str | None,
                classes: T | None) -> T:
         """The raw maps in `form`, of the chosen `classes` when given."""
-        target, head, m = ctx.target, ctx.head, self.method
+        (target, head), m = self._found(ctx), self.method
         if classes is None:
             return m.build(b, view, target, head, form=form)
         if m.chooses_classes(view, target, head, form):
@@ -123,8 +145,8 @@ class InsertSaliencyPass(Pass):
             log.info("%s: the %s form failed: %s", self.method.name, form, exc)
             worst, span = float("inf"), 0.0
         passed = worst <= 1e-4 * span + 1e-6
-        ctx.report["self_check"] = {"form": form, "against": reference, "passed": passed,
-                                    "max_abs": worst, "map_range": span}
+        assert ctx.insert is not None
+        ctx.insert.self_check = SelfCheck(form, reference, passed, worst, span)
         if passed:
             builder.remove_output(CHECK_OUTPUT)
             return form

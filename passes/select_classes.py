@@ -39,6 +39,7 @@ class SelectClassesPass(Pass):
     last."""
 
     name = "select-classes"
+    option_names = ("targets",)
 
     def __init__(self, targets: str) -> None:
         self.spec = targets.strip()
@@ -46,6 +47,12 @@ class SelectClassesPass(Pass):
 
     def options(self) -> dict[str, str]:
         return {"targets": self.spec.replace(",", " ")}
+
+    @classmethod
+    def from_options(cls, options: dict[str, str]) -> SelectClassesPass:
+        if "targets" not in options:
+            raise BadInputError("select-classes needs targets (select-classes{targets=T})")
+        return cls(options["targets"].replace(" ", ","))
 
     def requires(self, model: Model, ctx: PassContext) -> None:
         if ctx.target is None:
@@ -64,6 +71,7 @@ class SelectClassesPass(Pass):
     def run(self, model: Model, ctx: PassContext) -> PassResult:
         import numpy as np
 
+        assert ctx.target is not None  # see `requires`
         b = ctx.backend.builder(model, None, prefix="xai/select")
         i64 = np.int64
         scores = b.output_at(ctx.target.output_index)

@@ -10,22 +10,19 @@ __all__ = ["StampPass"]
 
 class StampPass(Pass):
     """Writes `xai.{version,method,target_layer,pipeline,output,scaling}` (OpenVINO `rt_info`,
-    ONNX `metadata_props`). The stamp is how a later run recognises an augmented model.
-    Touches nothing else."""
+    ONNX `metadata_props`) from the context: the method insert-saliency built, the target's
+    name, the text of the whole run's pipeline (`ctx.plan`: itself, follow-up passes and
+    validation included) and `ctx.scaling`. The stamp is how a later run recognises an
+    augmented model. Touches nothing else."""
 
     name = "stamp"
-
-    def __init__(self, pipeline: str, method: str, scaling: bool) -> None:
-        self.pipeline = pipeline
-        self.method = method
-        self.scaling = scaling
 
     def run(self, model: Model, ctx: PassContext) -> PassResult:
         before = ctx.backend.read_stamp(model)
         ctx.backend.write_stamp(model, stamp_fields(
-            method=self.method,
+            method=ctx.insert.method if ctx.insert is not None else "",
             target_layer=ctx.target.name if ctx.target is not None else "",
-            pipeline=self.pipeline,
-            scaling="minmax-u8" if self.scaling else "none",
+            pipeline=ctx.pipeline_text(),
+            scaling=ctx.scaling,
         ))
         return PassResult(model, modified=ctx.backend.read_stamp(model) != before)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from xaigraph.pipeline import Model, Pass, PassContext, PassResult
+from xaigraph.pipeline import Model, Pass, PassContext, PassResult, ValidationRecord
 from xaigraph.validate import ATOL, RTOL, validate_outputs
 
 __all__ = ["ValidatePass"]
@@ -11,19 +11,14 @@ __all__ = ["ValidatePass"]
 class ValidatePass(Pass):
     """Never modifies the model. Compiles the original and the augmented model (OpenVINO CPU
     with f32 precision, or ONNX Runtime CPU without graph optimisations), runs both on seeded
-    inputs (batch 1, and 2 when the batch is dynamic) and on `ctx.options["samples"]`, and
-    fails with `ValidationError` when an original output moved beyond the tolerance. Records
-    the figures in `ctx.report["validation"]`."""
+    inputs (batch 1, and 2 when the batch is dynamic) and on `ctx.samples`, and fails with
+    `ValidationError` when an original output moved beyond the tolerance. Records the figures
+    in `ctx.validation`."""
 
     name = "validate"
 
     def run(self, model: Model, ctx: PassContext) -> PassResult:
         shapes = ctx.probe_inputs or ctx.view(model).probe_inputs
-        runs = validate_outputs(ctx.backend, ctx.original, model, shapes,
-                                ctx.options.get("samples", ()))
-        ctx.report["validation"] = {
-            "passed": True,
-            "tolerance": {"atol": ATOL, "rtol": RTOL},
-            "runs": [r.as_dict() for r in runs],
-        }
+        runs = validate_outputs(ctx.backend, ctx.original, model, shapes, ctx.samples)
+        ctx.validation = ValidationRecord(runs, ATOL, RTOL)
         return PassResult(model, modified=False)

@@ -18,13 +18,12 @@ from xaigraph import model_io
 from xaigraph.backends import BACKENDS, Backend, backend_for_path, get_backend
 from xaigraph.errors import BadInputError
 from xaigraph.graph_view import GraphView
-from xaigraph.head import extract_head
-from xaigraph.layout import detect_channels_first
+from xaigraph.head import Head
 from xaigraph.methods import METHODS, get_method
 from xaigraph.methods.base import why_not
-from xaigraph.passes import build_pipeline
+from xaigraph.passes import analysis_pipeline, build_pipeline
 from xaigraph.pipeline import PassContext
-from xaigraph.target import ChannelsLastError, Target, detect
+from xaigraph.target import Target
 from xaigraph.version import __version__
 
 __all__ = ["InsertResult", "insert", "inspect", "load_samples", "save"]
@@ -84,6 +83,7 @@ def insert(
     output_format: str | None = None,
     targets: str | None = None,
     num_anchors: int | None = None,
+    form: str | None = None,
 ) -> InsertResult:
     """Return the model with a `saliency_map` output built by `method`.
 
@@ -91,7 +91,8 @@ def insert(
     in-memory model is modified in place. `output_format` is "ir" (an `ov.Model` comes back;
     the default for paths and `ov.Model`s) or "onnx" (an `onnx.ModelProto`; needs an ONNX
     model; the default for a `ModelProto`). A model that already carries an xaigraph stamp
-    is returned unchanged with `report["status"] == "already-augmented"`.
+    is returned unchanged with `report["status"] == "already-augmented"`. `form` builds a
+    method with several forms in that one (e.g. "mosaic" for reciprocam; for comparisons).
     """
     get_method(method)  # fail fast on an unknown name
     start = time.perf_counter()
@@ -117,30 +118,37 @@ def insert(
         return InsertResult(native, report, loaded, backend)
 
     manager = build_pipeline(method, target_layer=target_layer, scaling=scaling,
-                             validate=validate, targets=targets, num_anchors=num_anchors)
-    ctx = PassContext(backend=backend, original=backend.clone(native),
-                      options={"samples": list(samples)})
+                             validate=validate, targets=targets, num_anchors=num_anchors,
+                             form=form)
+    ctx = PassContext(backend=backend, original=backend.clone(native), samples=list(samples))
     native = manager.run(native, ctx, progress)
-    target: Target = ctx.target
-    outputs = [p.as_dict() for p in backend.outputs(native)]
-    report.update(
-        status="inserted",
-        pipeline=manager.text(),
+    report.update(status="inserted", **_inserted(ctx, backend.outputs(native)),
+                  timings={"load": round(load_time, 4),
+                           **{k: round(v, 4) for k, v in ctx.timings.items()}})
+    return InsertResult(native, report, loaded, backend)
+
+
+def _inserted(ctx: PassContext, ports: Sequence[Any]) -> dict[str, Any]:
+    """The report's fields on what the pipeline did, from what its passes recorded."""
+    target, record = ctx.target, ctx.insert
+    assert target is not None and record is not None  # the pipeline ran insert-saliency
+    outputs = [p.as_dict() for p in ports]
+    check = record.self_check
+    return dict(
+        pipeline=ctx.pipeline_text(),
         target={
             "name": target.name,
             "shape": _shape_text(target.shape),
-            "declared_shape": _shape_text(ctx.report["target_declared_shape"]),
+            "declared_shape": _shape_text(record.declared_shape),
             "forced": target.forced,
         },
-        form=ctx.report["form"],
-        **({"self_check": ctx.report["self_check"]} if "self_check" in ctx.report else {}),
+        form=record.text,
+        **({"self_check": check.as_dict()} if check is not None else {}),
         outputs=outputs,
         saliency_map=next(o for o in outputs if o["name"] == "saliency_map"),
-        validation=ctx.report.get("validation", {"passed": None, "skipped": True}),
-        timings={"load": round(load_time, 4),
-                 **{k: round(v, 4) for k, v in ctx.timings.items()}},
+        validation=(ctx.validation.as_dict() if ctx.validation is not None
+                    else {"passed": None, "skipped": True}),
     )
-    return InsertResult(native, report, loaded, backend)
 
 
 def save(result: InsertResult, out: str | os.PathLike[str], *, force: bool = False) -> Path:
@@ -159,29 +167,29 @@ def save(result: InsertResult, out: str | os.PathLike[str], *, force: bool = Fal
 
 def inspect(model: ModelLike, target_layer: str | None = None,
             num_anchors: int | None = None) -> dict[str, Any]:
-    """Inputs, outputs, the target, its head, other candidates, and which methods apply."""
+    """Inputs, outputs, the target, its head, other candidates, and which methods apply.
+
+    Runs the analysis passes `insert` starts with (detect-target, and channels-first when
+    the target map is channels-last) on a clone of the model, and reports what they found."""
     onnx_in = isinstance(model, onnx.ModelProto) or (
         isinstance(model, str | os.PathLike) and str(model).lower().endswith(".onnx"))
     loaded = _load(model, "onnx" if onnx_in else None)
     backend = get_backend(loaded.backend, loaded.external_data)
     native = loaded.model
-    view = backend.build_view(native)
+    ctx = PassContext(backend=backend, original=native)
+    clone = analysis_pipeline(target_layer, num_anchors).run(backend.clone(native), ctx)
+    target, head, view = ctx.target, ctx.head, ctx.view(clone)
+    assert target is not None and head is not None
     info: dict[str, Any] = {
         "model": str(loaded.path) if loaded.path else None,
         "inputs": [p.as_dict() for p in backend.inputs(native)],
         "outputs": [p.as_dict() for p in backend.outputs(native)],
-        "probe_input_shapes": [list(s) for s in view.probe_inputs],
+        "probe_input_shapes": [list(s) for s in ctx.probe_inputs],
         "stamp": backend.read_stamp(native),
     }
-    try:
-        target = detect(view, target_layer, num_anchors)
-    except ChannelsLastError as exc:  # explained through a transpose: see xaigraph.layout
-        native = backend.clone(native)
-        target, view, _ = detect_channels_first(backend, native, backend.build_view(native),
-                                                target_layer, num_anchors)
-        info["channels_last"] = (f"{str(exc).split(';')[0]}; insert explains it through a "
+    if ctx.channels_last is not None:
+        info["channels_last"] = (f"{ctx.channels_last}; insert explains it through a "
                                  "Transpose to [N, C, H, W] (and one back)")
-    head = extract_head(view, target.value, target.scores)
     if target.detector is not None:
         info["detector"] = target.detector.describe()
     info["classification_output"] = view.describe(target.output)
@@ -198,7 +206,13 @@ def inspect(model: ModelLike, target_layer: str | None = None,
         {"name": c.name, "shape": _shape_text(c.shape), "reason": c.reason or "chosen"}
         for c in target.candidates
     ]
-    methods = {}
+    info["methods"] = _methods(view, target, head)
+    return info
+
+
+def _methods(view: GraphView, target: Target, head: Head) -> dict[str, dict[str, Any]]:
+    """Per method: whether it applies, and how it would be built or why not."""
+    methods: dict[str, dict[str, Any]] = {}
     for name, m in METHODS.items():
         reason = why_not(m, view, target, head)
         methods[name] = (
@@ -206,8 +220,7 @@ def inspect(model: ModelLike, target_layer: str | None = None,
             if reason is None
             else {"applies": False, "reason": reason}
         )
-    info["methods"] = methods
-    return info
+    return methods
 
 
 def _describe_scores(view: GraphView, target: Target) -> str:

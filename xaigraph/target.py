@@ -26,7 +26,6 @@ from xaigraph.tokens import TokenGrid, find_token_target, token_grid
 
 __all__ = [
     "Candidate",
-    "ChannelsLastError",
     "Target",
     "class_scores",
     "classification_output",
@@ -58,6 +57,9 @@ class Target:
     candidates: list[Candidate] = field(default_factory=list)
     tokens: TokenGrid | None = None  # set for a transformer's token map [N, L, D]
     detector: DetectorHead | None = None  # set for a single-stage detector's class maps
+    # Set when the map is channels-last [N, H, W, C]: why. Methods need [N, C, H, W]; the
+    # channels-first pass puts a transpose after it (see `xaigraph.layout`).
+    channels_last: str | None = None
 
     @property
     def kind(self) -> str:
@@ -118,14 +120,6 @@ def _fmt(shape: tuple[int | None, ...] | None) -> str:
     if shape is None:
         return "[...]"
     return "[" + ",".join("?" if d is None else str(d) for d in shape) + "]"
-
-
-class ChannelsLastError(TargetError):
-    """The last spatial map is `[N, H, W, C]`: `value` is it (see `xaigraph.layout`)."""
-
-    def __init__(self, message: str, value: Value) -> None:
-        super().__init__(message)
-        self.value = value
 
 
 _CHANNELS_FIRST = {"Convolution", "GroupConvolution", "Conv", "BatchNormalization",
@@ -254,12 +248,12 @@ def find_target(view: GraphView, target_layer: str | None = None) -> Target:
             c.reason = f"further from the output than {chosen.name}"
         elif c.reason is None:
             chosen = c
-        elif c.reason.startswith("channels-last"):
+        elif c.reason.startswith("channels-last"):  # the target, seen through a transpose
             evidence = c.reason.split(": ", 1)[-1]
-            raise ChannelsLastError(
-                f"the last spatial feature map {c.name} {_fmt(c.shape)} is channels-last "
-                f"(NHWC: {evidence}); pass --target-layer NAME to choose a channels-first "
-                "one", c.value)
+            return Target(c.value, c.name, c.shape, out, out_index, scores, k, dominates=True,
+                          forced=False, candidates=candidates, channels_last=(
+                              f"the last spatial feature map {c.name} {_fmt(c.shape)} is "
+                              f"channels-last (NHWC: {evidence})"))
     if chosen is None:
         lost = "; ".join(f"{c.name} {_fmt(c.shape)}: {c.reason}" for c in candidates[:3])
         detail = f" (candidates: {lost})" if lost else ""
@@ -286,13 +280,16 @@ def find_detector_target(view: GraphView, target_layer: str | None = None,
 
 def detect(view: GraphView, target_layer: str | None = None,
            num_anchors: int | None = None) -> Target:
-    """The classifier's (or transformer's) target, else a detector's class-score maps."""
+    """The classifier's (or transformer's) target, else a detector's class-score maps.
+
+    Analysis only: a channels-last map comes back with `channels_last` set (unless the model
+    is a detector), for the channels-first pass to make a channels-first target of it."""
     if target_layer is not None and "," in target_layer:  # a detector's levels, by name
         found = find_detector_target(view, target_layer, num_anchors)
         assert found is not None
         return found
     try:
-        return find_target(view, target_layer)
+        target = find_target(view, target_layer)
     except TargetError:
         if target_layer is not None:
             raise
@@ -300,3 +297,6 @@ def detect(view: GraphView, target_layer: str | None = None,
         if detector is None:
             raise
         return detector
+    if target.channels_last is None:
+        return target
+    return find_detector_target(view, None, num_anchors) or target

@@ -23,6 +23,7 @@ class Method:
     summary: str
     target_kind = "map"
     forms: tuple[str, ...] = ()
+    form_names: tuple[str, ...] = ()  # every form `build` takes (insert-saliency's form=)
 
     def check(self, view: GraphView, target: Target, head: Head) -> str | None:
         """Why the method does not apply to this target (of its kind), or None."""

@@ -48,6 +48,7 @@ class ReciproCAM(Method):
     name = "reciprocam"
     per_class = True
     summary = "head re-run on one-location mosaics of the target, [N, K, H, W]"
+    form_names = ("fast", "mosaic")
 
     def __init__(self, share_head: bool = True, form: str | None = None) -> None:
         self.share_head = share_head

@@ -85,6 +85,7 @@ class ViTReciproCAM(Method):
     summary = "last block + head re-run on kernel-masked token maps, [N, K, H, W]"
     target_kind = "tokens"
     forms = ("fast", "plain")  # the insert pass checks the first against the last
+    form_names = forms
 
     def __init__(self, form: str | None = None) -> None:
         self.forced_form = form  # for comparisons (benchmark, tests) only
