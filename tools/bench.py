@@ -29,9 +29,6 @@ import onnxruntime as ort
 import openvino as ov
 
 import xaigraph
-from xaigraph.methods import METHODS
-from xaigraph.methods.reciprocam import ReciproCAM
-from xaigraph.methods.vitreciprocam import ViTReciproCAM
 from xaigraph.model_io import core
 
 CACHE = Path(os.environ.get("XAIGRAPH_CACHE", Path.home() / ".cache" / "xaigraph")) / "bench"
@@ -131,16 +128,12 @@ def latency_ratio(runs: tuple[Runner, Runner], x: np.ndarray, rounds: int,
 def insert(path: Path, method: str, output_format: str) -> tuple[Any, float]:
     start = time.perf_counter()
     variants = {  # the naive forms, for comparison
-        "reciprocam-mosaic": ("reciprocam", ReciproCAM(form="mosaic"), ReciproCAM()),
-        "vitreciprocam-plain": ("vitreciprocam", ViTReciproCAM(form="plain"), ViTReciproCAM()),
+        "reciprocam-mosaic": ("reciprocam", "mosaic"),
+        "vitreciprocam-plain": ("vitreciprocam", "plain"),
     }
     if method in variants:
-        name, variant, default = variants[method]
-        METHODS[name] = variant
-        try:
-            result = xaigraph.insert(path, name, output_format=output_format)
-        finally:
-            METHODS[name] = default
+        name, form = variants[method]
+        result = xaigraph.insert(path, name, form=form, output_format=output_format)
     elif method.endswith("-topk5"):
         result = xaigraph.insert(path, method.removesuffix("-topk5"), targets="topk:5",
                                  output_format=output_format)
