@@ -9,10 +9,6 @@ from typing import Any
 import numpy as np
 import openvino as ov
 import pytest
-
-from xaigraph.backends import get_backend
-from xaigraph.errors import BadInputError, XaiGraphError
-from xaigraph.methods import METHODS
 from xaigraph.passes import (
     PASSES,
     ChannelsFirstPass,
@@ -22,6 +18,10 @@ from xaigraph.passes import (
     build_pipeline,
     parse,
 )
+
+from xaigraph.backends import get_backend
+from xaigraph.errors import BadInputError, XaiGraphError
+from xaigraph.methods import METHODS
 from xaigraph.pipeline import PassContext, PassManager
 
 OPTIONS: list[dict[str, Any]] = [
