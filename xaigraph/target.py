@@ -128,8 +128,7 @@ class ChannelsLastError(TargetError):
         self.value = value
 
 
-_CHANNELS_FIRST = {"Convolution", "GroupConvolution", "Conv", "BatchNormalization",
-                   "BatchNormInference", "MaxPool", "AvgPool", "AveragePool"}
+_CHANNELS_FIRST = {"conv", "batch_norm", "max_pool", "avg_pool"}  # neutral names
 
 
 def channels_last(view: GraphView, v: Value, head: set[str]) -> str | None:
@@ -168,7 +167,7 @@ def channels_last(view: GraphView, v: Value, head: set[str]) -> str | None:
         for at, port, forward in steps:
             op = view.ops[at.op]
             axes = op.attrs.get("axes")
-            if op.type in _CHANNELS_FIRST or op.kind == "gap":
+            if op.neutral in _CHANNELS_FIRST or op.kind == "gap":
                 return None
             if not flat and axes in ((1,), (2, 3)):
                 return None
