@@ -29,6 +29,18 @@ def _ir_conv(x: Any, w: np.ndarray, name: str, pad: int = 1) -> Any:
     return ops.convolution(x, ops.constant(w), [1, 1], [pad] * 2, [pad] * 2, [1, 1], name=name)
 
 
+def _ir_stem(x: Any) -> Any:
+    """image -> conv (3x3, 8) -> relu"""
+    return ops.relu(_ir_conv(x, W1, "conv"), name="relu")
+
+
+def _onnx_stem(g: OnnxGraph, image: str | None = None) -> str:
+    """image -> conv (3x3, 8) -> relu"""
+    image = image or g.input("image", ["N", 3, 8, 8])
+    return g.op("Relu", [g.op("Conv", [image, g.const("w1", W1)], "conv", pads=[1] * 4)],
+                "relu")
+
+
 def _ir_pool_fc(x: Any, softmax: bool = True) -> Any:
     """pool -> flatten -> fc -> bias (-> prob) as OpenVINO converts `fc(x.mean((2, 3)))`."""
     pool = ops.reduce_mean(x, np.array([2, 3]), True, name="pool")
@@ -64,10 +76,9 @@ def gap_classifier() -> dict[str, GraphView]:
         image -> conv -> relu -> pool (mean over H, W) -> flatten -> fc (+ bias) -> prob
     """
     x = _ir_image()
-    ir = ov_model([_ir_pool_fc(ops.relu(_ir_conv(x, W1, "conv"), name="relu"))], [x])
+    ir = ov_model([_ir_pool_fc(_ir_stem(x))], [x])
     g = OnnxGraph()
-    relu = g.op("Relu", [g.op("Conv", [g.input("image", ["N", 3, 8, 8]),
-                                       g.const("w1", W1)], "conv", pads=[1] * 4)], "relu")
+    relu = _onnx_stem(g)
     return views(ir, g.model([_onnx_pool_fc(g, relu)]))
 
 
@@ -103,13 +114,11 @@ def squeeze_like() -> dict[str, GraphView]:
     """
     wc = rand(5, 8, 1, 1, seed=4)
     x = _ir_image()
-    relu2 = ops.relu(_ir_conv(ops.relu(_ir_conv(x, W1, "conv"), name="relu"), wc, "cls", 0),
-                     name="relu2")
+    relu2 = ops.relu(_ir_conv(_ir_stem(x), wc, "cls", 0), name="relu2")
     pool = ops.reduce_mean(relu2, np.array([2, 3]), True, name="pool")
     ir = ov_model([ops.reshape(pool, np.array([0, -1]), True, name="flatten")], [x])
     g = OnnxGraph()
-    relu = g.op("Relu", [g.op("Conv", [g.input("image", ["N", 3, 8, 8]), g.const("w1", W1)],
-                              "conv", pads=[1] * 4)], "relu")
+    relu = _onnx_stem(g)
     relu2_ = g.op("Relu", [g.op("Conv", [relu, g.const("wc", wc)], "cls")], "relu2")
     flat = g.op("Flatten", [g.op("GlobalAveragePool", [relu2_], "pool")], "flatten")
     return views(ir, g.model([flat]))
@@ -138,14 +147,12 @@ def mobilenet_like() -> dict[str, GraphView]:
     wh = rand(6, 8, 1, 1, seed=5)
     fc = rand(5, 6, seed=6)
     x = _ir_image()
-    pool = ops.reduce_mean(ops.relu(_ir_conv(x, W1, "conv"), name="relu"), np.array([2, 3]),
-                           True, name="pool")
+    pool = ops.reduce_mean(_ir_stem(x), np.array([2, 3]), True, name="pool")
     act = ops.hswish(_ir_conv(pool, wh, "head_conv", 0), name="act")
     flat = ops.reshape(act, np.array([0, -1]), True, name="flatten")
     ir = ov_model([ops.matmul(flat, ops.constant(fc), False, True, name="fc")], [x])
     g = OnnxGraph()
-    relu = g.op("Relu", [g.op("Conv", [g.input("image", ["N", 3, 8, 8]), g.const("w1", W1)],
-                              "conv", pads=[1] * 4)], "relu")
+    relu = _onnx_stem(g)
     act_ = g.op("HardSwish", [g.op("Conv", [g.op("GlobalAveragePool", [relu], "pool"),
                                             g.const("wh", wh)], "head_conv")], "act")
     out = g.op("Gemm", [g.op("Flatten", [act_], "flatten"), g.const("fc.w", fc)], "fc",
@@ -200,16 +207,14 @@ def batch_from_image() -> dict[str, GraphView]:
         image -> shape -> batch (gather [0]) -> dims (concat with [-1]) -^
     """
     x = _ir_image()
-    pool = ops.reduce_mean(ops.relu(_ir_conv(x, W1, "conv"), name="relu"), np.array([2, 3]),
-                           True, name="pool")
+    pool = ops.reduce_mean(_ir_stem(x), np.array([2, 3]), True, name="pool")
     batch = ops.gather(ops.shape_of(x, name="shape"), np.array([0]), np.array(0), name="batch")
     dims = ops.concat([batch, ops.constant(np.array([-1]))], 0, name="dims")
     flat = ops.reshape(pool, dims, False, name="reshape")
     ir = ov_model([ops.matmul(flat, ops.constant(FC), False, True, name="fc")], [x])
     g = OnnxGraph()
     image = g.input("image", ["N", 3, 8, 8])
-    relu = g.op("Relu", [g.op("Conv", [image, g.const("w1", W1)], "conv", pads=[1] * 4)],
-                "relu")
+    relu = _onnx_stem(g, image)
     batch_ = g.op("Gather", [g.op("Shape", [image], "shape"), g.const("i0", np.array([0]))],
                   "batch", axis=0)
     dims_ = g.op("Concat", [batch_, g.const("minus1", np.array([-1]))], "dims", axis=0)
