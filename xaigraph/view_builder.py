@@ -118,6 +118,9 @@ def assemble(ops: list[Translated], inputs: list[str], results: list[str],
     graph = nx.DiGraph()
     for t in ops:
         info = t.info
+        if not t.facts.keys() <= opkinds.FACTS:
+            raise ValueError(f"{info.type}: facts outside the vocabulary: "
+                             f"{sorted(t.facts.keys() - opkinds.FACTS)}")
         ins = [infos[v.op].outputs[v.port] for v in info.inputs]
         const_in = [fixed[v.op] for v in info.inputs]
         info.kind, attrs = opkinds.describe(info.neutral, ins, const_in, t.facts)

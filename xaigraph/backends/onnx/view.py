@@ -19,6 +19,7 @@ import onnx
 from onnx import numpy_helper, shape_inference
 
 from xaigraph.graph_view import Dim, GraphView, OpInfo, TensorInfo, Value
+from xaigraph.opkinds import REDUCTIONS
 from xaigraph.view_builder import (
     DEFAULT_SPATIAL,
     Translated,
@@ -186,7 +187,7 @@ def _facts(node: onnx.NodeProto, neutral: str, opset: int,
         return {"axes_from": int(_attr(node, "axis", -1))}
     if neutral == "mvn":
         return {"axes": list(_attr(node, "axes", [0, 2, 3]))}
-    if neutral.startswith("reduce_"):
+    if neutral in REDUCTIONS:
         return _reduce_axes(node)
     return {}
 

@@ -15,6 +15,7 @@ import openvino as ov
 from openvino.passes import ConstantFolding, Manager
 
 from xaigraph.graph_view import Dim, GraphView, OpInfo, TensorInfo, Value
+from xaigraph.opkinds import REDUCTIONS
 from xaigraph.view_builder import (
     DEFAULT_SPATIAL,
     Translated,
@@ -101,7 +102,7 @@ def _facts(node: ov.Node, neutral: str, outputs: list[TensorInfo]) -> dict[str, 
         attrs = node.get_attributes()
         return {"transpose_a": bool(attrs.get("transpose_a")),
                 "transpose_b": bool(attrs.get("transpose_b"))}
-    if neutral.startswith("reduce_") or neutral == "mvn":
+    if neutral in REDUCTIONS or neutral == "mvn":
         return {"axes_input": 1}
     return {}
 
