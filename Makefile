@@ -7,7 +7,7 @@ ZOO_VENV ?= .venv-zoo
 ZOO_BIN := $(ZOO_VENV)/bin
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test lint bench zoo export-demo-model clean
+.PHONY: demo test test-fast lint bench zoo export-demo-model clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ demo: $(BIN)/.installed
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q
+
+# Hand-built graphs through both views, no model export: well under a minute.
+test-fast: $(BIN)/.installed
+	$(BIN)/python -m pytest -q tests/unit
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check xaigraph passes tests tools

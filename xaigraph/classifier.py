@@ -14,18 +14,14 @@ from dataclasses import dataclass, field
 
 from xaigraph.graph_view import GraphView, Value
 from xaigraph.head import Head
+from xaigraph.opkinds import RESHAPES
 from xaigraph.ops import OpBuilder, T, ints
 
 __all__ = ["Classifier", "chosen_scores", "find_classifier"]
 
-# Ops that keep the values and their order: a reshape of the [N, K] scores.
-_RESHAPES = {"Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity"}
-
-
-# Per-class affine steps after the product: op type -> (builder method, data must be input 0).
-_STEPS = {"Add": ("add", False), "Multiply": ("mul", False), "Mul": ("mul", False),
-          "Subtract": ("sub", True), "Sub": ("sub", True), "Divide": ("div", True),
-          "Div": ("div", True)}
+# Per-class affine steps after the product, by neutral name (also the builder method that
+# redoes it) -> whether the data must be input 0.
+_STEPS = {"add": False, "mul": False, "sub": True, "div": True}
 
 
 @dataclass
@@ -72,20 +68,19 @@ def find_classifier(view: GraphView, head: Head, num_classes: int,
         data = [x for x in op.inputs if view.reads_input_data(x.op)]
         if len(data) != 1:
             return None
-        if op.type in _STEPS:
-            method, data_first = _STEPS[op.type]
+        if op.neutral in _STEPS:
             const = next((x for x in op.inputs if x != data[0]), None)
-            if (const is None or (data_first and op.inputs[0] != data[0])
+            if (const is None or (_STEPS[op.neutral] and op.inputs[0] != data[0])
                     or _numel(view, const) not in (1, num_classes)):
                 return None
-            steps.insert(0, (method, const, _numel(view, const) != 1))
-        elif op.type not in _RESHAPES or op.inputs[0] != data[0]:
+            steps.insert(0, (op.neutral, const, _numel(view, const) != 1))
+        elif op.neutral not in RESHAPES or op.inputs[0] != data[0]:
             return None
         v = data[0]
     data_in, weight = op.inputs[0], op.inputs[1]
     if view.tensor(data_in).rank != 2 or view.tensor(v).rank != 2 or len(op.outputs) != 1:
         return None
-    if op.type == "Gemm" and len(op.inputs) > 2:
+    if op.neutral == "gemm" and len(op.inputs) > 2:  # its bias
         bias = op.inputs[2]
         if _numel(view, bias) not in (1, num_classes):
             return None

@@ -19,10 +19,9 @@ from dataclasses import dataclass
 
 from xaigraph.errors import TargetError
 from xaigraph.graph_view import GraphView, Value
+from xaigraph.opkinds import MOVES
 
 __all__ = ["DetectorHead", "find_detector_head"]
-
-_MOVES = {"Reshape", "Transpose", "Squeeze", "Unsqueeze", "Flatten", "Identity"}
 
 
 @dataclass
@@ -50,9 +49,9 @@ def _source_map(view: GraphView, v: Value) -> Value | None:
     for _ in range(8):
         shape = _probe(view, v)
         op = view.ops[v.op]
-        if shape is not None and len(shape) == 4 and op.type not in _MOVES:
+        if shape is not None and len(shape) == 4 and op.neutral not in MOVES:
             return v
-        if op.type not in _MOVES or not op.inputs:
+        if op.neutral not in MOVES or not op.inputs:
             return None
         v = op.inputs[0]
     return None
@@ -62,7 +61,7 @@ def _joins(view: GraphView) -> list[tuple[Value, list[Value], int]]:
     """(Concat output, its per-level source maps, last dim) for every level-joining Concat."""
     found = []
     for op in view.ops.values():
-        if op.type != "Concat" or len(op.inputs) < 2:
+        if op.neutral != "concat" or len(op.inputs) < 2:
             continue
         out = Value(op.id, 0)
         shape = _probe(view, out)

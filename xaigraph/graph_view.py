@@ -1,32 +1,18 @@
 """A read-only networkx view of a model, shared by every analysis.
 
-The native model (`ov.Model`) stays the source of truth. The view records, for each op, its
-type, its inputs (as `Value`s: an op's output port), its declared output shapes (dynamic dims
-as `None`), and its *probe* shapes: the concrete shapes at one input size (dynamic input dims
-set to batch 1 and spatial 224 unless the model fixes them). Analysis reasons about structure
-(paths, dominators) and probe shapes; it never looks at node names.
+The native model (`ov.Model`, `onnx.ModelProto`) stays the source of truth. The view records,
+for each op, its type, its inputs (as `Value`s: an op's output port), its declared output
+shapes (dynamic dims as `None`), and its *probe* shapes: the concrete shapes at one input
+size (dynamic input dims set to batch 1 and spatial 224 unless the model fixes them).
+Analysis reasons about structure (paths, dominators) and probe shapes; it never looks at node
+names.
 
-Each op also gets a small backend-neutral `kind`:
-
-- ``input``, ``const``, ``output``: parameters, constants, results
-- ``gap``: global average pooling over the two spatial axes of a 4-D tensor
-- ``linear``: a learned layer (convolution or matrix product with a constant weight)
-- ``score``: Softmax / LogSoftmax / Sigmoid
-- ``shape``: reshapes and casts that keep the values (Reshape, Squeeze, Unsqueeze, Convert)
-- ``shapeof``: reads only the shape of its input
-- ``other``: everything else
-
-and, in `attrs["pointwise"]`, whether it acts on each spatial location on its own: ``unary``
-(elementwise on input 0, or a 1x1 stride-1 unpadded convolution, or a softmax over channels)
-or ``binary`` (elementwise with broadcasting); in `attrs["affine"]`, whether it is affine in
-its data: ``always``, ``single`` (when one operand carries data) or ``numerator`` (x / c);
-in `attrs["attention"]`, whether it is where attention weights are formed: ``sdpa`` (a fused
-scaled-dot-product attention) or ``softmax`` (a softmax over keys, `[..., L, L]` logits);
-in `attrs["matrix"]`, for a matrix product `x @ W` of a data input `x` and a constant 2-D
-weight (input 1; Gemm with alpha = beta = 1, its bias as input 2), how `W` is stored: ``kc``
-(`[classes, channels]`, used transposed) or ``ck``; in `attrs["axes"]`, for reductions and
-normalisations (ReduceMean, MVN, LayerNormalization, ...), the axes of its data input it works
-over, as non-negative ints.
+Each op also carries its backend-neutral name (`OpInfo.neutral`: ``add``, ``conv``,
+``reshape``, ...), a coarse `kind` (``input``, ``gap``, ``linear``, ``score``, ...) and
+neutral attributes (``pointwise``, ``affine``, ``attention``, ``matrix``, ``axes``), all
+defined in `xaigraph.opkinds`; analysis reads only those. `OpInfo.type` is the native op
+type, for display. Views are built by `xaigraph.view_builder` from what each backend's
+translator (`xaigraph.backends.*.view`) says about its ops.
 """
 
 from __future__ import annotations
@@ -38,10 +24,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-__all__ = [
-    "Dim", "GraphView", "OpInfo", "TensorInfo", "Value", "attention_kind",
-    "mark_attention_queries", "matrix_layout", "norm_axes",
-]
+__all__ = ["Dim", "GraphView", "OpInfo", "TensorInfo", "Value", "fixed_value"]
 
 log = logging.getLogger(__name__)
 
@@ -72,21 +55,6 @@ class TensorInfo:
         return None if self.shape is None else len(self.shape)
 
 
-def norm_axes(axes: Any, rank: int | None) -> tuple[int, ...] | None:
-    """`axes` (ints, possibly negative) as sorted non-negative ints, or None if unknown."""
-    if axes is None or rank is None:
-        return None
-    return tuple(sorted({int(a) % rank for a in np.atleast_1d(np.asarray(axes)).ravel()}))
-
-
-def matrix_layout(weight: TensorInfo, const_in: list[bool], transpose_a: bool,
-                  transpose_b: bool) -> str | None:
-    """`attrs["matrix"]` of a matrix product whose input 1 is `weight` (see the module)."""
-    if transpose_a or len(const_in) < 2 or const_in[0] or not const_in[1] or weight.rank != 2:
-        return None
-    return "kc" if transpose_b else "ck"
-
-
 @dataclass
 class OpInfo:
     id: str
@@ -96,38 +64,15 @@ class OpInfo:
     inputs: list[Value]
     outputs: list[TensorInfo]
     attrs: dict[str, Any] = field(default_factory=dict)
+    neutral: str = "other"  # the backend-neutral name (see xaigraph.opkinds)
 
 
-_SCALE_OPS = {"Multiply", "Mul", "Divide", "Div", "Add", "Sub", "Subtract"}
-
-
-def mark_attention_queries(view: GraphView) -> None:
-    """Mark (`attrs["attention_query"]`) the MatMul that forms a softmax attention's logits
-    from the queries (its input 0, tokens on axis -2), walking back through scalings."""
-    for op in view.ops.values():
-        if op.attrs.get("attention") != "softmax":
-            continue
-        v = op.inputs[0]
-        while view.ops[v.op].type in _SCALE_OPS:
-            producer = view.ops[v.op]
-            data = [x for x in producer.inputs if not view.is_const_derived(x.op)]
-            if len(data) != 1:
-                break
-            v = data[0]
-        producer = view.ops[v.op]
-        if producer.type == "MatMul" and not producer.attrs.get("transpose_a"):
-            producer.attrs["attention_query"] = True
-
-
-def attention_kind(op_type: str, logits: TensorInfo | None) -> str | None:
-    """`attrs["attention"]` for an op of `op_type` whose first input is `logits`."""
-    if op_type == "ScaledDotProductAttention":
-        return "sdpa"
-    if op_type == "Softmax" and logits is not None and logits.probe is not None:
-        shape = logits.probe
-        if len(shape) >= 3 and shape[-1] == shape[-2] and shape[-1] > 1:
-            return "softmax"
-    return None
+def fixed_value(kind: str, inputs_fixed: list[bool]) -> bool:
+    """Whether an op of `kind` has a fixed value (no model input reaches it), given which of
+    its inputs have one; an op without inputs has one only when it is a const."""
+    if kind in ("input", "const"):
+        return kind == "const"
+    return bool(inputs_fixed) and all(inputs_fixed)
 
 
 @dataclass
@@ -183,14 +128,8 @@ class GraphView:
         if not self._const_derived:
             for oid in self.order:
                 info = self.ops[oid]
-                if info.kind == "input":
-                    self._const_derived[oid] = False
-                elif info.kind == "const":
-                    self._const_derived[oid] = True
-                else:
-                    self._const_derived[oid] = all(
-                        self._const_derived[v.op] for v in info.inputs
-                    )
+                self._const_derived[oid] = fixed_value(
+                    info.kind, [self._const_derived[v.op] for v in info.inputs])
         return self._const_derived[op_id]
 
     def reads_input_data(self, op_id: str) -> bool:

@@ -99,7 +99,7 @@ def _batch_free(view: GraphView, op_id: str, memo: dict[str, bool]) -> bool:
         ok = True
     elif op.kind == "shapeof" or view.reads_input_data(op_id):
         ok = False
-    elif op.type == "Gather" and view.ops[op.inputs[0].op].kind == "shapeof":
+    elif op.neutral == "gather" and view.ops[op.inputs[0].op].kind == "shapeof":
         declared = view.tensor(view.ops[op.inputs[0].op].inputs[0]).shape
         index = view.const_value(op.inputs[1])
         ok = declared is not None and index is not None and all(

@@ -122,8 +122,7 @@ def _fmt(shape: tuple[int | None, ...] | None) -> str:
     return "[" + ",".join("?" if d is None else str(d) for d in shape) + "]"
 
 
-_CHANNELS_FIRST = {"Convolution", "GroupConvolution", "Conv", "BatchNormalization",
-                   "BatchNormInference", "MaxPool", "AvgPool", "AveragePool"}
+_CHANNELS_FIRST = {"conv", "batch_norm", "max_pool", "avg_pool"}  # neutral names
 
 
 def channels_last(view: GraphView, v: Value, head: set[str]) -> str | None:
@@ -162,7 +161,7 @@ def channels_last(view: GraphView, v: Value, head: set[str]) -> str | None:
         for at, port, forward in steps:
             op = view.ops[at.op]
             axes = op.attrs.get("axes")
-            if op.type in _CHANNELS_FIRST or op.kind == "gap":
+            if op.neutral in _CHANNELS_FIRST or op.kind == "gap":
                 return None
             if not flat and axes in ((1,), (2, 3)):
                 return None

@@ -20,7 +20,7 @@ from xaigraph.graph_view import GraphView, Value
 
 __all__ = ["ATTENTION_OPS", "TokenGrid", "find_token_target", "token_grid"]
 
-ATTENTION_OPS = {"Softmax", "ScaledDotProductAttention"}
+ATTENTION_OPS = {"softmax", "sdpa"}  # neutral names (xaigraph.opkinds)
 MAX_PREFIX = 16
 
 
@@ -45,7 +45,7 @@ def _shape(view: GraphView, v: Value) -> tuple[int | None, ...] | None:
 
 def _is_residual(view: GraphView, v: Value) -> bool:
     op = view.ops[v.op]
-    if op.type != "Add" or len(op.inputs) != 2:
+    if op.neutral != "add" or len(op.inputs) != 2:
         return False
     shapes = [_shape(view, x) for x in op.inputs]
     return all(s is not None and len(s) == 3 for s in shapes) and shapes[0] == shapes[1]
@@ -66,7 +66,7 @@ def find_token_target(view: GraphView, dominators: list[Value]) -> tuple[Value, 
         if len(skips) != 1:
             continue
         branch = view.ops_between(skips[0], v)
-        if any(view.ops[o].type in ATTENTION_OPS for o in branch):
+        if any(view.ops[o].neutral in ATTENTION_OPS for o in branch):
             grid = token_grid(view, skips[0], dominators)
             if grid is None:
                 return None

@@ -1,10 +1,12 @@
-"""Build a `GraphView` from an ONNX model.
+"""Build a `GraphView` from an ONNX model: the ONNX translator.
 
 Op ids are node names (made unique; generated for unnamed nodes), graph input names, and
-initializer names; each graph output becomes an op of kind ``output``. Declared shapes come
-from ONNX shape inference on the model as it is (symbolic dims become None). Probe shapes
-(inputs fixed to the probe sizes) come from OpenVINO's shape inference where it can read the
-model, tensor names being shared, else from ONNX shape inference.
+initializer names; each graph output becomes an op of kind ``output``. Each op type is named
+in the neutral vocabulary (`xaigraph.opkinds`) and the few native attributes its rules need
+are read; `xaigraph.view_builder` does the rest. Declared shapes come from ONNX shape
+inference on the model as it is (symbolic dims become None). Probe shapes (inputs fixed to
+the probe sizes) come from OpenVINO's shape inference where it can read the model, tensor
+names being shared, else from ONNX shape inference.
 """
 
 from __future__ import annotations
@@ -12,28 +14,23 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import networkx as nx
 import numpy as np
 import onnx
 from onnx import numpy_helper, shape_inference
 
-from xaigraph.graph_view import (
-    Dim,
-    GraphView,
-    OpInfo,
-    TensorInfo,
-    Value,
-    attention_kind,
-    mark_attention_queries,
-    matrix_layout,
-    norm_axes,
+from xaigraph.graph_view import Dim, GraphView, OpInfo, TensorInfo, Value
+from xaigraph.opkinds import REDUCTIONS
+from xaigraph.view_builder import (
+    DEFAULT_SPATIAL,
+    Translated,
+    assemble,
+    probe_input_shapes,
+    unique_id,
 )
 
-__all__ = ["DTYPES", "build_view", "opset_version", "probe_input_shapes", "real_inputs"]
+__all__ = ["DTYPES", "build_view", "opset_version", "real_inputs"]
 
 log = logging.getLogger(__name__)
-
-DEFAULT_SPATIAL = 224
 
 DTYPES: dict[int, str] = {
     onnx.TensorProto.FLOAT: "f32",
@@ -47,21 +44,27 @@ DTYPES: dict[int, str] = {
     onnx.TensorProto.BOOL: "boolean",
 }
 
-_SCORE = {"Softmax", "LogSoftmax", "Sigmoid"}
-_SHAPE = {"Reshape", "Squeeze", "Unsqueeze", "Cast", "Flatten", "Identity", "Dropout"}
-_LINEAR = {"Conv", "ConvTranspose", "MatMul", "Gemm"}
-_UNARY = {
-    "Relu", "Sigmoid", "Tanh", "Exp", "Log", "Abs", "Neg", "Sqrt", "Erf", "Clip", "LeakyRelu",
-    "Elu", "Selu", "HardSigmoid", "HardSwish", "Softplus", "Softsign", "Gelu", "Mish", "Cast",
-    "Identity", "Floor", "Ceil", "Sign", "BatchNormalization", "Dropout",
-}
-_BINARY = {"Add", "Sub", "Mul", "Div", "Max", "Min", "Pow", "PRelu"}
-# How an op is affine in its data (see ov_view._AFFINE).
-_AFFINE = {
-    **dict.fromkeys(["Reshape", "Squeeze", "Unsqueeze", "Flatten", "Transpose", "Identity",
-                     "Dropout", "Cast", "BatchNormalization"], "always"),
-    **dict.fromkeys(["MatMul", "Gemm", "Conv", "Add", "Sub", "Mul"], "single"),
-    "Div": "numerator",
+# Native op type -> neutral name (xaigraph.opkinds); anything else is "other".
+NEUTRAL = {
+    "Constant": "const", "Shape": "shapeof",
+    "Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div", "Max": "max", "Min": "min",
+    "Pow": "pow", "PRelu": "prelu", "Relu": "relu", "LeakyRelu": "leaky_relu",
+    "Sigmoid": "sigmoid", "HardSigmoid": "hard_sigmoid", "HardSwish": "hard_swish",
+    "Clip": "clip", "Exp": "exp", "Log": "log", "Tanh": "tanh", "Gelu": "gelu", "Mish": "mish",
+    "Softplus": "softplus", "Softsign": "softsign", "Elu": "elu", "Selu": "selu",
+    "Abs": "abs", "Neg": "neg", "Sqrt": "sqrt", "Erf": "erf", "Floor": "floor",
+    "Ceil": "ceil", "Sign": "sign", "Cast": "cast", "Identity": "identity",
+    "Dropout": "dropout", "BatchNormalization": "batch_norm", "Softmax": "softmax",
+    "LogSoftmax": "log_softmax", "Reshape": "reshape", "Squeeze": "squeeze",
+    "Unsqueeze": "unsqueeze", "Flatten": "flatten", "Transpose": "transpose",
+    "Concat": "concat", "Gather": "gather", "Conv": "conv", "ConvTranspose": "conv_transpose",
+    "MatMul": "matmul", "Gemm": "gemm", "AveragePool": "avg_pool", "MaxPool": "max_pool",
+    "GlobalAveragePool": "global_avg_pool", "ReduceMean": "reduce_mean",
+    "ReduceSum": "reduce_sum", "ReduceMax": "reduce_max", "ReduceMin": "reduce_min",
+    "ReduceProd": "reduce_prod", "ReduceL1": "reduce_l1", "ReduceL2": "reduce_l2",
+    "ReduceLogSum": "reduce_log_sum", "ReduceLogSumExp": "reduce_log_sum_exp",
+    "ReduceSumSquare": "reduce_sum_square", "LayerNormalization": "layer_norm",
+    "MeanVarianceNormalization": "mvn",
 }
 
 
@@ -87,49 +90,6 @@ def real_inputs(graph: onnx.GraphProto) -> list[onnx.ValueInfoProto]:
     """The graph inputs that are not initializers (before IR 4 initializers are inputs too)."""
     inits = {i.name for i in graph.initializer}
     return [i for i in graph.input if i.name not in inits]
-
-
-def _input_channels(graph: onnx.GraphProto, name: str) -> int | None:
-    """Channels of the first Conv fed (through at most a few ops) by input `name`."""
-    shapes = {i.name: tuple(i.dims) for i in graph.initializer}
-    frontier, seen = {name}, set()
-    for _ in range(6):
-        nxt = set()
-        for node in graph.node:
-            if not frontier & set(node.input) or id(node) in seen:
-                continue
-            seen.add(id(node))
-            if node.op_type == "Conv" and node.input[0] in frontier and len(node.input) > 1:
-                w = shapes.get(node.input[1])
-                if w is not None and len(w) == 4:
-                    group = next((a.i for a in node.attribute if a.name == "group"), 1)
-                    return int(w[1] * group)
-            nxt.update(node.output)
-        frontier = nxt
-    return None
-
-
-def probe_input_shapes(model: onnx.ModelProto, spatial: int = DEFAULT_SPATIAL
-                       ) -> list[tuple[int, ...]]:
-    shapes: list[tuple[int, ...]] = []
-    for vi in real_inputs(model.graph):
-        dims, _ = _dims(vi)
-        if dims is None:
-            shapes.append((1, _input_channels(model.graph, vi.name) or 3, spatial, spatial))
-            continue
-        rank = len(dims)
-        out = []
-        for i, d in enumerate(dims):
-            if d is not None and d > 0:
-                out.append(d)
-            elif rank == 4 and i == 1:
-                out.append(_input_channels(model.graph, vi.name) or 3)
-            elif rank >= 3 and i >= rank - 2:
-                out.append(spatial)
-            else:
-                out.append(1)
-        shapes.append(tuple(out))
-    return shapes
 
 
 def _infer(model: onnx.ModelProto, inputs: list[tuple[int, ...]] | None
@@ -188,216 +148,48 @@ def _attr(node: onnx.NodeProto, name: str, default: Any = None) -> Any:
     return default
 
 
-def _classify(node: onnx.NodeProto, ins: list[TensorInfo], const_in: list[bool],
-              consts: dict[str, np.ndarray], opset: int) -> tuple[str, str | None]:
-    t = node.op_type
-    kind = "other"
-    if t in _SCORE:
-        kind = "score"
-    elif t in _SHAPE:
-        kind = "shape"
-    elif t == "Shape":
-        kind = "shapeof"
-    elif t in _LINEAR and len(const_in) >= 2 and (const_in[1] or const_in[0]):
-        kind = "linear"
-    elif t == "GlobalAveragePool" and ins and ins[0].rank == 4:
-        kind = "gap"
-    elif t == "ReduceMean" and ins and ins[0].rank == 4:
-        axes = _attr(node, "axes")
-        if axes is None and len(node.input) > 1:
-            axes = consts.get(node.input[1])
-        if axes is not None and {int(a) % 4 for a in np.atleast_1d(axes)} == {2, 3}:
-            kind = "gap"
-    elif t == "AveragePool" and ins and ins[0].probe is not None and len(ins[0].probe) == 4:
-        kernel = list(_attr(node, "kernel_shape", []))
-        pads = list(_attr(node, "pads", []))
-        auto = _attr(node, "auto_pad", b"NOTSET")
-        if kernel == list(ins[0].probe[2:]) and not any(pads) and auto in (b"NOTSET", b"VALID"):
-            kind = "gap"
-
-    pointwise = None
-    if t in _UNARY:
-        pointwise = "unary"
-    elif t in _BINARY:
-        pointwise = "binary"
-    elif t == "Conv" and len(ins) >= 2:
-        w = ins[1].probe or ins[1].shape
-        strides = list(_attr(node, "strides", [1, 1]))
-        pads = list(_attr(node, "pads", []))
-        auto = _attr(node, "auto_pad", b"NOTSET")
-        if (w is not None and tuple(w[-2:]) == (1, 1) and strides == [1, 1]
-                and not any(pads) and auto in (b"NOTSET", b"VALID")):
-            pointwise = "unary"
-    elif (t in ("Softmax", "LogSoftmax") and opset >= 13 and ins and ins[0].rank == 4
-          and int(_attr(node, "axis", -1)) % 4 == 1):
-        pointwise = "unary"
-    return kind, pointwise
+def _auto_pad(node: onnx.NodeProto) -> str:
+    return bytes(_attr(node, "auto_pad", b"NOTSET")).decode().lower()
 
 
-def _axes(node: onnx.NodeProto, ins: list[TensorInfo], consts: dict[str, np.ndarray]
-          ) -> tuple[int, ...] | None:
-    """`attrs["axes"]` of a reduction or normalisation (see graph_view)."""
-    t = node.op_type
-    rank = ins[0].rank if ins else None
-    if rank is None:
-        return None
-    if t == "LayerNormalization":
-        return tuple(range(int(_attr(node, "axis", -1)) % rank, rank))
-    if t == "MeanVarianceNormalization":
-        return norm_axes(_attr(node, "axes", [0, 2, 3]), rank)
-    if not t.startswith("Reduce"):
-        return None
+def _reduce_axes(node: onnx.NodeProto) -> dict[str, Any]:
+    """Axes in the attribute (before opset 18), else in input 1, else all of them."""
     axes = _attr(node, "axes")
-    if axes is None and len(node.input) > 1 and node.input[1]:
-        axes = consts.get(node.input[1])
-        if axes is None and len(ins) > 1:
-            axes = ins[1].probe_value
-    if axes is None:
-        return None if len(node.input) > 1 else tuple(range(rank))
-    return norm_axes(axes, rank)
+    if axes is not None:
+        return {"axes": list(axes)}
+    if len(node.input) > 1:
+        return {"axes_input": 1} if node.input[1] else {}
+    return {"axes_all": True}
 
 
-def _matrix(node: onnx.NodeProto, ins: list[TensorInfo], const_in: list[bool]) -> str | None:
-    if node.op_type == "MatMul" and len(ins) == 2:
-        return matrix_layout(ins[1], const_in, False, False)
-    if node.op_type != "Gemm" or len(ins) < 2:
-        return None
-    if float(_attr(node, "alpha", 1.0)) != 1.0 or float(_attr(node, "beta", 1.0)) != 1.0:
-        return None
-    return matrix_layout(ins[1], const_in, bool(_attr(node, "transA", 0)),
-                         bool(_attr(node, "transB", 0)))
-
-
-def build_view(model: onnx.ModelProto, spatial: int = DEFAULT_SPATIAL) -> GraphView:
-    graph = model.graph
-    opset = opset_version(model)
-    probe_inputs = probe_input_shapes(model, spatial)
-    declared = _infer(model, None)
-    probed = _infer(model, probe_inputs)
-    ov_probed = _ov_probe(model, probe_inputs)
-
-    ops: dict[str, OpInfo] = {}
-    native: dict[str, Any] = {}
-    order: list[str] = []
-    producer: dict[str, Value] = {}
-    consts: dict[str, np.ndarray] = {}
-    const_derived: dict[str, bool] = {}
-    graph_nx = nx.DiGraph()
-
-    def new_id(base: str) -> str:
-        oid, k = base, 1
-        while oid in ops:
-            k += 1
-            oid = f"{base}#{k}"
-        return oid
-
-    def tensor(name: str) -> TensorInfo:
-        shape, dtype = _dims(declared.get(name))
-        probe, pdtype = _dims(probed.get(name))
-        if name in ov_probed:
-            probe = ov_probed[name]
-        probe_ok = probe is not None and all(d is not None for d in probe)
-        value = consts.get(name)
-        small = value if value is not None and value.size <= 64 else None
-        return TensorInfo(
-            shape=shape,
-            probe=tuple(int(d or 0) for d in probe) if probe_ok and probe is not None else None,
-            dtype=dtype if dtype != "?" else pdtype,
-            names=(name,),
-            probe_value=small,
-        )
-
-    def add(info: OpInfo, obj: Any) -> None:
-        ops[info.id] = info
-        native[info.id] = obj
-        order.append(info.id)
-        graph_nx.add_node(info.id)
-        for dst, v in enumerate(info.inputs):
-            if graph_nx.has_edge(v.op, info.id):
-                graph_nx.edges[v.op, info.id]["ports"].append((v.port, dst))
-            else:
-                graph_nx.add_edge(v.op, info.id, ports=[(v.port, dst)])
-
-    inputs = []
-    for vi in real_inputs(graph):
-        oid = new_id(vi.name)
-        add(OpInfo(oid, vi.name, "Parameter", "input", [], [tensor(vi.name)]), vi)
-        producer[vi.name] = Value(oid, 0)
-        const_derived[oid] = False
-        inputs.append(oid)
-    for init in graph.initializer:
-        if init.name in producer:
-            continue
-        if _numel(init.dims) <= 64 and init.data_location != onnx.TensorProto.EXTERNAL:
-            consts[init.name] = numpy_helper.to_array(init)
-        oid = new_id(init.name)
-        info = OpInfo(oid, init.name, "Constant", "const", [], [tensor(init.name)])
-        if init.name in consts:
-            info.attrs["value"] = consts[init.name]
-        add(info, init)
-        producer[init.name] = Value(oid, 0)
-        const_derived[oid] = True
-
-    for idx, node in enumerate(graph.node):
-        if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
-            value_attr = next((a for a in node.attribute if a.name == "value"), None)
-            if value_attr is not None and _numel(value_attr.t.dims) <= 64:
-                consts[node.output[0]] = numpy_helper.to_array(value_attr.t)
-        oid = new_id(node.name or f"{node.op_type}_{idx}")
-        in_values = []
-        for name in node.input:
-            if not name:  # an omitted optional input
-                continue
-            if name not in producer:  # an outer-scope or missing value: treat as a constant
-                cid = new_id(name)
-                add(OpInfo(cid, name, "Constant", "const", [], [tensor(name)]), None)
-                producer[name] = Value(cid, 0)
-                const_derived[cid] = True
-            in_values.append(producer[name])
-        outs = [tensor(name) for name in node.output]
-        info = OpInfo(oid, node.name or oid, node.op_type, "other", in_values, outs)
-        if node.op_type == "Constant":
-            info.kind = "const"
-            if node.output[0] in consts:
-                info.attrs["value"] = consts[node.output[0]]
-        else:
-            in_tensors = [ops[v.op].outputs[v.port] for v in in_values]
-            info.kind, pointwise = _classify(
-                node, in_tensors, [const_derived[v.op] for v in in_values], consts, opset)
-            if pointwise is not None:
-                info.attrs["pointwise"] = pointwise
-            if node.op_type in _AFFINE:
-                info.attrs["affine"] = _AFFINE[node.op_type]
-            axes = _axes(node, in_tensors, consts)
-            if axes is not None:
-                info.attrs["axes"] = axes
-            layout = _matrix(node, in_tensors, [const_derived[v.op] for v in in_values])
-            if layout is not None:
-                info.attrs["matrix"] = layout
-            attention = attention_kind(node.op_type, in_tensors[0] if in_tensors else None)
-            if attention is not None:
-                info.attrs["attention"] = attention
-        const_derived[oid] = node.op_type == "Constant" or (
-            bool(in_values) and all(const_derived[v.op] for v in in_values))
-        add(info, node)
-        for port, name in enumerate(node.output):
-            if name:
-                producer[name] = Value(oid, port)
-
-    results = []
-    for out in graph.output:
-        src = producer.get(out.name)
-        if src is None:
-            continue
-        oid = new_id(f"output:{out.name}")
-        add(OpInfo(oid, out.name, "Result", "output", [src], []), out)
-        results.append(oid)
-
-    view = GraphView(ops=ops, order=order, inputs=inputs, results=results, graph=graph_nx,
-                     native=native, probe_inputs=probe_inputs)
-    view._const_derived = const_derived
-    mark_attention_queries(view)
-    return view
+def _facts(node: onnx.NodeProto, neutral: str, opset: int,
+           weight: tuple[Dim, ...] | None) -> dict[str, Any]:
+    """The neutral facts (`opkinds.FACTS`) of `node`, read from its attributes; `weight`:
+    the declared shape of its input 1."""
+    if neutral == "conv":
+        channels = None
+        if weight is not None and len(weight) == 4 and weight[1] is not None:
+            channels = weight[1] * int(_attr(node, "group", 1))
+        return {"strides": list(_attr(node, "strides", [1, 1])),
+                "pads": list(_attr(node, "pads", [])), "auto_pad": _auto_pad(node),
+                "in_channels": channels}
+    if neutral == "avg_pool":
+        return {"kernel": list(_attr(node, "kernel_shape", [])),
+                "pads": list(_attr(node, "pads", [])), "auto_pad": _auto_pad(node)}
+    if neutral in ("softmax", "log_softmax"):  # before opset 13: over axes `axis` to the last
+        return {"axis": int(_attr(node, "axis", -1))} if opset >= 13 else {}
+    if neutral == "gemm":
+        return {"transpose_a": bool(_attr(node, "transA", 0)),
+                "transpose_b": bool(_attr(node, "transB", 0)),
+                "scaled": float(_attr(node, "alpha", 1.0)) != 1.0
+                or float(_attr(node, "beta", 1.0)) != 1.0}
+    if neutral == "layer_norm":
+        return {"axes_from": int(_attr(node, "axis", -1))}
+    if neutral == "mvn":
+        return {"axes": list(_attr(node, "axes", [0, 2, 3]))}
+    if neutral in REDUCTIONS:
+        return _reduce_axes(node)
+    return {}
 
 
 def _numel(dims: Any) -> int:
@@ -405,3 +197,109 @@ def _numel(dims: Any) -> int:
     for d in dims:
         n *= int(d)
     return n
+
+
+def _small_value(tensor: onnx.TensorProto) -> np.ndarray | None:
+    if _numel(tensor.dims) > 64 or tensor.data_location == onnx.TensorProto.EXTERNAL:
+        return None
+    return numpy_helper.to_array(tensor)
+
+
+class _Translator:
+    """Every input, initializer, node and output of a graph as the view builder takes it."""
+
+    def __init__(self, model: onnx.ModelProto) -> None:
+        self.declared = _infer(model, None)
+        self.opset = opset_version(model)
+        self.ops: list[Translated] = []
+        self.ids: set[str] = set()
+        self.producer: dict[str, Value] = {}
+        self.consts: dict[str, np.ndarray] = {}  # small constant values by tensor name
+
+    def tensor(self, name: str) -> TensorInfo:
+        shape, dtype = _dims(self.declared.get(name))
+        return TensorInfo(shape=shape, probe=None, dtype=dtype, names=(name,),
+                          probe_value=self.consts.get(name))
+
+    def add(self, base: str, name: str | None, native_type: str, neutral: str,
+            inputs: list[Value], outputs: list[str], native: Any,
+            facts: dict[str, Any] | None = None) -> str:
+        """Add an op with id `base` (made unique) and `name` (its id when None)."""
+        oid = unique_id(base, self.ids)
+        self.ids.add(oid)
+        info = OpInfo(oid, name or oid, native_type, "other", inputs,
+                      [self.tensor(n) for n in outputs], neutral=neutral)
+        self.ops.append(Translated(info, native, facts or {}))
+        for port, out in enumerate(outputs):
+            if out:
+                self.producer[out] = Value(oid, port)
+        return oid
+
+    def const(self, name: str, value: np.ndarray | None, native: Any) -> None:
+        if value is not None:
+            self.consts[name] = value
+        self.add(name, name, "Constant", "const", [], [name], native, {"value": value})
+
+    def node(self, idx: int, node: onnx.NodeProto) -> None:
+        if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
+            value_attr = next((a for a in node.attribute if a.name == "value"), None)
+            if value_attr is not None:
+                value = _small_value(value_attr.t)
+                if value is not None:
+                    self.consts[node.output[0]] = value
+        inputs = []
+        for name in node.input:
+            if not name:  # an omitted optional input
+                continue
+            if name not in self.producer:  # an outer-scope or missing value: a constant
+                self.const(name, None, None)
+            inputs.append(self.producer[name])
+        neutral = NEUTRAL.get(node.op_type, "other")
+        weight = _dims(self.declared.get(node.input[1]))[0] if len(node.input) > 1 else None
+        facts = _facts(node, neutral, self.opset, weight)
+        if neutral == "const":
+            facts["value"] = self.consts.get(node.output[0])
+        self.add(node.name or f"{node.op_type}_{idx}", node.name or None, node.op_type, neutral,
+                 inputs, list(node.output), node, facts)
+
+    def run(self, graph: onnx.GraphProto) -> tuple[list[str], list[str]]:
+        """(input op ids, output op ids)."""
+        inputs = [self.add(vi.name, vi.name, "Parameter", "input", [], [vi.name], vi)
+                  for vi in real_inputs(graph)]
+        for init in graph.initializer:
+            if init.name not in self.producer:
+                self.const(init.name, _small_value(init), init)
+        for idx, node in enumerate(graph.node):
+            self.node(idx, node)
+        results = []
+        for out in graph.output:
+            src = self.producer.get(out.name)
+            if src is not None:
+                results.append(self.add(f"output:{out.name}", out.name, "Result", "output",
+                                        [src], [], out))
+        return inputs, results
+
+
+def _fill_probes(model: onnx.ModelProto, ops: list[Translated],
+                 shapes: list[tuple[int, ...]]) -> None:
+    """Each tensor's shape at the probe input `shapes` (its dtype too, when undeclared)."""
+    probed = _infer(model, shapes)
+    ov_probed = _ov_probe(model, shapes)
+    for t in ops:
+        for tensor in t.info.outputs:
+            name = tensor.names[0]
+            probe, dtype = _dims(probed.get(name))
+            if name in ov_probed:
+                probe = ov_probed[name]
+            if probe is not None and all(d is not None for d in probe):
+                tensor.probe = tuple(int(d or 0) for d in probe)
+            if tensor.dtype == "?":
+                tensor.dtype = dtype
+
+
+def build_view(model: onnx.ModelProto, spatial: int = DEFAULT_SPATIAL) -> GraphView:
+    translator = _Translator(model)
+    inputs, results = translator.run(model.graph)
+    probe_inputs = probe_input_shapes(translator.ops, inputs, spatial)
+    _fill_probes(model, translator.ops, probe_inputs)
+    return assemble(translator.ops, inputs, results, probe_inputs)

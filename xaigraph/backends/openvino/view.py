@@ -1,57 +1,56 @@
-"""Build a `GraphView` from an `ov.Model`."""
+"""Build a `GraphView` from an `ov.Model`: the OpenVINO translator.
+
+It names each op type in the neutral vocabulary (`xaigraph.opkinds`), reads the few native
+attributes the vocabulary's rules need, and fills in probe shapes with OpenVINO's own shape
+inference and constant folding; `xaigraph.view_builder` does the rest.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections import deque
 from typing import Any
 
-import networkx as nx
 import numpy as np
 import openvino as ov
 from openvino.passes import ConstantFolding, Manager
 
-from xaigraph.graph_view import (
-    Dim,
-    GraphView,
-    OpInfo,
-    TensorInfo,
-    Value,
-    attention_kind,
-    mark_attention_queries,
-    matrix_layout,
-    norm_axes,
+from xaigraph.graph_view import Dim, GraphView, OpInfo, TensorInfo, Value
+from xaigraph.opkinds import REDUCTIONS
+from xaigraph.view_builder import (
+    DEFAULT_SPATIAL,
+    Translated,
+    assemble,
+    probe_input_shapes,
+    unique_id,
 )
 
-__all__ = ["build_view", "probe_input_shapes"]
+__all__ = ["build_view"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SPATIAL = 224
-
-_SCORE = {"Softmax", "LogSoftmax", "Sigmoid"}
-# Ops that act on each spatial location on its own (given the checks in `_pointwise`).
-_UNARY = {
-    "Relu", "Sigmoid", "Swish", "HSwish", "HSigmoid", "Clamp", "Exp", "Tanh", "Gelu", "Mish",
-    "SoftPlus", "Elu", "Abs", "Negative", "Sqrt", "Erf", "Convert", "Log", "Floor", "Ceiling",
-    "Sign", "SoftSign", "Selu", "BatchNormInference",
-}
-_BINARY = {
-    "Add", "Multiply", "Subtract", "Divide", "Maximum", "Minimum", "Power", "SquaredDifference",
-    "PRelu",
-}
-_SHAPE = {"Reshape", "Squeeze", "Unsqueeze", "Convert"}
 _TAG = "xaigraph_probe_index"
-# How an op is affine in its data: "always" (shape moves, per-channel affine maps), "single"
-# (when only one operand carries data: linear layers, sums, products), "numerator" (x / c).
-_AFFINE = {
-    **dict.fromkeys(["Reshape", "Squeeze", "Unsqueeze", "Transpose", "Convert",
-                     "BatchNormInference"], "always"),
-    **dict.fromkeys(["MatMul", "Convolution", "GroupConvolution", "Add", "Subtract",
-                     "Multiply"], "single"),
-    "Divide": "numerator",
+
+# Native op type -> neutral name (xaigraph.opkinds); anything else is "other".
+NEUTRAL = {
+    "Parameter": "input", "Constant": "const", "Result": "output", "ShapeOf": "shapeof",
+    "Add": "add", "Subtract": "sub", "Multiply": "mul", "Divide": "div", "Maximum": "max",
+    "Minimum": "min", "Power": "pow", "SquaredDifference": "squared_difference",
+    "PRelu": "prelu", "Relu": "relu", "Sigmoid": "sigmoid", "Swish": "swish",
+    "HSwish": "hard_swish", "HSigmoid": "hsigmoid", "Clamp": "clip", "Exp": "exp",
+    "Tanh": "tanh", "Gelu": "gelu", "Mish": "mish", "SoftPlus": "softplus", "Elu": "elu",
+    "Abs": "abs", "Negative": "neg", "Sqrt": "sqrt", "Erf": "erf", "Convert": "cast",
+    "Log": "log", "Floor": "floor", "Ceiling": "ceil", "Sign": "sign", "SoftSign": "softsign",
+    "Selu": "selu", "BatchNormInference": "batch_norm", "Softmax": "softmax",
+    "LogSoftmax": "log_softmax", "Reshape": "reshape", "Squeeze": "squeeze",
+    "Unsqueeze": "unsqueeze", "Transpose": "transpose", "Concat": "concat", "Gather": "gather",
+    "Convolution": "conv", "GroupConvolution": "conv",
+    "ConvolutionBackpropData": "conv_transpose", "MatMul": "matmul", "AvgPool": "avg_pool",
+    "MaxPool": "max_pool", "AdaptiveAvgPool": "adaptive_avg_pool", "ReduceMean": "reduce_mean",
+    "ReduceSum": "reduce_sum", "ReduceMax": "reduce_max", "ReduceMin": "reduce_min",
+    "ReduceProd": "reduce_prod", "ReduceL1": "reduce_l1", "ReduceL2": "reduce_l2",
+    "ReduceLogicalAnd": "reduce_logical_and", "ReduceLogicalOr": "reduce_logical_or",
+    "MVN": "mvn", "ScaledDotProductAttention": "sdpa",
 }
-_LINEAR = {"Convolution", "GroupConvolution", "MatMul", "ConvolutionBackpropData"}
 
 
 def _dims(ps: ov.PartialShape) -> tuple[Dim, ...] | None:
@@ -60,59 +59,81 @@ def _dims(ps: ov.PartialShape) -> tuple[Dim, ...] | None:
     return tuple(d.get_length() if d.is_static else None for d in ps)
 
 
-def _input_channels(param: ov.Node) -> int | None:
-    """Channels expected by the first convolution fed (through cheap ops) by `param`."""
-    queue: deque[tuple[Any, int]] = deque([(param, 0)])
-    seen = set()
-    while queue:
-        node, depth = queue.popleft()
-        for out in node.outputs():
-            for target in out.get_target_inputs():
-                consumer = target.get_node()
-                if id(consumer) in seen:
-                    continue
-                seen.add(id(consumer))
-                kind = consumer.get_type_name()
-                if kind in ("Convolution", "GroupConvolution") and target.get_index() == 0:
-                    w = consumer.input_value(1).get_partial_shape()
-                    if w.rank.is_static and w[1].is_static:
-                        if kind == "Convolution":
-                            return int(w[1].get_length())
-                        if w[0].is_static and w[2].is_static:
-                            return int(w[0].get_length() * w[2].get_length())
-                elif depth < 6:
-                    queue.append((consumer, depth + 1))
+def _in_channels(node: ov.Node) -> int | None:
+    """A convolution's input channels, from its weight: `[O, I, ...]`, or `[G, O/G, I/G, ...]`
+    for a grouped one."""
+    w = node.input_value(1).get_partial_shape()
+    if w.rank.is_dynamic or not w[1].is_static:
+        return None
+    if node.get_type_name() == "Convolution":
+        return int(w[1].get_length())
+    if w[0].is_static and w[2].is_static:
+        return int(w[0].get_length() * w[2].get_length())
     return None
 
 
-def probe_input_shapes(model: ov.Model, spatial: int = DEFAULT_SPATIAL) -> list[tuple[int, ...]]:
-    """Concrete input shapes: static dims kept, batch 1, spatial `spatial`, channels guessed."""
-    shapes: list[tuple[int, ...]] = []
-    for param in model.get_parameters():
-        ps = param.get_partial_shape()
-        if ps.rank.is_dynamic:
-            shapes.append((1, _input_channels(param) or 3, spatial, spatial))
-            continue
-        rank = ps.rank.get_length()
-        dims = []
-        for i, d in enumerate(ps):
-            if d.is_static:
-                dims.append(int(d.get_length()))
-                continue
-            lo = d.get_min_length()
-            hi = d.get_max_length()
-            if rank == 4 and i == 1:
-                want = _input_channels(param) or 3
-            elif rank >= 3 and i >= rank - 2:
-                want = spatial
-            else:
-                want = 1
-            want = max(want, lo)
-            if hi >= 0:
-                want = min(want, hi)
-            dims.append(want)
-        shapes.append(tuple(dims))
-    return shapes
+def _windows(attrs: dict[str, Any]) -> dict[str, Any]:
+    pads = list(attrs.get("pads_begin", [])) + list(attrs.get("pads_end", []))
+    facts = {"pads": pads, "auto_pad": str(attrs.get("auto_pad", "explicit")).lower(),
+             "strides": list(attrs.get("strides", []))}
+    if "kernel" in attrs:
+        facts["kernel"] = list(attrs["kernel"])
+    return facts
+
+
+def _facts(node: ov.Node, neutral: str, outputs: list[TensorInfo]) -> dict[str, Any]:
+    """The neutral facts (`opkinds.FACTS`) of `node`, read from its native attributes."""
+    if neutral == "const":
+        shape = outputs[0].shape
+        small = shape is not None and _size(shape) <= 64
+        return {"value": _const_array(node)} if small else {}
+    if neutral == "input":
+        ps = node.get_partial_shape()
+        return {} if ps.rank.is_dynamic else {
+            "bounds": [(d.get_min_length(), d.get_max_length()) for d in ps]}
+    if neutral in ("conv", "avg_pool"):
+        facts = _windows(node.get_attributes())
+        if neutral == "conv":
+            facts["in_channels"] = _in_channels(node)
+        return facts
+    if neutral in ("softmax", "log_softmax"):
+        return {"axis": int(node.get_attributes().get("axis", -1))}
+    if neutral == "matmul":
+        attrs = node.get_attributes()
+        return {"transpose_a": bool(attrs.get("transpose_a")),
+                "transpose_b": bool(attrs.get("transpose_b"))}
+    if neutral in REDUCTIONS or neutral == "mvn":
+        return {"axes_input": 1}
+    return {}
+
+
+def _translate(ops: list[ov.Node]) -> list[Translated]:
+    """Every op of `ops` (in order) as the view builder takes it. Op ids are friendly names,
+    made unique; nodes are matched by their instance id."""
+    ids: dict[int, str] = {}
+    taken: set[str] = set()
+    for node in ops:
+        oid = unique_id(node.get_friendly_name() or node.get_type_name(), taken)
+        ids[node.get_instance_id()] = oid
+        taken.add(oid)
+    out = []
+    for node in ops:
+        inputs = []
+        for inp in node.inputs():
+            src = inp.get_source_output()
+            inputs.append(Value(ids[src.get_node().get_instance_id()], src.get_index()))
+        outputs = [
+            TensorInfo(shape=_dims(o.get_partial_shape()), probe=None,
+                       dtype=o.get_element_type().get_type_name(),
+                       names=tuple(sorted(o.get_names())))
+            for o in node.outputs()
+        ]
+        t = node.get_type_name()
+        neutral = NEUTRAL.get(t, "other")
+        info = OpInfo(id=ids[node.get_instance_id()], name=node.get_friendly_name(), type=t,
+                      kind="other", inputs=inputs, outputs=outputs, neutral=neutral)
+        out.append(Translated(info, node, _facts(node, neutral, outputs)))
+    return out
 
 
 Probe = tuple[tuple[int, ...] | None, np.ndarray | None]
@@ -192,159 +213,14 @@ def _const_array(node: ov.Node) -> np.ndarray | None:
         return None
 
 
-def _pointwise(node: ov.Node, t: str, ins: list[TensorInfo]) -> str | None:
-    """How `node` can act per spatial location on a 4-D input 0: 'unary' (elementwise on
-    input 0, other inputs are parameters), 'binary' (elementwise with broadcasting; operands
-    that do not carry the data must not vary over space), or None."""
-    if t in _UNARY:
-        return "unary"
-    if t in _BINARY:
-        return "binary"
-    if t in ("Convolution", "GroupConvolution") and len(ins) == 2:
-        attrs = node.get_attributes()
-        w = ins[1].probe or ins[1].shape
-        pads = list(attrs.get("pads_begin", [])) + list(attrs.get("pads_end", []))
-        if (
-            w is not None
-            and tuple(w[-2:]) == (1, 1)
-            and list(attrs.get("strides", [])) == [1, 1]
-            and not any(pads)
-            and attrs.get("auto_pad", "explicit") in ("explicit", "notset", "valid")
-        ):
-            return "unary"
-    if t in ("Softmax", "LogSoftmax") and ins and ins[0].rank == 4:
-        axis = int(node.get_attributes().get("axis", -1))
-        if axis % 4 == 1:
-            return "unary"
-    return None
-
-
-def _classify(node: ov.Node, info: OpInfo, view_inputs: list[TensorInfo],
-              const_inputs: list[bool]) -> str:
-    t = info.type
-    if t == "Parameter":
-        return "input"
-    if t == "Constant":
-        return "const"
-    if t == "Result":
-        return "output"
-    if t == "ShapeOf":
-        return "shapeof"
-    if t in _SCORE:
-        return "score"
-    if t in _SHAPE:
-        return "shape"
-    if t in _LINEAR and len(const_inputs) >= 2 and (const_inputs[1] or const_inputs[0]):
-        return "linear"
-    data = view_inputs[0] if view_inputs else None
-    in_probe = data.probe if data is not None else None
-    if t == "ReduceMean" and data is not None and data.rank == 4:
-        axes = view_inputs[1].probe_value if len(view_inputs) > 1 else None
-        if axes is not None:
-            norm = {int(a) % 4 for a in np.atleast_1d(axes)}
-            if norm == {2, 3}:
-                return "gap"
-    if t == "AvgPool" and in_probe is not None and len(in_probe) == 4:
-        attrs = node.get_attributes()
-        kernel = list(attrs.get("kernel", []))
-        pads = list(attrs.get("pads_begin", [])) + list(attrs.get("pads_end", []))
-        if kernel == list(in_probe[2:]) and not any(pads):
-            return "gap"
-    if t == "AdaptiveAvgPool":
-        size = view_inputs[1].probe_value if len(view_inputs) > 1 else None
-        if size is not None and [int(s) for s in np.atleast_1d(size)] == [1, 1]:
-            return "gap"
-    return "other"
-
-
 def build_view(model: ov.Model, spatial: int = DEFAULT_SPATIAL) -> GraphView:
     ops = model.get_ordered_ops()
-    probe_inputs = probe_input_shapes(model, spatial)
-    probes = _probe(model, probe_inputs)
-
-    # Op ids are friendly names, made unique; nodes are matched by their instance id.
-    by_ptr: dict[int, str] = {}
-    native: dict[str, Any] = {}
-    for node in ops:
-        base = node.get_friendly_name() or node.get_type_name()
-        oid, k = base, 1
-        while oid in native:
-            k += 1
-            oid = f"{base}#{k}"
-        by_ptr[node.get_instance_id()] = oid
-        native[oid] = node
-
-    view_ops: dict[str, OpInfo] = {}
-    order: list[str] = []
-    graph = nx.DiGraph()
-    const_derived: dict[str, bool] = {}
-    for idx, node in enumerate(ops):
-        oid = by_ptr[node.get_instance_id()]
-        inputs = []
-        for inp in node.inputs():
-            src = inp.get_source_output()
-            inputs.append(Value(by_ptr[src.get_node().get_instance_id()], src.get_index()))
-        outputs = []
-        for i in range(node.get_output_size()):
-            out = node.output(i)
-            outputs.append(
-                TensorInfo(
-                    shape=_dims(out.get_partial_shape()),
-                    probe=probes[idx][i][0],
-                    probe_value=probes[idx][i][1],
-                    dtype=out.get_element_type().get_type_name(),
-                    names=tuple(sorted(out.get_names())),
-                )
-            )
-        t = node.get_type_name()
-        if t == "Parameter":
-            const_derived[oid] = False
-        elif t == "Constant":
-            const_derived[oid] = True
-        else:
-            const_derived[oid] = all(const_derived[v.op] for v in inputs)
-        info = OpInfo(id=oid, name=node.get_friendly_name(), type=t, kind="other",
-                      inputs=inputs, outputs=outputs)
-        if t == "Constant" and outputs[0].shape is not None and _size(outputs[0].shape) <= 64:
-            value = _const_array(node)
-            if value is not None:
-                info.attrs["value"] = value
-        in_tensors = [view_ops[v.op].outputs[v.port] for v in inputs]
-        info.kind = _classify(node, info, in_tensors, [const_derived[v.op] for v in inputs])
-        pointwise = _pointwise(node, t, in_tensors)
-        if pointwise is not None:
-            info.attrs["pointwise"] = pointwise
-        if t in _AFFINE:
-            info.attrs["affine"] = _AFFINE[t]
-        attention = attention_kind(t, in_tensors[0] if in_tensors else None)
-        if attention is not None:
-            info.attrs["attention"] = attention
-        if (t.startswith("Reduce") or t == "MVN") and len(in_tensors) > 1:
-            axes = norm_axes(in_tensors[1].probe_value, in_tensors[0].rank)
-            if axes is not None:
-                info.attrs["axes"] = axes
-        if t == "MatMul":
-            attrs = node.get_attributes()
-            if attrs.get("transpose_a"):
-                info.attrs["transpose_a"] = True
-            layout = matrix_layout(in_tensors[1], [const_derived[v.op] for v in inputs],
-                                   bool(attrs.get("transpose_a")),
-                                   bool(attrs.get("transpose_b")))
-            if layout is not None:
-                info.attrs["matrix"] = layout
-        view_ops[oid] = info
-        order.append(oid)
-        graph.add_node(oid)
-        for dst_port, v in enumerate(inputs):
-            if graph.has_edge(v.op, oid):
-                graph.edges[v.op, oid]["ports"].append((v.port, dst_port))
-            else:
-                graph.add_edge(v.op, oid, ports=[(v.port, dst_port)])
-
-    params = [by_ptr[p.get_instance_id()] for p in model.get_parameters()]
-    results = [by_ptr[r.get_instance_id()] for r in model.get_results()]
-    view = GraphView(ops=view_ops, order=order, inputs=params, results=results, graph=graph,
-                     native=native, probe_inputs=probe_inputs)
-    view._const_derived = const_derived
-    mark_attention_queries(view)
-    return view
+    translated = _translate(ops)
+    ids = {node.get_instance_id(): t.info.id for node, t in zip(ops, translated, strict=True)}
+    inputs = [ids[p.get_instance_id()] for p in model.get_parameters()]
+    results = [ids[r.get_instance_id()] for r in model.get_results()]
+    probe_inputs = probe_input_shapes(translated, inputs, spatial)
+    for t, row in zip(translated, _probe(model, probe_inputs), strict=True):
+        for tensor, (shape, value) in zip(t.info.outputs, row, strict=True):
+            tensor.probe, tensor.probe_value = shape, value
+    return assemble(translated, inputs, results, probe_inputs)
