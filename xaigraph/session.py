@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from xaigraph.errors import BadInputError
+from xaigraph.model_io import core, load_model, ov_from_onnx, ov_message
 
 __all__ = ["ENGINES", "Inputs", "OutputKey", "Session", "TensorInfo"]
 
@@ -64,13 +65,8 @@ class TensorInfo:
 
 
 def _one_line(exc: BaseException) -> str:
-    """The informative part of an engine's exception, on one line (OpenVINO's messages carry
-    'Exception from file:line' lines and 'Check ... failed at file:line' prefixes)."""
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    useful = [ln for ln in lines if not ln.startswith("Exception from ")]
-    text = re.sub(r"Check '.*?' failed at \S+:\d+:\s*", "", " ".join(useful or lines))
-    text = re.sub(r"\s+", " ", text).strip() or type(exc).__name__
-    return text[:300] + ("..." if len(text) > 300 else "")
+    """An engine's exception on one line, without OpenVINO's 'Check ... failed at file:line'."""
+    return re.sub(r"Check '.*?' failed at \S+:\d+:\s*", "", ov_message(exc)) or type(exc).__name__
 
 
 class _OpenVINO:
@@ -78,8 +74,6 @@ class _OpenVINO:
 
     def __init__(self, model: Any, precision: str | None, config: Mapping[str, str],
                  device: str) -> None:
-        from xaigraph.model_io import core
-
         properties = dict(config)
         if precision is not None:
             properties.setdefault("INFERENCE_PRECISION_HINT", precision)
@@ -116,6 +110,7 @@ class _OpenVINO:
         if requests not in self.queues:  # 0: OpenVINO's optimal number of requests
             self.queues[requests] = ov.AsyncInferQueue(self.compiled, requests)
         queue = self.queues[requests]
+        queue.wait_all()  # requests of a stream left unfinished would report here
         done: dict[int, list[np.ndarray]] = {}
 
         def finished(request: Any, index: int) -> None:
@@ -335,8 +330,6 @@ def _resolve(model: Any, engine: str | None) -> tuple[str, Any]:
 
     if isinstance(model, onnx.ModelProto):
         if engine == "openvino":
-            from xaigraph.model_io import ov_from_onnx
-
             return engine, ov_from_onnx(model)
         return "onnxruntime", model
     if engine == "onnxruntime":
@@ -346,8 +339,6 @@ def _resolve(model: Any, engine: str | None) -> tuple[str, Any]:
 
 
 def _resolve_path(path: Path, engine: str | None) -> tuple[str, Any]:
-    from xaigraph.model_io import load_model
-
     onnx_file = path.suffix.lower() == ".onnx"
     if engine == "onnxruntime" and not onnx_file:
         raise BadInputError(f"ONNX Runtime runs ONNX models only, not {path.name}")

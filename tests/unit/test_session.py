@@ -110,6 +110,11 @@ def test_stream_yields_as_it_goes(session: Session) -> None:
     first = next(stream)
     np.testing.assert_allclose(first[0], batch(2, 0) ** 2, rtol=0, atol=1e-6)
     assert len(list(stream)) == 4
+    left = session.stream([[batch(2, seed)] for seed in range(5)], requests=2)
+    next(left)  # left unfinished: another run is not disturbed by its requests
+    again = session.run_many([[batch(1, seed)] for seed in range(4)], requests=2)
+    for seed, (total, _) in enumerate(again):
+        np.testing.assert_allclose(total, batch(1, seed) + C, rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize(("array", "message"), [
