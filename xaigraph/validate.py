@@ -1,9 +1,9 @@
 """Prove that the augmented model keeps the original's interface and outputs.
 
-Both models run on the same runtime (OpenVINO CPU with f32 inference precision, or ONNX
-Runtime CPU without graph optimisations) and are fed the same seeded inputs: batch 1, and
-batch 2 when the batch is dynamic, plus any user samples. For every
-original output the largest absolute difference must stay within
+Both models run on the same runtime (a `xaigraph.session.Session` with its defaults: OpenVINO
+CPU with f32 inference precision, or ONNX Runtime CPU without graph optimisations) and are fed
+the same seeded inputs: batch 1, and batch 2 when the batch is dynamic, plus any user
+samples. For every original output the largest absolute difference must stay within
 `ATOL + RTOL * max|original|` (exact equality for integer outputs).
 """
 
