@@ -14,6 +14,7 @@ from xaigraph.methods import get_method
 from xaigraph.methods.base import why_not
 from xaigraph.ops import OpBuilder, T
 from xaigraph.pipeline import InsertRecord, Model, Pass, PassContext, PassResult, SelfCheck
+from xaigraph.session import Session
 from xaigraph.target import Target
 from xaigraph.validate import make_inputs
 
@@ -163,8 +164,9 @@ class InsertSaliencyPass(Pass):
         checked) on a seeded input, and the range of the reference."""
         dtypes = ctx.backend.input_dtypes(model)
         arrays = make_inputs(dtypes, ctx.probe_inputs, seed=0)
-        outputs = ctx.backend.runner(model)(arrays)
-        ref, got = outputs[-2].astype(np.float64), outputs[-1].astype(np.float64)
+        session = Session.open(model, ctx.backend.engine)
+        outputs = session.run(arrays, outputs=[CHECK_OUTPUT, SALIENCY_OUTPUT])
+        ref, got = outputs[0].astype(np.float64), outputs[1].astype(np.float64)
         if got.shape != ref.shape or not np.all(np.isfinite(got)):
             return float("inf"), 0.0
         return float(np.max(np.abs(got - ref))), float(ref.max() - ref.min())

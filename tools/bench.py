@@ -29,7 +29,7 @@ import onnxruntime as ort
 import openvino as ov
 
 import xaigraph
-from xaigraph.model_io import core
+from xaigraph.session import Session
 
 CACHE = Path(os.environ.get("XAIGRAPH_CACHE", Path.home() / ".cache" / "xaigraph")) / "bench"
 TARGETS = {  # (runtime, model, method) -> the largest acceptable ratio
@@ -81,21 +81,18 @@ def bundled_model() -> Path:
     return Path(str(files("xaigraph.data") / "efficientnet_lite0.onnx"))
 
 
-def ov_runner(model: ov.Model) -> Runner:
-    request = core().compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY"}
-                                   ).create_infer_request()
-    return lambda x: request.infer([x])
+def ov_runner(model: ov.Model | Path) -> Runner:
+    session = Session.open(model, "openvino", precision=None,
+                           config={"PERFORMANCE_HINT": "LATENCY"})
+    return lambda x: session.run([x])
 
 
 def ort_runner(model: Any) -> Runner:
     # Two sessions alternate here: with spinning worker threads (the default) the idle one's
     # threads would keep spinning and slow the other one down.
-    options = ort.SessionOptions()
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(model.SerializeToString(), options,
-                                   providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    return lambda x: session.run(None, {name: x})
+    session = Session.open(model, "onnxruntime", optimize=True,
+                           config={"session.intra_op.allow_spinning": "0"})
+    return lambda x: session.run([x])
 
 
 def latency_ratio(runs: tuple[Runner, Runner], x: np.ndarray, rounds: int,
@@ -170,11 +167,9 @@ def main() -> int:
             for method in methods:
                 augmented, insert_s = insert(path, method, fmt)
                 if runtime == "openvino":
-                    runs = (ov_runner(core().read_model(str(path))), ov_runner(augmented))
+                    runs = (ov_runner(path), ov_runner(augmented))
                 else:
-                    import onnx
-
-                    runs = (ort_runner(onnx.load(str(path))), ort_runner(augmented))
+                    runs = (ort_runner(path), ort_runner(augmented))
                 ratio, base_ms, aug_ms = latency_ratio(runs, x, args.rounds, args.iters)
                 target = TARGETS.get((runtime, name, method),
                                      ACTIVATIONMAP_TARGET if method == "activationmap" else None)

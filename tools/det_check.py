@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 import xaigraph
+from xaigraph.session import Session
 
 SIZE = 320
 
@@ -108,7 +109,7 @@ def main() -> int:
                     print(f"{name:10} {route:14} {fmt:5} FAILED: {exc}", flush=True)
                     failures += 1
                     continue
-                got = result.backend.runner(result.model)([x])[-1]
+                got = Session.open(result.model).run([x], outputs=["saliency_map"])[0]
                 err = float(np.max(np.abs(got - ref)))
                 ok = got.shape == ref.shape and err <= 1e-4
                 failures += not ok

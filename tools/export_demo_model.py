@@ -23,16 +23,12 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import shutil
 import sys
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import skimage.data
 import torch
 import torchvision
@@ -42,6 +38,8 @@ from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
 from xaigraph.demo import IMAGE_SIZE, LABELS_FILE, MODEL_FILE, PHOTO_FILE, preprocess
+from xaigraph.files import atomic_write
+from xaigraph.session import Session
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "xaigraph" / "data"
 OPSET = 17
@@ -164,27 +162,14 @@ def check_graph_unchanged(before: onnx.ModelProto, after: onnx.ModelProto) -> No
     assert [n.SerializeToString() for n in g0.node] == [n.SerializeToString() for n in rest]
 
 
-def ort_logits(model_bytes: bytes, x: np.ndarray) -> np.ndarray:
-    session = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
-    return np.asarray(session.run(["logits"], {"image": x})[0])
+def ort_logits(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
+    session = Session.open(model, "onnxruntime", optimize=True)
+    return session.run({"image": x}, outputs=["logits"])[0]
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
     e = np.exp(z - z.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
-
-
-def write_atomic(path: Path, write: Callable[[Path], object]) -> None:
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        tmp.chmod(0o644)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def chelsea_source() -> Path:
@@ -271,8 +256,8 @@ def main(argv: list[str] | None = None) -> int:
                                                    np.concatenate([cat, coffee]))):
         with torch.no_grad():
             ref = model(torch.from_numpy(x)).numpy()
-        got32 = ort_logits(fp32_bytes, x)
-        got16 = ort_logits(fp16_bytes, x)
+        got32 = ort_logits(fp32, x)
+        got16 = ort_logits(fp16, x)
         d32 = float(np.max(np.abs(got32 - ref)))
         d16 = float(np.max(np.abs(got16 - ref)))
         pdiff = float(np.max(np.abs(softmax(got16) - softmax(ref))))
@@ -285,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{ref.min():.2f}..{ref.max():.2f}; same top-5: {same_top5}")
         ok &= d16 <= LOGIT_TOL and same_top5
 
-    probs = softmax(ort_logits(fp16_bytes, cat))[0]
+    probs = softmax(ort_logits(fp16, cat))[0]
     top5 = np.argsort(-probs)[:5]
     print("top-5 on chelsea.png (ONNX Runtime, fp16 weights):")
     for i in top5:
@@ -302,11 +287,11 @@ def main(argv: list[str] | None = None) -> int:
 
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / MODEL_FILE, lambda p: p.write_bytes(fp16_bytes))
-    write_atomic(out / LABELS_FILE,
+    atomic_write(out / MODEL_FILE, lambda p: p.write_bytes(fp16_bytes))
+    atomic_write(out / LABELS_FILE,
                  lambda p: p.write_text("\n".join(labels) + "\n", encoding="utf-8"))
-    write_atomic(out / PHOTO_FILE, lambda p: shutil.copyfile(chelsea_source(), p))
-    write_atomic(out / "NOTICE", lambda p: p.write_text(NOTICE, encoding="utf-8"))
+    atomic_write(out / PHOTO_FILE, lambda p: shutil.copyfile(chelsea_source(), p))
+    atomic_write(out / "NOTICE", lambda p: p.write_text(NOTICE, encoding="utf-8"))
     init = out / "__init__.py"
     if not init.exists():
         init.write_text("")

@@ -25,15 +25,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import openvino as ov
 from PIL import Image
 
 from xaigraph import api
 from xaigraph.errors import BadInputError
+from xaigraph.files import atomic_write
 from xaigraph.overlay import panel
+from xaigraph.preprocess import Preprocess
+from xaigraph.session import Session
 
 __all__ = [
     "CROP_PADDING",
+    "EFFICIENTNET_LITE",
     "IMAGE_SIZE",
     "MODEL_FILE",
     "PHOTO_FILE",
@@ -47,6 +50,18 @@ IMAGE_SIZE = 224
 CROP_PADDING = 32
 MEAN_RGB = 127.0
 STDDEV_RGB = 128.0
+
+EFFICIENTNET_LITE = Preprocess(
+    size=(IMAGE_SIZE, IMAGE_SIZE),
+    resize="center_crop",
+    crop_fraction=IMAGE_SIZE / (IMAGE_SIZE + CROP_PADDING),
+    interpolation="bicubic",
+    mean=(MEAN_RGB, MEAN_RGB, MEAN_RGB),
+    std=(STDDEV_RGB, STDDEV_RGB, STDDEV_RGB),
+    channels="RGB",
+    layout="NCHW",
+    dtype="float32",
+)
 
 DATA_PACKAGE = "xaigraph.data"
 MODEL_FILE = "efficientnet_lite0.onnx"
@@ -62,23 +77,16 @@ TOP_K = 5
 def crop_box(width: int, height: int) -> tuple[int, int, int, int]:
     """(left, top, right, bottom) of the centred square the model sees in a `width`x`height`
     photo: `IMAGE_SIZE / (IMAGE_SIZE + CROP_PADDING)` of the short side."""
-    side = int(IMAGE_SIZE / (IMAGE_SIZE + CROP_PADDING) * min(width, height))
-    side = max(side, 1)
-    left = (width - side + 1) // 2
-    top = (height - side + 1) // 2
-    return left, top, left + side, top + side
+    return EFFICIENTNET_LITE.crop_box(width, height)
 
 
 def preprocess(image: Image.Image) -> np.ndarray:
     """The model input for one photo: `[1, 3, 224, 224]` float32, NCHW, RGB, `(x - 127) / 128`.
 
-    Centre crop (`crop_box`) resized to 224x224 with bicubic interpolation.
+    Centre crop (`crop_box`) resized to 224x224 with bicubic interpolation
+    (`EFFICIENTNET_LITE`).
     """
-    rgb = image.convert("RGB")
-    box = crop_box(*rgb.size)
-    resized = rgb.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BICUBIC, box=box)
-    x = (np.asarray(resized, dtype=np.float32) - MEAN_RGB) / STDDEV_RGB
-    return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+    return EFFICIENTNET_LITE.apply(image)
 
 
 def load_labels(text: str) -> list[str]:
@@ -112,14 +120,85 @@ def _check_outputs(paths: list[Path], force: bool) -> None:
             raise BadInputError(f"output exists: {p}; pass --force to overwrite it")
 
 
-def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+def _insert(method: str, progress: Callable[[str], None] | None
+            ) -> tuple[api.InsertResult, Image.Image, list[str]]:
+    """Insert `method` into the bundled model; also return the bundled photo and labels."""
+    data = resources.files(DATA_PACKAGE)
+    labels = load_labels(data.joinpath(LABELS_FILE).read_text(encoding="utf-8"))
+    with ExitStack() as stack:
+        model_path = stack.enter_context(resources.as_file(data.joinpath(MODEL_FILE)))
+        photo_path = stack.enter_context(resources.as_file(data.joinpath(PHOTO_FILE)))
+        with Image.open(photo_path) as img:
+            photo = img.convert("RGB")
+        result = api.insert(model_path, method=method, progress=progress)
+    return result, photo, labels
+
+
+def _infer(model_xml: Path, photo: Image.Image) -> tuple[np.ndarray, np.ndarray]:
+    """(logits, saliency_map) of the saved model on the photo, on OpenVINO CPU (f32)."""
+    session = Session.open(model_xml, "openvino")
+    logits, saliency = session.run([preprocess(photo)], outputs=[0, "saliency_map"])
+    return logits, saliency
+
+
+def _preprocessing_summary(box: tuple[int, int, int, int]) -> dict[str, Any]:
+    p = EFFICIENTNET_LITE
+    return {
+        "crop_box": list(box),
+        "resize": list(p.size),
+        "mean": p.mean[0],
+        "std": p.std[0],
+        "layout": f"{p.layout} {p.channels} {p.dtype}",
+    }
+
+
+def _summary(result: api.InsertResult, method: str, probs: np.ndarray, labels: list[str],
+             saliency: np.ndarray, box: tuple[int, int, int, int], files: dict[str, Path]
+             ) -> dict[str, Any]:
+    report = result.report
+    top = np.argsort(-probs)[:TOP_K]
+    top1 = int(top[0])
+    per_class = saliency.ndim == 4
+    class_map = _class_map(saliency, top1)
+    peak = np.unravel_index(int(np.argmax(class_map)), class_map.shape)
+    return {
+        "xaigraph_version": report.get("version"),
+        "model": MODEL_FILE,
+        "image": PHOTO_FILE,
+        "method": method,
+        "form": report.get("form"),
+        "preprocessing": _preprocessing_summary(box),
+        "top5": [
+            {"index": int(i), "label": labels[int(i)], "probability": round(float(probs[i]), 6)}
+            for i in top
+        ],
+        "target_layer": report.get("target", {}).get("name"),
+        "target_shape": report.get("target", {}).get("shape"),
+        "saliency_map": {
+            "shape": list(saliency.shape),
+            "dtype": str(saliency.dtype),
+            "class_index": top1 if per_class else None,
+            "class_label": labels[top1] if per_class else None,
+            "min": int(class_map.min()),
+            "max": int(class_map.max()),
+            "peak": [int(peak[0]), int(peak[1])],
+        },
+        "validation": report.get("validation", {}),
+        "files": {key: str(path) for key, path in files.items()},
+    }
+
+
+def _picture(photo: Image.Image, saliency: np.ndarray, probs: np.ndarray, labels: list[str],
+             method: str) -> Image.Image:
+    """The photo beside it with the top-1 class map over it, and a title."""
+    top1 = int(np.argmax(probs))
+    per_class = saliency.ndim == 4
+    what = f"map for '{labels[top1]}'" if per_class else "activation map (class-free)"
+    title = (
+        f"EfficientNet-Lite0 + xaigraph {method}: {labels[top1]} "
+        f"({100 * probs[top1]:.1f}%), {what}"
+    )
+    return panel(photo, _class_map(saliency, top1), title, box=crop_box(*photo.size))
 
 
 def run_demo(
@@ -137,91 +216,27 @@ def run_demo(
     """
     out = Path(out_dir)
     out_xml = out / OUTPUT_XML
-    out_png = out / OUTPUT_PNG
-    out_json = out / OUTPUT_JSON
+    files = {"model_xml": out_xml, "model_bin": out_xml.with_suffix(".bin"),
+             "panel_png": out / OUTPUT_PNG, "summary_json": out / OUTPUT_JSON}
     if out.exists() and not out.is_dir():
         raise BadInputError(f"output folder is a file: {out}")
-    _check_outputs([out_xml, out_xml.with_suffix(".bin"), out_png, out_json], force)
+    _check_outputs(list(files.values()), force)
 
-    data = resources.files(DATA_PACKAGE)
-    labels = load_labels(data.joinpath(LABELS_FILE).read_text(encoding="utf-8"))
-    with ExitStack() as stack:
-        model_path = stack.enter_context(resources.as_file(data.joinpath(MODEL_FILE)))
-        photo_path = stack.enter_context(resources.as_file(data.joinpath(PHOTO_FILE)))
-        with Image.open(photo_path) as img:
-            photo = img.convert("RGB")
-        result = api.insert(model_path, method=method, progress=progress)
-
+    result, photo, labels = _insert(method, progress)
     out.mkdir(parents=True, exist_ok=True)
     api.save(result, out_xml, force=force)
 
     if progress is not None:
         progress(f"run {out_xml.name} on {PHOTO_FILE} (OpenVINO CPU)")
-    core = ov.Core()
-    compiled = core.compile_model(
-        core.read_model(str(out_xml)), "CPU", {"INFERENCE_PRECISION_HINT": "f32"}
-    )
-    x = preprocess(photo)
-    outputs = compiled([x])
-    logits = np.asarray(outputs[compiled.outputs[0]])
-    saliency = np.asarray(outputs[compiled.output("saliency_map")])
-
+    logits, saliency = _infer(out_xml, photo)
     probs = _softmax(logits.reshape(-1))
-    top = np.argsort(-probs)[:TOP_K]
-    top1 = int(top[0])
-    class_map = _class_map(saliency, top1)
+    picture = _picture(photo, saliency, probs, labels, method)
+    atomic_write(files["panel_png"], lambda p: picture.save(p, format="PNG"))
 
     box = crop_box(*photo.size)
-    per_class = saliency.ndim == 4
-    what = f"map for '{labels[top1]}'" if per_class else "activation map (class-free)"
-    title = (
-        f"EfficientNet-Lite0 + xaigraph {method}: {labels[top1]} "
-        f"({100 * probs[top1]:.1f}%), {what}"
-    )
-    picture = panel(photo, class_map, title, box=box)
-    _write_atomic(out_png, lambda p: picture.save(p, format="PNG"))
-
-    report = result.report
-    validation = report.get("validation", {})
-    peak = np.unravel_index(int(np.argmax(class_map)), class_map.shape)
-    summary: dict[str, Any] = {
-        "xaigraph_version": report.get("version"),
-        "model": MODEL_FILE,
-        "image": PHOTO_FILE,
-        "method": method,
-        "form": report.get("form"),
-        "preprocessing": {
-            "crop_box": list(box),
-            "resize": [IMAGE_SIZE, IMAGE_SIZE],
-            "mean": MEAN_RGB,
-            "std": STDDEV_RGB,
-            "layout": "NCHW RGB float32",
-        },
-        "top5": [
-            {"index": int(i), "label": labels[int(i)], "probability": round(float(probs[i]), 6)}
-            for i in top
-        ],
-        "target_layer": report.get("target", {}).get("name"),
-        "target_shape": report.get("target", {}).get("shape"),
-        "saliency_map": {
-            "shape": list(saliency.shape),
-            "dtype": str(saliency.dtype),
-            "class_index": top1 if per_class else None,
-            "class_label": labels[top1] if per_class else None,
-            "min": int(class_map.min()),
-            "max": int(class_map.max()),
-            "peak": [int(peak[0]), int(peak[1])],
-        },
-        "validation": validation,
-        "files": {
-            "model_xml": str(out_xml),
-            "model_bin": str(out_xml.with_suffix(".bin")),
-            "panel_png": str(out_png),
-            "summary_json": str(out_json),
-        },
-    }
+    summary = _summary(result, method, probs, labels, saliency, box, files)
     text = json.dumps(summary, indent=2, default=_json_default) + "\n"
-    _write_atomic(out_json, lambda p: p.write_text(text, encoding="utf-8"))
+    atomic_write(files["summary_json"], lambda p: p.write_text(text, encoding="utf-8"))
     return summary
 
 

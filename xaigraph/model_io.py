@@ -6,11 +6,9 @@ clear sentence instead of a frontend's stack of messages.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
-import tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +17,7 @@ from typing import Any
 import openvino as ov
 
 from xaigraph.errors import BadInputError
+from xaigraph.files import staged
 
 __all__ = [
     "LoadedModel",
@@ -245,63 +244,31 @@ def check_output_path(out: str | os.PathLike[str], *, force: bool, inputs: list[
     return p
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def save_ir(model: ov.Model, out_xml: Path) -> None:
-    """Write `model` as `out_xml` + `.bin` via temporary files and renames.
+    """Write `model` as `out_xml` + `.bin` via temporary files and renames (`files.staged`).
 
     On any failure or interruption the temporary files are removed and no output file is
     touched; an existing output is only replaced when both new files are complete.
     """
-    folder = out_xml.parent if str(out_xml.parent) else Path(".")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out_xml.stem}.", suffix=".tmp.xml", dir=folder)
-    os.close(fd)
-    tmp_xml = Path(tmp_name)
-    tmp_bin = tmp_xml.with_suffix(".bin")
-    try:
+    with staged([out_xml.with_suffix(".bin"), out_xml]) as (_, tmp_xml):
         ov.save_model(model, str(tmp_xml), compress_to_fp16=False)
-        mode = 0o666 & ~_umask()  # mkstemp creates 0600; give the usual permissions
-        for t in (tmp_xml, tmp_bin):
-            os.chmod(t, mode)
-        os.replace(tmp_bin, out_xml.with_suffix(".bin"))
-        os.replace(tmp_xml, out_xml)
-    except BaseException:
-        for t in (tmp_xml, tmp_bin):
-            with contextlib.suppress(FileNotFoundError):
-                t.unlink()
-        raise
     log.debug("wrote %s", out_xml)
 
 
 def save_onnx(model: Any, out: Path, external_data: bool) -> None:
     """Write `model` as `out` (and `out.data` when `external_data`), atomically: both files
-    are written into a temporary folder beside `out`, then renamed into place."""
-    import shutil
-
+    are written beside `out` under their final names in a temporary folder, then renamed into
+    place (`files.staged`)."""
     import onnx
 
-    folder = out.parent if str(out.parent) else Path(".")
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=folder))
-    data_name = out.name + ".data"
-    try:
-        tmp_model = tmp_dir / out.name
+    data = out.with_name(out.name + ".data")
+    with staged([data, out]) as (_, tmp_model):
         if external_data:
             copy = onnx.ModelProto()
             copy.CopyFrom(model)  # saving with external data rewrites the proto in place
             onnx.save_model(copy, str(tmp_model), save_as_external_data=True,
-                            all_tensors_to_one_file=True, location=data_name,
+                            all_tensors_to_one_file=True, location=data.name,
                             size_threshold=1024)
         else:
             onnx.save_model(model, str(tmp_model))
-        mode = 0o666 & ~_umask()
-        written = [p for p in (tmp_dir / data_name, tmp_model) if p.exists()]
-        for p in written:
-            os.chmod(p, mode)
-            os.replace(p, folder / p.name)
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
     log.debug("wrote %s", out)

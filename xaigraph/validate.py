@@ -1,9 +1,9 @@
 """Prove that the augmented model keeps the original's interface and outputs.
 
-Both models run on the same runtime (OpenVINO CPU with f32 inference precision, or ONNX
-Runtime CPU without graph optimisations) and are fed the same seeded inputs: batch 1, and
-batch 2 when the batch is dynamic, plus any user samples. For every
-original output the largest absolute difference must stay within
+Both models run on the same runtime (a `xaigraph.session.Session` with its defaults: OpenVINO
+CPU with f32 inference precision, or ONNX Runtime CPU without graph optimisations) and are fed
+the same seeded inputs: batch 1, and batch 2 when the batch is dynamic, plus any user
+samples. For every original output the largest absolute difference must stay within
 `ATOL + RTOL * max|original|` (exact equality for integer outputs).
 """
 
@@ -18,6 +18,7 @@ import numpy as np
 
 from xaigraph.backends import Backend
 from xaigraph.errors import BadInputError, ValidationError
+from xaigraph.session import Session
 
 __all__ = [
     "ATOL",
@@ -111,8 +112,8 @@ def validate_outputs(
 ) -> list[ValidationRun]:
     """Run both models side by side; raise `ValidationError` on a difference."""
     check_interface(backend, original, augmented)
-    ref_model = backend.runner(original)
-    aug_model = backend.runner(augmented)
+    ref_model = Session.open(original, backend.engine)
+    aug_model = Session.open(augmented, backend.engine)
     ports = backend.inputs(original)
     dtypes = backend.input_dtypes(original)
     dynamic_batch = all(p.dims is not None and len(p.dims) > 0 and p.dims[0] is None
@@ -141,8 +142,8 @@ def validate_outputs(
     runs = []
     names = [p.name for p in backend.outputs(original)]
     for label, arrays in feeds:
-        ref = ref_model(arrays)
-        got = aug_model(arrays)
+        ref = ref_model.run(arrays)
+        got = aug_model.run(arrays, outputs=range(len(names)))
         run = ValidationRun(label, [list(a.shape) for a in arrays])
         for i, name in enumerate(names):
             run.outputs.append(_diff(name, ref[i], got[i]))

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,6 +34,7 @@ class Port:
 class Backend(Protocol):
     name: str  # "ir" or "onnx" (see xaigraph.backends)
     suffix: str  # of the files it writes: ".xml" or ".onnx"
+    engine: str  # the runtime that validates its models (`xaigraph.session.ENGINES`)
 
     def build_view(self, model: Any) -> GraphView: ...
     def builder(self, model: Any, view: GraphView | None, prefix: str = "xai") -> OpBuilder: ...
@@ -50,9 +50,6 @@ class Backend(Protocol):
     def input_dtypes(self, model: Any) -> list[np.dtype[Any]]: ...
     def read_stamp(self, model: Any) -> dict[str, str] | None: ...
     def write_stamp(self, model: Any, fields: dict[str, str]) -> None: ...
-    def runner(self, model: Any) -> Callable[[Sequence[np.ndarray]], list[np.ndarray]]:
-        """Compile `model` for validation; the callable returns every output in order."""
-
     def save(self, model: Any, path: Path) -> None:
         """Write atomically (temporary files in the destination folder, then renames)."""
 

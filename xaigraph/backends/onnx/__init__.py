@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 from onnx import helper
 
 from xaigraph import model_io
 from xaigraph.backends.base import Port
 from xaigraph.backends.onnx.builder import ONNXBuilder
 from xaigraph.backends.onnx.view import DTYPES, build_view, real_inputs
-from xaigraph.errors import BadInputError
 from xaigraph.graph_view import GraphView
 from xaigraph.stamp import STAMP_KEYS
 
@@ -43,6 +40,7 @@ def _port(vi: onnx.ValueInfoProto) -> Port:
 class ONNXBackend:
     name = "onnx"
     suffix = ".onnx"
+    engine = "onnxruntime"
 
     def __init__(self, external_data: bool = False) -> None:
         self.external_data = external_data
@@ -91,25 +89,6 @@ class ONNXBackend:
         model.metadata_props.extend(keep)
         helper.set_model_props(model, {**{p.key: p.value for p in keep},
                                        **{_PREFIX + k: v for k, v in fields.items()}})
-
-    def runner(self, model: onnx.ModelProto
-               ) -> Callable[[Sequence[np.ndarray]], list[np.ndarray]]:
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        options.log_severity_level = 3
-        try:
-            session = ort.InferenceSession(model.SerializeToString(), options,
-                                           providers=["CPUExecutionProvider"])
-        except Exception as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise BadInputError(f"ONNX Runtime cannot run the model: {first}") from exc
-        names = [i.name for i in session.get_inputs()]
-
-        def run(arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
-            return [np.asarray(a) for a in session.run(None, dict(zip(names, arrays,
-                                                                        strict=True)))]
-
-        return run
 
     def save(self, model: onnx.ModelProto, path: Path) -> None:
         onnx.checker.check_model(model, full_check=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ def _port(i: int, p: ov.Output) -> Port:
 class OVBackend:
     name = "ir"
     suffix = ".xml"
+    engine = "openvino"
 
     def build_view(self, model: ov.Model) -> GraphView:
         return build_view(model)
@@ -67,17 +67,6 @@ class OVBackend:
     def write_stamp(self, model: ov.Model, fields: dict[str, str]) -> None:
         for key, value in fields.items():
             model.set_rt_info(value, ["xai", key])
-
-    def runner(self, model: ov.Model) -> Callable[[Sequence[np.ndarray]], list[np.ndarray]]:
-        compiled = model_io.core().compile_model(model, "CPU",
-                                                 {"INFERENCE_PRECISION_HINT": "f32"})
-        count = len(model.outputs)
-
-        def run(arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
-            result = compiled(list(arrays))
-            return [np.asarray(result[i]) for i in range(count)]
-
-        return run
 
     def save(self, model: ov.Model, path: Path) -> None:
         model_io.save_ir(model, path)
