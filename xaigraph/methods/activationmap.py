@@ -17,9 +17,7 @@ class ActivationMap(Method):
     per_class = False
     summary = "mean over channels of the target feature map, [N, H, W]"
 
-    def form(self, view: GraphView, target: Target, head: Head,
-             form: str | None = None) -> str:
-        return "channel mean of the target"
+    how = "channel mean of the target"
 
     def build(self, b: OpBuilder, view: GraphView, target: Target, head: Head,
               form: str | None = None) -> T:

@@ -21,6 +21,7 @@ class Method:
     name: str
     per_class: bool  # maps [N, K, h, w] (True) or [N, h, w] (False)
     summary: str
+    how = ""  # one line on how it is built, when that is the same for every target
     target_kind = "map"
     forms: tuple[str, ...] = ()
     form_names: tuple[str, ...] = ()  # every form `build` takes (insert-saliency's form=)
@@ -34,8 +35,10 @@ class Method:
 
     def form(self, view: GraphView, target: Target, head: Head,
              form: str | None = None) -> str:
-        """One line on how the method will be built for this target."""
-        raise NotImplementedError
+        """One line on how the method will be built for this target (`how` by default)."""
+        if not self.how:
+            raise NotImplementedError
+        return self.how
 
     def build(self, b: OpBuilder, view: GraphView, target: Target, head: Head,
               form: str | None = None) -> T:

@@ -39,10 +39,8 @@ class EigenCAM(Method):
                     f"[H*W, H*W] matrix and allows at most {MAX_LOCATIONS}")
         return None
 
-    def form(self, view: GraphView, target: Target, head: Head,
-             form: str | None = None) -> str:
-        return (f"first principal component of the centred location vectors, by {STEPS} "
-                "squarings of their Gram matrix")
+    how = (f"first principal component of the centred location vectors, by {STEPS} "
+           "squarings of their Gram matrix")
 
     def build(self, b: OpBuilder, view: GraphView, target: Target, head: Head,
               form: str | None = None) -> T:

@@ -26,6 +26,16 @@ MIN_OPSET = 9  # everything the builder emits exists at opset 9 (EyeLike, broadc
 _ONNX_TYPES: dict[str, int] = {name: int(code) for code, name in DTYPES.items()}
 
 
+def _binary(op: str) -> Callable[[ONNXBuilder, T, T], T]:
+    """The builder method for the two-input ONNX op `op` (output typed as its first input)."""
+
+    def build(self: ONNXBuilder, a: T, b: T) -> T:
+        return self._node(op, [a, b], self.dtype(a))
+
+    build.__name__ = op.lower()
+    return build
+
+
 class ONNXBuilder(BuilderBase):
     """Builds into `model` (modified in place); `view` must describe the same model."""
 
@@ -288,23 +298,12 @@ class ONNXBuilder(BuilderBase):
         return self._node("EyeLike", [square], dtype, dtype=_ONNX_TYPES[dtype])
 
     # -- arithmetic -------------------------------------------------------------------------
-    def add(self, a: T, b: T) -> T:
-        return self._node("Add", [a, b], self.dtype(a))
-
-    def sub(self, a: T, b: T) -> T:
-        return self._node("Sub", [a, b], self.dtype(a))
-
-    def mul(self, a: T, b: T) -> T:
-        return self._node("Mul", [a, b], self.dtype(a))
-
-    def div(self, a: T, b: T) -> T:
-        return self._node("Div", [a, b], self.dtype(a))
-
-    def maximum(self, a: T, b: T) -> T:
-        return self._node("Max", [a, b], self.dtype(a))
-
-    def matmul(self, a: T, b: T) -> T:
-        return self._node("MatMul", [a, b], self.dtype(a))
+    add = _binary("Add")
+    sub = _binary("Sub")
+    mul = _binary("Mul")
+    div = _binary("Div")
+    maximum = _binary("Max")
+    matmul = _binary("MatMul")
 
     def sign(self, x: T) -> T:
         return self._node("Sign", [x], self.dtype(x))
