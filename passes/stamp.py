@@ -9,11 +9,12 @@ __all__ = ["StampPass"]
 
 
 class StampPass(Pass):
-    """Writes `xai.{version,method,target_layer,pipeline,output,scaling}` (OpenVINO `rt_info`,
-    ONNX `metadata_props`) from the context: the method insert-saliency built, the target's
-    name, the text of the whole run's pipeline (`ctx.plan`: itself, follow-up passes and
-    validation included) and `ctx.scaling`. The stamp is how a later run recognises an
-    augmented model. Touches nothing else."""
+    """Writes `xai.{version,method,target_layer,pipeline,output,scaling,undo}` (OpenVINO
+    `rt_info`, ONNX `metadata_props`) from the context: the method insert-saliency built,
+    the target's name, the text of the whole run's pipeline (`ctx.plan`: itself, follow-up
+    passes and validation included), `ctx.scaling`, and what the insertion removed or
+    rewired of the original (`undo`, against `ctx.original`: what `strip` puts back). The
+    stamp is how a later run recognises an augmented model. Touches nothing else."""
 
     name = "stamp"
 
@@ -24,5 +25,6 @@ class StampPass(Pass):
             target_layer=ctx.target.name if ctx.target is not None else "",
             pipeline=ctx.pipeline_text(),
             scaling=ctx.scaling,
+            undo=ctx.backend.undo_record(ctx.original, model),
         ))
         return PassResult(model, modified=ctx.backend.read_stamp(model) != before)

@@ -3,11 +3,12 @@
     import xaigraph
     result = xaigraph.insert("model.xml", method="reciprocam")
     xaigraph.save(result, "model_xai.xml")
+    xaigraph.save(xaigraph.strip("model_xai.xml"), "model_again.xml")  # the original back
 """
 
 from __future__ import annotations
 
-from xaigraph.api import InsertResult, insert, inspect, save
+from xaigraph.api import InsertResult, insert, inspect, save, strip
 from xaigraph.errors import (
     BadInputError,
     MethodError,
@@ -28,4 +29,5 @@ __all__ = [
     "insert",
     "inspect",
     "save",
+    "strip",
 ]

@@ -15,18 +15,21 @@ import onnx
 import openvino as ov
 
 from xaigraph import model_io
+from xaigraph import stamp as stamp_mod
 from xaigraph.backends import BACKENDS, Backend, backend_for_path, get_backend
 from xaigraph.errors import BadInputError
 from xaigraph.graph_view import GraphView
 from xaigraph.head import Head
 from xaigraph.methods import METHODS, get_method
 from xaigraph.methods.base import why_not
-from xaigraph.passes import analysis_pipeline, build_pipeline
-from xaigraph.pipeline import PassContext
+from xaigraph.passes import analysis_pipeline, build_pipeline, parse
+from xaigraph.pipeline import Pass, PassContext, PassManager
+from xaigraph.stamp import UNDO_KEY, Stamp
+from xaigraph.stripping import check_stripped, strip_loaded
 from xaigraph.target import Target
 from xaigraph.version import __version__
 
-__all__ = ["InsertResult", "insert", "inspect", "load_samples", "save"]
+__all__ = ["InsertResult", "insert", "inspect", "load_samples", "save", "strip"]
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +51,7 @@ class InsertResult:
 
     @property
     def changed(self) -> bool:
-        return self.report.get("status") == "inserted"
+        return self.report.get("status") in ("inserted", "stripped")
 
 
 def _load(model: ModelLike, output_format: str | None) -> model_io.LoadedModel:
@@ -84,6 +87,7 @@ def insert(
     targets: str | None = None,
     num_anchors: int | None = None,
     form: str | None = None,
+    replace: bool = False,
 ) -> InsertResult:
     """Return the model with a `saliency_map` output built by `method`.
 
@@ -91,8 +95,11 @@ def insert(
     in-memory model is modified in place. `output_format` is "ir" (an `ov.Model` comes back;
     the default for paths and `ov.Model`s) or "onnx" (an `onnx.ModelProto`; needs an ONNX
     model; the default for a `ModelProto`). A model that already carries an xaigraph stamp
-    is returned unchanged with `report["status"] == "already-augmented"`. `form` builds a
-    method with several forms in that one (e.g. "mosaic" for reciprocam; for comparisons).
+    is returned unchanged with `report["status"] == "already-augmented"` when it was made
+    with this method and these options; otherwise `BadInputError`, unless `replace`, which
+    takes the old explanation out (as `strip` does) and inserts this one
+    (`report["replaced"]` holds the old stamp). `form` builds a method with several forms in
+    that one (e.g. "mosaic" for reciprocam; for comparisons).
     """
     get_method(method)  # fail fast on an unknown name
     start = time.perf_counter()
@@ -107,25 +114,88 @@ def insert(
         "method": method,
         "inputs": [p.as_dict() for p in backend.inputs(native)],
     }
-    stamp = backend.read_stamp(native)
-    if stamp is not None:
+    manager = build_pipeline(method, target_layer=target_layer, scaling=scaling,
+                             validate=validate, targets=targets, num_anchors=num_anchors,
+                             form=form)
+    stamp = stamp_mod.read(backend, native)
+    if stamp is not None and not replace:
+        _refuse_other(stamp, manager, loaded)
         report.update(
+            method=stamp.method,
             status="already-augmented",
-            stamp=stamp,
+            stamp=_readable(stamp),
             outputs=[p.as_dict() for p in backend.outputs(native)],
             timings={"load": round(load_time, 4)},
         )
         return InsertResult(native, report, loaded, backend)
-
-    manager = build_pipeline(method, target_layer=target_layer, scaling=scaling,
-                             validate=validate, targets=targets, num_anchors=num_anchors,
-                             form=form)
+    if stamp is not None:
+        native = strip_loaded(loaded, backend, stamp)
+        report["replaced"] = _readable(stamp)
     ctx = PassContext(backend=backend, original=backend.clone(native), samples=list(samples))
     native = manager.run(native, ctx, progress)
     report.update(status="inserted", **_inserted(ctx, backend.outputs(native)),
                   timings={"load": round(load_time, 4),
                            **{k: round(v, 4) for k, v in ctx.timings.items()}})
     return InsertResult(native, report, loaded, backend)
+
+
+_NOT_OPTIONS = ("channels-first", "validate")  # a follow-up, and a check of the result
+
+
+def _refuse_other(stamp: Stamp, manager: PassManager, loaded: model_io.LoadedModel) -> None:
+    """Raise when the stamped pipeline is not the one `manager` would run (the channels-first
+    follow-up and validation aside)."""
+    def made(passes: Sequence[Pass]) -> list[Pass]:
+        return [p for p in passes if p.name not in _NOT_OPTIONS]
+
+    if made(parse(stamp.pipeline).passes) == made(manager.passes):
+        return
+    name = loaded.path.name if loaded.path is not None else "the model"
+    raise BadInputError(
+        f"{name} is already augmented by xaigraph {stamp.fields['version']} "
+        f"({stamp.pipeline}); this run asks for {manager.text()}: pass --replace to replace "
+        "that explanation with this one"
+    )
+
+
+def _readable(stamp: Stamp) -> dict[str, str]:
+    """The stamp's fields for a report: all but the undo record."""
+    return {k: v for k, v in stamp.fields.items() if k != UNDO_KEY}
+
+
+def strip(model: ModelLike, *, validate: bool = True, samples: Sequence[np.ndarray] = (),
+          output_format: str | None = None) -> InsertResult:
+    """Return the original model an augmented `model` was made from: the outputs the stamp
+    says were added and every op only they needed removed, the original ops and edges the
+    insertion removed or rewired put back, the stamp removed. With `validate`, the result
+    runs beside `model` on seeded inputs (and `samples`): every original output must be the
+    same (`ValidationError` otherwise). `BadInputError` when `model` carries no whole stamp.
+    Paths, formats and `save` as for `insert`."""
+    start = time.perf_counter()
+    loaded = _load(model, output_format)
+    backend = get_backend(loaded.backend, loaded.external_data)
+    native = loaded.model
+    stamp = stamp_mod.read(backend, native)
+    if stamp is None:
+        why = stamp_mod.problem(backend, native) or "it has no xaigraph stamp"
+        raise BadInputError(f"{loaded.path.name if loaded.path else 'the model'} is not "
+                            f"augmented by xaigraph ({why}); nothing to strip")
+    plain = strip_loaded(loaded, backend, stamp)
+    report: dict[str, Any] = {
+        "version": __version__,
+        "input": str(loaded.path) if loaded.path else None,
+        "format": backend.name,
+        "status": "stripped",
+        "stamp": _readable(stamp),
+        "removed_outputs": list(stamp.outputs),
+        "outputs": [p.as_dict() for p in backend.outputs(plain)],
+        "validation": {"passed": None, "skipped": True},
+    }
+    if validate:
+        runs = check_stripped(backend, plain, native, samples)
+        report["validation"] = {"passed": True, "runs": [r.as_dict() for r in runs]}
+    report["timings"] = {"total": round(time.perf_counter() - start, 4)}
+    return InsertResult(plain, report, loaded, backend)
 
 
 def _inserted(ctx: PassContext, ports: Sequence[Any]) -> dict[str, Any]:
@@ -170,14 +240,19 @@ def inspect(model: ModelLike, target_layer: str | None = None,
     """Inputs, outputs, the target, its head, other candidates, and which methods apply.
 
     Runs the analysis passes `insert` starts with (detect-target, and channels-first when
-    the target map is channels-last) on a clone of the model, and reports what they found."""
+    the target map is channels-last) on a clone of the model, and reports what they found.
+    An augmented model is analysed without its explanation (a stripped clone); its stamp is
+    reported (`stamp`, and `stamp_text` to read), or why `xai` metadata is not a stamp
+    (`stamp_problem`)."""
     onnx_in = isinstance(model, onnx.ModelProto) or (
         isinstance(model, str | os.PathLike) and str(model).lower().endswith(".onnx"))
     loaded = _load(model, "onnx" if onnx_in else None)
     backend = get_backend(loaded.backend, loaded.external_data)
     native = loaded.model
-    ctx = PassContext(backend=backend, original=native)
-    clone = analysis_pipeline(target_layer, num_anchors).run(backend.clone(native), ctx)
+    stamp = stamp_mod.read(backend, native)
+    plain = backend.clone(native) if stamp is None else strip_loaded(loaded, backend, stamp)
+    ctx = PassContext(backend=backend, original=plain)
+    clone = analysis_pipeline(target_layer, num_anchors).run(plain, ctx)
     target, head, view = ctx.target, ctx.head, ctx.view(clone)
     assert target is not None and head is not None
     info: dict[str, Any] = {
@@ -185,7 +260,7 @@ def inspect(model: ModelLike, target_layer: str | None = None,
         "inputs": [p.as_dict() for p in backend.inputs(native)],
         "outputs": [p.as_dict() for p in backend.outputs(native)],
         "probe_input_shapes": [list(s) for s in ctx.probe_inputs],
-        "stamp": backend.read_stamp(native),
+        **_stamp_info(backend, native, stamp),
     }
     if ctx.channels_last is not None:
         info["channels_last"] = (f"{ctx.channels_last}; insert explains it through a "
@@ -208,6 +283,16 @@ def inspect(model: ModelLike, target_layer: str | None = None,
     ]
     info["methods"] = _methods(view, target, head)
     return info
+
+
+def _stamp_info(backend: Backend, model: Any, stamp: Stamp | None) -> dict[str, Any]:
+    """inspect's `stamp` (fields), `stamp_text` (lines to read) and `stamp_problem`."""
+    if stamp is None:
+        problem = stamp_mod.problem(backend, model)
+        return {"stamp": None, **({"stamp_problem": problem} if problem else {})}
+    return {"stamp": _readable(stamp),
+            "stamp_text": [stamp.describe(), f"pipeline {stamp.pipeline}",
+                           "analysed below without it: the original model"]}
 
 
 def _methods(view: GraphView, target: Target, head: Head) -> dict[str, dict[str, Any]]:

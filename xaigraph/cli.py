@@ -1,4 +1,4 @@
-"""Command line: `xaigraph insert | inspect | demo`."""
+"""Command line: `xaigraph insert | inspect | strip | demo`."""
 
 from __future__ import annotations
 
@@ -84,6 +84,8 @@ def _print_insert(report: dict[str, Any]) -> None:
             "nothing written"
         )
         return
+    if report.get("replaced"):
+        echo(f"replaced    {report['replaced']['pipeline']} (--replace)")
     t = report["target"]
     sal = report["saliency_map"]
     echo(f"method      {report['method']}: {report['form']}")
@@ -133,13 +135,15 @@ def cli() -> None:
 @click.option("--sample", "samples", multiple=True, type=click.Path(path_type=Path),
               help="A .npy input to validate with as well (repeatable).")
 @click.option("--force", is_flag=True, help="Overwrite an existing output.")
+@click.option("--replace", is_flag=True,
+              help="MODEL is already augmented: take that explanation out and insert this one.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 @click.option("--debug", is_flag=True, help="Verbose log; tracebacks on errors.")
 @handle_errors
 def insert(model: Path, out: Path, method: str, target_layer: str | None,
            num_anchors: int | None, targets: str | None, no_scaling: bool,
-           no_validate: bool, samples: tuple[Path, ...], force: bool, as_json: bool,
-           debug: bool) -> None:
+           no_validate: bool, samples: tuple[Path, ...], force: bool, replace: bool,
+           as_json: bool, debug: bool) -> None:
     """Add a `saliency_map` output to MODEL (.xml or .onnx) and write it to OUT.
 
     \b
@@ -149,8 +153,10 @@ def insert(model: Path, out: Path, method: str, target_layer: str | None,
       MODEL.onnx -> OUT.onnx   ONNX to ONNX (validated on ONNX Runtime)
     An IR cannot be written as ONNX; other suffixes are refused.
 
-    Exit status: 0 written (or MODEL was already augmented), 1 validation failed, 2 bad
-    input. Nothing is written unless every step succeeded.
+    Exit status: 0 written (or MODEL was already augmented with this method and these
+    options: nothing written), 1 validation failed, 2 bad input (also: MODEL is augmented
+    otherwise; --replace replaces that explanation). Nothing is written unless every step
+    succeeded.
     """
     backend = backend_for_path(out)
     loaded = model_io.load_model(model, backend)
@@ -167,6 +173,7 @@ def insert(model: Path, out: Path, method: str, target_layer: str | None,
         output_format=backend,
         targets=targets,
         num_anchors=num_anchors,
+        replace=replace,
     )
     if result.changed:
         path = api.save(result, out, force=force)
@@ -195,8 +202,10 @@ def inspect(model: Path, target_layer: str | None, as_json: bool, debug: bool) -
         echo(f"input       {p['name']} {p['type']} {p['shape']}")
     for p in info["outputs"]:
         echo(f"output      {p['name']} {p['type']} {p['shape']}")
-    if info["stamp"]:
-        echo(f"stamp       augmented by xaigraph: {info['stamp']}")
+    for i, line in enumerate(info.get("stamp_text", [])):
+        echo(f"{'stamp' if i == 0 else '':<12}{line}")
+    if info.get("stamp_problem"):
+        echo(f"stamp       none: xai metadata ignored ({info['stamp_problem']})")
     if info.get("detector"):
         echo(f"detector    {info['detector']}")
     else:
@@ -218,6 +227,43 @@ def inspect(model: Path, target_layer: str | None, as_json: bool, debug: bool) -
     for name, m in info["methods"].items():
         text = m["form"] if m["applies"] else f"does not apply: {m['reason']}"
         echo(f"  {name:<{width}} {text}")
+
+
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=True, path_type=Path))
+@click.option("-o", "--output", "out", required=True, type=click.Path(path_type=Path),
+              help="Output: .xml (IR) or .onnx (from an .onnx MODEL), as for insert.")
+@click.option("--no-validate", is_flag=True, help="Skip the output comparison.")
+@click.option("--force", is_flag=True, help="Overwrite an existing output.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+@click.option("--debug", is_flag=True, help="Verbose log; tracebacks on errors.")
+@handle_errors
+def strip(model: Path, out: Path, no_validate: bool, force: bool, as_json: bool,
+          debug: bool) -> None:
+    """Write the original model an augmented MODEL was made from to OUT.
+
+    Removes the outputs xaigraph added and every op only they needed, puts back what the
+    insertion changed (as its stamp records), removes the stamp, and checks on seeded inputs
+    that every original output is unchanged. Exit status: 0 written, 1 an output differs,
+    2 bad input (also: MODEL is not augmented). Nothing is written unless every step
+    succeeded.
+    """
+    backend = backend_for_path(out)
+    loaded = model_io.load_model(model, backend)
+    model_io.check_output_path(out, force=force, inputs=loaded.files)
+    result = api.strip(loaded, validate=not no_validate, output_format=backend)
+    path = api.save(result, out, force=force)
+    result.report["output"] = str(path)
+    if as_json:
+        click.echo(json.dumps(result.report, indent=2))
+        return
+    stamp = result.report["stamp"]
+    click.echo(f"stripped    {stamp['method']} (xaigraph {stamp['version']}): removed "
+               f"{', '.join(result.report['removed_outputs'])}")
+    val = result.report["validation"]
+    click.echo("validation  " + ("skipped (--no-validate)" if val.get("skipped") else
+                                 "passed: the original outputs are unchanged"))
+    click.echo(f"wrote       {path}" + (" (+ .bin)" if path.suffix == ".xml" else ""))
 
 
 @cli.command()

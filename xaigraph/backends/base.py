@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -49,7 +50,18 @@ class Backend(Protocol):
     def outputs(self, model: Any) -> list[Port]: ...
     def input_dtypes(self, model: Any) -> list[np.dtype[Any]]: ...
     def read_stamp(self, model: Any) -> dict[str, str] | None: ...
-    def write_stamp(self, model: Any, fields: dict[str, str]) -> None: ...
+    def write_stamp(self, model: Any, fields: dict[str, str]) -> None:
+        """Replace any `xai` fields with `fields`."""
+
+    def remove_stamp(self, model: Any) -> None: ...
+    def undo_record(self, original: Any, model: Any) -> str:
+        """What `model` (made from `original`) removed or rewired of the original, as text
+        for the stamp, so that `restore` can put it back."""
+
+    def restore(self, model: Any, record: dict[str, Any], outputs: Sequence[str]) -> None:
+        """Put back the original ops and edges `record` (`undo_record`'s text, parsed)
+        lists, remove the `outputs`, and with them every op that only they needed."""
+
     def save(self, model: Any, path: Path) -> None:
         """Write atomically (temporary files in the destination folder, then renames)."""
 

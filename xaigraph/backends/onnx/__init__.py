@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +13,10 @@ from onnx import helper
 
 from xaigraph import model_io
 from xaigraph.backends.base import Port
-from xaigraph.backends.onnx.builder import ONNXBuilder
+from xaigraph.backends.onnx.builder import ONNXBuilder, undo_record
 from xaigraph.backends.onnx.view import DTYPES, build_view, real_inputs
 from xaigraph.graph_view import GraphView
-from xaigraph.stamp import STAMP_KEYS
+from xaigraph.stamp import STAMP_KEYS, UNDO_KEY
 
 __all__ = ["ONNXBackend"]
 
@@ -79,16 +81,29 @@ class ONNXBackend:
 
     def read_stamp(self, model: onnx.ModelProto) -> dict[str, str] | None:
         props = {p.key: p.value for p in model.metadata_props}
-        if _PREFIX + "method" not in props:
-            return None
-        return {k: props[_PREFIX + k] for k in STAMP_KEYS if _PREFIX + k in props}
+        fields = {k: props[_PREFIX + k] for k in (*STAMP_KEYS, UNDO_KEY) if _PREFIX + k in props}
+        return fields or None
 
     def write_stamp(self, model: onnx.ModelProto, fields: dict[str, str]) -> None:
+        self.remove_stamp(model)
+        helper.set_model_props(model, {**{p.key: p.value for p in model.metadata_props},
+                                       **{_PREFIX + k: v for k, v in fields.items()}})
+
+    def remove_stamp(self, model: onnx.ModelProto) -> None:
         keep = [p for p in model.metadata_props if not p.key.startswith(_PREFIX)]
         del model.metadata_props[:]
         model.metadata_props.extend(keep)
-        helper.set_model_props(model, {**{p.key: p.value for p in keep},
-                                       **{_PREFIX + k: v for k, v in fields.items()}})
+
+    def undo_record(self, original: onnx.ModelProto, model: onnx.ModelProto) -> str:
+        return json.dumps(undo_record(original, model), separators=(",", ":"))
+
+    def restore(self, model: onnx.ModelProto, record: dict[str, Any],
+                outputs: Sequence[str]) -> None:
+        builder = ONNXBuilder(model, None)
+        builder.restore(record)
+        for name in outputs:
+            builder.remove_output(name)
+        builder.finish()
 
     def save(self, model: onnx.ModelProto, path: Path) -> None:
         onnx.checker.check_model(model, full_check=True)

@@ -7,6 +7,7 @@ more (the original head, when its scores are now computed in the explanation's b
 
 from __future__ import annotations
 
+import base64
 import itertools
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
@@ -20,7 +21,7 @@ from xaigraph.errors import MethodError
 from xaigraph.graph_view import GraphView, Value
 from xaigraph.ops import NUMPY_TYPES, BuilderBase, T, relax_shape
 
-__all__ = ["ONNXBuilder", "cleanup", "toposort"]
+__all__ = ["ONNXBuilder", "cleanup", "toposort", "undo_record"]
 
 MIN_OPSET = 9  # everything the builder emits exists at opset 9 (EyeLike, broadcasting Max)
 _ONNX_TYPES: dict[str, int] = {name: int(code) for code, name in DTYPES.items()}
@@ -163,6 +164,26 @@ class ONNXBuilder(BuilderBase):
 
     def rename_output(self, old: str, new: str) -> None:
         self._rename(old, new)
+
+    def restore(self, record: dict[str, Any]) -> None:
+        """Put back what `undo_record` says an insertion removed or rewired: the removed
+        nodes (a node of ours producing one of their tensors gets a dead name instead), the
+        original inputs of the rewired ones, the dropped initializers; the initializers the
+        insertion added become ours to drop once unread (`finish`)."""
+        nodes = [onnx.NodeProto.FromString(base64.b64decode(b)) for b in record.get("nodes", [])]
+        wanted = {name for node in nodes for name in node.output}
+        for node in self.graph.node:
+            node.output[:] = [self._fresh(f"{o}_unused") if o in wanted else o
+                              for o in node.output]
+        self.graph.node.extend(nodes)
+        rewired = {repr(r["key"]): r["inputs"] for r in record.get("rewired", [])}
+        for node in self.graph.node:
+            if repr(_key(node)) in rewired:
+                node.input[:] = rewired[repr(_key(node))]
+        self.graph.initializer.extend(
+            onnx.TensorProto.FromString(base64.b64decode(b)) for b in record.get("inits", []))
+        self._made.update(record.get("added_inits", []))
+        toposort(self.graph)
 
     def output_at(self, index: int) -> T:
         return self.graph.output[index].name
@@ -446,3 +467,31 @@ def cleanup(graph: onnx.GraphProto, keep: Collection[tuple[str, ...]] = ()) -> N
         kept = [node for i, node in enumerate(graph.node) if i not in drop]
         del graph.node[:]
         graph.node.extend(kept)
+
+
+# -- the undo record: what an insertion removed or rewired of the original, to strip it -----
+def _key(node: onnx.NodeProto) -> list[Any]:
+    return [node.name, node.op_type, list(node.output)]
+
+
+def _b64(proto: Any) -> str:
+    return base64.b64encode(proto.SerializeToString()).decode("ascii")
+
+
+def undo_record(original: onnx.ModelProto, model: onnx.ModelProto) -> dict[str, Any]:
+    """The original nodes `model` no longer has (whole), those whose inputs it changed (their
+    key and original inputs), the original initializers it dropped, and the initializers it
+    added: what `ONNXBuilder.restore` needs to put the original back."""
+    now = {repr(_key(n)): n for n in model.graph.node}
+    removed, rewired = [], []
+    for node in original.graph.node:
+        same = now.get(repr(_key(node)))
+        if same is None:
+            removed.append(_b64(node))
+        elif list(same.input) != list(node.input):
+            rewired.append({"key": _key(node), "inputs": list(node.input)})
+    before = {i.name for i in original.graph.initializer}
+    after = {i.name for i in model.graph.initializer}
+    return {"format": "onnx", "nodes": removed, "rewired": rewired,
+            "inits": [_b64(i) for i in original.graph.initializer if i.name not in after],
+            "added_inits": sorted(after - before)}

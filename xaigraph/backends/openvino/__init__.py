@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +12,24 @@ import openvino as ov
 
 from xaigraph import model_io
 from xaigraph.backends.base import Port
-from xaigraph.backends.openvino.builder import OVBuilder
+from xaigraph.backends.openvino.builder import OVBuilder, undo_record
 from xaigraph.backends.openvino.view import build_view
 from xaigraph.graph_view import GraphView
-from xaigraph.stamp import STAMP_KEYS
+from xaigraph.stamp import STAMP_KEYS, UNDO_KEY
 
 __all__ = ["OVBackend"]
+
+_ONNX = "xai."  # the prefix of the stamp's keys in ONNX metadata_props
+
+
+def _framework(model: ov.Model) -> dict[str, str]:
+    """`rt_info` `framework` (where OpenVINO's ONNX reader keeps `metadata_props`)."""
+    if not model.has_rt_info(["framework"]):
+        return {}
+    info = model.get_rt_info()["framework"]
+    if not isinstance(info, dict):
+        return {}
+    return {k: v.astype(str) for k, v in info.items()}
 
 
 def _port(i: int, p: ov.Output) -> Port:
@@ -59,14 +73,41 @@ class OVBackend:
         return [np.dtype(p.get_element_type().to_dtype()) for p in model.get_parameters()]
 
     def read_stamp(self, model: ov.Model) -> dict[str, str] | None:
-        if not model.has_rt_info(["xai", "method"]):
-            return None
-        return {key: model.get_rt_info(["xai", key]).astype(str)
-                for key in STAMP_KEYS if model.has_rt_info(["xai", key])}
+        """The `xai` fields: from `rt_info` `xai`, or, for an ONNX model read by OpenVINO,
+        from its `metadata_props` (kept in `rt_info` `framework` as `xai.<key>`)."""
+        keys = (*STAMP_KEYS, UNDO_KEY)
+        if model.has_rt_info(["xai"]):
+            return {k: model.get_rt_info(["xai", k]).astype(str)
+                    for k in keys if model.has_rt_info(["xai", k])} or None
+        props = _framework(model)
+        return {k: props[_ONNX + k] for k in keys if _ONNX + k in props} or None
 
     def write_stamp(self, model: ov.Model, fields: dict[str, str]) -> None:
+        self.remove_stamp(model)
         for key, value in fields.items():
             model.set_rt_info(value, ["xai", key])
+
+    def remove_stamp(self, model: ov.Model) -> None:
+        """Remove the `xai` fields, and the ONNX metadata ones an ONNX model brought."""
+        info = model.get_rt_info()
+        if model.has_rt_info(["xai"]):
+            del info["xai"]
+        props = _framework(model)
+        if any(k.startswith(_ONNX) for k in props):
+            del info["framework"]
+            for key, value in props.items():
+                if not key.startswith(_ONNX):
+                    model.set_rt_info(value, ["framework", key])
+
+    def undo_record(self, original: ov.Model, model: ov.Model) -> str:
+        return json.dumps(undo_record(original, model), separators=(",", ":"))
+
+    def restore(self, model: ov.Model, record: dict[str, Any], outputs: Sequence[str]) -> None:
+        builder = OVBuilder(model, None)
+        builder.restore(record)
+        for name in outputs:
+            builder.remove_output(name)
+        builder.finish()
 
     def save(self, model: ov.Model, path: Path) -> None:
         model_io.save_ir(model, path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -14,7 +15,7 @@ from xaigraph.errors import MethodError
 from xaigraph.graph_view import GraphView, Value
 from xaigraph.ops import BuilderBase, T, relax_shape
 
-__all__ = ["OVBuilder"]
+__all__ = ["OVBuilder", "undo_record"]
 
 _OV = {"f32": ov.Type.f32, "f16": ov.Type.f16, "i64": ov.Type.i64, "i32": ov.Type.i32,
        "u8": ov.Type.u8}
@@ -149,6 +150,36 @@ class OVBuilder(BuilderBase):
     def output_at(self, index: int) -> T:
         return self.model.get_results()[index].input_value(0)
 
+    def restore(self, record: dict[str, Any]) -> None:
+        """Put back what `undo_record` says an insertion removed or rewired: re-create the
+        removed ops, reconnect every op listed to its original inputs, and give the tensors
+        their original names (taken off the tensors of ours that held them)."""
+        ops_by_name = {n.get_friendly_name(): n for n in self.model.get_ordered_ops()}
+        tensors = _tensors(self.model)
+        for entry in record.get("ops", []):
+            args = [ops_by_name[src].output(port) for src, port in entry["inputs"]]
+            if "type" in entry:
+                node = self._recreate(entry, args)
+                node.set_friendly_name(entry["op"])
+                ops_by_name[entry["op"]] = node
+            else:
+                node = ops_by_name[entry["op"]]
+                for i, arg in enumerate(args):
+                    node.input(i).replace_source_output(arg)
+            for port, names in enumerate(entry["names"]):
+                for holder in {id(t): t for n, t in tensors.items() if n in names}.values():
+                    holder.get_tensor().set_names(holder.get_names() - set(names))
+                node.output(port).get_tensor().set_names(set(names))
+                tensors.update({name: node.output(port) for name in names})
+
+    def _recreate(self, entry: dict[str, Any], args: list[ov.Output]) -> Any:
+        if "const" in entry:
+            c = entry["const"]
+            data = np.frombuffer(base64.b64decode(c["data"]), dtype=np.dtype(c["dtype"]))
+            return ops.constant(data.reshape(c["shape"]))
+        factory = self._factories.setdefault(entry["version"], NodeFactory(entry["version"]))
+        return factory.create(entry["type"], args, entry["attrs"])
+
     def replace_output(self, name: str, x: T, shape: Sequence[int | None] | None = None
                        ) -> None:
         result = self._result(name)
@@ -278,3 +309,57 @@ class OVBuilder(BuilderBase):
 
     def reduce_max(self, x: T, axes: Sequence[int], keepdims: bool) -> T:
         return self._name(ops.reduce_max(x, self._axes(axes), keepdims), "max")
+
+
+# -- the undo record: what an insertion removed or rewired of the original, to strip it -----
+def _sources(node: Any) -> list[list[Any]]:
+    return [[i.get_source_output().get_node().get_friendly_name(),
+             i.get_source_output().get_index()] for i in node.inputs()]
+
+
+def _names(node: Any) -> list[list[str]]:
+    return [sorted(o.get_names()) for o in node.outputs()]
+
+
+def _plain(value: Any) -> Any:
+    """An attribute value as JSON can hold it."""
+    if isinstance(value, np.ndarray | np.generic):
+        return value.tolist()
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value if isinstance(value, bool | int | float | str) or value is None else str(value)
+
+
+def _removed(node: Any) -> dict[str, Any]:
+    entry: dict[str, Any] = {"type": node.get_type_name(),
+                             "version": node.get_type_info().version_id,
+                             "attrs": {k: _plain(v) for k, v in node.get_attributes().items()}}
+    if node.get_type_name() == "Constant":
+        data = np.ascontiguousarray(node.get_data())
+        entry["const"] = {"dtype": data.dtype.str, "shape": list(data.shape),
+                          "data": base64.b64encode(data.tobytes()).decode("ascii")}
+    return entry
+
+
+def undo_record(original: ov.Model, model: ov.Model) -> dict[str, Any]:
+    """The original ops (by friendly name, in topological order) that `model` no longer has
+    (`type`, `attrs`, ... to re-create them), or whose inputs or tensor names it changed:
+    with what `OVBuilder.restore` needs to put them back."""
+    now = {n.get_friendly_name(): n for n in model.get_ordered_ops()}
+    ordered = original.get_ordered_ops()
+    if len({n.get_friendly_name() for n in ordered}) != len(ordered):
+        return {"format": "ir", "error": "the original's op names are not unique"}
+    entries = []
+    for node in ordered:
+        name, same = node.get_friendly_name(), now.get(node.get_friendly_name())
+        entry: dict[str, Any] = {"op": name, "inputs": _sources(node), "names": _names(node)}
+        if same is None or same.get_type_name() != node.get_type_name():
+            entries.append({**entry, **_removed(node)})
+        elif _sources(same) != entry["inputs"] or _names(same) != entry["names"]:
+            entries.append(entry)
+    return {"format": "ir", "ops": entries}
+
+
+def _tensors(model: ov.Model) -> dict[str, ov.Output]:
+    return {name: out for n in model.get_ordered_ops() for out in n.outputs()
+            for name in out.get_names()}
