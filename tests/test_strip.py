@@ -137,3 +137,15 @@ def test_inspect_shows_the_stamp_and_the_original(augmented_onnx: tuple[Path, Pa
     assert after == [line for line in plain.splitlines()
                      if line.startswith(("target", "head", "scores"))]
     assert "xai/" not in "\n".join(lines[lines.index("candidates  (nearest the output first)"):])
+
+
+def test_readme_python_lines(tiny_file: Callable[..., Path], tmp_path: Path) -> None:
+    """The README's `strip` and `replace=True` lines, on a saved augmented model."""
+    import xaigraph
+
+    aug = xaigraph.save(xaigraph.insert(tiny_file("gap_fc", False, "onnx13")),
+                        tmp_path / "model_xai.xml")
+    plain = xaigraph.strip(aug)
+    assert plain.report["validation"]["passed"] and len(plain.model.outputs) == 1
+    again = xaigraph.insert(aug, method="activationmap", replace=True)
+    assert again.changed and again.report["replaced"]["method"] == "reciprocam"
