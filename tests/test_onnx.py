@@ -141,7 +141,7 @@ def test_onnx_contract(tiny_file: Callable[..., Path], tmp_path: Path, head: str
     assert props["xai.method"] == method
     assert props["xai.pipeline"].startswith(f"detect-target,insert-saliency{{method={method}}}")
     again = tmp_path / "again.onnx"
-    code, stdout, _ = invoke("insert", str(out), "-o", str(again))
+    code, stdout, _ = invoke("insert", str(out), "-o", str(again), "-m", method)
     assert code == 0 and "already augmented" in stdout and not again.exists()
 
 
