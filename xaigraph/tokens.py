@@ -64,15 +64,14 @@ def attention_kind(view: GraphView, op_id: str) -> str | None:
     op = view.ops[op_id]
     if op.neutral == "sdpa" and len(op.inputs) >= 2:
         q, k = _shape(view, op.inputs[0]), _shape(view, op.inputs[1])
-        lengths = (q[-2], k[-2]) if q and k and len(q) >= 3 and len(k) >= 3 else None
+        queries, keys = (q[-2], k[-2]) if q and k and len(q) >= 3 and len(k) >= 3 else (0, 0)
     elif op.neutral == "softmax" and op.inputs:
         logits = _shape(view, op.inputs[0])
-        lengths = (logits[-2], logits[-1]) if logits and len(logits) >= 3 else None
+        queries, keys = (logits[-2], logits[-1]) if logits and len(logits) >= 3 else (0, 0)
     else:
         return None
-    if lengths is None or lengths[0] is None or lengths[1] is None:
+    if not queries or not keys:
         return None
-    queries, keys = lengths
     if queries == keys and keys > 1:
         return "self"
     return "class" if queries < keys and queries <= MAX_PREFIX else None
