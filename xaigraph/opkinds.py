@@ -10,8 +10,8 @@ Neutral names, by group:
 
 - ``input``, ``const``, ``output``, ``shapeof`` (reads only its input's shape)
 - elementwise: `UNARY` (``relu``, ``cast``, ``batch_norm``, ...) and `BINARY` (``add``,
-  ``sub``, ``mul``, ``div``, ``max``, ...); the names of the four arithmetic ones are also the
-  `OpBuilder` methods that build them
+  ``sub``, ``mul``, ``div``, ``max``, ..., and the `QUANTIZERS`); the names of the four
+  arithmetic ones are also the `OpBuilder` methods that build them
 - `SCORES`: ``softmax``, ``log_softmax``, ``sigmoid``
 - shape moves: `RESHAPES` (keep the values and their order: ``reshape``, ``squeeze``,
   ``unsqueeze``, ``flatten``, ``identity``), ``transpose``, ``concat``, ``gather``
@@ -21,6 +21,12 @@ Neutral names, by group:
   size in input 1)
 - `REDUCTIONS` (``reduce_mean``, ...) and `NORMS` (``mvn``, ``layer_norm``), with axes
 - ``sdpa``: a fused scaled-dot-product attention
+- `QUANTIZERS`: ``fake_quantize`` (OpenVINO's FakeQuantize: round to one of `levels` steps
+  in a range), ``quantize`` and ``dequantize`` (ONNX QuantizeLinear / DequantizeLinear):
+  elementwise, their other inputs (ranges, scales, zero points) broadcast like a binary op's;
+  a dequantization `(q - zero) * scale` is affine, a quantization is not. On constant
+  weights (INT8 or FP16 weight compression: a Convert, Subtract, Multiply chain) they are
+  constant-derived like any op whose inputs are all fixed
 - ``other``: everything else
 
 Facts a translator may give (`FACTS`): ``value`` (a const's value, when small), ``bounds``
@@ -68,8 +74,8 @@ import numpy as np
 from xaigraph.graph_view import TensorInfo
 
 __all__ = [
-    "AFFINE", "BINARY", "FACTS", "LINEAR", "MOVES", "NORMS", "REDUCTIONS", "RESHAPES", "SCORES",
-    "UNARY", "describe", "norm_axes",
+    "AFFINE", "BINARY", "FACTS", "LINEAR", "MOVES", "NORMS", "QUANTIZERS", "REDUCTIONS",
+    "RESHAPES", "SCORES", "UNARY", "describe", "norm_axes",
 ]
 
 UNARY = frozenset({
@@ -77,8 +83,10 @@ UNARY = frozenset({
     "exp", "log", "tanh", "gelu", "mish", "softplus", "softsign", "elu", "selu", "abs", "neg",
     "sqrt", "erf", "floor", "ceil", "sign", "cast", "identity", "dropout", "batch_norm",
 })
+# Elementwise on input 0, the other inputs (ranges, scales, zero points) broadcast against it.
+QUANTIZERS = frozenset({"fake_quantize", "quantize", "dequantize"})
 BINARY = frozenset({"add", "sub", "mul", "div", "max", "min", "pow", "squared_difference",
-                    "prelu"})
+                    "prelu"}) | QUANTIZERS  # elementwise with broadcasting
 SCORES = frozenset({"softmax", "log_softmax", "sigmoid"})
 RESHAPES = frozenset({"reshape", "squeeze", "unsqueeze", "flatten", "identity"})
 MOVES = RESHAPES | {"transpose"}  # shape moves: reshapes and transposes
@@ -92,7 +100,7 @@ NORMS = frozenset({"mvn", "layer_norm"})
 _KEEPS_VALUES = RESHAPES | {"cast", "dropout"}
 AFFINE = {
     **dict.fromkeys(["reshape", "squeeze", "unsqueeze", "flatten", "transpose", "identity",
-                     "dropout", "cast", "batch_norm"], "always"),
+                     "dropout", "cast", "batch_norm", "dequantize"], "always"),
     **dict.fromkeys(["matmul", "gemm", "conv", "add", "sub", "mul"], "single"),
     "div": "numerator",
 }

@@ -232,7 +232,7 @@ def find_target(view: GraphView, target_layer: str | None = None) -> Target:
         return Target(v, view.describe(v), shape, out, out_index, scores, k,
                       dominates=v in all_doms, forced=True, candidates=candidates, tokens=grid)
 
-    found = find_token_target(view, all_doms)
+    found = find_token_target(view, all_doms, scores)
     if found is not None:
         tokens, grid = found
         for c in candidates:

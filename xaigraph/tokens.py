@@ -7,8 +7,16 @@ branch holds an attention op (Softmax, or a fused ScaledDotProductAttention) is 
 block's attention residual; its skip input is the last block's input, "the residual Add
 between the last two blocks": the target.
 
-The token grid comes from the last 4-D map `[N, D', H, W]` before the target (the patch
-embedding): `L = prefix + H * W`, the prefix being the CLS, distillation or register tokens.
+Class attention (CaiT, XCiT, VOLO): the last blocks let a few class tokens attend to the patch
+tokens (queries: the class tokens, keys: all tokens; the patch tokens pass on unchanged).
+There the target is the token map entering that stage (the nearest dominator of the scores
+with every class-attention op after it), so that the mosaic runs through all of them. An
+attention op is told apart by its logits `[..., q, L]` (or a fused one's query and key
+lengths): self-attention when `q == L`, class attention when `q < L` and `q <= MAX_PREFIX`.
+
+The token grid comes from the last 4-D map `[N, D', H, W]` (or channels-last `[N, H, W, D']`)
+before the target (the patch embedding): `L = prefix + H * W`, the prefix being the CLS,
+distillation or register tokens.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ from dataclasses import dataclass, replace
 
 from xaigraph.graph_view import GraphView, Value
 
-__all__ = ["ATTENTION_OPS", "TokenGrid", "find_token_target", "token_grid"]
+__all__ = ["ATTENTION_OPS", "TokenGrid", "attention_kind", "find_token_target", "token_grid"]
 
 ATTENTION_OPS = {"softmax", "sdpa"}  # neutral names (xaigraph.opkinds)
 MAX_PREFIX = 16
@@ -51,9 +59,53 @@ def _is_residual(view: GraphView, v: Value) -> bool:
     return all(s is not None and len(s) == 3 for s in shapes) and shapes[0] == shapes[1]
 
 
-def find_token_target(view: GraphView, dominators: list[Value]) -> tuple[Value, TokenGrid] | None:
+def attention_kind(view: GraphView, op_id: str) -> str | None:
+    """"self" or "class" for an attention op (see the module doc), else None."""
+    op = view.ops[op_id]
+    if op.neutral == "sdpa" and len(op.inputs) >= 2:
+        q, k = _shape(view, op.inputs[0]), _shape(view, op.inputs[1])
+        queries, keys = (q[-2], k[-2]) if q and k and len(q) >= 3 and len(k) >= 3 else (0, 0)
+    elif op.neutral == "softmax" and op.inputs:
+        logits = _shape(view, op.inputs[0])
+        queries, keys = (logits[-2], logits[-1]) if logits and len(logits) >= 3 else (0, 0)
+    else:
+        return None
+    if not queries or not keys:
+        return None
+    if queries == keys and keys > 1:
+        return "self"
+    return "class" if queries < keys and queries <= MAX_PREFIX else None
+
+
+def _class_attention_entry(view: GraphView, dominators: list[Value], scores: Value
+                           ) -> Value | None:
+    """The token map entering the class-attention stage: the nearest dominator of `scores`
+    with every class-attention op that feeds them after it and no self-attention."""
+    ancestors = set(view.ops_between(dominators[-1], scores)) if dominators else set()
+    wanted = {o for o in ancestors if attention_kind(view, o) == "class"}
+    if not wanted:
+        return None
+    for v in dominators:
+        shape = _shape(view, v)
+        if shape is not None and len(shape) == 4:
+            return None
+        region = set(view.ops_between(v, scores))
+        if any(attention_kind(view, o) == "self" for o in region):
+            return None
+        if wanted <= region:
+            return v if shape is not None and len(shape) == 3 else None
+    return None
+
+
+def find_token_target(view: GraphView, dominators: list[Value], scores: Value | None = None
+                      ) -> tuple[Value, TokenGrid] | None:
     """(the last block's input, its token grid), or None when the model shows no transformer
-    block after its last spatial feature map. `dominators`: nearest the output first."""
+    block after its last spatial feature map. `dominators`: those of `scores`, nearest the
+    output first; with `scores`, a class-attention stage's entry comes first."""
+    entry = _class_attention_entry(view, dominators, scores) if scores is not None else None
+    if entry is not None:
+        grid = token_grid(view, entry, dominators)
+        return (entry, grid) if grid is not None else None
     dominating = set(dominators)
     for v in dominators:
         shape = _shape(view, v)
@@ -88,11 +140,12 @@ def token_grid(view: GraphView, tokens: Value, dominators: list[Value]) -> Token
         earlier = view.dominators(tokens)
     for v in earlier:
         s = _shape(view, v)
-        if s is not None and len(s) == 4 and s[2] and s[3] and s[2] * s[3] > 1:
-            prefix = length - s[2] * s[3]
-            if 0 <= prefix <= MAX_PREFIX:
-                return TokenGrid(prefix, s[2], s[3], view.describe(v))
-            break
+        if s is None or len(s) != 4:
+            continue
+        for h, w in ((s[2], s[3]), (s[1], s[2])):  # channels-first, channels-last
+            if h and w and h * w > 1 and 0 <= length - h * w <= MAX_PREFIX:
+                return TokenGrid(length - h * w, h, w, view.describe(v))
+        break
     for prefix in range(MAX_PREFIX + 1):
         side = math.isqrt(length - prefix) if length > prefix else 0
         if side > 1 and side * side == length - prefix:

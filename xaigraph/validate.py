@@ -4,7 +4,17 @@ Both models run on the same runtime (a `xaigraph.session.Session` with its defau
 CPU with f32 inference precision, or ONNX Runtime CPU without graph optimisations) and are fed
 the same seeded inputs: batch 1, and batch 2 when the batch is dynamic, plus any user
 samples. For every original output the largest absolute difference must stay within
-`ATOL + RTOL * max|original|` (exact equality for integer outputs).
+`atol + rtol * max|original|` (exact equality for integer outputs), with a tolerance that fits
+the precision the model computes in (`tolerance_for`, the loosest that applies):
+
+- f32 (also FP16- or INT8-*compressed weights*, decompressed to f32 before use): atol 1e-5,
+  rtol 1e-4;
+- f16 (a tensor computed in half precision): atol 1e-4, rtol 4e-3 (4 units in the last
+  place: the augmented graph may order or fuse the same sums differently);
+- bf16: atol 1e-3, rtol 3e-2 (4 units in the last place);
+- 8-bit quantised activations (FakeQuantize or QuantizeLinear on a computed tensor): atol
+  1e-5, rtol 1/255 (one quantisation step of the output's range: a value that lands on a
+  rounding boundary may round the other way when the runtime fuses differently).
 """
 
 from __future__ import annotations
@@ -18,15 +28,19 @@ import numpy as np
 
 from xaigraph.backends import Backend
 from xaigraph.errors import BadInputError, ValidationError
+from xaigraph.graph_view import GraphView
 from xaigraph.session import Session
 
 __all__ = [
     "ATOL",
     "RTOL",
+    "TOLERANCES",
     "OutputDiff",
+    "Tolerance",
     "ValidationRun",
     "check_interface",
     "make_inputs",
+    "tolerance_for",
     "validate_outputs",
 ]
 
@@ -34,6 +48,38 @@ log = logging.getLogger(__name__)
 
 ATOL = 1e-5
 RTOL = 1e-4
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    atol: float
+    rtol: float
+    basis: str  # the precision it fits
+
+    def text(self) -> str:
+        return f"{self.atol:g} + {self.rtol:.3g} x max|original|, for {self.basis}"
+
+
+TOLERANCES = {
+    "f32": Tolerance(ATOL, RTOL, "f32"),
+    "f16": Tolerance(1e-4, 4e-3, "f16 compute"),
+    "bf16": Tolerance(1e-3, 3e-2, "bf16 compute"),
+    "int8": Tolerance(ATOL, 1 / 255, "8-bit quantised activations"),
+}
+_QUANTISING = ("fake_quantize", "quantize")  # neutral names that round a computed tensor
+
+
+def tolerance_for(view: GraphView) -> Tolerance:
+    """The tolerance for the precision `view`'s model computes in: the loosest of those its
+    computed (not constant-derived) tensors call for."""
+    found = [TOLERANCES["f32"]]
+    for op_id, op in view.ops.items():
+        if op.kind == "const" or view.is_const_derived(op_id):
+            continue  # weights, and their decompression
+        if op.neutral in _QUANTISING:
+            found.append(TOLERANCES["int8"])
+        found.extend(TOLERANCES[t.dtype] for t in op.outputs if t.dtype in ("f16", "bf16"))
+    return max(found, key=lambda t: t.rtol)
 
 
 @dataclass
@@ -85,7 +131,7 @@ def make_inputs(dtypes: Sequence[np.dtype[Any]], shapes: Sequence[Sequence[int]]
     return arrays
 
 
-def _diff(name: str, ref: np.ndarray, got: np.ndarray) -> OutputDiff:
+def _diff(name: str, ref: np.ndarray, got: np.ndarray, tol: Tolerance) -> OutputDiff:
     if ref.shape != got.shape:
         return OutputDiff(name, float("inf"), float("inf"), False)
     if not np.issubdtype(ref.dtype, np.floating):
@@ -100,7 +146,7 @@ def _diff(name: str, ref: np.ndarray, got: np.ndarray) -> OutputDiff:
         return OutputDiff(name, max_abs, max_abs, False)
     scale = float(np.max(np.abs(np.where(np.isfinite(r), r, 0.0)), initial=0.0))
     max_rel = max_abs / scale if scale > 0 else max_abs
-    return OutputDiff(name, max_abs, max_rel, max_abs <= ATOL + RTOL * scale)
+    return OutputDiff(name, max_abs, max_rel, max_abs <= tol.atol + tol.rtol * scale)
 
 
 def validate_outputs(
@@ -109,8 +155,10 @@ def validate_outputs(
     augmented: Any,
     probe_shapes: Sequence[Sequence[int]],
     samples: Sequence[np.ndarray] = (),
+    tolerance: Tolerance = TOLERANCES["f32"],
 ) -> list[ValidationRun]:
-    """Run both models side by side; raise `ValidationError` on a difference."""
+    """Run both models side by side; raise `ValidationError` on a difference beyond
+    `tolerance`."""
     check_interface(backend, original, augmented)
     ref_model = Session.open(original, backend.engine)
     aug_model = Session.open(augmented, backend.engine)
@@ -146,7 +194,7 @@ def validate_outputs(
         got = aug_model.run(arrays, outputs=range(len(names)))
         run = ValidationRun(label, [list(a.shape) for a in arrays])
         for i, name in enumerate(names):
-            run.outputs.append(_diff(name, ref[i], got[i]))
+            run.outputs.append(_diff(name, ref[i], got[i], tolerance))
         runs.append(run)
         log.debug("validation %s: %s", label, run.outputs)
     failed = [(r, d) for r in runs for d in r.outputs if not d.ok]
@@ -154,7 +202,6 @@ def validate_outputs(
         r, d = failed[0]
         raise ValidationError(
             f"validation failed: output '{d.name}' differs on {r.label} by {d.max_abs:.3g} "
-            f"(relative {d.max_rel:.3g}; tolerance {ATOL:g} + {RTOL:g} x max|original|); "
-            "nothing written"
+            f"(relative {d.max_rel:.3g}; tolerance {tolerance.text()}); nothing written"
         )
     return runs

@@ -64,7 +64,8 @@ NEUTRAL = {
     "ReduceProd": "reduce_prod", "ReduceL1": "reduce_l1", "ReduceL2": "reduce_l2",
     "ReduceLogSum": "reduce_log_sum", "ReduceLogSumExp": "reduce_log_sum_exp",
     "ReduceSumSquare": "reduce_sum_square", "LayerNormalization": "layer_norm",
-    "MeanVarianceNormalization": "mvn",
+    "MeanVarianceNormalization": "mvn", "QuantizeLinear": "quantize",
+    "DequantizeLinear": "dequantize",
 }
 
 

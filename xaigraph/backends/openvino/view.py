@@ -49,7 +49,8 @@ NEUTRAL = {
     "ReduceSum": "reduce_sum", "ReduceMax": "reduce_max", "ReduceMin": "reduce_min",
     "ReduceProd": "reduce_prod", "ReduceL1": "reduce_l1", "ReduceL2": "reduce_l2",
     "ReduceLogicalAnd": "reduce_logical_and", "ReduceLogicalOr": "reduce_logical_or",
-    "MVN": "mvn", "ScaledDotProductAttention": "sdpa",
+    "MVN": "mvn", "ScaledDotProductAttention": "sdpa", "FakeQuantize": "fake_quantize",
+    "ConvertLike": "cast",
 }
 
 

@@ -1,0 +1,152 @@
+"""ViT-ReciproCAM on class-attention transformers (CaiT, XCiT, VOLO) and LeViT: tiny timm
+configurations built in code (random weights), by both routes (`openvino.convert_model` to
+IR; `torch.onnx.export` to ONNX). The maps are compared with a brute-force reference in torch:
+the target token map is masked by each location's kernel (a hook on the module that makes or
+takes it) and the whole model re-runs once per location.
+
+The class-attention models' target is the token map entering the class-attention stage
+(found from the attention ops' query and key lengths, not from names): the old rule stopped
+at the last self-attention block (CaiT) or found no target at all (VOLO, whose last
+self-attention blocks work on a channels-last 4-D map).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+timm = pytest.importorskip("timm")
+
+import onnx  # noqa: E402
+import onnxruntime as ort  # noqa: E402
+import openvino as ov  # noqa: E402
+
+from xaigraph.api import insert  # noqa: E402
+from xaigraph.methods.vitreciprocam import token_masks  # noqa: E402
+from xaigraph.tokens import TokenGrid  # noqa: E402
+
+
+def _cait() -> Any:
+    from timm.models.cait import Cait
+
+    return Cait(img_size=32, patch_size=8, num_classes=5, embed_dim=32, depth=2, num_heads=2,
+                depth_token_only=2)
+
+
+def _xcit() -> Any:
+    from timm.models.xcit import Xcit
+
+    return Xcit(img_size=32, patch_size=8, num_classes=5, embed_dim=32, depth=2, num_heads=2,
+                cls_attn_layers=2)
+
+
+def _volo() -> Any:
+    from timm.models.volo import VOLO
+
+    return VOLO(layers=[1, 1, 1, 1], img_size=64, num_classes=5, stem_hidden_dim=16,
+                embed_dims=[16, 32, 32, 32], num_heads=[1, 2, 2, 2])
+
+
+def _levit() -> Any:
+    from timm.models.levit import Levit
+
+    return Levit(img_size=192, num_classes=5, embed_dim=(32, 48, 64), key_dim=8,
+                 depth=(1, 1, 1), num_heads=(2, 2, 2))
+
+
+# name: (builder, input size, token grid at the target, where the target is in torch:
+# (module, "output" of it or "input" to it))
+MODELS: dict[str, tuple[Callable[[], Any], int, TokenGrid, Callable[[Any], tuple[Any, str]]]] = {
+    "cait": (_cait, 32, TokenGrid(0, 4, 4, "torch"), lambda m: (m.blocks[-1], "output")),
+    "xcit": (_xcit, 32, TokenGrid(1, 4, 4, "torch"), lambda m: (m.cls_attn_blocks[0], "input")),
+    "volo": (_volo, 64, TokenGrid(1, 4, 4, "torch"), lambda m: (m.post_network[0], "input")),
+    "levit": (_levit, 192, TokenGrid(0, 3, 3, "torch"),
+              lambda m: (m.stages[-1].blocks[-1], "input")),
+}
+
+
+def _build(name: str) -> Any:
+    torch.manual_seed(0)
+    model = MODELS[name][0]().eval()
+    with torch.no_grad():
+        for key, p in model.named_parameters():
+            if "gamma" in key:  # layer scales start at 1e-4: make every block count
+                p.uniform_(0.5, 1.5)
+    return model
+
+
+def _export(model: Any, name: str, route: str, folder: Path) -> Any:
+    size = MODELS[name][1]
+    x = torch.randn(1, 3, size, size)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        if route == "ov":
+            return ov.convert_model(model, example_input=x, input=[(-1, 3, size, size)])
+        path = folder / f"{name}.onnx"
+        torch.onnx.export(model, (x,), str(path), opset_version=17, dynamo=False,
+                          input_names=["image"], output_names=["logits"],
+                          dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}})
+        return onnx.load(str(path))
+
+
+def _reference(model: Any, name: str, x: np.ndarray) -> np.ndarray:
+    """`[N, K, H, W]`: the logits with the target's tokens masked for each location."""
+    grid = MODELS[name][2]
+    module, where = MODELS[name][3](model)
+    masks = torch.from_numpy(token_masks(grid))
+    mask: list[Any] = [None]
+
+    def on_output(_m: Any, _args: Any, out: Any) -> Any:
+        return out * mask[0][None, :, None]
+
+    def on_input(_m: Any, args: Any) -> Any:
+        return (args[0] * mask[0][None, :, None], *args[1:])
+
+    hook = (module.register_forward_hook(on_output) if where == "output"
+            else module.register_forward_pre_hook(on_input))
+    maps = []
+    try:
+        with torch.no_grad():
+            for m in range(grid.locations):
+                mask[0] = masks[m]
+                maps.append(model(torch.from_numpy(x)).double().numpy())
+    finally:
+        hook.remove()
+    return np.stack(maps, axis=-1).reshape(x.shape[0], -1, grid.height, grid.width)
+
+
+def _run(result: Any, x: np.ndarray) -> np.ndarray:
+    if isinstance(result.model, onnx.ModelProto):
+        session = ort.InferenceSession(result.model.SerializeToString(),
+                                       providers=["CPUExecutionProvider"])
+        return np.asarray(session.run(None, {session.get_inputs()[0].name: x})[-1])
+    compiled = ov.Core().compile_model(result.model, "CPU",
+                                       {"INFERENCE_PRECISION_HINT": "f32"})
+    return np.asarray(compiled(x)[compiled.outputs[-1]])
+
+
+ROUTES = ("ov", "onnx")
+
+
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize("name", list(MODELS))
+def test_vitreciprocam_matches_the_brute_force(name: str, route: str, tmp_path: Path) -> None:
+    if name == "volo" and route == "onnx":
+        pytest.skip("VOLO's col2im exports to ONNX only by the dynamo exporter (onnxscript)")
+    model = _build(name)
+    result = insert(_export(model, name, route, tmp_path), "vitreciprocam", scaling=False)
+    grid = MODELS[name][2]
+    assert result.report["validation"]["passed"]
+    tokens = result.report["target"]["shape"].strip("[]").split(",")[1]
+    assert int(tokens) == grid.prefix + grid.locations
+    size = MODELS[name][1]
+    x = np.random.default_rng(1).standard_normal((2, 3, size, size)).astype(np.float32)
+    got, ref = _run(result, x), _reference(model, name, x)
+    assert got.shape == ref.shape == (2, 5, grid.height, grid.width)
+    np.testing.assert_allclose(got, ref, rtol=1e-3, atol=1e-3 * np.abs(ref).max())
