@@ -89,9 +89,15 @@ def _export(model: Any, name: str, route: str, folder: Path) -> Any:
         if route == "ov":
             return ov.convert_model(model, example_input=x, input=[(-1, 3, size, size)])
         path = folder / f"{name}.onnx"
-        torch.onnx.export(model, (x,), str(path), opset_version=17, dynamo=False,
-                          input_names=["image"], output_names=["logits"],
-                          dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}})
+        names: dict[str, Any] = {"input_names": ["image"], "output_names": ["logits"]}
+        if name == "volo":  # its col2im exports only by the dynamo exporter (opset 18)
+            batch = torch.export.Dim("batch", min=1, max=64)
+            torch.onnx.export(model, (x,), str(path), dynamo=True, external_data=False,
+                              dynamic_shapes=({0: batch},), **names)
+        else:
+            torch.onnx.export(model, (x,), str(path), opset_version=17, dynamo=False,
+                              dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+                              **names)
         return onnx.load(str(path))
 
 
@@ -136,9 +142,12 @@ ROUTES = ("ov", "onnx")
 
 @pytest.mark.parametrize("route", ROUTES)
 @pytest.mark.parametrize("name", list(MODELS))
-def test_vitreciprocam_matches_the_brute_force(name: str, route: str, tmp_path: Path) -> None:
-    if name == "volo" and route == "onnx":
-        pytest.skip("VOLO's col2im exports to ONNX only by the dynamo exporter (onnxscript)")
+def test_vitreciprocam_matches_the_brute_force(name: str, route: str, tmp_path: Path,
+                                               request: pytest.FixtureRequest) -> None:
+    if name == "volo" and route == "onnx":  # a known limitation, kept visible (strict)
+        request.applymarker(pytest.mark.xfail(
+            strict=True, reason="the dynamo export fixes the batch in a Reshape of the "
+            "class-attention stage, so the head copy cannot run on the batch of mosaics"))
     model = _build(name)
     result = insert(_export(model, name, route, tmp_path), "vitreciprocam", scaling=False)
     grid = MODELS[name][2]
