@@ -155,7 +155,7 @@ def save(result: InsertResult, out: str | os.PathLike[str], *, force: bool = Fal
     """Write the augmented model to `out` atomically: IR for `.xml` (with its `.bin`), ONNX
     for `.onnx`. The suffix must match the result's format."""
     inputs = result.source.files if result.source is not None else []
-    path = model_io.check_output_path(out, force=force, inputs=inputs)
+    path = model_io.check_output_path(out, force=force, inputs=inputs, force_hint="force=True")
     if backend_for_path(path) != result.backend.name:
         raise BadInputError(
             f"{path.name}: this result is {result.backend.name} and is written with suffix "
