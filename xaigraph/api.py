@@ -84,6 +84,7 @@ def insert(
     targets: str | None = None,
     num_anchors: int | None = None,
     form: str | None = None,
+    class_output: str | None = None,
 ) -> InsertResult:
     """Return the model with a `saliency_map` output built by `method`.
 
@@ -93,6 +94,8 @@ def insert(
     model; the default for a `ModelProto`). A model that already carries an xaigraph stamp
     is returned unchanged with `report["status"] == "already-augmented"`. `form` builds a
     method with several forms in that one (e.g. "mosaic" for reciprocam; for comparisons).
+    `targets` chooses classes: "topk:K", or indices and names ("3,17", "tiger cat,tabby").
+    `class_output` names the output holding the class scores (detected by default).
     """
     get_method(method)  # fail fast on an unknown name
     start = time.perf_counter()
@@ -119,7 +122,7 @@ def insert(
 
     manager = build_pipeline(method, target_layer=target_layer, scaling=scaling,
                              validate=validate, targets=targets, num_anchors=num_anchors,
-                             form=form)
+                             form=form, class_output=class_output)
     ctx = PassContext(backend=backend, original=backend.clone(native), samples=list(samples))
     native = manager.run(native, ctx, progress)
     report.update(status="inserted", **_inserted(ctx, backend.outputs(native)),
@@ -166,7 +169,7 @@ def save(result: InsertResult, out: str | os.PathLike[str], *, force: bool = Fal
 
 
 def inspect(model: ModelLike, target_layer: str | None = None,
-            num_anchors: int | None = None) -> dict[str, Any]:
+            num_anchors: int | None = None, class_output: str | None = None) -> dict[str, Any]:
     """Inputs, outputs, the target, its head, other candidates, and which methods apply.
 
     Runs the analysis passes `insert` starts with (detect-target, and channels-first when
@@ -177,7 +180,8 @@ def inspect(model: ModelLike, target_layer: str | None = None,
     backend = get_backend(loaded.backend, loaded.external_data)
     native = loaded.model
     ctx = PassContext(backend=backend, original=native)
-    clone = analysis_pipeline(target_layer, num_anchors).run(backend.clone(native), ctx)
+    clone = analysis_pipeline(target_layer, num_anchors, class_output).run(
+        backend.clone(native), ctx)
     target, head, view = ctx.target, ctx.head, ctx.view(clone)
     assert target is not None and head is not None
     info: dict[str, Any] = {
