@@ -55,14 +55,16 @@ def _refuse_repeats(spec: str, items: Sequence[Item]) -> None:
 
 def resolve(spec: str, items: Sequence[Item], labels: list[str] | None) -> list[int]:
     """The class indices of `items`, names looked up in `labels` (see `xaigraph.labels`)."""
-    names = [i for i in items if isinstance(i, str)]
-    if names and labels is None:
-        raise BadInputError(
-            f"--targets '{spec}': '{names[0]}' is not a class index and the model carries no "
-            f"class names (labels); {_USAGE}")
-    assert labels is not None or not names
-    out = [i if isinstance(i, int) else class_index(i, labels or [], f"--targets '{spec}'")
-           for i in items]
+    out = []
+    for item in items:
+        if isinstance(item, int):
+            out.append(item)
+        elif labels is None:
+            raise BadInputError(
+                f"--targets '{spec}': '{item}' is not a class index and the model carries no "
+                f"class names (labels); {_USAGE}")
+        else:
+            out.append(class_index(item, labels, f"--targets '{spec}'"))
     _refuse_repeats(spec, out)
     return out
 

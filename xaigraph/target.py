@@ -178,9 +178,9 @@ def channels_last(view: GraphView, v: Value, head: set[str]) -> str | None:
     `[N, H*W, C]` tokens (or back): a pooling over the spatial axes, a normalisation over
     the last axis (LayerNorm) or a matrix product over it (a linear layer) mean
     channels-last; a convolution, batch norm, pooling over axes 2, 3 or a reduction over
-    axis 1 of the 4-D map mean channels-first. So does a transpose between the two layouts
-    (as TensorFlow exports wrap each convolution): the map it makes from `[N, C, H, W]` by
-    (0, 2, 3, 1), or turns to it by (0, 3, 1, 2), is channels-last."""
+    axis 1 of the 4-D map mean channels-first. A transpose between the two layouts (as
+    TensorFlow exports wrap each convolution) tells too: the map a (0, 2, 3, 1) transpose
+    makes, or a (0, 3, 1, 2) transpose reads, is channels-last; the reverse, channels-first."""
     shape = view.tensor(v).probe
     if shape is None or len(shape) != 4:
         return None
