@@ -9,9 +9,15 @@ DEMO_OUT ?= demo_out
 
 .PHONY: demo test test-fast lint bench zoo export-demo-model clean
 
+# Two markers: the runtime dependencies (all the demo needs), then the dev extra on top
+# (pytest, ruff, mypy, torch for the tiny test models).
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(BIN)/.installed-dev: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
@@ -24,14 +30,14 @@ $(ZOO_BIN)/.installed: pyproject.toml
 demo: $(BIN)/.installed
 	$(BIN)/xaigraph demo --output $(DEMO_OUT) --force
 
-test: $(BIN)/.installed
+test: $(BIN)/.installed-dev
 	$(BIN)/python -m pytest -q
 
 # Hand-built graphs through both views, no model export: well under a minute.
-test-fast: $(BIN)/.installed
+test-fast: $(BIN)/.installed-dev
 	$(BIN)/python -m pytest -q tests/unit
 
-lint: $(BIN)/.installed
+lint: $(BIN)/.installed-dev
 	$(BIN)/ruff check xaigraph passes tests tools
 	$(BIN)/mypy
 

@@ -43,10 +43,10 @@ def parse(text: str) -> PassManager:
     return parse_pipeline(text, PASSES)
 
 
-def analysis_pipeline(target_layer: str | None = None,
-                      num_anchors: int | None = None) -> PassManager:
+def analysis_pipeline(target_layer: str | None = None, num_anchors: int | None = None,
+                      class_output: str | None = None) -> PassManager:
     """What `inspect` runs (on a clone): detect-target, and channels-first when it asks."""
-    return PassManager([DetectTargetPass(target_layer, num_anchors)])
+    return PassManager([DetectTargetPass(target_layer, num_anchors, class_output)])
 
 
 def build_pipeline(
@@ -58,11 +58,12 @@ def build_pipeline(
     targets: str | None = None,
     num_anchors: int | None = None,
     form: str | None = None,
+    class_output: str | None = None,
 ) -> PassManager:
     """detect-target, [select-classes{targets=T}], insert-saliency{method=M[,form=F]},
     [embed-scaling], stamp, [validate]. detect-target adds channels-first after itself when
     the target map is channels-last (see `xaigraph.pipeline`)."""
-    passes: list[Pass] = analysis_pipeline(target_layer, num_anchors).passes
+    passes: list[Pass] = analysis_pipeline(target_layer, num_anchors, class_output).passes
     if targets is not None:
         passes.append(SelectClassesPass(targets))
     passes.append(InsertSaliencyPass(method, form))

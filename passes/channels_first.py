@@ -28,7 +28,7 @@ class ChannelsFirstPass(Pass):
         why = ctx.target.channels_last
         name = to_channels_first(ctx.backend, model, ctx.view(model), ctx.target.value)
         view = ctx.view(model)  # rebuilt: the model has changed
-        ctx.target = channels_first_target(view, name)
+        ctx.target = channels_first_target(view, name, ctx.target.output_index)
         ctx.head = extract_head(view, ctx.target.value, ctx.target.scores)
         ctx.channels_last = why
         return PassResult(model, modified=True)

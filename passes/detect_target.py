@@ -25,19 +25,24 @@ class DetectTargetPass(Pass):
     channels-first pass to run next.
 
     Options: `layer` (the `--target-layer` name; a detector's levels are separated by
-    spaces), `anchors` (`--num-anchors`)."""
+    spaces), `anchors` (`--num-anchors`), `output` (`--class-output`: the output holding
+    the class scores, when the model has several)."""
 
     name = "detect-target"
-    option_names = ("layer", "anchors")
+    option_names = ("layer", "anchors", "output")
 
-    def __init__(self, target_layer: str | None = None, num_anchors: int | None = None) -> None:
+    def __init__(self, target_layer: str | None = None, num_anchors: int | None = None,
+                 output: str | None = None) -> None:
         self.target_layer = target_layer
         self.num_anchors = num_anchors
+        self.output = output
 
     def options(self) -> dict[str, str]:
         opts = {"layer": self.target_layer.replace(",", " ")} if self.target_layer else {}
         if self.num_anchors is not None:
             opts["anchors"] = str(self.num_anchors)
+        if self.output is not None:
+            opts["output"] = self.output
         return opts
 
     @classmethod
@@ -47,11 +52,11 @@ class DetectTargetPass(Pass):
             raise BadInputError(f"detect-target: anchors={anchors} is not a positive integer")
         layer = options.get("layer")
         return cls(layer.replace(" ", ",") if layer else None,
-                   int(anchors) if anchors is not None else None)
+                   int(anchors) if anchors is not None else None, options.get("output"))
 
     def run(self, model: Model, ctx: PassContext) -> PassResult:
         view = ctx.view(model)
-        ctx.target = detect(view, self.target_layer, self.num_anchors)
+        ctx.target = detect(view, self.target_layer, self.num_anchors, self.output)
         ctx.probe_inputs = list(view.probe_inputs)
         if ctx.target.channels_last is not None:
             ctx.head = None

@@ -88,6 +88,7 @@ def insert(
     num_anchors: int | None = None,
     form: str | None = None,
     replace: bool = False,
+    class_output: str | None = None,
 ) -> InsertResult:
     """Return the model with a `saliency_map` output built by `method`.
 
@@ -100,6 +101,8 @@ def insert(
     takes the old explanation out (as `strip` does) and inserts this one
     (`report["replaced"]` holds the old stamp). `form` builds a method with several forms in
     that one (e.g. "mosaic" for reciprocam; for comparisons).
+    `targets` chooses classes: "topk:K", or indices and names ("3,17", "tiger cat,tabby").
+    `class_output` names the output holding the class scores (detected by default).
     """
     get_method(method)  # fail fast on an unknown name
     start = time.perf_counter()
@@ -116,7 +119,7 @@ def insert(
     }
     manager = build_pipeline(method, target_layer=target_layer, scaling=scaling,
                              validate=validate, targets=targets, num_anchors=num_anchors,
-                             form=form)
+                             form=form, class_output=class_output)
     stamp = stamp_mod.read(backend, native)
     if stamp is not None and not replace:
         _refuse_other(stamp, manager, loaded)
@@ -225,7 +228,7 @@ def save(result: InsertResult, out: str | os.PathLike[str], *, force: bool = Fal
     """Write the augmented model to `out` atomically: IR for `.xml` (with its `.bin`), ONNX
     for `.onnx`. The suffix must match the result's format."""
     inputs = result.source.files if result.source is not None else []
-    path = model_io.check_output_path(out, force=force, inputs=inputs)
+    path = model_io.check_output_path(out, force=force, inputs=inputs, force_hint="force=True")
     if backend_for_path(path) != result.backend.name:
         raise BadInputError(
             f"{path.name}: this result is {result.backend.name} and is written with suffix "
@@ -236,7 +239,7 @@ def save(result: InsertResult, out: str | os.PathLike[str], *, force: bool = Fal
 
 
 def inspect(model: ModelLike, target_layer: str | None = None,
-            num_anchors: int | None = None) -> dict[str, Any]:
+            num_anchors: int | None = None, class_output: str | None = None) -> dict[str, Any]:
     """Inputs, outputs, the target, its head, other candidates, and which methods apply.
 
     Runs the analysis passes `insert` starts with (detect-target, and channels-first when
@@ -252,7 +255,7 @@ def inspect(model: ModelLike, target_layer: str | None = None,
     stamp = stamp_mod.read(backend, native)
     plain = backend.clone(native) if stamp is None else strip_loaded(loaded, backend, stamp)
     ctx = PassContext(backend=backend, original=plain)
-    clone = analysis_pipeline(target_layer, num_anchors).run(plain, ctx)
+    clone = analysis_pipeline(target_layer, num_anchors, class_output).run(plain, ctx)
     target, head, view = ctx.target, ctx.head, ctx.view(clone)
     assert target is not None and head is not None
     info: dict[str, Any] = {

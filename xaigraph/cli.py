@@ -129,7 +129,11 @@ def cli() -> None:
                    "--target-layer).")
 @click.option("--targets", metavar="SPEC",
               help="Maps only for some classes: topk:K (each image's K best, with their indices "
-                   "in a saliency_classes output) or a list like 3,17,281.")
+                   "in a saliency_classes output) or a list like 3,17,281 (or class names, "
+                   "'tiger cat,tabby', from the model's labels or ImageNet's).")
+@click.option("--class-output", metavar="NAME",
+              help="The output holding the class scores, when the model has several "
+                   "(detected otherwise).")
 @click.option("--no-scaling", is_flag=True, help="Keep raw f32 maps instead of u8 0..255.")
 @click.option("--no-validate", is_flag=True, help="Skip the output comparison.")
 @click.option("--sample", "samples", multiple=True, type=click.Path(path_type=Path),
@@ -141,9 +145,9 @@ def cli() -> None:
 @click.option("--debug", is_flag=True, help="Verbose log; tracebacks on errors.")
 @handle_errors
 def insert(model: Path, out: Path, method: str, target_layer: str | None,
-           num_anchors: int | None, targets: str | None, no_scaling: bool,
-           no_validate: bool, samples: tuple[Path, ...], force: bool, replace: bool,
-           as_json: bool, debug: bool) -> None:
+           num_anchors: int | None, targets: str | None, class_output: str | None,
+           no_scaling: bool, no_validate: bool, samples: tuple[Path, ...], force: bool,
+           replace: bool, as_json: bool, debug: bool) -> None:
     """Add a `saliency_map` output to MODEL (.xml or .onnx) and write it to OUT.
 
     \b
@@ -174,6 +178,7 @@ def insert(model: Path, out: Path, method: str, target_layer: str | None,
         targets=targets,
         num_anchors=num_anchors,
         replace=replace,
+        class_output=class_output,
     )
     if result.changed:
         path = api.save(result, out, force=force)
@@ -187,12 +192,14 @@ def insert(model: Path, out: Path, method: str, target_layer: str | None,
 @cli.command()
 @click.argument("model", type=click.Path(dir_okay=True, path_type=Path))
 @click.option("--target-layer", metavar="NAME", help="Inspect with this target instead.")
+@click.option("--class-output", metavar="NAME", help="The output holding the class scores.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 @click.option("--debug", is_flag=True, help="Verbose log; tracebacks on errors.")
 @handle_errors
-def inspect(model: Path, target_layer: str | None, as_json: bool, debug: bool) -> None:
+def inspect(model: Path, target_layer: str | None, class_output: str | None, as_json: bool,
+            debug: bool) -> None:
     """Show MODEL's inputs, outputs, target layer, head, candidates and applicable methods."""
-    info = api.inspect(model, target_layer=target_layer)
+    info = api.inspect(model, target_layer=target_layer, class_output=class_output)
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return

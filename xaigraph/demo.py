@@ -35,11 +35,13 @@ from xaigraph.preprocess import Preprocess
 from xaigraph.session import Session
 
 __all__ = [
+    "CLASS_FREE_MAPS",
     "CROP_PADDING",
     "EFFICIENTNET_LITE",
     "IMAGE_SIZE",
     "MODEL_FILE",
     "PHOTO_FILE",
+    "caption",
     "crop_box",
     "load_labels",
     "preprocess",
@@ -72,6 +74,8 @@ OUTPUT_XML = "efficientnet_lite0_xai.xml"
 OUTPUT_PNG = "chelsea_saliency.png"
 OUTPUT_JSON = "summary.json"
 TOP_K = 5
+# How a caption names the one class-free map of a method (per-class maps name their class).
+CLASS_FREE_MAPS = {"activationmap": "activation map", "eigencam": "Eigen-CAM map"}
 
 
 def crop_box(width: int, height: int) -> tuple[int, int, int, int]:
@@ -188,16 +192,16 @@ def _summary(result: api.InsertResult, method: str, probs: np.ndarray, labels: l
     }
 
 
-def _picture(photo: Image.Image, saliency: np.ndarray, probs: np.ndarray, labels: list[str],
-             method: str) -> Image.Image:
-    """The photo beside it with the top-1 class map over it, and a title."""
-    top1 = int(np.argmax(probs))
-    per_class = saliency.ndim == 4
-    what = f"map for '{labels[top1]}'" if per_class else "activation map (class-free)"
-    title = (
-        f"EfficientNet-Lite0 + xaigraph {method}: {labels[top1]} "
-        f"({100 * probs[top1]:.1f}%), {what}"
-    )
+def caption(method: str, label: str, probability: float, per_class: bool) -> str:
+    """The picture's one-line caption: the model, the method, the top-1 class, and which
+    map is drawn (the class's, or the method's one class-free map, named by the method)."""
+    free = CLASS_FREE_MAPS.get(method, f"{method} map")
+    what = f"map for '{label}'" if per_class else f"{free} (class-free)"
+    return f"EfficientNet-Lite0 + xaigraph {method}: {label} ({100 * probability:.1f}%), {what}"
+
+
+def _picture(photo: Image.Image, saliency: np.ndarray, title: str, top1: int) -> Image.Image:
+    """The photo beside it with the top-1 class map over it, and the caption `title`."""
     return panel(photo, _class_map(saliency, top1), title, box=crop_box(*photo.size))
 
 
@@ -230,11 +234,14 @@ def run_demo(
         progress(f"run {out_xml.name} on {PHOTO_FILE} (OpenVINO CPU)")
     logits, saliency = _infer(out_xml, photo)
     probs = _softmax(logits.reshape(-1))
-    picture = _picture(photo, saliency, probs, labels, method)
+    top1 = int(np.argmax(probs))
+    title = caption(method, labels[top1], float(probs[top1]), saliency.ndim == 4)
+    picture = _picture(photo, saliency, title, top1)
     atomic_write(files["panel_png"], lambda p: picture.save(p, format="PNG"))
 
     box = crop_box(*photo.size)
     summary = _summary(result, method, probs, labels, saliency, box, files)
+    summary["caption"] = title
     text = json.dumps(summary, indent=2, default=_json_default) + "\n"
     atomic_write(files["summary_json"], lambda p: p.write_text(text, encoding="utf-8"))
     return summary

@@ -36,10 +36,11 @@ def to_channels_first(backend: Backend, model: Any, view: GraphView, value: Valu
     return b.name(made[0])
 
 
-def channels_first_target(view: GraphView, name: str) -> Target:
+def channels_first_target(view: GraphView, name: str, output: int | None = None) -> Target:
     """The target at the channels-first tensor `name` made by `to_channels_first`, chosen
-    as if found (not forced); the other candidates say why they lost."""
-    target = find_target(view, name)
+    as if found (not forced), explaining output `output` (its index; by default the one
+    detected); the other candidates say why they lost."""
+    target = find_target(view, name, output)
     target.forced = False
     for c in target.candidates:
         c.reason = None if c.value == target.value else "channels-last: explained " \

@@ -223,8 +223,10 @@ def output_files(out: Path) -> list[Path]:
     return [out, out.with_name(out.name + ".data")]
 
 
-def check_output_path(out: str | os.PathLike[str], *, force: bool, inputs: list[Path]) -> Path:
-    """Validate an output path (`.xml` or `.onnx`) before any work is done."""
+def check_output_path(out: str | os.PathLike[str], *, force: bool, inputs: list[Path],
+                      force_hint: str = "--force") -> Path:
+    """Validate an output path (`.xml` or `.onnx`) before any work is done; an existing
+    output's message says to pass `force_hint` (the CLI's flag, or the API's argument)."""
     from xaigraph.backends import backend_for_path
 
     p = Path(out)
@@ -240,7 +242,7 @@ def check_output_path(out: str | os.PathLike[str], *, force: bool, inputs: list[
     if not force:  # an ONNX output's data file alone is not an output that exists
         for t in targets[:1] if p.suffix.lower() == ".onnx" else targets:
             if t.exists():
-                raise BadInputError(f"output exists: {t}; pass --force to overwrite it")
+                raise BadInputError(f"output exists: {t}; pass {force_hint} to overwrite it")
     return p
 
 

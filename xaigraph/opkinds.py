@@ -36,7 +36,8 @@ from its weight), ``strides``, ``pads`` (begins then ends), ``auto_pad`` (lower 
 ``axis`` (a softmax's, only when it normalises along that one axis), the axes of a reduction
 or normalisation as one of ``axes`` (ints, may be negative), ``axes_input`` (the input that
 holds them), ``axes_from`` (this axis to the last) or ``axes_all``; ``transpose_a``,
-``transpose_b`` and ``scaled`` (alpha or beta not 1) for matrix products.
+``transpose_b`` and ``scaled`` (alpha or beta not 1) for matrix products; a transpose's
+order as ``perm`` (ints) or ``perm_input`` (the input that holds it).
 
 `OpInfo.kind` (coarse, what most analysis asks first):
 
@@ -63,6 +64,7 @@ holds them), ``axes_from`` (this axis to the last) or ``axes_all``; ``transpose_
 - ``axes``: for reductions and normalisations, the axes of input 0 it works over, as sorted
   non-negative ints
 - ``value``: a small constant's value
+- ``perm``: a transpose's order of the input's axes, when known, as a tuple of ints
 """
 
 from __future__ import annotations
@@ -106,7 +108,8 @@ AFFINE = {
 }
 FACTS = frozenset({
     "value", "bounds", "in_channels", "strides", "pads", "auto_pad", "kernel", "axis", "axes",
-    "axes_input", "axes_from", "axes_all", "transpose_a", "transpose_b", "scaled",
+    "axes_input", "axes_from", "axes_all", "transpose_a", "transpose_b", "scaled", "perm",
+    "perm_input",
 })
 _UNPADDED = ("explicit", "notset", "valid")  # auto_pad values that add no padding of their own
 
@@ -153,6 +156,14 @@ def _is_gap(op: str, ins: list[TensorInfo], facts: dict[str, Any],
         size = ins[1].probe_value if len(ins) > 1 else None
         return size is not None and [int(s) for s in np.atleast_1d(size)] == [1, 1]
     return False
+
+
+def _perm(facts: dict[str, Any], ins: list[TensorInfo]) -> tuple[int, ...] | None:
+    if "perm" in facts:
+        return tuple(int(a) for a in facts["perm"])
+    i = facts.get("perm_input")
+    value = ins[i].probe_value if i is not None and len(ins) > i else None
+    return None if value is None else tuple(int(a) for a in np.asarray(value).ravel())
 
 
 def _pointwise(op: str, ins: list[TensorInfo], facts: dict[str, Any]) -> str | None:
@@ -217,6 +228,7 @@ def describe(op: str, ins: list[TensorInfo], const_in: list[bool], facts: dict[s
         "attention": _attention(op, ins),
         "axes": axes,
         "matrix": _matrix(op, ins, const_in, facts),
+        "perm": _perm(facts, ins) if op == "transpose" else None,
     }
     attrs.update((k, v) for k, v in found.items() if v is not None)
     return _kind(op, ins, const_in, facts, axes), attrs

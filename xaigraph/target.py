@@ -1,8 +1,10 @@
 """Where the target layer is chosen.
 
-The classification output is the model's first output shaped `[N, K]` (or `[N, K, 1, 1]`).
-Its class scores are the input of a final Softmax / LogSoftmax / Sigmoid when the output ends
-in one (through reshapes), otherwise the output itself.
+The classification output is the one `--class-output` names, else the model's output shaped
+`[N, K]` (or `[N, K, 1, 1]`); of several, one computed from the others (logits from
+embeddings), then one ending in a Softmax/Sigmoid, then the first. Its class scores are the
+input of a final Softmax / LogSoftmax / Sigmoid when the output ends in one (through
+reshapes), otherwise the output itself.
 
 The target is the last 4-D feature map `[N, C, H, W]` with `H, W > 1` that dominates the class
 scores (every path from the model inputs to them passes through it) and is followed by at
@@ -85,22 +87,64 @@ def _shape(view: GraphView, v: Value) -> tuple[int | None, ...] | None:
     return t.shape
 
 
-def classification_output(view: GraphView) -> tuple[int, Value, int]:
-    """(output index, value, number of classes) of the model's classification output."""
-    seen = []
-    for i, v in enumerate(view.output_values()):
-        shape = _shape(view, v)
-        seen.append(_fmt(shape))
-        if shape is None:
-            continue
-        if len(shape) == 2 or (len(shape) == 4 and shape[2:] == (1, 1)):
-            k = shape[1]
-            if k is not None and k > 1:
-                return i, v, k
-    raise TargetError(
-        "no classification output: expected an output shaped [N, K] or [N, K, 1, 1], "
-        f"got {', '.join(seen) or 'no outputs'}"
-    )
+def _output_names(view: GraphView, index: int) -> list[str]:
+    """The names model output `index` goes by: its tensor's names, then its result's."""
+    result = view.ops[view.results[index]]
+    return [*sorted(view.tensor(result.inputs[0]).names), result.name]
+
+
+def _listing(view: GraphView) -> str:
+    return ", ".join(f"{_output_names(view, i)[0]} {_fmt(view.tensor(v).shape)}"
+                     for i, v in enumerate(view.output_values()))
+
+
+def _classes(shape: tuple[int | None, ...] | None) -> int | None:
+    """K when `shape` is `[N, K]` or `[N, K, 1, 1]` with K > 1, else None."""
+    if shape is None or not (len(shape) == 2 or (len(shape) == 4 and shape[2:] == (1, 1))):
+        return None
+    return shape[1] if shape[1] is not None and shape[1] > 1 else None
+
+
+def _named_output(view: GraphView, output: str | int) -> tuple[int, Value, int]:
+    """The output named `output` (or at index `output`), which must hold class scores."""
+    values = view.output_values()
+    if isinstance(output, int):
+        index = output
+    else:
+        found = [i for i in range(len(values)) if output in _output_names(view, i)]
+        if not found:
+            raise TargetError(f"unknown output '{output}' (--class-output); the model's "
+                              f"outputs: {_listing(view)}")
+        index = found[0]
+    shape = _shape(view, values[index])
+    k = _classes(shape)
+    if k is None:
+        raise TargetError(f"output '{_output_names(view, index)[0]}' {_fmt(shape)} does not "
+                          "hold class scores: they are shaped [N, K] or [N, K, 1, 1]")
+    return index, values[index], k
+
+
+def classification_output(view: GraphView, output: str | int | None = None
+                          ) -> tuple[int, Value, int]:
+    """(output index, value, number of classes) of the model's classification output.
+
+    `output` names it (or gives its index). Otherwise it is the output shaped `[N, K]` (or
+    `[N, K, 1, 1]`); of several, those computed from another such output (logits from
+    embeddings) win, then those ending in a Softmax/Sigmoid, then the first."""
+    if output is not None:
+        return _named_output(view, output)
+    found = [(i, v, k) for i, v in enumerate(view.output_values())
+             if (k := _classes(_shape(view, v))) is not None]
+    if not found:
+        seen = ", ".join(_fmt(_shape(view, v)) for v in view.output_values())
+        raise TargetError(
+            "no classification output: expected an output shaped [N, K] or [N, K, 1, 1], "
+            f"got {seen or 'no outputs'}"
+        )
+    later = [c for c in found
+             if not any(o.op in view.value_descendants(c[1]) for _, o, _ in found)]
+    scored = [c for c in later if class_scores(view, c[1]) != c[1]]
+    return (scored or later or found)[0]
 
 
 def class_scores(view: GraphView, out: Value) -> Value:
@@ -123,6 +167,7 @@ def _fmt(shape: tuple[int | None, ...] | None) -> str:
 
 
 _CHANNELS_FIRST = {"conv", "batch_norm", "max_pool", "avg_pool"}  # neutral names
+_TO_LAST, _TO_FIRST = (0, 2, 3, 1), (0, 3, 1, 2)  # transposes [N,C,H,W] <-> [N,H,W,C]
 
 
 def channels_last(view: GraphView, v: Value, head: set[str]) -> str | None:
@@ -133,7 +178,9 @@ def channels_last(view: GraphView, v: Value, head: set[str]) -> str | None:
     `[N, H*W, C]` tokens (or back): a pooling over the spatial axes, a normalisation over
     the last axis (LayerNorm) or a matrix product over it (a linear layer) mean
     channels-last; a convolution, batch norm, pooling over axes 2, 3 or a reduction over
-    axis 1 of the 4-D map mean channels-first."""
+    axis 1 of the 4-D map mean channels-first. A transpose between the two layouts (as
+    TensorFlow exports wrap each convolution) tells too: the map a (0, 2, 3, 1) transpose
+    makes, or a (0, 3, 1, 2) transpose reads, is channels-last; the reverse, channels-first."""
     shape = view.tensor(v).probe
     if shape is None or len(shape) != 4:
         return None
@@ -171,6 +218,12 @@ def channels_last(view: GraphView, v: Value, head: set[str]) -> str | None:
                 return f"a {op.type} normalises or reduces its last axis"
             if "matrix" in op.attrs and (port == 0 or not forward):
                 return f"a {op.type} works on its last axis"
+            perm = op.attrs.get("perm")
+            if not flat and perm in (_TO_LAST, _TO_FIRST):  # the layout, stated by a transpose
+                if (perm == _TO_LAST) == forward:
+                    return None
+                return (f"a {op.type} {list(perm)} "
+                        + ("turns it to channels-first" if forward else "made it"))
             for y in walk(at, forward):
                 if y not in seen:
                     seen.add(y)
@@ -194,8 +247,10 @@ def _reject_reason(view: GraphView, v: Value, scores: Value) -> str | None:
     return None
 
 
-def find_target(view: GraphView, target_layer: str | None = None) -> Target:
-    out_index, out, k = classification_output(view)
+def find_target(view: GraphView, target_layer: str | None = None,
+                output: str | int | None = None) -> Target:
+    """The target of the class scores of `output` (see `classification_output`)."""
+    out_index, out, k = classification_output(view, output)
     scores = class_scores(view, out)
     all_doms = view.dominators(scores)
     doms = [
@@ -278,7 +333,7 @@ def find_detector_target(view: GraphView, target_layer: str | None = None,
 
 
 def detect(view: GraphView, target_layer: str | None = None,
-           num_anchors: int | None = None) -> Target:
+           num_anchors: int | None = None, output: str | None = None) -> Target:
     """The classifier's (or transformer's) target, else a detector's class-score maps.
 
     Analysis only: a channels-last map comes back with `channels_last` set (unless the model
@@ -288,9 +343,9 @@ def detect(view: GraphView, target_layer: str | None = None,
         assert found is not None
         return found
     try:
-        target = find_target(view, target_layer)
+        target = find_target(view, target_layer, output)
     except TargetError:
-        if target_layer is not None:
+        if target_layer is not None or output is not None:
             raise
         detector = find_detector_target(view, None, num_anchors)
         if detector is None:

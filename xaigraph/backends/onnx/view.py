@@ -190,6 +190,8 @@ def _facts(node: onnx.NodeProto, neutral: str, opset: int,
         return {"axes": list(_attr(node, "axes", [0, 2, 3]))}
     if neutral in REDUCTIONS:
         return _reduce_axes(node)
+    if neutral == "transpose" and _attr(node, "perm") is not None:
+        return {"perm": list(_attr(node, "perm"))}
     return {}
 
 

@@ -102,10 +102,22 @@ class OVBuilder(BuilderBase):
         return _out(ops.constant(relaxed.astype(shape.dtype))), {**attrs, "special_zero": True}
 
     def add_output(self, x: T, name: str, shape: Sequence[int | None]) -> None:
+        x = self._pinned(x, shape)
         x.get_tensor().set_names({name})
         result = ops.result(x)
         result.set_friendly_name(name)
         self.model.add_results([result])
+
+    def _pinned(self, x: T, shape: Sequence[int | None]) -> T:
+        """`x`, or a reshape of it that declares the dims of `shape` that are known where
+        OpenVINO's shape inference lost them (e.g. K after a per-image gather)."""
+        have = x.get_partial_shape()
+        if have.rank.is_dynamic or have.rank.get_length() != len(shape):
+            return x
+        if all(d is None or have[i].is_static for i, d in enumerate(shape)):
+            return x
+        pattern = np.asarray([0 if d is None else d for d in shape], dtype=np.int64)
+        return self.reshape(x, self.const(pattern))  # 0: the dim as it is (special_zero)
 
     def _result(self, name: str) -> Any:
         for r in self.model.get_results():

@@ -105,6 +105,8 @@ def _facts(node: ov.Node, neutral: str, outputs: list[TensorInfo]) -> dict[str, 
                 "transpose_b": bool(attrs.get("transpose_b"))}
     if neutral in REDUCTIONS or neutral == "mvn":
         return {"axes_input": 1}
+    if neutral == "transpose":
+        return {"perm_input": 1}
     return {}
 
 
