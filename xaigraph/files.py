@@ -60,9 +60,9 @@ def staged(targets: Sequence[Path]) -> Iterator[list[Path]]:
     """Temporary paths, one per target and with the target's own file name, in a staging
     folder beside the targets (which share one folder).
 
-    When the block ends normally, every temporary file the block wrote replaces its target,
-    as one commit (a temporary the block did not write is skipped, and its target left
-    alone: for an optional file, such as an ONNX model's external data). On an exception or
+    When the block ends normally, the files the block wrote replace the targets, as one
+    commit: a target the block did not write is removed (it belonged to the old set: an
+    ONNX model's external data, when the new model has none to write). On an exception or
     an interruption nothing is replaced. The staging folder is removed in every case.
     """
     folder = _folder(targets)
@@ -76,7 +76,7 @@ def staged(targets: Sequence[Path]) -> Iterator[list[Path]]:
         yield temps
         written = [t.name for tmp, t in zip(temps, targets, strict=True) if os.path.lexists(tmp)]
         with deferred():
-            _commit(stage, folder, written)
+            _commit(stage, folder, [t.name for t in targets], written)
     finally:
         try:
             _settle(stage, folder)
@@ -107,16 +107,16 @@ def _create_stage(folder: Path) -> tuple[Path, int]:
     raise OSError(f"cannot create a staging folder in {folder}")
 
 
-def _commit(stage: Path, folder: Path, names: list[str]) -> None:
+def _commit(stage: Path, folder: Path, names: list[str], written: list[str]) -> None:
     """Move the old files aside, record the commit, put the new files in place."""
     (stage / _OLD).mkdir()
     for name in names:
         if os.path.lexists(folder / name):
             os.replace(folder / name, stage / _OLD / name)
     part = stage / (_COMMIT + ".part")
-    part.write_text("".join(n + "\n" for n in names))
+    part.write_text("".join(n + "\n" for n in written))
     os.replace(part, stage / _COMMIT)  # the commit point
-    for name in names:
+    for name in written:
         os.replace(stage / _NEW / name, folder / name)
 
 

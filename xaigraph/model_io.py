@@ -301,18 +301,25 @@ def save_ir(model: ov.Model, out_xml: Path) -> None:
 
 
 def save_onnx(model: Any, out: Path, external_data: bool) -> None:
-    """Write `model` as `out` (and `out.data` when `external_data`: the tensors over 1 KiB,
-    those of `Constant` nodes too), as one commit (`files.staged`)."""
+    """Write `model` as `out` (and `out.data` when `external_data`: the tensors of 1 KiB or
+    more, those of `Constant` nodes too), as one commit (`files.staged`)."""
     import onnx
+    from onnx.external_data_helper import set_external_data
 
     files = output_files(out, external_data)
     with staged(files) as (tmp_model, *_):
         if external_data:
-            copy = onnx.ModelProto()
-            copy.CopyFrom(model)  # saving with external data rewrites the proto in place
-            onnx.save_model(copy, str(tmp_model), save_as_external_data=True,
-                            all_tensors_to_one_file=True, location=files[1].name,
-                            size_threshold=1024, convert_attribute=True)
-        else:
-            onnx.save_model(model, str(tmp_model))
+            model = _copy(model)  # marking tensors external rewrites the proto
+            for tensor in _tensors(model.graph):  # (onnx's own converter looks for an
+                if len(tensor.raw_data) >= 1024:  # existing data file in the current folder)
+                    set_external_data(tensor, files[1].name)
+        onnx.save_model(model, str(tmp_model))
     log.debug("wrote %s", out)
+
+
+def _copy(model: Any) -> Any:
+    import onnx
+
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    return copy
