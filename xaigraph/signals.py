@@ -6,7 +6,8 @@ end it the same way: the handler raises `Interrupted`, every `finally` block run
 half-written output is rolled back by `files.staged`), and the run ends with one line on
 stderr and exit status 128 + the signal's number (130 for Ctrl-C), never a traceback. A
 second signal while that clean-up runs ends the process at once (whatever staging folder
-is left is completed or rolled back by the next run, see `files.recover`).
+is left is completed or rolled back by the next run, see `files.recover`). A signal after
+the command has finished is ignored: the exit status is the command's.
 
 `Interrupted` derives from `BaseException`, not `KeyboardInterrupt`: no `except Exception`
 catches it, and click does not turn it into its "Aborted!". `deferred()` holds a signal
@@ -91,9 +92,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     """`xaigraph ...`: install the handlers, then import and run the click commands."""
     install()
     try:
-        from xaigraph.cli import cli
+        try:
+            from xaigraph.cli import cli
 
-        cli(args=list(argv) if argv is not None else None, prog_name="xaigraph")
+            cli(args=list(argv) if argv is not None else None, prog_name="xaigraph")
+        finally:  # the run is over: a late signal must not kill the interpreter's
+            for sig in SIGNALS:  # teardown (Python resets its handlers, not SIG_IGN)
+                signal.signal(sig, signal.SIG_IGN)
     except Interrupted as exc:
         sys.stderr.write(_line(exc.signum))
         sys.stderr.flush()
