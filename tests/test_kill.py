@@ -29,10 +29,9 @@ import onnx
 import openvino as ov
 import pytest
 
-from tests.unit.files_models import classifier
-from tests.unit.test_files_signals import ENTRY, _handlers_installed
+from tests.unit.files_models import ENTRY, RESET_SIGNALS, ROOT, classifier
+from tests.unit.test_files_signals import _handlers_installed
 
-ROOT = Path(__file__).parents[1]
 SEED = 11
 ROUNDS = 24
 OLD_ARGS = ["-m", "activationmap", "--no-validate"]
@@ -168,7 +167,8 @@ def test_a_signal_at_a_random_moment_ends_with_one_line(folder: Path, sig: int) 
 
 def _run_and_signal(folder: Path, sig: int, delay: float) -> subprocess.CompletedProcess[str]:
     proc = subprocess.Popen(
-        [sys.executable, "-c", ENTRY, "insert", "m.onnx", "-o", "out/o.xml", "--force"],
+        [sys.executable, "-c", RESET_SIGNALS + ENTRY, "insert", "m.onnx", "-o", "out/o.xml",
+         "--force"],
         cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _handlers_installed(proc.pid)
     time.sleep(delay)

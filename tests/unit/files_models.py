@@ -3,8 +3,8 @@
     x [1,3,8,8] -> Conv(w) -> Relu -> GlobalAveragePool -> Flatten -> Gemm(fc) -> Softmax -> y
 
 `constants=True` gives the weights as `Constant` nodes instead of initializers. The
-subprocess runs what the installed `xaigraph` command runs (`xaigraph.cli.main`), so a
-crash by signal shows as an exit status instead of taking the test process down.
+subprocess runs what the installed `xaigraph` command runs (`ENTRY`), so a crash by signal
+shows as an exit status instead of taking the test process down.
 """
 
 from __future__ import annotations
@@ -19,9 +19,25 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-__all__ = ["ENTRY", "Run", "classifier", "invoke", "run_cli", "save_external"]
+__all__ = ["ENTRY", "RESET_SIGNALS", "ROOT", "Run", "classifier", "invoke", "run_cli",
+           "save_external"]
 
-ENTRY = "import sys; sys.argv[0] = 'xaigraph'; from xaigraph.cli import main; main()"
+ROOT = Path(__file__).parents[2]
+
+
+def _entry() -> str:
+    """What the installed `xaigraph` command runs: pyproject's `[project.scripts]` entry."""
+    scripts = (ROOT / "pyproject.toml").read_text().split("[project.scripts]")[1]
+    target = scripts.split("[")[0].split("=", 1)[1].split()[0].strip('"')
+    module, func = target.split(":")
+    return f"import sys; sys.argv[0] = 'xaigraph'; from {module} import {func}; sys.exit({func}())"
+
+
+ENTRY = _entry()
+# As when started from an interactive shell, whatever ignores signals in the test's parent
+# (a background job ignores SIGINT, nohup SIGHUP, and the entry point keeps them ignored)
+RESET_SIGNALS = ("import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                 "signal.signal(signal.SIGHUP, signal.SIG_DFL); ")
 
 
 def classifier(constants: bool = False, seed: int = 0, width: int = 4) -> onnx.ModelProto:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -59,12 +61,18 @@ def test_malformed_onnx_is_refused_before_openvino_reads_it(tmp_path: Path, make
     assert sorted(os.listdir(tmp_path)) == ["bad.onnx"]
 
 
-def test_in_memory_onnx_is_checked_too() -> None:
-    import xaigraph
-    from xaigraph.errors import BadInputError
-
-    with pytest.raises(BadInputError, match="not a valid ONNX model"):
-        xaigraph.insert(_conv_without_weights(), output_format="ir")
+def test_in_memory_onnx_is_checked_too(tmp_path: Path) -> None:
+    """The Python API with a ModelProto (in a subprocess: old code crashed the process)."""
+    onnx.save(_conv_without_weights(), str(tmp_path / "bad.onnx"))
+    code = ("import onnx, xaigraph\n"
+            "try:\n"
+            "    xaigraph.insert(onnx.load('bad.onnx'), output_format='ir')\n"
+            "except xaigraph.BadInputError as exc:\n"
+            "    print(exc)\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "not a valid ONNX model" in proc.stdout
 
 
 # -- item 5: weights in Constant nodes stored as external data -----------------------------

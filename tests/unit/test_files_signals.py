@@ -9,8 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).parents[2]
-ENTRY = "import sys; sys.argv[0] = 'xaigraph'; from xaigraph.signals import main; main()"
+from tests.unit.files_models import RESET_SIGNALS, ROOT
 
 
 def test_the_installed_command_is_the_light_entry_point() -> None:
@@ -28,10 +27,9 @@ def _handlers_installed(pid: int, timeout: float = 30) -> None:
     """Wait until the process catches SIGTERM (Python alone does not: `install` has run)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            return  # it ended already
+        status = Path(f"/proc/{pid}/status").read_text()  # a zombie until it is waited for
+        if "\nState:\tZ" in status:
+            raise AssertionError("the process ended before installing its signal handlers")
         caught = int(next(ln.split()[1] for ln in status.splitlines()
                           if ln.startswith("SigCgt:")), 16)
         if caught & (1 << (signal.SIGTERM - 1)):
@@ -42,7 +40,7 @@ def _handlers_installed(pid: int, timeout: float = 30) -> None:
 
 def test_a_second_signal_ends_the_clean_up_at_once(tmp_path: Path) -> None:
     """Ctrl-C twice: the second one does not wait for the first one's clean-up."""
-    script = (
+    script = RESET_SIGNALS + "\n" + (
         "import time\n"
         "from xaigraph.signals import main\n"
         "import xaigraph.cli\n"
