@@ -19,6 +19,8 @@ moving the named `new/*` into place and deleting `old/`. A run does one or the o
 ends, in every case; a run killed on the way leaves its staging folder, unlocked, and the
 next `recover` of that folder does it then. A folder is only touched when its name has our
 pattern and its marker is ours (or it is empty), and never while its run's lock is held.
+POSIX only (flock, directory file descriptors). Files are not fsync'ed: the guarantee is
+against a process stopped at any point, not against a machine losing power.
 """
 
 from __future__ import annotations
