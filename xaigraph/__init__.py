@@ -8,7 +8,8 @@
 
 from __future__ import annotations
 
-from xaigraph.api import InsertResult, insert, inspect, save, strip
+from typing import TYPE_CHECKING, Any
+
 from xaigraph.errors import (
     BadInputError,
     MethodError,
@@ -17,6 +18,9 @@ from xaigraph.errors import (
     XaiGraphError,
 )
 from xaigraph.version import __version__
+
+if TYPE_CHECKING:
+    from xaigraph.api import InsertResult, insert, inspect, save, strip
 
 __all__ = [
     "BadInputError",
@@ -31,3 +35,15 @@ __all__ = [
     "save",
     "strip",
 ]
+
+_API = ("InsertResult", "insert", "inspect", "save", "strip")
+
+
+def __getattr__(name: str) -> Any:
+    """The API loads OpenVINO and ONNX on first use, so that the command line's entry point
+    (`xaigraph.signals.main`) can set up its signal handling before those imports."""
+    if name in _API:
+        from xaigraph import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'xaigraph' has no attribute {name!r}")

@@ -311,7 +311,10 @@ def demo(out: Path, method: str, force: bool, as_json: bool, debug: bool) -> Non
 
 
 def main() -> None:
-    cli(prog_name="xaigraph")
+    """The installed `xaigraph` command is `xaigraph.signals.main` (signal handling first)."""
+    from xaigraph.signals import main as run
+
+    run()
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import openvino as ov
 
 from xaigraph.errors import BadInputError
-from xaigraph.files import staged
+from xaigraph.files import recover, staged
 
 __all__ = [
     "LoadedModel",
@@ -78,19 +79,14 @@ def ov_message(exc: BaseException) -> str:
 
 def load_model(path: str | os.PathLike[str], backend: str = "ir") -> LoadedModel:
     """Read an IR `.xml` (with its `.bin`) or an `.onnx` file: into an `ov.Model` for the
-    "ir" backend, into an `onnx.ModelProto` (external data loaded) for the "onnx" one."""
+    "ir" backend, into an `onnx.ModelProto` (external data loaded) for the "onnx" one.
+
+    An ONNX file passes `onnx.checker` (full check) before OpenVINO's reader sees it: that
+    reader crashes the process on some malformed graphs (a Conv without its weights)."""
     p = Path(path)
-    if not p.exists():
-        raise BadInputError(f"model file not found: {p}")
-    if p.is_dir():
-        raise BadInputError(f"{p} is a folder; give the model's .xml or .onnx file")
-    suffix = p.suffix.lower()
-    if suffix not in MODEL_SUFFIXES:
-        raise BadInputError(
-            f"unsupported model suffix '{p.suffix}' ({p.name}): expected .xml (OpenVINO IR) "
-            "or .onnx"
-        )
-    if suffix == ".xml":
+    _check_model_path(p)
+    recover(p.parent if str(p.parent) else Path("."))  # a killed run's write, finished
+    if p.suffix.lower() == ".xml":
         if backend == "onnx":
             raise BadInputError(
                 f"{p.name} is an OpenVINO IR, which cannot be written as ONNX; give an .onnx "
@@ -111,8 +107,24 @@ def load_model(path: str | os.PathLike[str], backend: str = "ir") -> LoadedModel
     return LoadedModel(model=model, path=p, data_files=data)
 
 
+def _check_model_path(p: Path) -> None:
+    if not p.exists():
+        raise BadInputError(f"model file not found: {p}")
+    if p.is_dir():
+        raise BadInputError(f"{p} is a folder; give the model's .xml or .onnx file")
+    if not p.is_file():  # a FIFO would block the reader forever, a device never end
+        raise BadInputError(f"{p} is not a regular file; give the model's .xml or .onnx file")
+    if p.suffix.lower() not in MODEL_SUFFIXES:
+        raise BadInputError(
+            f"unsupported model suffix '{p.suffix}' ({p.name}): expected .xml (OpenVINO IR) "
+            "or .onnx"
+        )
+
+
 def ov_from_onnx(proto: Any) -> ov.Model:
-    """An in-memory ONNX model read by OpenVINO's ONNX reader (weights inline)."""
+    """An in-memory ONNX model read by OpenVINO's ONNX reader (weights inline), once it
+    passes `onnx.checker`."""
+    _check_onnx(proto, "the ONNX model")
     try:
         return core().read_model(proto.SerializeToString(), b"")
     except Exception as exc:
@@ -149,6 +161,8 @@ def _check_ir_files(xml_path: Path) -> None:
         raise BadInputError(
             f"weights file not found: {bin_path} (an IR needs its .bin next to the .xml)"
         )
+    if not bin_path.is_file():
+        raise BadInputError(f"weights file {bin_path} is not a regular file")
     have = bin_path.stat().st_size
     if have < needed:
         raise BadInputError(
@@ -157,7 +171,8 @@ def _check_ir_files(xml_path: Path) -> None:
 
 
 def _check_onnx_file(path: Path) -> Any:
-    """Parse the file (without external data), check its opset and external-data paths."""
+    """Parse the file (without external data), check its opset and external-data paths, and
+    run `onnx.checker` on it (full check: schemas, types and shapes)."""
     import onnx
 
     try:
@@ -181,52 +196,80 @@ def _check_onnx_file(path: Path) -> Any:
                 f"{path.name}: external data location '{location}' is outside the model's "
                 "folder; refusing to read it"
             )
-        if not target.is_file():
+        if not target.exists():
             raise BadInputError(f"{path.name}: external data file not found: {target}")
+        if not target.is_file():
+            raise BadInputError(f"{path.name}: external data {target} is not a regular file")
+    # by path: external data is then looked for beside the model, not in the current folder
+    _check_onnx(str(path) if _external_locations(proto) else proto, path.name)
     return proto
+
+
+def _check_onnx(model: Any, name: str) -> None:
+    """`onnx.checker.check_model` with its full check, as one BadInputError line."""
+    import onnx
+
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except Exception as exc:  # ValidationError, InferenceError, or a protobuf/OS error
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BadInputError(f"{name} is not a valid ONNX model: {first}") from exc
+
+
+def _tensors(graph: Any) -> Iterator[Any]:
+    """Every tensor stored in `graph`: initializers and the tensors of node attributes
+    (`Constant` values among them), subgraphs included."""
+    yield from graph.initializer
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                yield attr.t
+            yield from attr.tensors
+            if attr.HasField("g"):
+                yield from _tensors(attr.g)
+            for sub in attr.graphs:
+                yield from _tensors(sub)
 
 
 def _external_locations(proto: Any) -> set[str]:
     import onnx
 
     out = set()
-    for init in proto.graph.initializer:
-        if init.data_location == onnx.TensorProto.EXTERNAL:
-            for entry in init.external_data:
+    for tensor in _tensors(proto.graph):
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            for entry in tensor.external_data:
                 if entry.key == "location":
                     out.add(entry.value)
     return out
 
 
 def _load_onnx(path: Path, proto: Any) -> Any:
-    import onnx
     from onnx.external_data_helper import load_external_data_for_model
 
     if _external_locations(proto):
-        try:
+        try:  # initializers and attribute tensors alike
             load_external_data_for_model(proto, str(path.resolve().parent))
         except Exception as exc:
             raise BadInputError(f"{path.name}: cannot read its external data: {exc}") from exc
-    try:
-        onnx.checker.check_model(proto)
-    except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BadInputError(f"{path.name} is not a valid ONNX model: {first}") from exc
     return proto
 
 
-def output_files(out: Path) -> list[Path]:
-    """The files an output path stands for (IR: .xml and .bin; ONNX: .onnx and any
-    external-data file written beside it)."""
+def output_files(out: Path, external_data: bool = False) -> list[Path]:
+    """The files an output path stands for (IR: .xml and .bin; ONNX: .onnx, and with
+    `external_data` the `.onnx.data` file written beside it)."""
     if out.suffix.lower() == ".xml":
         return [out, out.with_suffix(".bin")]
-    return [out, out.with_name(out.name + ".data")]
+    return [out, out.with_name(out.name + ".data")] if external_data else [out]
 
 
 def check_output_path(out: str | os.PathLike[str], *, force: bool, inputs: list[Path],
-                      force_hint: str = "--force") -> Path:
-    """Validate an output path (`.xml` or `.onnx`) before any work is done; an existing
-    output's message says to pass `force_hint` (the CLI's flag, or the API's argument)."""
+                      external_data: bool | None = None, force_hint: str = "--force") -> Path:
+    """Validate an output path (`.xml` or `.onnx`) before any work is done: its folder
+    exists (and a write a killed run left there is finished, `files.recover`), it is not an
+    input, and without `force` none of its files exists (the message says to pass
+    `force_hint`: the CLI's flag, or the API's argument). `external_data` (an ONNX output
+    with an `OUT.onnx.data`) defaults to whether the model read had external data, i.e.
+    whether `inputs` holds files beside the model's own."""
     from xaigraph.backends import backend_for_path
 
     p = Path(out)
@@ -234,43 +277,50 @@ def check_output_path(out: str | os.PathLike[str], *, force: bool, inputs: list[
     folder = p.parent if str(p.parent) else Path(".")
     if not folder.is_dir():
         raise BadInputError(f"output folder does not exist: {folder}")
-    targets = output_files(p)
+    recover(folder)
+    targets = output_files(p, len(inputs) > 1 if external_data is None else external_data)
+    if any(len(os.fsencode(t.name)) > 255 for t in targets):
+        raise BadInputError(f"output name too long: {targets[-1].name} (255 bytes at most)")
     for t in targets:
         for src in inputs:  # same file also through links
             if t.exists() and src.exists() and os.path.samefile(t, src):
                 raise BadInputError(f"refusing to overwrite the input model file {src}")
-    if not force:  # an ONNX output's data file alone is not an output that exists
-        for t in targets[:1] if p.suffix.lower() == ".onnx" else targets:
-            if t.exists():
+    if not force:
+        for t in targets:
+            if os.path.lexists(t):
                 raise BadInputError(f"output exists: {t}; pass {force_hint} to overwrite it")
     return p
 
 
 def save_ir(model: ov.Model, out_xml: Path) -> None:
-    """Write `model` as `out_xml` + `.bin` via temporary files and renames (`files.staged`).
-
-    On any failure or interruption the temporary files are removed and no output file is
-    touched; an existing output is only replaced when both new files are complete.
-    """
-    with staged([out_xml.with_suffix(".bin"), out_xml]) as (_, tmp_xml):
+    """Write `model` as `out_xml` + `.bin`, as one commit (`files.staged`): after any
+    failure or interruption, SIGKILL included, OUT is the complete old pair or the complete
+    new one."""
+    with staged(output_files(out_xml)) as (tmp_xml, _):
         ov.save_model(model, str(tmp_xml), compress_to_fp16=False)
     log.debug("wrote %s", out_xml)
 
 
 def save_onnx(model: Any, out: Path, external_data: bool) -> None:
-    """Write `model` as `out` (and `out.data` when `external_data`), atomically: both files
-    are written beside `out` under their final names in a temporary folder, then renamed into
-    place (`files.staged`)."""
+    """Write `model` as `out` (and `out.data` when `external_data`: the tensors of 1 KiB or
+    more, those of `Constant` nodes too), as one commit (`files.staged`)."""
+    import onnx
+    from onnx.external_data_helper import set_external_data
+
+    files = output_files(out, external_data)
+    with staged(files) as (tmp_model, *_):
+        if external_data:
+            model = _copy(model)  # marking tensors external rewrites the proto
+            for tensor in _tensors(model.graph):  # (onnx's own converter looks for an
+                if len(tensor.raw_data) >= 1024:  # existing data file in the current folder)
+                    set_external_data(tensor, files[1].name)
+        onnx.save_model(model, str(tmp_model))
+    log.debug("wrote %s", out)
+
+
+def _copy(model: Any) -> Any:
     import onnx
 
-    data = out.with_name(out.name + ".data")
-    with staged([data, out]) as (_, tmp_model):
-        if external_data:
-            copy = onnx.ModelProto()
-            copy.CopyFrom(model)  # saving with external data rewrites the proto in place
-            onnx.save_model(copy, str(tmp_model), save_as_external_data=True,
-                            all_tensors_to_one_file=True, location=data.name,
-                            size_threshold=1024)
-        else:
-            onnx.save_model(model, str(tmp_model))
-    log.debug("wrote %s", out)
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    return copy
