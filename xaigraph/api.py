@@ -23,6 +23,7 @@ from xaigraph.methods import METHODS, get_method
 from xaigraph.methods.base import why_not
 from xaigraph.passes import analysis_pipeline, build_pipeline
 from xaigraph.pipeline import PassContext
+from xaigraph.samples import read_samples
 from xaigraph.target import Target
 from xaigraph.version import __version__
 
@@ -232,12 +233,12 @@ def _describe_scores(view: GraphView, target: Target) -> str:
     return f"{view.describe(target.scores)} (input of the final {final})"
 
 
-def load_samples(paths: Sequence[str | os.PathLike[str]]) -> list[np.ndarray]:
-    """Read `.npy` sample inputs."""
-    out = []
-    for p in paths:
-        try:
-            out.append(np.load(p, allow_pickle=False))
-        except (OSError, ValueError) as exc:
-            raise BadInputError(f"cannot read sample {p}: {exc}") from exc
-    return out
+def load_samples(paths: Sequence[str | os.PathLike[str]],
+                 model: ModelLike | None = None) -> list[np.ndarray]:
+    """Read sample inputs: `.npy` arrays, or images made into the input of `model` with its
+    recorded preprocessing (see `xaigraph.samples`). Anything else is a `SampleError`."""
+    if model is None:
+        return [s.array for s in read_samples([Path(p) for p in paths])]
+    loaded = _load(model, None)
+    backend = get_backend(loaded.backend, loaded.external_data)
+    return [s.array for s in read_samples([Path(p) for p in paths], backend, loaded.model)]

@@ -16,7 +16,7 @@ from typing import Any
 
 import openvino as ov
 
-from xaigraph.errors import BadInputError
+from xaigraph.errors import BadInputError, NotFoundError, OutputExistsError
 from xaigraph.files import staged
 
 __all__ = [
@@ -81,7 +81,7 @@ def load_model(path: str | os.PathLike[str], backend: str = "ir") -> LoadedModel
     "ir" backend, into an `onnx.ModelProto` (external data loaded) for the "onnx" one."""
     p = Path(path)
     if not p.exists():
-        raise BadInputError(f"model file not found: {p}")
+        raise NotFoundError(f"model file not found: {p}")
     if p.is_dir():
         raise BadInputError(f"{p} is a folder; give the model's .xml or .onnx file")
     suffix = p.suffix.lower()
@@ -146,7 +146,7 @@ def _check_ir_files(xml_path: Path) -> None:
         return
     bin_path = xml_path.with_suffix(".bin")
     if not bin_path.exists():
-        raise BadInputError(
+        raise NotFoundError(
             f"weights file not found: {bin_path} (an IR needs its .bin next to the .xml)"
         )
     have = bin_path.stat().st_size
@@ -231,7 +231,7 @@ def check_output_path(out: str | os.PathLike[str], *, force: bool, inputs: list[
     backend_for_path(p)
     folder = p.parent if str(p.parent) else Path(".")
     if not folder.is_dir():
-        raise BadInputError(f"output folder does not exist: {folder}")
+        raise NotFoundError(f"output folder does not exist: {folder}")
     targets = output_files(p)
     for t in targets:
         for src in inputs:  # same file also through links
@@ -240,7 +240,7 @@ def check_output_path(out: str | os.PathLike[str], *, force: bool, inputs: list[
     if not force:  # an ONNX output's data file alone is not an output that exists
         for t in targets[:1] if p.suffix.lower() == ".onnx" else targets:
             if t.exists():
-                raise BadInputError(f"output exists: {t}; pass --force to overwrite it")
+                raise OutputExistsError(f"output exists: {t}; pass --force to overwrite it")
     return p
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from xaigraph.backends import Backend
-from xaigraph.errors import BadInputError, ValidationError
+from xaigraph.errors import SampleError, ValidationError
 from xaigraph.session import Session
 
 __all__ = [
@@ -129,12 +129,12 @@ def validate_outputs(
         feeds.append((label, make_inputs(dtypes, shapes, seed)))
     for i, sample in enumerate(samples):
         if len(ports) != 1:
-            raise BadInputError("sample inputs are only supported for single-input models")
+            raise SampleError("sample inputs are only supported for single-input models")
         dims = ports[0].dims
         fits = dims is None or (len(dims) == sample.ndim and all(
             d is None or d == s for d, s in zip(dims, sample.shape, strict=True)))
         if not fits:
-            raise BadInputError(
+            raise SampleError(
                 f"sample {i + 1} has shape {list(sample.shape)}, the model takes {ports[0].shape}"
             )
         feeds.append((f"sample {i + 1}", [sample.astype(dtypes[0])]))
