@@ -159,7 +159,7 @@ def _print_insert(report: dict[str, Any]) -> None:
         echo(f"wrote       {report['output']}{extra}")
 
 
-@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(name="xaigraph", cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="xaigraph")
 def cli() -> None:
     """Embed saliency maps into vision models (OpenVINO IR or ONNX in; IR or ONNX out)."""

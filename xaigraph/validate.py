@@ -93,8 +93,9 @@ def _diff(name: str, ref: np.ndarray, got: np.ndarray) -> OutputDiff:
         return OutputDiff(name, bad, bad, bad == 0)
     r = ref.astype(np.float64)
     g = got.astype(np.float64)
-    both_nan = np.isnan(r) & np.isnan(g)
-    delta = np.where(both_nan, 0.0, np.abs(r - g))
+    same = (r == g) | (np.isnan(r) & np.isnan(g))  # equal infinities are no difference
+    with np.errstate(invalid="ignore"):
+        delta = np.where(same, 0.0, np.abs(r - g))
     max_abs = float(np.max(delta, initial=0.0))
     if np.isnan(max_abs):
         return OutputDiff(name, max_abs, max_abs, False)
