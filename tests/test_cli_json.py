@@ -23,9 +23,10 @@ from xaigraph.passes import build_pipeline
 
 import xaigraph.api
 from tests import fuzz_models
+from tests.test_cli import CorruptOutput
 from xaigraph.cli import cli
 from xaigraph.errors import KINDS
-from xaigraph.pipeline import Pass, PassContext, PassManager, PassResult
+from xaigraph.pipeline import PassManager
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -90,22 +91,6 @@ def test_kinds_of_bad_input(ir: Path, tmp_path: Path) -> None:
     assert_failure(*run_json("inspect", str(ir), "--target-layer", "nope"), kind="unknown-layer")
     assert_failure(*run_json("inspect", str(tmp_path / "nope.onnx")), kind="not-found")
     assert_failure(*run_json("nosuch"), kind="usage")
-
-
-class CorruptOutput(Pass):
-    """Test-only: scales the first original output by 2, which validation must catch."""
-
-    name = "corrupt-output"
-
-    def run(self, model: ov.Model, ctx: PassContext) -> PassResult:
-        result = model.get_results()[0]
-        source = result.input_value(0)
-        names = source.get_names()
-        source.get_tensor().set_names(set())
-        scaled = ops.multiply(source, np.float32(2.0))
-        scaled.output(0).get_tensor().set_names(names)
-        result.input(0).replace_source_output(scaled.output(0))
-        return PassResult(model, modified=True)
 
 
 def test_validation_failure(ir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -53,6 +53,16 @@ class InsertResult:
 
 
 def _load(model: ModelLike, output_format: str | None) -> model_io.LoadedModel:
+    loaded = _read(model, output_format)
+    backend = get_backend(loaded.backend, loaded.external_data)
+    for port in backend.inputs(loaded.model):  # OpenVINO corrupts its heap on empty batches
+        if port.dims is not None and 0 in port.dims:
+            raise BadInputError(f"input '{port.name}' has shape {port.shape}: a zero-sized "
+                                "dimension, so the model takes no data")
+    return loaded
+
+
+def _read(model: ModelLike, output_format: str | None) -> model_io.LoadedModel:
     if output_format is not None and output_format not in BACKENDS:
         raise BadInputError(f"unknown output format '{output_format}'; use 'ir' or 'onnx'")
     if isinstance(model, model_io.LoadedModel):

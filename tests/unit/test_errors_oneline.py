@@ -154,3 +154,20 @@ def test_equal_infinities_are_no_difference() -> None:
 def test_onnx_checker_is_unchanged_by_console() -> None:
     with console(debug=False):
         onnx.checker.check_model(fuzz_models.onnx_classifier())
+
+
+@pytest.mark.parametrize("suffix", [".xml", ".onnx"])
+def test_zero_sized_input_is_refused(tmp_path: Path, suffix: str) -> None:
+    """Found by the fuzz: an ONNX input shaped [0, 3, 8, 8] written as IR aborted the
+    process (OpenVINO's CPU plugin corrupts its heap running the empty batch: SIGABRT)."""
+    proto = fuzz_models.onnx_classifier()
+    proto.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 0
+    path = tmp_path / "zero.onnx"
+    onnx.save_model(proto, str(path))
+    out = tmp_path / "out"
+    out.mkdir()
+    code, lines = invoke("insert", str(path), "-o", str(out / f"o{suffix}"))
+    assert code == 2
+    assert lines == ["xaigraph: error: input 'x' has shape [0,3,8,8]: a zero-sized dimension, "
+                     "so the model takes no data"]
+    assert list(out.iterdir()) == []
