@@ -7,7 +7,7 @@ ZOO_VENV ?= .venv-zoo
 ZOO_BIN := $(ZOO_VENV)/bin
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test test-fast lint bench zoo export-demo-model clean
+.PHONY: demo test test-fast fuzz lint bench zoo export-demo-model clean
 
 # Two markers: the runtime dependencies (all the demo needs), then the dev extra on top
 # (pytest, ruff, mypy, torch for the tiny test models).
@@ -36,6 +36,12 @@ test: $(BIN)/.installed-dev
 # Hand-built graphs through both views, no model export: well under a minute.
 test-fast: $(BIN)/.installed-dev
 	$(BIN)/python -m pytest -q tests/unit
+
+# 2000 mutated models through insert and inspect, fresh randomness each run (make test runs
+# 200 with a fixed seed). FUZZ_CASES=N for another count.
+FUZZ_CASES ?= 2000
+fuzz: $(BIN)/.installed-dev
+	XAIGRAPH_FUZZ_CASES=$(FUZZ_CASES) XAIGRAPH_FUZZ_RANDOM=1 $(BIN)/python -m pytest -q tests/test_fuzz.py
 
 lint: $(BIN)/.installed-dev
 	$(BIN)/ruff check xaigraph passes tests tools

@@ -175,3 +175,19 @@ def _run_and_signal(folder: Path, sig: int, delay: float) -> subprocess.Complete
     proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=60)
     return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
+def test_json_on_a_signal_prints_one_object(folder: Path) -> None:
+    """`--json` prints its one object whatever ends the run, a signal included (sent right
+    after the handlers are installed: the run is still loading, nothing can have finished)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", RESET_SIGNALS + ENTRY, "insert", "m.onnx", "-o", "out/o.xml",
+         "--json"], cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _handlers_installed(proc.pid)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert stderr.splitlines() == ["xaigraph: error: interrupted by SIGTERM"]
+    assert json.loads(stdout) == {"ok": False, "exit_code": 143, "error": {
+        "kind": "interrupted", "message": "interrupted by SIGTERM"}}
+    assert os.listdir(folder / "out") == []

@@ -24,6 +24,7 @@ from xaigraph.methods import METHODS, get_method
 from xaigraph.methods.base import why_not
 from xaigraph.passes import analysis_pipeline, build_pipeline, parse
 from xaigraph.pipeline import Pass, PassContext, PassManager
+from xaigraph.samples import read_samples
 from xaigraph.stamp import UNDO_KEY, Stamp
 from xaigraph.stripping import check_stripped, strip_loaded
 from xaigraph.target import Target
@@ -55,6 +56,16 @@ class InsertResult:
 
 
 def _load(model: ModelLike, output_format: str | None) -> model_io.LoadedModel:
+    loaded = _read(model, output_format)
+    backend = get_backend(loaded.backend, loaded.external_data)
+    for port in backend.inputs(loaded.model):  # OpenVINO corrupts its heap on empty batches
+        if port.dims is not None and 0 in port.dims:
+            raise BadInputError(f"input '{port.name}' has shape {port.shape}: a zero-sized "
+                                "dimension, so the model takes no data")
+    return loaded
+
+
+def _read(model: ModelLike, output_format: str | None) -> model_io.LoadedModel:
     if output_format is not None and output_format not in BACKENDS:
         raise BadInputError(f"unknown output format '{output_format}'; use 'ir' or 'onnx'")
     if isinstance(model, model_io.LoadedModel):
@@ -320,12 +331,12 @@ def _describe_scores(view: GraphView, target: Target) -> str:
     return f"{view.describe(target.scores)} (input of the final {final})"
 
 
-def load_samples(paths: Sequence[str | os.PathLike[str]]) -> list[np.ndarray]:
-    """Read `.npy` sample inputs."""
-    out = []
-    for p in paths:
-        try:
-            out.append(np.load(p, allow_pickle=False))
-        except (OSError, ValueError) as exc:
-            raise BadInputError(f"cannot read sample {p}: {exc}") from exc
-    return out
+def load_samples(paths: Sequence[str | os.PathLike[str]],
+                 model: ModelLike | None = None) -> list[np.ndarray]:
+    """Read sample inputs: `.npy` arrays, or images made into the input of `model` with its
+    recorded preprocessing (see `xaigraph.samples`). Anything else is a `SampleError`."""
+    if model is None:
+        return [s.array for s in read_samples([Path(p) for p in paths])]
+    loaded = _load(model, None)
+    backend = get_backend(loaded.backend, loaded.external_data)
+    return [s.array for s in read_samples([Path(p) for p in paths], backend, loaded.model)]

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 import sys
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
 from xaigraph import api, model_io
-from xaigraph.backends import backend_for_path
-from xaigraph.errors import XaiGraphError
+from xaigraph.backends import backend_for_path, get_backend
+from xaigraph.errors import XaiGraphError, file_error
+from xaigraph.logs import console
 from xaigraph.methods import METHODS
+from xaigraph.samples import read_samples
 from xaigraph.version import __version__
 
 __all__ = ["main"]
@@ -23,41 +25,92 @@ __all__ = ["main"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _fail(message: str, code: int) -> None:
+INTERRUPTED = 130
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _fail(kind: str, message: str, code: int, as_json: bool) -> NoReturn:
+    """The one stderr line, with --json the one JSON object on stdout, and the exit code."""
+    message = _one_line(message)
     click.echo(f"xaigraph: error: {message}", err=True)
+    if as_json:
+        _print_json({"ok": False, "exit_code": code,
+                     "error": {"kind": kind, "message": message}})
     sys.exit(code)
 
 
+def _print_json(obj: dict[str, Any]) -> None:
+    click.echo(json.dumps(obj, indent=2))
+
+
+def _succeed(report: dict[str, Any]) -> None:
+    _print_json({"ok": True, "exit_code": 0, **report})
+
+
+def _classify(exc: BaseException) -> XaiGraphError:
+    """Any exception as an `XaiGraphError`: ours as they are, a file-system error as one
+    sentence with the real reason, anything else as an internal error."""
+    if isinstance(exc, XaiGraphError):
+        return exc
+    if isinstance(exc, OSError):
+        return file_error(exc)
+    detail = str(exc).strip().splitlines()
+    internal = XaiGraphError(f"internal error: {type(exc).__name__}: "
+                             f"{detail[-1] if detail else ''} (rerun with --debug for the "
+                             "traceback)")
+    internal.kind = "internal"
+    return internal
+
+
 def handle_errors(func: F) -> F:
-    """One line on stderr and the documented exit code; a traceback only with --debug."""
+    """One line on stderr and the documented exit code (with --json, one JSON object on
+    stdout whatever happens); a traceback only with --debug."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         debug = kwargs.get("debug", False)
-        logging.basicConfig(
-            level=logging.DEBUG if debug else logging.WARNING,
-            format="xaigraph: %(levelname)s: %(message)s",
-            force=True,
-        )
+        as_json = kwargs.get("as_json", False)
         try:
-            return func(*args, **kwargs)
-        except XaiGraphError as exc:
-            if debug:
-                raise
-            _fail(str(exc), exc.exit_code)
+            with console(debug):
+                return func(*args, **kwargs)
         except KeyboardInterrupt:
-            _fail("interrupted; nothing written", 130)
+            _fail("interrupted", "interrupted; nothing written", INTERRUPTED, as_json)
         except Exception as exc:
             if debug:
-                raise
-            detail = str(exc).strip().splitlines()
-            _fail(
-                f"internal error: {type(exc).__name__}: {detail[-1] if detail else ''} "
-                "(rerun with --debug for the traceback)",
-                2,
-            )
+                traceback.print_exc()
+            err = _classify(exc)
+            _fail(err.kind, str(err), err.exit_code, as_json)
 
     return wrapper  # type: ignore[return-value]
+
+
+class Group(click.Group):
+    """Usage errors (a missing option, an unknown command, ...) as one line on stderr
+    naming the help to read, and with --json as the JSON object every exit prints."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             **extra: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        as_json = "--json" in argv[: argv.index("--") if "--" in argv else len(argv)]
+        try:
+            code = super().main(argv, prog_name, complete_var, standalone_mode=False,
+                                **extra)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx is not None else (prog_name or "xaigraph")
+            message = _one_line(exc.format_message()).rstrip(".")
+            _fail("usage", f"{message[:1].lower()}{message[1:]}; see '{where} --help'",
+                  exc.exit_code, as_json)
+        except click.ClickException as exc:
+            _fail("usage", exc.format_message(), exc.exit_code, as_json)
+        except click.Abort:
+            _fail("interrupted", "interrupted; nothing written", INTERRUPTED, as_json)
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
 
 
 def _progress(enabled: bool) -> Callable[[str], None] | None:
@@ -108,7 +161,7 @@ def _print_insert(report: dict[str, Any]) -> None:
         echo(f"wrote       {report['output']}{extra}")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(name="xaigraph", cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="xaigraph")
 def cli() -> None:
     """Embed saliency maps into vision models (OpenVINO IR or ONNX in; IR or ONNX out)."""
@@ -137,7 +190,8 @@ def cli() -> None:
 @click.option("--no-scaling", is_flag=True, help="Keep raw f32 maps instead of u8 0..255.")
 @click.option("--no-validate", is_flag=True, help="Skip the output comparison.")
 @click.option("--sample", "samples", multiple=True, type=click.Path(path_type=Path),
-              help="A .npy input to validate with as well (repeatable).")
+              help="An input to validate with as well (repeatable): a .npy array, or an "
+                   "image made into the model's input with its recorded preprocessing.")
 @click.option("--force", is_flag=True, help="Overwrite an existing output.")
 @click.option("--replace", is_flag=True,
               help="MODEL is already augmented: take that explanation out and insert this one.")
@@ -165,14 +219,15 @@ def insert(model: Path, out: Path, method: str, target_layer: str | None,
     backend = backend_for_path(out)
     loaded = model_io.load_model(model, backend)
     model_io.check_output_path(out, force=force, inputs=loaded.files)
-    sample_arrays = api.load_samples(samples)
+    read = read_samples(samples, get_backend(loaded.backend, loaded.external_data),
+                        loaded.model)
     result = api.insert(
         loaded,
         method,
         target_layer=target_layer,
         scaling=not no_scaling,
         validate=not no_validate,
-        samples=sample_arrays,
+        samples=[s.array for s in read],
         progress=_progress(not as_json and sys.stderr.isatty()),
         output_format=backend,
         targets=targets,
@@ -180,13 +235,25 @@ def insert(model: Path, out: Path, method: str, target_layer: str | None,
         replace=replace,
         class_output=class_output,
     )
+    if read:
+        result.report["samples"] = [s.as_dict() for s in read]
     if result.changed:
-        path = api.save(result, out, force=force)
-        result.report["output"] = str(path)
+        result.report["output"] = str(_save(result, out, force))
     if as_json:
-        click.echo(json.dumps(result.report, indent=2))
+        _succeed(result.report)
     else:
         _print_insert(result.report)
+
+
+def _save(result: api.InsertResult, out: Path, force: bool) -> Path:
+    """`api.save`, with a failure to write (an OS error, or OpenVINO's own for one) told
+    as the real reason, naming OUT rather than a temporary file."""
+    try:
+        return api.save(result, out, force=force)
+    except XaiGraphError:
+        raise
+    except (OSError, RuntimeError) as exc:
+        raise file_error(exc, out, "cannot write") from exc
 
 
 @cli.command()
@@ -201,7 +268,7 @@ def inspect(model: Path, target_layer: str | None, class_output: str | None, as_
     """Show MODEL's inputs, outputs, target layer, head, candidates and applicable methods."""
     info = api.inspect(model, target_layer=target_layer, class_output=class_output)
     if as_json:
-        click.echo(json.dumps(info, indent=2))
+        _succeed(info)
         return
     echo = click.echo
     echo(f"model       {info['model']}")
@@ -293,7 +360,7 @@ def demo(out: Path, method: str, force: bool, as_json: bool, debug: bool) -> Non
     summary = run_demo(out, method=method, force=force,
                        progress=_progress(not as_json and sys.stderr.isatty()))
     if as_json:
-        click.echo(json.dumps(summary, indent=2))
+        _succeed(summary)
         return
     echo = click.echo
     echo(f"model       bundled EfficientNet-Lite0 (ImageNet) + {method}: {summary['form']}")

@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 from xaigraph import api
-from xaigraph.errors import BadInputError
+from xaigraph.errors import BadInputError, OutputExistsError
 from xaigraph.files import atomic_write
 from xaigraph.overlay import panel
 from xaigraph.preprocess import Preprocess
@@ -121,7 +121,7 @@ def _check_outputs(paths: list[Path], force: bool) -> None:
         return
     for p in paths:
         if p.exists():
-            raise BadInputError(f"output exists: {p}; pass --force to overwrite it")
+            raise OutputExistsError(f"output exists: {p}; pass --force to overwrite it")
 
 
 def _insert(method: str, progress: Callable[[str], None] | None

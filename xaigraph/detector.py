@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from xaigraph.errors import TargetError
+from xaigraph.errors import TargetError, UnknownLayerError
 from xaigraph.graph_view import GraphView, Value
 from xaigraph.opkinds import MOVES
 
@@ -93,10 +93,10 @@ def find_detector_head(view: GraphView, target_layers: list[str] | None = None,
     for name in target_layers:
         v = view.find(name)
         if v is None:
-            raise TargetError(f"unknown target layer '{name}'")
+            raise UnknownLayerError(f"unknown target layer '{name}'")
         shape = _probe(view, v)
         if shape is None or len(shape) != 4:
-            raise TargetError(f"target layer '{name}' is not a 4-D [N, A*K, h, w] map")
+            raise UnknownLayerError(f"target layer '{name}' is not a 4-D [N, A*K, h, w] map")
         maps.append(v)
     if num_anchors is not None:
         channels = (_probe(view, maps[0]) or (0, 0))[1]

@@ -17,7 +17,7 @@ from typing import Any
 
 import openvino as ov
 
-from xaigraph.errors import BadInputError
+from xaigraph.errors import BadInputError, NotFoundError, OutputExistsError
 from xaigraph.files import recover, staged
 
 __all__ = [
@@ -109,7 +109,7 @@ def load_model(path: str | os.PathLike[str], backend: str = "ir") -> LoadedModel
 
 def _check_model_path(p: Path) -> None:
     if not p.exists():
-        raise BadInputError(f"model file not found: {p}")
+        raise NotFoundError(f"model file not found: {p}")
     if p.is_dir():
         raise BadInputError(f"{p} is a folder; give the model's .xml or .onnx file")
     if not p.is_file():  # a FIFO would block the reader forever, a device never end
@@ -158,7 +158,7 @@ def _check_ir_files(xml_path: Path) -> None:
         return
     bin_path = xml_path.with_suffix(".bin")
     if not bin_path.exists():
-        raise BadInputError(
+        raise NotFoundError(
             f"weights file not found: {bin_path} (an IR needs its .bin next to the .xml)"
         )
     if not bin_path.is_file():
@@ -276,7 +276,7 @@ def check_output_path(out: str | os.PathLike[str], *, force: bool, inputs: list[
     backend_for_path(p)
     folder = p.parent if str(p.parent) else Path(".")
     if not folder.is_dir():
-        raise BadInputError(f"output folder does not exist: {folder}")
+        raise NotFoundError(f"output folder does not exist: {folder}")
     recover(folder)
     targets = output_files(p, len(inputs) > 1 if external_data is None else external_data)
     if any(len(os.fsencode(t.name)) > 255 for t in targets):
@@ -288,7 +288,7 @@ def check_output_path(out: str | os.PathLike[str], *, force: bool, inputs: list[
     if not force:
         for t in targets:
             if os.path.lexists(t):
-                raise BadInputError(f"output exists: {t}; pass {force_hint} to overwrite it")
+                raise OutputExistsError(f"output exists: {t}; pass {force_hint} to overwrite it")
     return p
 
 

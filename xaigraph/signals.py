@@ -18,6 +18,7 @@ This module imports nothing from xaigraph and only the standard library.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -102,4 +103,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     except Interrupted as exc:
         sys.stderr.write(_line(exc.signum))
         sys.stderr.flush()
+        if _wants_json(sys.argv[1:] if argv is None else argv):  # --json: one object always
+            print(json.dumps({"ok": False, "exit_code": exc.exit_code,
+                              "error": {"kind": "interrupted", "message": str(exc)}},
+                             indent=2), flush=True)
         sys.exit(exc.exit_code)
+
+
+def _wants_json(argv: Sequence[str]) -> bool:
+    args = list(argv)
+    return "--json" in args[: args.index("--") if "--" in args else len(args)]

@@ -22,7 +22,7 @@ import difflib
 from dataclasses import dataclass, field
 
 from xaigraph.detector import DetectorHead, find_detector_head
-from xaigraph.errors import TargetError
+from xaigraph.errors import TargetError, UnknownLayerError
 from xaigraph.graph_view import GraphView, Value
 from xaigraph.tokens import TokenGrid, find_token_target, token_grid
 
@@ -269,16 +269,16 @@ def find_target(view: GraphView, target_layer: str | None = None,
         if v is None:
             near = difflib.get_close_matches(target_layer, view.all_names(), n=5, cutoff=0.4)
             hint = f"; near names: {', '.join(near)}" if near else ""
-            raise TargetError(f"unknown target layer '{target_layer}'{hint}")
+            raise UnknownLayerError(f"unknown target layer '{target_layer}'{hint}")
         if scores.op not in view.value_descendants(v):
-            raise TargetError(
+            raise UnknownLayerError(
                 f"target layer '{target_layer}' does not feed the classification output "
                 f"'{view.describe(out)}'"
             )
         shape = _shape(view, v) or ()
         grid = token_grid(view, v, all_doms) if len(shape) == 3 else None
         if len(shape) != 4 and grid is None:
-            raise TargetError(
+            raise UnknownLayerError(
                 f"target layer '{target_layer}' has shape {_fmt(shape)}; a 4-D [N, C, H, W] "
                 "feature map (or a transformer's [N, L, D] token map) is needed"
             )

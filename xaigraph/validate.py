@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from xaigraph.backends import Backend
-from xaigraph.errors import BadInputError, ValidationError
+from xaigraph.errors import SampleError, ValidationError
 from xaigraph.graph_view import GraphView
 from xaigraph.session import Session
 
@@ -139,8 +139,9 @@ def _diff(name: str, ref: np.ndarray, got: np.ndarray, tol: Tolerance) -> Output
         return OutputDiff(name, bad, bad, bad == 0)
     r = ref.astype(np.float64)
     g = got.astype(np.float64)
-    both_nan = np.isnan(r) & np.isnan(g)
-    delta = np.where(both_nan, 0.0, np.abs(r - g))
+    same = (r == g) | (np.isnan(r) & np.isnan(g))  # equal infinities are no difference
+    with np.errstate(invalid="ignore"):
+        delta = np.where(same, 0.0, np.abs(r - g))
     max_abs = float(np.max(delta, initial=0.0))
     if np.isnan(max_abs):
         return OutputDiff(name, max_abs, max_abs, False)
@@ -177,12 +178,12 @@ def validate_outputs(
         feeds.append((label, make_inputs(dtypes, shapes, seed)))
     for i, sample in enumerate(samples):
         if len(ports) != 1:
-            raise BadInputError("sample inputs are only supported for single-input models")
+            raise SampleError("sample inputs are only supported for single-input models")
         dims = ports[0].dims
         fits = dims is None or (len(dims) == sample.ndim and all(
             d is None or d == s for d, s in zip(dims, sample.shape, strict=True)))
         if not fits:
-            raise BadInputError(
+            raise SampleError(
                 f"sample {i + 1} has shape {list(sample.shape)}, the model takes {ports[0].shape}"
             )
         feeds.append((f"sample {i + 1}", [sample.astype(dtypes[0])]))
