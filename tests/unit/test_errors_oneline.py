@@ -24,7 +24,7 @@ from tests import fuzz_models
 from xaigraph.cli import cli
 from xaigraph.errors import file_error
 from xaigraph.logs import console
-from xaigraph.validate import _diff
+from xaigraph.validate import TOLERANCES, _diff
 
 
 def invoke(*args: str) -> tuple[int, list[str]]:
@@ -147,8 +147,9 @@ def test_equal_infinities_are_no_difference() -> None:
     """Found by the fuzz: a model whose weights hold inf gives inf logits in both models;
     94d8f99 failed validation with "differs by nan" (and a numpy warning line)."""
     ref = np.array([[np.inf, -np.inf, np.nan, 1.0]], np.float32)
-    assert _diff("logits", ref, ref.copy()).ok
-    assert not _diff("logits", ref, np.array([[np.inf, np.inf, np.nan, 1.0]], np.float32)).ok
+    assert _diff("logits", ref, ref.copy(), TOLERANCES["f32"]).ok
+    other = np.array([[np.inf, np.inf, np.nan, 1.0]], np.float32)
+    assert not _diff("logits", ref, other, TOLERANCES["f32"]).ok
 
 
 def test_onnx_checker_is_unchanged_by_console() -> None:
