@@ -16,7 +16,7 @@ import numpy as np
 from xaigraph.graph_view import GraphView
 from xaigraph.ops import OpBuilder
 
-__all__ = ["Backend", "Port", "output_port"]
+__all__ = ["Backend", "Port", "output_port", "undo_insertion"]
 
 
 @dataclass(frozen=True)
@@ -69,3 +69,12 @@ class Backend(Protocol):
 def output_port(backend: Backend, model: Any, name: str) -> Port | None:
     """The model's output named `name`, or None."""
     return next((p for p in backend.outputs(model) if name in p.name.split(", ")), None)
+
+
+def undo_insertion(builder: Any, record: dict[str, Any], outputs: Sequence[str]) -> None:
+    """With a backend's `builder`: put back what an insertion removed (`record`, see
+    `Backend.undo_record`), drop our `outputs` and what only they needed, and finish."""
+    builder.restore(record)
+    for name in outputs:
+        builder.remove_output(name)
+    builder.finish()

@@ -12,7 +12,7 @@ import onnx
 from onnx import helper
 
 from xaigraph import model_io
-from xaigraph.backends.base import Port
+from xaigraph.backends.base import Port, undo_insertion
 from xaigraph.backends.onnx.builder import ONNXBuilder, undo_record
 from xaigraph.backends.onnx.view import DTYPES, build_view, real_inputs
 from xaigraph.graph_view import GraphView
@@ -99,11 +99,7 @@ class ONNXBackend:
 
     def restore(self, model: onnx.ModelProto, record: dict[str, Any],
                 outputs: Sequence[str]) -> None:
-        builder = ONNXBuilder(model, None)
-        builder.restore(record)
-        for name in outputs:
-            builder.remove_output(name)
-        builder.finish()
+        undo_insertion(ONNXBuilder(model, None), record, outputs)
 
     def save(self, model: onnx.ModelProto, path: Path) -> None:
         onnx.checker.check_model(model, full_check=True)

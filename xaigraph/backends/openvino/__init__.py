@@ -11,7 +11,7 @@ import numpy as np
 import openvino as ov
 
 from xaigraph import model_io
-from xaigraph.backends.base import Port
+from xaigraph.backends.base import Port, undo_insertion
 from xaigraph.backends.openvino.builder import OVBuilder, undo_record
 from xaigraph.backends.openvino.view import build_view
 from xaigraph.graph_view import GraphView
@@ -103,11 +103,7 @@ class OVBackend:
         return json.dumps(undo_record(original, model), separators=(",", ":"))
 
     def restore(self, model: ov.Model, record: dict[str, Any], outputs: Sequence[str]) -> None:
-        builder = OVBuilder(model, None)
-        builder.restore(record)
-        for name in outputs:
-            builder.remove_output(name)
-        builder.finish()
+        undo_insertion(OVBuilder(model, None), record, outputs)
 
     def save(self, model: ov.Model, path: Path) -> None:
         model_io.save_ir(model, path)
