@@ -95,9 +95,7 @@ class InsertSaliencyPass(Pass):
     def run(self, model: Model, ctx: PassContext) -> PassResult:
         view = ctx.view(model)
         target, head = self._found(ctx)
-        declared = view.tensor(target.value).shape
-        if declared is None:
-            declared = target.shape
+        declared = self._declared(view.tensor(target.value).shape, target, model, ctx)
         record = ctx.insert = InsertRecord(self.method.name, declared)
         chosen = self._chosen(model, ctx)
         shape = self._shape(target, declared, chosen)
@@ -170,6 +168,21 @@ class InsertSaliencyPass(Pass):
         if got.shape != ref.shape or not np.all(np.isfinite(got)):
             return float("inf"), 0.0
         return float(np.max(np.abs(got - ref))), float(ref.max() - ref.min())
+
+    @staticmethod
+    def _declared(shape: tuple[int | None, ...] | None, target: Target, model: Model,
+                  ctx: PassContext) -> tuple[int | None, ...]:
+        """The target's shape as the model declares it. When every input's dims but the
+        batch are fixed, so are the target's: a dim that shape inference lost (ONNX's, through
+        computed paddings) is taken from the probe, which ran at those very sizes."""
+        if shape is None:
+            return target.shape
+        fixed = all(p.dims is not None and None not in p.dims[1:]
+                    for p in ctx.backend.inputs(model))
+        if not fixed or len(shape) != len(target.shape):
+            return shape
+        return (shape[0], *(d if d is not None else t
+                            for d, t in zip(shape[1:], target.shape[1:], strict=True)))
 
     def _shape(self, target: Target, declared: tuple[int | None, ...], chosen: int | None
                ) -> list[int | None]:
