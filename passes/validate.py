@@ -20,7 +20,7 @@ class ValidatePass(Pass):
 
     def run(self, model: Model, ctx: PassContext) -> PassResult:
         shapes = ctx.probe_inputs or ctx.view(model).probe_inputs
-        tolerance = tolerance_for(ctx.backend.build_view(ctx.original))
+        tolerance = tolerance_for(ctx.original_view())
         runs = validate_outputs(ctx.backend, ctx.original, model, shapes, ctx.samples,
                                 tolerance)
         ctx.validation = ValidationRecord(runs, tolerance.atol, tolerance.rtol)

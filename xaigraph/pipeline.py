@@ -120,6 +120,8 @@ class PassContext:
     timings: dict[str, float] = field(default_factory=dict)
     _view: GraphView | None = None
     _view_of: int | None = None
+    _first_view: GraphView | None = None  # of the model before any pass modified it
+    _modified: bool = False
 
     def view(self, model: Model) -> GraphView:
         """The networkx view of `model`, rebuilt when a pass has modified it."""
@@ -127,11 +129,21 @@ class PassContext:
         if self._view is None or self._view_of != key:
             self._view = self.backend.build_view(model)
             self._view_of = key
+            if not self._modified and self._first_view is None:
+                self._first_view = self._view
         return self._view
 
+    def original_view(self) -> GraphView:
+        """The view of the model as it came in (the one analysis saw, when it ran)."""
+        if self._first_view is None:
+            self._first_view = self.backend.build_view(self.original)
+        return self._first_view
+
     def invalidate(self) -> None:
+        """The model was modified: its view is rebuilt on the next `view`."""
         self._view = None
         self._view_of = None
+        self._modified = True
 
     def pipeline_text(self) -> str:
         """The text of this run's pipeline, follow-up passes included."""
