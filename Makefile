@@ -7,7 +7,7 @@ ZOO_VENV ?= .venv-zoo
 ZOO_BIN := $(ZOO_VENV)/bin
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test test-fast fuzz lint bench zoo export-demo-model clean
+.PHONY: demo test test-fast fuzz lint bench zoo export-demo-model browser clean
 
 # Two markers: the runtime dependencies (all the demo needs), then the dev extra on top
 # (pytest, ruff, mypy, torch for the tiny test models).
@@ -18,8 +18,14 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 $(BIN)/.installed-dev: $(BIN)/.installed
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,ray]'
 	touch $@
+
+# The report's browser tests drive Debian's Chromium (Playwright never downloads a browser).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
 $(ZOO_BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(ZOO_VENV)
@@ -30,7 +36,7 @@ $(ZOO_BIN)/.installed: pyproject.toml
 demo: $(BIN)/.installed
 	$(BIN)/xaigraph demo --output $(DEMO_OUT) --force
 
-test: $(BIN)/.installed-dev
+test: $(BIN)/.installed-dev browser
 	$(BIN)/python -m pytest -q
 
 # Hand-built graphs through both views, no model export: well under a minute.

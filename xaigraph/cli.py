@@ -1,4 +1,5 @@
-"""Command line: `xaigraph insert | inspect | strip | demo`."""
+"""Command line: `xaigraph insert | inspect | strip | demo`, and the runtime layer's
+`explain | eval | report` (registered from `xaigraph.explain.commands`)."""
 
 from __future__ import annotations
 
@@ -375,6 +376,16 @@ def demo(out: Path, method: str, force: bool, as_json: bool, debug: bool) -> Non
     echo(f"wrote       {files['model_xml']} (+ .bin)")
     echo(f"            {files['panel_png']}  <- open this: the photo and the map over it")
     echo(f"            {files['summary_json']}")
+
+
+def _register_runtime_commands() -> None:
+    from xaigraph.explain.commands import COMMANDS
+
+    for command in COMMANDS:
+        cli.add_command(command)
+
+
+_register_runtime_commands()
 
 
 def main() -> None:
