@@ -13,15 +13,17 @@ and `tiger cat` are one name.
 from __future__ import annotations
 
 import difflib
+import os
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from xaigraph.errors import BadInputError
 
-__all__ = ["IMAGENET_CLASSES", "class_index", "imagenet_labels", "model_labels", "normal"]
+__all__ = ["IMAGENET_CLASSES", "class_index", "class_names", "format_labels", "imagenet_labels",
+           "model_labels", "normal", "parse_labels", "read_labels_file"]
 
 IMAGENET_CLASSES = 1000
-_RT_INFO_KEYS = (["model_info", "labels"], ["framework", "labels"])
 
 
 def normal(name: str) -> str:
@@ -35,20 +37,57 @@ def imagenet_labels() -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def _split(text: str) -> list[str]:
+def parse_labels(text: str) -> list[str]:
+    """Class names from a model's `labels` text: space separated, `_` for a space."""
     return [label.replace("_", " ") for label in text.split()]
 
 
+def format_labels(labels: list[str]) -> str:
+    """The `labels` text for class names (`parse_labels` inverts it, up to a `_` in a name
+    coming back as a space and runs of spaces as one)."""
+    return " ".join("_".join(label.split()) for label in labels)
+
+
 def model_labels(model: Any) -> list[str] | None:
-    """The labels `model` (an `ov.Model` or an `onnx.ModelProto`) carries, or None."""
-    props = getattr(model, "metadata_props", None)
-    if props is not None:  # ONNX
-        text = next((p.value for p in props if p.key == "labels"), None)
-        return _split(text) if text else None
-    for key in _RT_INFO_KEYS:
-        if model.has_rt_info(key):
-            return _split(str(model.get_rt_info(key).astype(str))) or None
-    return None
+    """The labels `model` (an `ov.Model` or an `onnx.ModelProto`) carries, or None: its
+    `model_info` `labels` as `xaigraph.model_info.metadata` finds them (IR `rt_info`
+    `model_info`, ONNX `model_info.labels` or bare `labels`, and these keys of an ONNX file
+    read by OpenVINO)."""
+    from xaigraph.model_info import metadata  # model_info imports this module
+
+    text = metadata(model).get("labels", "")
+    return parse_labels(text) or None
+
+
+def read_labels_file(path: str | os.PathLike[str]) -> list[str]:
+    """Class names from a text file, one a line in index order (blank lines and the spaces
+    around a name ignored). A missing or unreadable file, or one with no name, is
+    `BadInputError`."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise BadInputError(f"--labels {path}: cannot read it ({why})") from exc
+    labels = [line.strip() for line in text.splitlines() if line.strip()]
+    if not labels:
+        raise BadInputError(f"--labels {path}: no class names in it (one a line)")
+    return labels
+
+
+def class_names(model_labels: list[str] | None, labels_file: list[str] | None,
+                classes: int) -> list[str]:
+    """The names of a model's `classes` classes: the model's own labels, else the labels
+    file's, else ImageNet's when `classes` is 1000, else `class 0` .. `class K-1`. A list
+    whose length is not `classes` is `BadInputError` (one line)."""
+    for names, where in ((model_labels, "the model's labels"), (labels_file, "--labels")):
+        if names is not None:
+            if len(names) != classes:
+                raise BadInputError(f"{where} name {len(names)} classes but the model has "
+                                    f"{classes}")
+            return list(names)
+    if classes == IMAGENET_CLASSES:
+        return imagenet_labels()
+    return [f"class {i}" for i in range(classes)]
 
 
 def class_index(name: str, labels: list[str], what: str) -> int:
