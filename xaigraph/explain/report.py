@@ -1,0 +1,640 @@
+"""`xaigraph report`: one static folder (HTML, CSS, JS, images) built from an `explain` OUT_DIR
+or an `eval` DIR (docs/runtime.md), that works from the file system with nothing fetched.
+
+Contract of `build_report(source, out=None)`:
+
+- `source` is an explain OUT_DIR (`run.json`, `results.jsonl`, `maps/`) or an eval DIR
+  (`metrics.json`, one explain OUT_DIR per method in `<method>/`). Anything else, a
+  results.jsonl line that is not a JSON object with `key` and `status`, or a malformed
+  `metrics.json` / `run.json` is a `BadInputError` (one line) and nothing is written. A line
+  with `"status": "error"` is a failed image, shown as such.
+- `out` defaults to `source/report`. The report is built in a hidden temporary folder beside
+  `out` and renamed into place at the end, so `out` is either absent, the old report, or the
+  complete new one. An existing `out` is replaced only with `force=True` and only when it is
+  a report (it holds the marker file `.xaigraph-report`); anything else is refused.
+- Files: the originals are always copied into `images/` (byte for byte when the browser shows
+  them as the model saw them, else re-encoded as JPEG with EXIF rotation applied), so the
+  report never depends on where the inputs were. The colour maps are referenced by relative
+  paths when `out` lies inside `source` (the default), and copied into `maps/` otherwise.
+  Thumbnails (`thumbs/`, JPEG, longest side `THUMB_SIZE`) are made of each image's first
+  overlay per method, else of the original.
+- Flags (`flag_labels`): the predicted labels of an image are its top `k` predictions, `k`
+  = `top_k` when given, else the number of ground-truth labels (at least 1). A predicted
+  label found among the ground-truth labels is TP, one not found is FP; a ground-truth label
+  not predicted is FN. Names match after `label_key` normalisation (case, `_`, `-` and
+  spaces), and a prediction such as "tabby, tabby cat" matches any of its comma-separated
+  names. An image without ground truth gets no flags.
+- Disagreement (`disagreement`) between methods, per image: the mean over pairs of methods
+  of 1 - Pearson correlation of their maps of the same class (the first method's first
+  target; a method without that class uses its first target), on a `DIS_SIZE` square grid
+  where both maps are defined. 0 = the same map up to scale, 1 = unrelated, 2 = opposite.
+  The maps are read from `raw/` when the run kept them, else from the colour PNG by
+  inverting `xaigraph.overlay.colorize`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from xaigraph.errors import BadInputError, NotFoundError, OutputExistsError, file_error
+from xaigraph.version import __version__
+
+__all__ = [
+    "ASSETS",
+    "DIS_SIZE",
+    "MARKER",
+    "THUMB_SIZE",
+    "Method",
+    "Source",
+    "build_report",
+    "disagreement",
+    "flag_labels",
+    "label_key",
+    "map_values",
+    "read_source",
+]
+
+log = logging.getLogger(__name__)
+
+ASSETS = Path(__file__).with_name("report_assets")
+MARKER = ".xaigraph-report"
+THUMB_SIZE = 160
+DIS_SIZE = 24
+_SHOWN_AS_IS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif"}
+
+
+# --- reading the source ------------------------------------------------------------------
+
+@dataclass
+class Method:
+    """One explain OUT_DIR: its method name, its model card and its results.jsonl lines."""
+
+    name: str
+    folder: Path
+    card: dict[str, Any]
+    records: list[dict[str, Any]]
+
+
+@dataclass
+class Source:
+    """What a report is built from: an explain OUT_DIR (one method) or an eval DIR."""
+
+    folder: Path
+    kind: str  # "explain" or "eval"
+    methods: list[Method]
+    metrics: dict[str, Any] | None = None
+    rows: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
+    """metrics.json's per-image rows by (method, key)."""
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise file_error(exc, path, "cannot read") from None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise BadInputError(f"{path}: {what} is not valid JSON ({exc})") from None
+
+
+def _read_results(path: Path) -> list[dict[str, Any]]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise file_error(exc, path, "cannot read") from None
+    except UnicodeDecodeError:
+        raise BadInputError(f"{path}: not UTF-8 text") from None
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            raise BadInputError(f"{path} line {number}: not valid JSON ({exc})") from None
+        problem = _record_problem(record)
+        if problem:
+            raise BadInputError(f"{path} line {number}: {problem}")
+        records.append(record)
+    return records
+
+
+def _record_problem(record: Any) -> str:
+    """Why a results.jsonl line is malformed, or "" when it is usable."""
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    if not isinstance(record.get("key"), str) or not record["key"]:
+        return 'no "key"'
+    status = record.get("status")
+    if status == "error":
+        return ""
+    if status != "ok":
+        return f'"status" is {status!r}, not "ok" or "error"'
+    for name in ("predictions", "targets"):
+        value = record.get(name)
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            return f'"{name}" is not a list of objects'
+    if not all(isinstance(p.get("score"), (int, float)) for p in record["predictions"]):
+        return 'a prediction without a numeric "score"'
+    if not all(isinstance(t.get("map"), (str, type(None))) for t in record["targets"]):
+        return 'a target whose "map" is not a path'
+    return ""
+
+
+def _read_method(folder: Path, name: str | None) -> Method:
+    results = folder / "results.jsonl"
+    if not results.is_file():
+        raise BadInputError(f"{folder}: no results.jsonl (not an explain output)")
+    records = _read_results(results)
+    card: dict[str, Any] = {}
+    if (folder / "run.json").is_file():
+        card = _read_json(folder / "run.json", "run.json")
+        if not isinstance(card, dict):
+            raise BadInputError(f"{folder / 'run.json'}: not a JSON object")
+    else:
+        log.warning("%s: no run.json; the model card will be empty", folder)
+    if name is None:
+        first = next((r.get("method") for r in records if r.get("method")), None)
+        name = str(card.get("method") or first or folder.name)
+    return Method(name, folder, card, records)
+
+
+def read_source(folder: str | os.PathLike[str]) -> Source:
+    """Read an explain OUT_DIR or an eval DIR (see the module docstring); raises
+    `BadInputError` for anything else."""
+    root = Path(folder)
+    if not root.exists():
+        raise NotFoundError(f"{root}: no such folder")
+    if not root.is_dir():
+        raise BadInputError(f"{root}: not a folder (give an explain or eval output folder)")
+    if (root / "metrics.json").is_file():
+        return _read_eval(root)
+    if (root / "results.jsonl").is_file():
+        return Source(root, "explain", [_read_method(root, None)])
+    raise BadInputError(f"{root}: neither results.jsonl (an explain output) nor metrics.json "
+                        "(an eval output)")
+
+
+def _read_eval(root: Path) -> Source:
+    metrics = _read_json(root / "metrics.json", "metrics.json")
+    names = metrics.get("methods") if isinstance(metrics, dict) else None
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise BadInputError(f"{root / 'metrics.json'}: no \"methods\" list")
+    for part in ("metrics", "summary", "per_class"):
+        if not isinstance(metrics.get(part, {}), dict):
+            raise BadInputError(f"{root / 'metrics.json'}: \"{part}\" is not an object")
+    images = metrics.get("images", [])
+    if not isinstance(images, list) or not all(isinstance(r, dict) for r in images):
+        raise BadInputError(f"{root / 'metrics.json'}: \"images\" is not a list of objects")
+    methods = []
+    for name in names:
+        if not (root / name).is_dir():
+            raise BadInputError(f"{root}: metrics.json names the method {name!r} but there is "
+                                f"no folder {name}/")
+        methods.append(_read_method(root / name, name))
+    rows: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in images:
+        rows.setdefault((str(row.get("method")), str(row.get("key"))), []).append(row)
+    return Source(root, "eval", methods, metrics, rows)
+
+
+# --- flags and disagreement (pure functions) ---------------------------------------------
+
+def label_key(name: str) -> str:
+    """A class name as compared between a model and a data set: lower case, `_` and `-` as
+    spaces, runs of spaces as one."""
+    return " ".join(name.lower().replace("_", " ").replace("-", " ").split())
+
+
+def _names(label: str) -> set[str]:
+    keys = {label_key(label)} | {label_key(part) for part in label.split(",")}
+    return {k for k in keys if k}
+
+
+def flag_labels(predictions: Sequence[tuple[str, float]], truth: Sequence[str],
+                top_k: int | None = None) -> tuple[list[tuple[str, float, str]], list[str]]:
+    """The predicted labels with their flag ("TP"/"FP", or "" without ground truth) and the
+    ground-truth labels that were not predicted (FN), by the rule in the module docstring.
+
+    `predictions` are (label, score) pairs, best first."""
+    truth = list(dict.fromkeys(t for t in truth if t))
+    k = top_k if top_k is not None else max(1, len(truth))
+    shown = list(predictions[:k])
+    if not truth:
+        return [(label, score, "") for label, score in shown], []
+    truth_keys = [label_key(t) for t in truth]
+    found: set[int] = set()
+    flagged = []
+    for label, score in shown:
+        hits = [i for i, key in enumerate(truth_keys) if key in _names(label)]
+        found.update(hits)
+        flagged.append((label, score, "TP" if hits else "FP"))
+    missed = [t for i, t in enumerate(truth) if i not in found]
+    return flagged, missed
+
+
+_LUT: np.ndarray | None = None
+
+
+def _lut() -> np.ndarray:
+    global _LUT
+    if _LUT is None:
+        from xaigraph.overlay import colorize
+
+        _LUT = colorize(np.arange(256, dtype=np.uint8)[None, :])[0].astype(np.int32)
+    return _LUT
+
+
+def map_values(path: Path, size: int = DIS_SIZE) -> np.ndarray:
+    """A map file as `[size, size]` float values (NaN where the map is not defined): a raw
+    `.npy` resized bilinearly, or a colour RGBA PNG sampled at the grid's cell centres and
+    mapped back through the colour map (alpha 0 is NaN)."""
+    if path.suffix == ".npy":
+        raw = np.load(path).astype(np.float32)
+        return np.asarray(Image.fromarray(raw).resize((size, size), Image.Resampling.BILINEAR),
+                          dtype=np.float64)
+    with Image.open(path) as im:
+        rgba = np.asarray(im.convert("RGBA").resize((size, size), Image.Resampling.NEAREST))
+    rgb = rgba[..., :3].reshape(-1, 1, 3).astype(np.int32)
+    lut = _lut()
+    nearest = np.argmin(((rgb - lut[None]) ** 2).sum(-1), axis=1).astype(np.float64)
+    nearest[rgba[..., 3].reshape(-1) == 0] = np.nan
+    return nearest.reshape(size, size) / 255.0
+
+
+def disagreement(maps: Sequence[np.ndarray]) -> float | None:
+    """Mean over pairs of 1 - Pearson correlation, on the cells where both maps are defined;
+    None for fewer than two maps. A constant map correlates 0 with anything but itself."""
+    values = []
+    for i in range(len(maps)):
+        for j in range(i + 1, len(maps)):
+            a, b = maps[i].ravel(), maps[j].ravel()
+            both = ~(np.isnan(a) | np.isnan(b))
+            a, b = a[both], b[both]
+            if a.size < 2:
+                continue
+            da, db = a - a.mean(), b - b.mean()
+            norm = math.sqrt(float((da * da).sum()) * float((db * db).sum()))
+            if norm == 0:
+                r = 1.0 if np.array_equal(a, b) else 0.0
+            else:
+                r = float((da * db).sum()) / norm
+            values.append(1.0 - r)
+    return float(np.mean(values)) if values else None
+
+
+# --- building ----------------------------------------------------------------------------
+
+def _url(path: str) -> str:
+    return quote(path.replace(os.sep, "/"))
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def _find_original(record: dict[str, Any], method: Method, source: Source) -> Path | None:
+    raw = record.get("path")
+    if not isinstance(raw, str) or not raw:
+        return None
+    path = Path(raw)
+    if path.is_absolute():
+        return path if path.is_file() else None
+    for base in (Path.cwd(), method.folder.parent, method.folder, source.folder):
+        if (base / path).is_file():
+            return base / path
+    return None
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
+def _original(src: Path, stage: Path, name: str, size: tuple[int, int] | None) -> str | None:
+    """Put the original into `stage/images/`; its URL relative to the report, or None when it
+    cannot be read (the report then shows the map alone)."""
+    try:
+        with Image.open(src) as im:
+            fmt = im.format or ""
+            turned = im.getexif().get(0x0112, 1) not in (0, 1)
+            if fmt in _SHOWN_AS_IS and not turned and (size is None or im.size == size):
+                rel = f"images/{name}{_SHOWN_AS_IS[fmt]}"
+                _link_or_copy(src, stage / rel)
+                return rel
+            image = ImageOps.exif_transpose(im).convert("RGB")
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        log.warning("%s: cannot read the original (%s); the report shows the map alone",
+                    src, exc)
+        return None
+    rel = f"images/{name}.jpg"
+    image.save(stage / rel, quality=90)
+    return rel
+
+
+def _thumbnail(src: Path, dst: Path) -> bool:
+    try:
+        with Image.open(src) as im:
+            im.draft("RGB", (THUMB_SIZE, THUMB_SIZE))
+            image = ImageOps.exif_transpose(im).convert("RGB")
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        log.warning("%s: cannot make a thumbnail (%s)", src, exc)
+        return False
+    image.thumbnail((THUMB_SIZE, THUMB_SIZE), Image.Resampling.BILINEAR)
+    image.save(dst, quality=72, optimize=True)
+    return True
+
+
+@dataclass
+class _Entry:
+    """One image of the report: its position and its record per method (None: absent)."""
+
+    index: int
+    key: str
+    records: list[dict[str, Any] | None]
+
+
+def _entries(source: Source) -> list[_Entry]:
+    order: dict[str, _Entry] = {}
+    count = len(source.methods)
+    for m_index, method in enumerate(source.methods):
+        for record in method.records:
+            key = record["key"]
+            if key not in order:
+                order[key] = _Entry(len(order), key, [None] * count)
+            order[key].records[m_index] = record
+    return list(order.values())
+
+
+def _truth(record: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    gt = record.get("ground_truth") or {}
+    labels = [str(x) for x in gt.get("labels") or []]
+    boxes = []
+    for b in gt.get("boxes") or []:
+        if isinstance(b, dict) and isinstance(b.get("box"), list) and len(b["box"]) == 4:
+            name = str(b.get("name") or b.get("label") or "")
+            boxes.append([float(v) for v in b["box"]] + [name])
+            if name and name not in labels:
+                labels.append(name)
+    return labels, boxes
+
+
+def _target_path(method: Method, target: dict[str, Any], name: str) -> Path | None:
+    rel = target.get(name)
+    return method.folder / rel if isinstance(rel, str) and rel else None
+
+
+class _Builder:
+    def __init__(self, source: Source, stage: Path, out: Path, top_k: int | None) -> None:
+        self.source = source
+        self.stage = stage
+        self.top_k = top_k
+        self.link = _inside(out, source.folder)
+        self.out = out
+
+    def map_url(self, path: Path, name: str) -> str | None:
+        if not path.is_file():
+            log.warning("%s: map file missing", path)
+            return None
+        if self.link:
+            return _url(os.path.relpath(path.resolve(), self.out.resolve()))
+        rel = f"maps/{name}{path.suffix}"
+        _link_or_copy(path, self.stage / rel)
+        return _url(rel)
+
+    def image(self, entry: _Entry) -> dict[str, Any]:
+        """The data.js record of one image, writing its files into the stage."""
+        first = next(r for r in entry.records if r is not None)
+        truth, boxes = _truth(first)
+        width, height = first.get("width"), first.get("height")
+        size = (width, height) if isinstance(width, int) and isinstance(height, int) else None
+        original = None
+        for m_index, record in enumerate(entry.records):
+            if record is not None:
+                src = _find_original(record, self.source.methods[m_index], self.source)
+                if src is not None:
+                    original = _original(src, self.stage, str(entry.index), size)
+                    break
+        per_method = []
+        dis_maps = []
+        want_class = None
+        for m_index, record in enumerate(entry.records):
+            method = self.source.methods[m_index]
+            if record is None:
+                per_method.append({"s": "absent"})
+                continue
+            if record["status"] == "error":
+                per_method.append({"s": "error", "err": str(record.get("error") or "failed")})
+                continue
+            item = self.method_item(entry, m_index, method, record, truth, original)
+            per_method.append(item)
+            if len(self.source.methods) > 1 and record["targets"]:
+                targets = record["targets"]
+                if want_class is None:
+                    want_class = targets[0].get("class")
+                chosen = next((t for t in targets if t.get("class") == want_class),
+                              targets[0])
+                path = _target_path(method, chosen, "raw") or _target_path(method, chosen,
+                                                                           "map")
+                if path is not None and path.is_file():
+                    try:
+                        dis_maps.append(map_values(path))
+                    except (OSError, ValueError) as exc:
+                        log.warning("%s: cannot read the map (%s)", path, exc)
+        dis = disagreement(dis_maps) if len(dis_maps) > 1 else None
+        return {"key": entry.key, "path": str(first.get("path") or entry.key),
+                "w": width, "h": height, "img": _url(original) if original else None,
+                "gt": truth, "boxes": boxes,
+                "dis": None if dis is None else round(dis, 4), "m": per_method}
+
+    def method_item(self, entry: _Entry, m_index: int, method: Method, record: dict[str, Any],
+                    truth: list[str], original: str | None) -> dict[str, Any]:
+        preds = [(str(p.get("label", p.get("class", "?"))), float(p["score"]))
+                 for p in record["predictions"]]
+        preds.sort(key=lambda p: -p[1])
+        flagged, missed = flag_labels(preds, truth, self.top_k)
+        rows = self.source.rows.get((method.name, entry.key), [])
+        targets = []
+        for t_index, target in enumerate(record["targets"]):
+            path = _target_path(method, target, "map")
+            url = self.map_url(path, f"{m_index}/{entry.index}_{t_index}") if path else None
+            label = str(target.get("label", target.get("class", "map")))
+            values = _metric_values(rows, target)
+            targets.append({"label": label, "cls": target.get("class"),
+                            "score": target.get("score"), "map": url,
+                            "box": target.get("box"), "mv": values})
+        thumb_src = None
+        if record["targets"]:
+            thumb_src = _target_path(method, record["targets"][0], "overlay")
+        if (thumb_src is None or not thumb_src.is_file()) and original:
+            thumb_src = self.stage / original
+        thumb = None
+        rel = f"thumbs/{m_index}/{entry.index}.jpg"
+        if thumb_src is not None and thumb_src.is_file() and _thumbnail(thumb_src,
+                                                                        self.stage / rel):
+            thumb = rel
+        means: dict[str, float] = {}
+        for name in {n for t in targets for n in t["mv"]}:
+            vals = [t["mv"][name] for t in targets if t["mv"].get(name) is not None]
+            if vals:
+                means[name] = round(float(np.mean(vals)), 4)
+        flags = sorted({f for _, _, f in flagged if f} | ({"FN"} if missed else set()))
+        return {"s": "ok", "thumb": thumb,
+                "pred": [[label, round(score, 4), flag] for label, score, flag in flagged],
+                "all": [[label, round(score, 4)] for label, score in preds],
+                "fn": missed, "flags": flags, "top": round(preds[0][1], 4) if preds else None,
+                "t": targets, "mv": means}
+
+
+def _metric_values(rows: list[dict[str, Any]], target: dict[str, Any]) -> dict[str, Any]:
+    """metrics.json's values for this target (same class, else same label)."""
+    skip = {"key", "method", "class", "label"}
+    for row in rows:
+        same = (row.get("class") == target.get("class") if target.get("class") is not None
+                else row.get("label") == target.get("label"))
+        if same:
+            return {k: (round(v, 4) if isinstance(v, float) and math.isfinite(v) else v)
+                    for k, v in row.items() if k not in skip
+                    and (v is None or isinstance(v, (int, float)))}
+    return {}
+
+
+def _data(source: Source, images: list[dict[str, Any]], top_k: int | None,
+          title: str) -> dict[str, Any]:
+    labels = sorted({label for im in images for label in im["gt"]}
+                    | {p[0] for im in images for m in im["m"] for p in m.get("pred", [])},
+                    key=str.lower)
+    metrics = source.metrics or {}
+    names = list((metrics.get("metrics") or {}).keys())
+    if not names:
+        names = sorted({n for im in images for m in im["m"] for n in m.get("mv", {})})
+    return {
+        "title": title, "kind": source.kind, "source": str(source.folder),
+        "generator": f"xaigraph {__version__}",
+        "methods": [m.name for m in source.methods],
+        "cards": {m.name: m.card for m in source.methods},
+        "top_k": top_k, "labels": labels, "metric_names": names,
+        "metrics": {k: metrics.get(k, {}) for k in ("metrics", "summary", "per_class")}
+        if source.metrics else None,
+        "images": images,
+    }
+
+
+def _progress(total: int, enabled: bool) -> Callable[[], None]:
+    if not enabled:
+        return lambda: None
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc="report", unit="img", file=sys.stderr, leave=False)
+    return lambda: bar.update(1)
+
+
+def _is_report(folder: Path) -> bool:
+    return (folder / MARKER).is_file()
+
+
+def _place(stage: Path, out: Path, force: bool) -> None:
+    """Rename the finished stage onto `out`; an old report is moved aside first and deleted
+    after, so `out` is never a half-built report."""
+    if out.exists() or out.is_symlink():
+        if not force:
+            raise OutputExistsError(f"{out} exists; use --force to replace the report")
+        if not out.is_dir() or not _is_report(out):
+            raise OutputExistsError(f"{out} exists and is not an xaigraph report; not "
+                                    "replacing it (remove it or choose another -o)")
+        old = Path(tempfile.mkdtemp(prefix=".xaigraph-report-old-", dir=out.parent))
+        os.rename(out, old / "report")
+        try:
+            os.rename(stage, out)
+        except OSError:
+            os.rename(old / "report", out)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(stage, out)
+
+
+def _check_out(out: Path, force: bool) -> None:
+    if out.exists() and not force:
+        raise OutputExistsError(f"{out} exists; use --force to replace the report")
+    if out.exists() and (not out.is_dir() or not _is_report(out)):
+        raise OutputExistsError(f"{out} exists and is not an xaigraph report; not replacing "
+                                "it (remove it or choose another -o)")
+
+
+def build_report(source: str | os.PathLike[str], out: str | os.PathLike[str] | None = None,
+                 *, force: bool = False, top_k: int | None = None, title: str | None = None,
+                 workers: int | None = None, progress: bool = False) -> Path:
+    """Build the report of an explain OUT_DIR or eval DIR `source` into `out` (default
+    `source/report`) and return the path of its `index.html`. See the module docstring."""
+    if top_k is not None and top_k < 1:
+        raise BadInputError(f"--top-k must be at least 1, got {top_k}")
+    src = read_source(source)
+    target = Path(out) if out is not None else src.folder / "report"
+    _check_out(target, force)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=".xaigraph-report-", dir=target.parent))
+    except OSError as exc:
+        raise file_error(exc, target, "cannot write") from None
+    try:
+        started = time.perf_counter()
+        for sub in ("images", "thumbs", "maps"):
+            (stage / sub).mkdir()
+        for m_index in range(len(src.methods)):
+            (stage / "thumbs" / str(m_index)).mkdir()
+            (stage / "maps" / str(m_index)).mkdir()
+        builder = _Builder(src, stage, target, top_k)
+        entries = _entries(src)
+        tick = _progress(len(entries), progress)
+
+        def one(entry: _Entry) -> dict[str, Any]:
+            result = builder.image(entry)
+            tick()
+            return result
+
+        count = workers or min(4, os.cpu_count() or 1)
+        with ThreadPoolExecutor(max_workers=count) as pool:
+            images = list(pool.map(one, entries))
+        name = title or f"xaigraph report: {src.folder.resolve().name}"
+        data = _data(src, images, top_k, name)
+        # data.js is JavaScript, where NaN and Infinity are valid values
+        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        (stage / "data.js").write_text(f"window.XAIGRAPH_REPORT = {text};\n", encoding="utf-8")
+        for asset in sorted(ASSETS.iterdir()):
+            if asset.is_file():
+                shutil.copyfile(asset, stage / asset.name)
+        (stage / MARKER).write_text(f"xaigraph {__version__} report of {src.folder}\n",
+                                    encoding="utf-8")
+        os.chmod(stage, 0o755)
+        log.info("report built in %.1f s", time.perf_counter() - started)
+        _place(stage, target, force)
+    except BaseException as exc:
+        shutil.rmtree(stage, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise file_error(exc, target, "cannot write the report") from None
+        raise
+    return target / "index.html"
