@@ -16,7 +16,8 @@ from xaigraph.overlay import colorize
 
 __all__ = ["CATS", "Img", "float_map", "many", "write_eval", "write_explain"]
 
-CATS = [(282, "tiger cat"), (281, "tabby, tabby cat"), (285, "Egyptian cat"), (207, "golden retriever")]
+CATS = [(282, "tiger cat"), (281, "tabby, tabby cat"), (285, "Egyptian cat"),
+        (207, "golden retriever")]
 
 
 @dataclass
@@ -54,13 +55,13 @@ def _safe(name: str) -> str:
 
 def _colour_map(img: Img, values: np.ndarray) -> Image.Image:
     """The RGBA colour map at the original's size, alpha 0 outside `seen`."""
-    l, t, r, b = (round(img.seen[0] * img.w), round(img.seen[1] * img.h),
-                  round(img.seen[2] * img.w), round(img.seen[3] * img.h))
+    left, t, r, b = (round(img.seen[0] * img.w), round(img.seen[1] * img.h),
+                     round(img.seen[2] * img.w), round(img.seen[3] * img.h))
     u8 = np.round(values * 255).astype(np.uint8)
-    part = np.asarray(Image.fromarray(u8).resize((r - l, b - t), Image.Resampling.BILINEAR))
+    part = np.asarray(Image.fromarray(u8).resize((r - left, b - t), Image.Resampling.BILINEAR))
     rgba = np.zeros((img.h, img.w, 4), np.uint8)
-    rgba[t:b, l:r, :3] = colorize(part)
-    rgba[t:b, l:r, 3] = 255
+    rgba[t:b, left:r, :3] = colorize(part)
+    rgba[t:b, left:r, 3] = 255
     return Image.fromarray(rgba, "RGBA")
 
 
@@ -162,8 +163,10 @@ def write_eval(folder: Path, images: list[Img], methods: dict[str, tuple[float, 
                    "deletion_auc": {"mean": 0.2 + 0.05 * k, "ci95": [0.1, 0.3 + 0.05 * k],
                                     "n": len(images)}}
                for k, m in enumerate(methods)}
-    per_class = {m: {"tiger cat": {"pointing_game": {"mean": 1.0 - 0.25 * k, "ci95": [0.5, 1.0], "n": 3}},
-                     "Egyptian cat": {"pointing_game": {"mean": 0.25, "ci95": [0.0, 0.5], "n": 2}}}
+    per_class = {m: {"tiger cat": {"pointing_game": {"mean": 1.0 - 0.25 * k,
+                                                     "ci95": [0.5, 1.0], "n": 3}},
+                     "Egyptian cat": {"pointing_game": {"mean": 0.25, "ci95": [0.0, 0.5],
+                                                        "n": 2}}}
                  for k, m in enumerate(methods)}
     metrics = {"methods": list(methods), "metrics": METRICS, "summary": summary,
                "per_class": per_class, "images": rows}

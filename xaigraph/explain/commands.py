@@ -10,4 +10,6 @@ import click
 
 __all__ = ["COMMANDS"]
 
-COMMANDS: list[click.Command] = []
+from xaigraph.explain.cli_report import report
+
+COMMANDS: list[click.Command] = [report]

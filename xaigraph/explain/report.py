@@ -60,9 +60,12 @@ __all__ = [
     "DIS_SIZE",
     "MARKER",
     "THUMB_SIZE",
+    "Built",
     "Method",
     "Source",
+    "build",
     "build_report",
+    "colormap_of",
     "disagreement",
     "flag_labels",
     "label_key",
@@ -250,19 +253,35 @@ def flag_labels(predictions: Sequence[tuple[str, float]], truth: Sequence[str],
     return flagged, missed
 
 
-_LUT: np.ndarray | None = None
+_LUTS: dict[str, np.ndarray] = {}
 
 
-def _lut() -> np.ndarray:
-    global _LUT
-    if _LUT is None:
-        from xaigraph.overlay import colorize
+def _lut(colormap: str) -> np.ndarray:
+    """The `[256, 3]` table of a colour map explain can write (`render.COLORMAPS`); jet is
+    `xaigraph.overlay.colorize`."""
+    if colormap not in _LUTS:
+        if colormap == "jet":
+            from xaigraph.overlay import colorize
 
-        _LUT = colorize(np.arange(256, dtype=np.uint8)[None, :])[0].astype(np.int32)
-    return _LUT
+            table = colorize(np.arange(256, dtype=np.uint8)[None, :])[0]
+        else:
+            from xaigraph.explain.render import lookup
+
+            table = lookup(colormap)
+        _LUTS[colormap] = np.asarray(table, dtype=np.int32)
+    return _LUTS[colormap]
 
 
-def map_values(path: Path, size: int = DIS_SIZE) -> np.ndarray:
+def colormap_of(card: dict[str, Any]) -> str:
+    """The colour map a run wrote its maps with (run.json `colormap`, at the top or in
+    `options`), jet when it does not say."""
+    options = card.get("options")
+    name = card.get("colormap") or (options.get("colormap") if isinstance(options, dict)
+                                    else None)
+    return name if isinstance(name, str) and name else "jet"
+
+
+def map_values(path: Path, size: int = DIS_SIZE, colormap: str = "jet") -> np.ndarray:
     """A map file as `[size, size]` float values (NaN where the map is not defined): a raw
     `.npy` resized bilinearly, or a colour RGBA PNG sampled at the grid's cell centres and
     mapped back through the colour map (alpha 0 is NaN)."""
@@ -273,7 +292,7 @@ def map_values(path: Path, size: int = DIS_SIZE) -> np.ndarray:
     with Image.open(path) as im:
         rgba = np.asarray(im.convert("RGBA").resize((size, size), Image.Resampling.NEAREST))
     rgb = rgba[..., :3].reshape(-1, 1, 3).astype(np.int32)
-    lut = _lut()
+    lut = _lut(colormap)
     nearest = np.argmin(((rgb - lut[None]) ** 2).sum(-1), axis=1).astype(np.float64)
     nearest[rgba[..., 3].reshape(-1) == 0] = np.nan
     return nearest.reshape(size, size) / 255.0
@@ -461,7 +480,7 @@ class _Builder:
                                                                            "map")
                 if path is not None and path.is_file():
                     try:
-                        dis_maps.append(map_values(path))
+                        dis_maps.append(map_values(path, colormap=colormap_of(method.card)))
                     except (OSError, ValueError) as exc:
                         log.warning("%s: cannot read the map (%s)", path, exc)
         dis = disagreement(dis_maps) if len(dis_maps) > 1 else None
@@ -585,11 +604,30 @@ def _check_out(out: Path, force: bool) -> None:
                                 "it (remove it or choose another -o)")
 
 
+@dataclass(frozen=True)
+class Built:
+    """What `build` made: the report's index.html and what it holds."""
+
+    index: Path
+    images: int
+    failed: int
+    methods: list[str]
+    seconds: float
+
+
 def build_report(source: str | os.PathLike[str], out: str | os.PathLike[str] | None = None,
                  *, force: bool = False, top_k: int | None = None, title: str | None = None,
                  workers: int | None = None, progress: bool = False) -> Path:
     """Build the report of an explain OUT_DIR or eval DIR `source` into `out` (default
     `source/report`) and return the path of its `index.html`. See the module docstring."""
+    return build(source, out, force=force, top_k=top_k, title=title, workers=workers,
+                 progress=progress).index
+
+
+def build(source: str | os.PathLike[str], out: str | os.PathLike[str] | None = None,
+          *, force: bool = False, top_k: int | None = None, title: str | None = None,
+          workers: int | None = None, progress: bool = False) -> Built:
+    """`build_report`, returning the counts as well."""
     if top_k is not None and top_k < 1:
         raise BadInputError(f"--top-k must be at least 1, got {top_k}")
     src = read_source(source)
@@ -630,11 +668,13 @@ def build_report(source: str | os.PathLike[str], out: str | os.PathLike[str] | N
         (stage / MARKER).write_text(f"xaigraph {__version__} report of {src.folder}\n",
                                     encoding="utf-8")
         os.chmod(stage, 0o755)
-        log.info("report built in %.1f s", time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        log.info("report built in %.1f s", seconds)
         _place(stage, target, force)
     except BaseException as exc:
         shutil.rmtree(stage, ignore_errors=True)
         if isinstance(exc, OSError):
             raise file_error(exc, target, "cannot write the report") from None
         raise
-    return target / "index.html"
+    failed = sum(1 for im in images if any(m.get("s") == "error" for m in im["m"]))
+    return Built(target / "index.html", len(images), failed, data["methods"], seconds)

@@ -1,0 +1,61 @@
+"""`xaigraph report DIR [-o OUT]`: the static HTML report of an explain or eval output.
+
+Imports only click and the standard library at import time (see `commands`); the builder is
+`xaigraph.explain.report.build_report`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+__all__ = ["report"]
+
+
+@click.command()
+@click.argument("folder", metavar="DIR", type=click.Path(path_type=Path))
+@click.option("-o", "--output", "out", type=click.Path(path_type=Path), default=None,
+              help="The report folder (default: DIR/report). Inside DIR the report refers to "
+                   "DIR's maps; elsewhere it copies them.")
+@click.option("--top-k", type=click.IntRange(min=1), default=None,
+              help="Predicted labels per image for the TP/FP/FN flags (default: as many as "
+                   "the image has ground-truth labels).")
+@click.option("--title", default=None, help="The page title (default: the folder's name).")
+@click.option("--force", is_flag=True, help="Replace an existing report.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+@click.option("--debug", is_flag=True, help="Verbose log; tracebacks on errors.")
+def report(folder: Path, out: Path | None, top_k: int | None, title: str | None, force: bool,
+           as_json: bool, debug: bool) -> None:
+    """Build a static HTML report (DIR/report/index.html) from an explain OUT_DIR or an eval
+    DIR: a gallery with thumbnails, TP/FP/FN flags, every class's map over the original with
+    an opacity slider, filters, sorting, the metric tables and the model card. It opens from
+    the file system; nothing is fetched from a network.
+
+    Exit status: 0 built, 2 bad input (DIR is neither an explain nor an eval output, a
+    malformed results.jsonl line, an existing report without --force). Nothing is written
+    unless the whole report was built.
+    """
+    from xaigraph.cli import handle_errors
+
+    handle_errors(_run)(folder=folder, out=out, top_k=top_k, title=title, force=force,
+                        as_json=as_json, debug=debug)
+
+
+def _run(folder: Path, out: Path | None, top_k: int | None, title: str | None, force: bool,
+         as_json: bool, debug: bool) -> None:
+    from xaigraph.explain.report import build
+
+    built = build(folder, out, force=force, top_k=top_k, title=title,
+                  progress=not as_json and sys.stderr.isatty())
+    if as_json:
+        click.echo(json.dumps({"ok": True, "exit_code": 0, "report": str(built.index),
+                               "images": built.images, "failed": built.failed,
+                               "methods": built.methods, "seconds": round(built.seconds, 3)},
+                              indent=2))
+        return
+    click.echo(f"report      {built.images} images ({built.failed} failed), methods "
+               f"{', '.join(built.methods)}, built in {built.seconds:.1f} s")
+    click.echo(f"wrote       {built.index}  <- open this in a browser")
