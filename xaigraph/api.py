@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 import openvino as ov
 
-from xaigraph import model_io
+from xaigraph import model_info, model_io
 from xaigraph import stamp as stamp_mod
 from xaigraph.backends import BACKENDS, Backend, backend_for_path, get_backend
 from xaigraph.errors import BadInputError
@@ -24,6 +24,7 @@ from xaigraph.methods import METHODS, get_method
 from xaigraph.methods.base import why_not
 from xaigraph.passes import analysis_pipeline, build_pipeline, parse
 from xaigraph.pipeline import Pass, PassContext, PassManager
+from xaigraph.preprocess import Preprocess
 from xaigraph.samples import read_samples
 from xaigraph.stamp import UNDO_KEY, Stamp
 from xaigraph.stripping import check_stripped, strip_loaded
@@ -100,6 +101,8 @@ def insert(
     form: str | None = None,
     replace: bool = False,
     class_output: str | None = None,
+    record_preprocess: Preprocess | None = None,
+    record_labels: list[str] | None = None,
 ) -> InsertResult:
     """Return the model with a `saliency_map` output built by `method`.
 
@@ -114,6 +117,9 @@ def insert(
     that one (e.g. "mosaic" for reciprocam; for comparisons).
     `targets` chooses classes: "topk:K", or indices and names ("3,17", "tiger cat,tabby").
     `class_output` names the output holding the class scores (detected by default).
+    `record_preprocess` and `record_labels` are written into the output model's metadata
+    (`xaigraph.model_info.write`; `report["model_info"]` lists them); labels whose number
+    is not the model's class count are a `BadInputError`.
     """
     get_method(method)  # fail fast on an unknown name
     start = time.perf_counter()
@@ -147,10 +153,23 @@ def insert(
         report["replaced"] = _readable(stamp)
     ctx = PassContext(backend=backend, original=backend.clone(native), samples=list(samples))
     native = manager.run(native, ctx, progress)
+    if record_preprocess is not None or record_labels is not None:
+        report["model_info"] = _record(native, ctx, record_preprocess, record_labels)
     report.update(status="inserted", **_inserted(ctx, backend.outputs(native)),
                   timings={"load": round(load_time, 4),
                            **{k: round(v, 4) for k, v in ctx.timings.items()}})
     return InsertResult(native, report, loaded, backend)
+
+
+def _record(native: Any, ctx: PassContext, preprocess: Preprocess | None,
+            labels: list[str] | None) -> dict[str, Any]:
+    """Write `preprocess` and `labels` into `native`'s metadata; what was written."""
+    classes = ctx.target.num_classes if ctx.target is not None else None
+    if labels is not None and classes is not None and len(labels) != classes:
+        raise BadInputError(f"{len(labels)} labels given but the model has {classes} classes")
+    model_info.write(native, preprocess, labels)
+    return {"preprocess": preprocess.as_dict() if preprocess is not None else None,
+            "labels": len(labels) if labels is not None else None}
 
 
 _NOT_OPTIONS = ("channels-first", "validate")  # a follow-up, and a check of the result

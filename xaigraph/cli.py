@@ -13,9 +13,10 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from xaigraph import api, model_io
+from xaigraph import api, model_info, model_io
 from xaigraph.backends import backend_for_path, get_backend
-from xaigraph.errors import XaiGraphError, file_error
+from xaigraph.cli_preprocess import any_given, flag_labels, from_flags_kwargs, preprocess_options
+from xaigraph.errors import BadInputError, XaiGraphError, file_error
 from xaigraph.logs import console
 from xaigraph.methods import METHODS
 from xaigraph.samples import read_samples
@@ -155,6 +156,14 @@ def _print_insert(report: dict[str, Any]) -> None:
             worst = max((o["max_abs"] for o in run["outputs"]), default=0.0)
             parts.append(f"{run['label']}: max |diff| {_fmt_float(worst)}")
         echo("validation  passed; " + "; ".join(parts))
+    recorded = report.get("model_info")
+    if recorded:
+        pre, labels = recorded["preprocess"], recorded["labels"]
+        what = [] if pre is None else [
+            f"{pre['resize']} {pre['size'][0]}x{pre['size'][1]}, mean {list(pre['mean'])}, std "
+            f"{list(pre['std'])}, scale {pre['scale']:g}, {pre['channels']}"]
+        what += [] if labels is None else [f"{labels} labels"]
+        echo("recorded    " + ("; ".join(what) or "nothing") + " (--preprocess)")
     timings = report["timings"]
     echo("time        " + ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
     if report.get("output"):
@@ -192,7 +201,12 @@ def cli() -> None:
 @click.option("--no-validate", is_flag=True, help="Skip the output comparison.")
 @click.option("--sample", "samples", multiple=True, type=click.Path(path_type=Path),
               help="An input to validate with as well (repeatable): a .npy array, or an "
-                   "image made into the model's input with its recorded preprocessing.")
+                   "image made into the model's input with its recorded preprocessing "
+                   "(and the preprocessing flags).")
+@click.option("--preprocess", "record", is_flag=True,
+              help="Record the model's preprocessing with the preprocessing flags over it, "
+                   "and labels, in OUT's metadata (OpenVINO Model API model_info keys).")
+@preprocess_options
 @click.option("--force", is_flag=True, help="Overwrite an existing output.")
 @click.option("--replace", is_flag=True,
               help="MODEL is already augmented: take that explanation out and insert this one.")
@@ -201,8 +215,9 @@ def cli() -> None:
 @handle_errors
 def insert(model: Path, out: Path, method: str, target_layer: str | None,
            num_anchors: int | None, targets: str | None, class_output: str | None,
-           no_scaling: bool, no_validate: bool, samples: tuple[Path, ...], force: bool,
-           replace: bool, as_json: bool, debug: bool) -> None:
+           no_scaling: bool, no_validate: bool, samples: tuple[Path, ...], record: bool,
+           preprocess_flags: dict[str, Any], force: bool, replace: bool, as_json: bool,
+           debug: bool) -> None:
     """Add a `saliency_map` output to MODEL (.xml or .onnx) and write it to OUT.
 
     \b
@@ -220,8 +235,19 @@ def insert(model: Path, out: Path, method: str, target_layer: str | None,
     backend = backend_for_path(out)
     loaded = model_io.load_model(model, backend)
     model_io.check_output_path(out, force=force, inputs=loaded.files)
+    given = any_given(preprocess_flags)
+    pre = labels = None
+    if given and not (record or samples):
+        raise BadInputError(f"{given[0]} is used with --preprocess (to record it) or --sample "
+                            "(to read an image); give one of them")
+    if "--labels" in given and not record:
+        raise BadInputError("--labels is used with --preprocess (to record the names)")
+    if record or (samples and given):
+        pre = _flag_preprocess(loaded.model, preprocess_flags)
+    if record:
+        labels = flag_labels(preprocess_flags, None) or model_info.read(loaded.model).labels
     read = read_samples(samples, get_backend(loaded.backend, loaded.external_data),
-                        loaded.model)
+                        loaded.model, pre if given else None)
     result = api.insert(
         loaded,
         method,
@@ -235,6 +261,8 @@ def insert(model: Path, out: Path, method: str, target_layer: str | None,
         num_anchors=num_anchors,
         replace=replace,
         class_output=class_output,
+        record_preprocess=pre if record else None,
+        record_labels=labels,
     )
     if read:
         result.report["samples"] = [s.as_dict() for s in read]
@@ -244,6 +272,16 @@ def insert(model: Path, out: Path, method: str, target_layer: str | None,
         _succeed(result.report)
     else:
         _print_insert(result.report)
+
+
+def _flag_preprocess(model: Any, flags: dict[str, Any]) -> Any:
+    """The model's preprocessing (or its input's defaults) with the flags over it."""
+    info = model_info.read(model)
+    base = info.preprocess or info.input
+    if base is None:
+        raise BadInputError("the model's input is not an image ([N, 3, H, W] or "
+                            "[N, H, W, 3]), so it has no image preprocessing to record or use")
+    return model_info.from_flags(base, **from_flags_kwargs(flags))
 
 
 def _save(result: api.InsertResult, out: Path, force: bool) -> Path:
