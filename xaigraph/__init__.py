@@ -4,6 +4,8 @@
     result = xaigraph.insert("model.xml", method="reciprocam")
     xaigraph.save(result, "model_xai.xml")
     xaigraph.save(xaigraph.strip("model_xai.xml"), "model_again.xml")  # the original back
+    for ex in xaigraph.explain("model_xai.xml", "photos/"):  # maps and overlays per image
+        ex.overlay().save(f"{ex.key}_map.png")
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ __all__ = [
     "ValidationError",
     "XaiGraphError",
     "__version__",
+    "explain",
     "insert",
     "inspect",
     "save",
@@ -42,6 +45,10 @@ _API = ("InsertResult", "insert", "inspect", "save", "strip")
 def __getattr__(name: str) -> Any:
     """The API loads OpenVINO and ONNX on first use, so that the command line's entry point
     (`xaigraph.signals.main`) can set up its signal handling before those imports."""
+    if name == "explain":  # the runtime layer's package, callable as `explain(...)`
+        import importlib
+
+        return importlib.import_module("xaigraph.explain")
     if name in _API:
         from xaigraph import api
 

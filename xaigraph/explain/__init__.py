@@ -1,7 +1,243 @@
 """The runtime layer: from images to saliency maps, overlays, metrics and a report.
 
 It imports the compiler (`xaigraph`), which never imports it. The contracts between its
-modules are in docs/runtime.md.
+modules are in docs/runtime.md. The Python API, also `xaigraph.explain`:
+
+    import xaigraph
+    for ex in xaigraph.explain("model.onnx", ["cat.jpg", "dog.jpg"], targets="topk:3"):
+        print(ex.key, ex.predictions[0])
+        ex.overlay().save(f"{ex.key}.png")      # the top target's map over the photo
+        ex.save("out")                          # maps/, overlays/ as `xaigraph explain` writes
 """
 
 from __future__ import annotations
+
+import os
+import sys
+import types
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from xaigraph.explain.runner import Decoded, ExplainSpec
+    from xaigraph.preprocess import Preprocess
+
+__all__ = ["Explanation", "explain"]
+
+
+@dataclass(frozen=True)
+class _Given:
+    """An image given to the API directly (a PIL image), as an item."""
+
+    index: int
+    path: Path
+    key: str
+    image: Any = None
+    boxes: tuple[Any, ...] = ()
+    labels: tuple[str, ...] = ()
+    source: str = "api"
+
+
+@dataclass
+class Explanation:
+    """One image's explanation.
+
+    `maps` maps each target class to its map `[h, w]` float32 in 0..1 at the model's map
+    resolution (the model input's area; `overlay` and `colour` bring it onto the photo);
+    `raw` the maps as the model gave them (with `raw=True`). `predictions`: the top classes
+    with `class`, `label`, `score` (probability). `error` is set (and the rest empty) for an
+    image that could not be read.
+    """
+
+    index: int
+    path: Path
+    key: str
+    width: int = 0
+    height: int = 0
+    predictions: list[dict[str, Any]] = field(default_factory=list)
+    scores: np.ndarray | None = None
+    maps: dict[int, np.ndarray] = field(default_factory=dict)
+    raw: dict[int, np.ndarray] = field(default_factory=dict)
+    error: str | None = None
+    _decoded: Decoded | None = None
+    _row: dict[str, Any] | None = None
+    _spec: ExplainSpec | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def targets(self) -> list[int]:
+        return list(self.maps)
+
+    @property
+    def image(self) -> Image.Image:
+        """The original photo (RGB)."""
+        self._check()
+        assert self._decoded is not None
+        return self._decoded.image
+
+    def label(self, cls: int) -> str:
+        assert self._spec is not None
+        return self._spec.label(cls)
+
+    def _check(self) -> None:
+        if self.error is not None:
+            raise ValueError(f"{self.path}: no explanation ({self.error})")
+
+    def _class(self, cls: int | str | None) -> int:
+        self._check()
+        if cls is None:
+            if not self.maps:
+                raise ValueError(f"{self.path}: no target has a map")
+            return next(iter(self.maps))
+        if isinstance(cls, str):
+            assert self._spec is not None and self._spec.labels is not None
+            from xaigraph.labels import class_index
+
+            cls = class_index(cls, list(self._spec.labels), "overlay")
+        if cls not in self.maps:
+            raise ValueError(f"class {cls} has no map here; the targets: {self.targets}")
+        return cls
+
+    def colour(self, cls: int | str | None = None, colormap: str | None = None
+               ) -> Image.Image:
+        """The map of `cls` (default: the first target) coloured at the photo's size, RGBA
+        (transparent where the model does not see)."""
+        from PIL import Image
+
+        from xaigraph.explain import render
+
+        c = self._class(cls)
+        assert self._decoded is not None and self._spec is not None
+        rgba = render.colour_map(self.maps[c], self._decoded.placement, self.width,
+                                 self.height, self._spec.preprocess.size,
+                                 colormap or self._spec.colormap)
+        return Image.fromarray(rgba)
+
+    def overlay(self, cls: int | str | None = None, opacity: float | None = None,
+                colormap: str | None = None) -> Image.Image:
+        """The map of `cls` (default: the first target) blended over the photo (RGB)."""
+        from PIL import Image
+
+        from xaigraph.explain import render
+
+        assert self._spec is not None
+        rgba = np.asarray(self.colour(cls, colormap))
+        return Image.fromarray(render.blend(self.image, rgba, self._spec.opacity
+                                            if opacity is None else opacity))
+
+    def save(self, out_dir: str | os.PathLike[str]) -> dict[str, Any]:
+        """Write this image's maps/ and overlays/ (and raw/) files under `out_dir`, named
+        as `xaigraph explain` names them; their record (a results.jsonl line)."""
+        from xaigraph.explain.runner import write
+
+        self._check()
+        assert self._decoded is not None and self._row is not None and self._spec is not None
+        return write(self._decoded, self._row, self._spec, out_dir)
+
+
+def _items(images: Any) -> Iterable[Any]:
+    """Items from paths (files, folders, list files: `inputs.collect`), PIL images, or
+    items already made."""
+    from PIL import Image
+
+    if isinstance(images, str | os.PathLike | Image.Image):
+        images = [images]
+    paths: list[str] = []
+    out: list[Any] = []
+    for i, thing in enumerate(images):
+        if isinstance(thing, Image.Image):
+            out.append(_Given(i, Path(f"<image {i}>"), f"image_{i}", thing))
+        elif isinstance(thing, str | os.PathLike):
+            paths.append(os.fspath(thing))
+        else:
+            out.append(thing)
+    if paths and out:
+        raise TypeError("give paths, or images, not both")
+    if paths:
+        from xaigraph.explain.inputs import collect
+
+        return collect(paths).items
+    return out
+
+
+def explain(
+    model: str | os.PathLike[str] | ExplainSpec,
+    images: Any,
+    *,
+    method: str = "auto",
+    targets: str = "predicted",
+    runtime: str | None = None,
+    preprocess: Preprocess | None = None,
+    labels: str | os.PathLike[str] | None = None,
+    batch_size: int = 8,
+    raw: bool = False,
+    colormap: str = "jet",
+    opacity: float = 0.5,
+    class_output: str | None = None,
+    target_layer: str | None = None,
+    blackbox: Any = None,
+) -> Iterator[Explanation]:
+    """Explain `images` with `model`: one `Explanation` per image, in order, as each is done.
+
+    `model`: an augmented model (its maps are used as they are) or a plain one (augmented in
+    memory with `method`; "auto" picks the white-box method that applies, black-box RISE when
+    none does), `.xml` or `.onnx`. `images`: a path (file, folder, list file, COCO / VOC),
+    a list of paths, a PIL image or a list of them. `targets`: "predicted", "topk:K", "all",
+    or classes "3,17" / "tiger cat,tabby". `runtime`: "openvino" or "onnxruntime".
+    `preprocess`: overrides what the model records. The other options are
+    `xaigraph explain`'s. Images are streamed: memory stays flat however many there are.
+    """
+    from xaigraph.explain.runner import Explainer, ExplainSpec, prepare
+
+    spec = model if isinstance(model, ExplainSpec) else prepare(
+        model, method=method, targets=targets, runtime=runtime, preprocess=preprocess,
+        labels=labels, batch_size=batch_size, raw=raw, colormap=colormap, opacity=opacity,
+        class_output=class_output, target_layer=target_layer, blackbox=blackbox)
+    items = _items(images)
+    return _stream(spec, Explainer(spec), items)  # errors above come at the call
+
+
+def _stream(spec: ExplainSpec, explainer: Any, items: Iterable[Any]) -> Iterator[Explanation]:
+    from xaigraph.explain import engine
+
+    def finish(decoded: Decoded, row: dict[str, Any]) -> Explanation:
+        return _explanation(spec, decoded, row)
+
+    def fail(item: Any, message: str) -> Explanation:
+        return Explanation(int(item.index), Path(item.path), item.key, error=message)
+
+    yield from engine.run(explainer, items, finish=finish, fail=fail)
+
+
+class _CallableModule(types.ModuleType):
+    """`xaigraph.explain` is this package once it is imported; calling it calls `explain`,
+    so `xaigraph.explain(model, images)` works either way."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Iterator[Explanation]:
+        return explain(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
+
+
+def _explanation(spec: ExplainSpec, decoded: Decoded, row: dict[str, Any]) -> Explanation:
+    from xaigraph.explain.runner import predictions
+
+    item = decoded.item
+    scores = np.asarray(row["scores"])
+    classes = [int(c) for c in row["targets"] if c >= 0]
+    maps = {c: np.asarray(row["maps"][t]) for t, c in enumerate(classes)}
+    raw = ({c: np.asarray(row["raw"][t]) for t, c in enumerate(classes)}
+           if "raw" in row else {})
+    return Explanation(int(item.index), Path(item.path), item.key, decoded.width,
+                       decoded.height, predictions(spec, scores), scores, maps, raw, None,
+                       decoded, row, spec)

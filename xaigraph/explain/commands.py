@@ -10,6 +10,7 @@ import click
 
 __all__ = ["COMMANDS"]
 
+from xaigraph.explain.cli_explain import explain
 from xaigraph.explain.cli_report import report
 
-COMMANDS: list[click.Command] = [report]
+COMMANDS: list[click.Command] = [explain, report]

@@ -1,0 +1,213 @@
+"""`xaigraph explain MODEL INPUT... -o OUT_DIR`: saliency maps and overlays for images.
+
+Exit status: 0 every image explained (or already done), 3 some images could not be read
+(one stderr line and one `error` line in results.jsonl each; the others are written), 2 bad
+usage or input (a missing MODEL, an unwritable OUT_DIR, an annotation file that does not
+parse, OUT_DIR holding another run without --force): one line, nothing written.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from xaigraph.cli_preprocess import from_flags_kwargs, preprocess_options
+from xaigraph.explain.blackbox import BlackBoxOptions, blackbox_options
+from xaigraph.explain.render import COLORMAPS
+
+__all__ = ["METHOD_CHOICES", "explain"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+METHOD_CHOICES = ("auto", "reciprocam", "activationmap", "cam", "eigencam", "vitreciprocam",
+                  "detclassprobabilitymap", "rise", "aise")
+EXIT_SOME_FAILED = 3
+
+
+def _handled(func: F) -> F:
+    """`xaigraph.cli.handle_errors`, looked up when the command runs (xaigraph.cli imports
+    this module while it is being defined)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from xaigraph.cli import handle_errors
+
+        return handle_errors(func)(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _check_out_dir(out: Path) -> None:
+    """OUT_DIR must be a folder we can create or write in (checked before writing)."""
+    from xaigraph.errors import AccessError, FileError
+
+    if out.exists() and not out.is_dir():
+        raise FileError(f"cannot write into {out}: it is a file, not a folder")
+    probe = out
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        raise FileError(f"cannot create {out}: {probe} is not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise AccessError(f"cannot write into {out}: permission denied ({probe})")
+
+
+def show_progress(as_json: bool) -> bool:
+    """A progress bar only on a terminal, never with --json or in CI."""
+    return (not as_json and sys.stderr.isatty()
+            and not os.environ.get("CI") and os.environ.get("TERM") != "dumb")
+
+
+@click.command("explain")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Folder for maps/, overlays/, raw/, results.jsonl and run.json.")
+@click.option("-m", "--method", type=click.Choice(METHOD_CHOICES), default="auto",
+              show_default=True,
+              help="For a plain MODEL: auto is the white-box method that applies (reciprocam "
+                   "for CNNs, vitreciprocam for ViTs, detclassprobabilitymap for detectors), "
+                   "black-box rise when none does. An augmented MODEL uses its own.")
+@click.option("--targets", default="predicted", show_default=True, metavar="SPEC",
+              help="Classes with a map: predicted (top-1), topk:K, all, or a list of indices "
+                   "or names (3,17 or 'tiger cat,tabby').")
+@click.option("--runtime", type=click.Choice(["openvino", "onnxruntime"]),
+              help="OpenVINO (.xml, .onnx) or ONNX Runtime (.onnx; its default).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Images per inference for a dynamic-batch model (a static model runs "
+                   "its batch, with asynchronous requests).")
+@click.option("--colormap", type=click.Choice(COLORMAPS), default="jet", show_default=True,
+              help="jet, cubehelix (perceptual: brightness rises monotonically) or gray.")
+@click.option("--opacity", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
+              help="Of the map over the photo in overlays.")
+@click.option("--no-overlay", is_flag=True, help="Write the colour maps only.")
+@click.option("--raw", is_flag=True, help="Also write the float maps as raw/KEY_CLASS.npy.")
+@click.option("--class-output", metavar="NAME", help="The output holding the class scores.")
+@click.option("--target-layer", metavar="NAME", help="Target layer for in-memory insertion.")
+@click.option("--force", is_flag=True,
+              help="Redo every image, also in an OUT_DIR of another model or other options.")
+@preprocess_options
+@blackbox_options
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+@click.option("--debug", is_flag=True, help="Verbose log; tracebacks on errors.")
+@_handled
+def explain(model: Path, inputs: tuple[str, ...], out_dir: Path, method: str, targets: str,
+            runtime: str | None, batch_size: int, colormap: str, opacity: float,
+            no_overlay: bool, raw: bool, class_output: str | None, target_layer: str | None,
+            force: bool, preprocess_flags: dict[str, Any], as_json: bool, debug: bool,
+            **blackbox: Any) -> None:
+    """Saliency maps and overlays of INPUT images (files, folders, list files, COCO or VOC
+    annotations, - for paths on stdin) by MODEL (.xml or .onnx, augmented or plain).
+
+    \b
+    Writes into OUT_DIR:
+      maps/KEY_CLASS_SCORE.png      colour map, RGBA at the image's size
+      overlays/KEY_CLASS_SCORE.png  the map over the image
+      raw/KEY_CLASS.npy             --raw: the map as the model gave it
+      results.jsonl                 one line per image; run.json: the model card
+    A second run in OUT_DIR skips the images done with the same model and options.
+
+    Exit status: 0 all done, 3 some images could not be read (the rest written), 2 bad
+    usage or input (nothing written).
+    """
+    from xaigraph.explain import engine, results
+    from xaigraph.explain.inputs import collect
+    from xaigraph.explain.runner import Explainer, error_record, prepare, write
+
+    start = time.perf_counter()
+    dataset = collect(list(inputs), stdin=sys.stdin)
+    _check_out_dir(out_dir)
+    options = BlackBoxOptions.from_cli(blackbox)
+    spec = prepare(model, method=method, targets=targets, runtime=runtime,
+                   preprocess_flags=from_flags_kwargs(preprocess_flags),
+                   labels=preprocess_flags.get("pre_labels"), class_output=class_output,
+                   target_layer=target_layer, batch_size=batch_size, raw=raw,
+                   overlay=not no_overlay, colormap=colormap, opacity=opacity,
+                   blackbox=options)
+    card = spec.card()
+    run = results.digest(card)
+    card["digest"] = run
+    results.check_run(out_dir, run, force)
+    explainer = Explainer(spec)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results.clean_temporaries(out_dir)
+    resume = results.Resume(out_dir, run, force)
+    resume.fold_partial()
+    results.write_run(out_dir, card)
+
+    def skip(item: Any) -> dict[str, Any] | None:
+        return resume.done(item.key)
+
+    def finish(decoded: Any, row: dict[str, Any]) -> dict[str, Any]:
+        return write(decoded, row, spec, out_dir, run)
+
+    def fail(item: Any, message: str) -> dict[str, Any]:
+        return error_record(item, message, run)
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(dataset.items), unit="img", file=sys.stderr, dynamic_ncols=True,
+               disable=not show_progress(as_json))
+    counts = {"ok": 0, "error": 0}
+    writer = results.ResultsWriter(out_dir)
+    try:
+        for record in engine.run(explainer, dataset.items, finish=finish, fail=fail, skip=skip):
+            writer.add(record)
+            counts["error" if record["status"] == "error" else "ok"] += 1
+            if record["status"] == "error":
+                (bar.write if not bar.disable else _stderr)(
+                    f"xaigraph: error: {record['error']}", file=sys.stderr)
+            bar.update(1)
+        writer.commit()
+    finally:
+        writer.close()
+        bar.close()
+    summary = {
+        "out_dir": str(out_dir), "run": run, "model": str(model), "method": spec.method,
+        "method_reason": spec.method_reason, "runtime": spec.runtime,
+        "images": len(dataset.items), "explained": counts["ok"] - resume.skipped,
+        "skipped": resume.skipped, "errors": counts["error"],
+        "seconds": round(time.perf_counter() - start, 3),
+    }
+    _report(summary, as_json)
+
+
+def _stderr(text: str, file: Any = None) -> None:
+    click.echo(text, err=True)
+
+
+def _report(summary: dict[str, Any], as_json: bool) -> None:
+    from xaigraph.cli import _print_json, _succeed
+
+    failed = summary["errors"]
+    if as_json:
+        if failed:
+            _print_json({"ok": False, "exit_code": EXIT_SOME_FAILED,
+                         "error": {"kind": "bad-images", "message":
+                                   f"{failed} of {summary['images']} images could not be read"},
+                         **summary})
+        else:
+            _succeed(summary)
+    else:
+        echo = click.echo
+        echo(f"method      {summary['method']} ({summary['method_reason']})")
+        echo(f"images      {summary['images']}: {summary['explained']} explained, "
+             f"{summary['skipped']} already done, {failed} failed")
+        echo(f"wrote       {summary['out_dir']}/ (results.jsonl, run.json, maps/"
+             f"{'' if summary.get('no_overlay') else ', overlays/'})")
+        echo(f"time        {summary['seconds']:.2f}s")
+    if failed:
+        if not as_json:
+            click.echo(f"xaigraph: error: {failed} of {summary['images']} images could not be "
+                       "read (their error lines are in results.jsonl)", err=True)
+        sys.exit(EXIT_SOME_FAILED)

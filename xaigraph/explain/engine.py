@@ -1,0 +1,195 @@
+"""The local engine: decoding and writing in worker threads, inference on the runtime.
+
+    for result in run(explainer, items, finish=..., fail=...):
+        ...                                  # in input order, as soon as each is done
+
+Three stages, joined by bounded queues, so that memory stays flat in the number of images
+(the items are read lazily, a generator is never materialised):
+
+1. decode + preprocess (`runner.decode`) in a thread pool, at most `prefetch` items ahead;
+2. inference in one thread: batches of `spec.batch` images through `Explainer.stream`
+   (OpenVINO's asynchronous infer requests overlap them), at most `queue` batches waiting;
+3. `finish(decoded, row)` (rendering, PNG encoding, writing) in a thread pool.
+
+The main thread forms batches, keeps every image's slot in input order and yields results
+from the front; it holds at most `window` images not yet yielded. An item `skip` returns a
+result for (resume) and an image that fails to decode (`fail`) take their slot at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import numpy as np
+
+from xaigraph.explain.runner import Decoded, Explainer, batch, decode, unbatch
+
+__all__ = ["run"]
+
+R = TypeVar("R")
+_STOP = None
+
+
+def _workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def run(
+    explainer: Explainer,
+    items: Iterable[Any],
+    *,
+    finish: Callable[[Decoded, dict[str, Any]], R],
+    fail: Callable[[Any, str], R],
+    skip: Callable[[Any], R | None] | None = None,
+    decode_workers: int | None = None,
+    write_workers: int | None = None,
+    queue_size: int = 2,
+) -> Iterator[R]:
+    """The results of `items` in input order (see the module's docstring)."""
+    spec = explainer.spec
+    size = spec.batch
+    decode_workers = decode_workers or _workers()
+    write_workers = write_workers or _workers()
+    prefetch = size + 2 * decode_workers
+    window = size * (queue_size + 4) + prefetch
+    batches: queue.Queue[tuple[dict[str, np.ndarray], list[tuple[Decoded, Future[R]]]] | None]
+    batches = queue.Queue(maxsize=queue_size)
+    decoders = ThreadPoolExecutor(decode_workers, thread_name_prefix="xaigraph-decode")
+    writers = ThreadPoolExecutor(write_workers, thread_name_prefix="xaigraph-write")
+    failure: list[BaseException] = []
+    stopping = threading.Event()
+
+    def infer() -> None:
+        waiting: deque[list[tuple[Decoded, Future[R]]]] = deque()
+
+        def feed() -> Iterator[dict[str, np.ndarray]]:
+            while not stopping.is_set():
+                got = batches.get()
+                if got is _STOP:
+                    return
+                waiting.append(got[1])
+                yield got[0]
+
+        try:
+            for out in explainer.stream(feed()):
+                members = waiting.popleft()
+                for (decoded, slot), row in zip(members, unbatch(out), strict=True):
+                    done = writers.submit(finish, decoded, row)
+                    done.add_done_callback(lambda f, s=slot: _transfer(f, s))
+        except BaseException as exc:  # to the main thread, which raises it
+            failure.append(exc)
+            for members in waiting:
+                for _, slot in members:
+                    if not slot.done():
+                        slot.set_exception(exc)
+            while True:  # fail what is still queued, unblock the main thread
+                try:
+                    got = batches.get_nowait()
+                except queue.Empty:
+                    break
+                if got is not _STOP:
+                    for _, slot in got[1]:
+                        slot.set_exception(exc)
+
+    worker = threading.Thread(target=infer, name="xaigraph-infer", daemon=True)
+    worker.start()
+    slots: deque[Future[R]] = deque()
+    current: list[tuple[Decoded, Future[R]]] = []
+
+    def send() -> None:
+        nonlocal current
+        if not current:
+            return
+        members, current = current, []
+        while True:
+            if failure:
+                for _, slot in members:
+                    slot.set_exception(failure[0])
+                return
+            try:
+                batches.put((batch([d for d, _ in members]), members), timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    try:
+        for entry in _ordered(items, skip, decoders, prefetch, spec.preprocess):
+            if isinstance(entry, Decoded):
+                slot: Future[R] = Future()
+                if entry.error is not None:
+                    slot.set_result(fail(entry.item, entry.error))
+                else:
+                    current.append((entry, slot))
+                    if len(current) >= size:
+                        send()
+            else:
+                slot = Future()
+                slot.set_result(entry[0])
+            slots.append(slot)
+            while slots and slots[0].done():
+                yield slots.popleft().result()
+            if len(slots) > window:
+                send()  # the oldest slot may wait in the batch being formed
+                yield slots.popleft().result()
+        send()
+        _put_stop(batches, failure)
+        while slots:
+            yield slots.popleft().result()
+        worker.join()
+        if failure:
+            raise failure[0]
+    finally:
+        stopping.set()
+        if worker.is_alive():
+            _put_stop(batches, failure, wait=False)
+        decoders.shutdown(wait=False, cancel_futures=True)
+        writers.shutdown(wait=True, cancel_futures=True)
+
+
+def _transfer(done: Future[R], slot: Future[R]) -> None:
+    exc = done.exception()
+    if exc is not None:
+        slot.set_exception(exc)
+    else:
+        slot.set_result(done.result())
+
+
+def _put_stop(batches: queue.Queue[Any], failure: list[BaseException], wait: bool = True
+              ) -> None:
+    while True:
+        try:
+            batches.put(_STOP, timeout=0.1)
+            return
+        except queue.Full:
+            if failure or not wait:
+                with contextlib.suppress(queue.Empty):  # make room: the worker is gone
+                    batches.get_nowait()
+
+
+def _ordered(items: Iterable[Any], skip: Callable[[Any], Any] | None,
+             pool: ThreadPoolExecutor, prefetch: int, preprocess: Any
+             ) -> Iterator[Decoded | tuple[Any]]:
+    """Items decoded in the pool, in order, at most `prefetch` ahead; a skipped item comes
+    as `(result,)`."""
+    pending: deque[Future[Decoded] | tuple[Any]] = deque()
+    for item in items:
+        kept = skip(item) if skip is not None else None
+        if kept is not None:
+            pending.append((kept,))
+        else:
+            pending.append(pool.submit(decode, item, preprocess))
+        while len(pending) > prefetch:
+            yield _resolve(pending.popleft())
+    while pending:
+        yield _resolve(pending.popleft())
+
+
+def _resolve(entry: Future[Decoded] | tuple[Any]) -> Decoded | tuple[Any]:
+    return entry if isinstance(entry, tuple) else entry.result()
