@@ -486,7 +486,7 @@ class _Builder:
         dis = disagreement(dis_maps) if len(dis_maps) > 1 else None
         return {"key": entry.key, "path": str(first.get("path") or entry.key),
                 "w": width, "h": height, "img": _url(original) if original else None,
-                "gt": truth, "boxes": boxes,
+                "gt": truth, "gk": [label_key(t) for t in truth], "boxes": boxes,
                 "dis": None if dis is None else round(dis, 4), "m": per_method}
 
     def method_item(self, entry: _Entry, m_index: int, method: Method, record: dict[str, Any],
@@ -523,6 +523,7 @@ class _Builder:
         flags = sorted({f for _, _, f in flagged if f} | ({"FN"} if missed else set()))
         return {"s": "ok", "thumb": thumb,
                 "pred": [[label, round(score, 4), flag] for label, score, flag in flagged],
+                "pk": [label_key(label) for label, _, _ in flagged],
                 "all": [[label, round(score, 4)] for label, score in preds],
                 "fn": missed, "flags": flags, "top": round(preds[0][1], 4) if preds else None,
                 "t": targets, "mv": means}
@@ -543,9 +544,15 @@ def _metric_values(rows: list[dict[str, Any]], target: dict[str, Any]) -> dict[s
 
 def _data(source: Source, images: list[dict[str, Any]], top_k: int | None,
           title: str) -> dict[str, Any]:
-    labels = sorted({label for im in images for label in im["gt"]}
-                    | {p[0] for im in images for m in im["m"] for p in m.get("pred", [])},
-                    key=str.lower)
+    spelled: dict[str, str] = {}  # label_key -> the first spelling seen, predictions first
+    for im in images:
+        for m in im["m"]:
+            for p in m.get("pred", []):
+                spelled.setdefault(label_key(p[0]), p[0])
+    for im in images:
+        for g in im["gt"]:
+            spelled.setdefault(label_key(g), g)
+    labels = sorted(([k, v] for k, v in spelled.items()), key=lambda kv: kv[1].lower())
     metrics = source.metrics or {}
     names = list((metrics.get("metrics") or {}).keys())
     if not names:

@@ -44,10 +44,7 @@
   function matches(im, q) {
     const m = mOf(im);
     if (q && !im.path.toLowerCase().includes(q) && !im.key.toLowerCase().includes(q)) return false;
-    if (S.label) {
-      const preds = (m.pred || []).map((p) => p[0]);
-      if (!im.gt.includes(S.label) && !preds.includes(S.label)) return false;
-    }
+    if (S.label && !im.gk.includes(S.label) && !(m.pk || []).includes(S.label)) return false;
     const flags = m.flags || [];
     switch (S.flag) {
       case "": return true;
@@ -348,7 +345,7 @@
     if (R.methods.length > 1) sorts.push(option("disagreement", "disagreement between methods"));
     for (const n of R.metric_names) sorts.push(option(`metric:${n}`, `metric: ${n}`));
     $("sort").replaceChildren(...sorts);
-    $("label-filter").append(...R.labels.map((l) => option(l, l)));
+    $("label-filter").append(...R.labels.map(([key, text]) => option(key, text)));
     $("rule").textContent = "Flags: the predicted labels are the top " +
       (R.top_k ? `${R.top_k}` : "k (k = the number of ground-truth labels)") +
       " predictions; ✓ TP = predicted and true, ✗ FP = predicted, not true, ○ FN = true, not predicted." +
