@@ -9,6 +9,8 @@
   output `logits` [batch, 1000] (no softmax). Float32 initializers with more than 16 elements
   are stored as float16, each followed by a `Cast(to=FLOAT)` feeding the original consumers,
   which halves the file; the arithmetic stays float32.
+  Its metadata records its preprocessing and labels (`tools/write_demo_model_info.py`,
+  `xaigraph.model_info.write`), so `xaigraph explain` on it needs no flags.
 * `imagenet_labels.txt`: the 1000 class names in index order (torchvision's list).
 * `chelsea.png`: scikit-image's sample photo (CC0), copied byte for byte.
 * `NOTICE`: origin and license of each of these files.
@@ -40,6 +42,9 @@ from PIL import Image
 from xaigraph.demo import IMAGE_SIZE, LABELS_FILE, MODEL_FILE, PHOTO_FILE, preprocess
 from xaigraph.files import atomic_write
 from xaigraph.session import Session
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from write_demo_model_info import with_model_info
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "xaigraph" / "data"
 OPSET = 17
@@ -287,7 +292,8 @@ def main(argv: list[str] | None = None) -> int:
 
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write(out / MODEL_FILE, lambda p: p.write_bytes(fp16_bytes))
+    bundled = with_model_info(fp16).SerializeToString()  # preprocessing and labels recorded
+    atomic_write(out / MODEL_FILE, lambda p: p.write_bytes(bundled))
     atomic_write(out / LABELS_FILE,
                  lambda p: p.write_text("\n".join(labels) + "\n", encoding="utf-8"))
     atomic_write(out / PHOTO_FILE, lambda p: shutil.copyfile(chelsea_source(), p))
