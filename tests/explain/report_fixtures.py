@@ -4,8 +4,10 @@ and Pillow, results.jsonl lines with predictions, targets, ground truth and erro
 
 from __future__ import annotations
 
+import io
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,6 +81,15 @@ def write_explain(out_dir: Path, images: list[Img], *, method: str = "reciprocam
     """Write an explain OUT_DIR; originals go to `photos` (default `out_dir.parent/photos`)
     and results.jsonl names them by their path relative to `out_dir.parent`."""
     photos = photos or out_dir.parent / "photos"
+    encoded: dict[tuple, bytes] = {}  # the same picture is encoded once (10 000-image runs)
+
+    def save(image: Callable[[], Image.Image], path: Path, *key: object) -> None:
+        if key not in encoded:
+            buffer = io.BytesIO()
+            image().save(buffer, format="PNG")
+            encoded[key] = buffer.getvalue()
+        path.write_bytes(encoded[key])
+
     for sub in ("maps", "overlays") + (("raw",) if raw else ()):
         (out_dir / sub).mkdir(parents=True, exist_ok=True)
     photos.mkdir(parents=True, exist_ok=True)
@@ -87,7 +98,7 @@ def write_explain(out_dir: Path, images: list[Img], *, method: str = "reciprocam
         photo_path = photos / f"{img.key}.png"
         photo_path.parent.mkdir(parents=True, exist_ok=True)
         if not photo_path.exists():
-            _photo(img).save(photo_path)
+            save(lambda img=img: _photo(img), photo_path, "photo", img.w, img.h, img.colour)
         rel = str(photo_path.relative_to(out_dir.parent)) if photo_path.is_relative_to(
             out_dir.parent) else str(photo_path)
         if img.error:
@@ -95,17 +106,18 @@ def write_explain(out_dir: Path, images: list[Img], *, method: str = "reciprocam
                           "error": img.error, "run": "digest0"})
             continue
         targets = []
-        photo = _photo(img)
         for t, (cls, label, score) in enumerate(img.preds[:img.targets]):
             peak = (img.peak[0] + peak_shift[0], img.peak[1] + peak_shift[1])
             values = float_map(img, t, peak)
             stem = f"{img.key}_{_safe(label)}_{score:.2f}"
-            cmap = _colour_map(img, values)
             for sub in ("maps", "overlays", "raw"):
                 (out_dir / sub / stem).parent.mkdir(parents=True, exist_ok=True)
-            cmap.save(out_dir / "maps" / f"{stem}.png")
-            blended = Image.alpha_composite(photo.convert("RGBA"), cmap).convert("RGB")
-            blended.save(out_dir / "overlays" / f"{stem}.png")
+            look = (img.w, img.h, img.seen, t, peak)
+            save(lambda img=img, values=values: _colour_map(img, values),
+                 out_dir / "maps" / f"{stem}.png", "map", *look)
+            save(lambda img=img, values=values: Image.alpha_composite(
+                _photo(img).convert("RGBA"), _colour_map(img, values)).convert("RGB"),
+                out_dir / "overlays" / f"{stem}.png", "overlay", img.colour, *look)
             raw_rel = None
             if raw:
                 raw_rel = f"raw/{img.key}_{_safe(label)}.npy"
@@ -176,8 +188,11 @@ def write_eval(folder: Path, images: list[Img], methods: dict[str, tuple[float, 
 
 
 def many(n: int, *, w: int = 32, h: int = 24, targets: int = 1) -> list[Img]:
-    """`n` small images with varied scores, truths and a failed one every 97."""
+    """`n` small images with varied scores, truths and a failed one every 97 (16 distinct
+    pictures and maps, so that writing 10 000 is quick)."""
     rng = np.random.default_rng(0)
+    looks = [((float(rng.uniform()), float(rng.uniform())),
+              (int(rng.integers(256)), int(rng.integers(256)), 80)) for _ in range(16)]
     out = []
     for i in range(n):
         top = float(np.round(rng.uniform(0.2, 0.99), 3))
@@ -186,7 +201,6 @@ def many(n: int, *, w: int = 32, h: int = 24, targets: int = 1) -> list[Img]:
         preds = [(cls, label, top), (other[0], other[1], round((1 - top) / 2, 3))]
         truth = [CATS[(i // 2) % len(CATS)][1]] if i % 3 else []
         out.append(Img(f"img{i:05d}", w, h, preds, truth, targets=targets,
-                       peak=(float(rng.uniform()), float(rng.uniform())),
-                       error="not an image" if i % 97 == 96 else None,
-                       colour=(int(rng.integers(256)), int(rng.integers(256)), 80)))
+                       peak=looks[i % 16][0], colour=looks[i % 16][1],
+                       error="not an image" if i % 97 == 96 else None))
     return out
