@@ -166,7 +166,8 @@ def _record(native: Any, ctx: PassContext, preprocess: Preprocess | None,
     """Write `preprocess` and `labels` into `native`'s metadata; what was written."""
     classes = ctx.target.num_classes if ctx.target is not None else None
     if labels is not None and classes is not None and len(labels) != classes:
-        raise BadInputError(f"{len(labels)} labels given but the model has {classes} classes")
+        raise BadInputError(f"{len(labels)} class names to record (--labels, else the "
+                            f"model's own) but the model has {classes} classes")
     model_info.write(native, preprocess, labels)
     return {"preprocess": preprocess.as_dict() if preprocess is not None else None,
             "labels": len(labels) if labels is not None else None}
