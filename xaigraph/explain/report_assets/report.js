@@ -115,7 +115,7 @@
     grid.replaceChildren(...slice.map(tile));
     const pages = Math.max(1, Math.ceil(S.list.length / S.perPage));
     $("count").textContent = `${S.list.length} of ${R.images.length} images` +
-      (slice.length ? `, showing ${start + 1}–${start + slice.length}` : "");
+      (slice.length ? `, showing ${start + 1}-${start + slice.length}` : "");
     $("page").textContent = `Page ${S.page + 1} of ${pages}`;
     $("prev").disabled = S.page === 0;
     $("next").disabled = S.page >= pages - 1;
@@ -143,7 +143,7 @@
     const pages = Math.ceil(S.list.length / S.perPage);
     if (target >= ts.length && S.page < pages - 1) { S.page++; renderPage(); focusTile(0); }
     else if (target < 0 && S.page > 0) { S.page--; renderPage(); focusTile(S.perPage - 1); }
-    else focusTile(target);
+    else if (target >= 0 && target < ts.length) focusTile(target);
   }
 
   // ---- the image view ------------------------------------------------------------------
@@ -260,6 +260,13 @@
     focusTile(S.pos - S.page * S.perPage);
   }
   function setMethod(k) {
+    if (S.pos >= 0) { // keep the class shown, when the other method has a map of it
+      const im = R.images[S.list[S.pos]];
+      const shown = (mOf(im).t || [])[S.cls];
+      S.method = k;
+      const same = (mOf(im).t || []).findIndex((t) => shown && t.cls === shown.cls && t.label === shown.label);
+      S.cls = Math.max(0, same);
+    }
     S.method = k; $("method").value = String(k); $("viewer-method").value = String(k);
     apply(true);
     if ($("viewer").open) renderViewer();

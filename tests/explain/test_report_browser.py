@@ -1,0 +1,327 @@
+"""The report in a real browser: Debian's Chromium (/usr/bin/chromium, `make browser`) driven
+by Playwright, the page opened from the file system. One browser for the module; a small
+eval report and one 10 000-image explain report. A missing Chromium fails, never skips."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.explain.report_fixtures import Img, many, write_eval, write_explain
+from xaigraph.explain.report import build_report
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+def small_images() -> list[Img]:
+    return [
+        Img("cat", truth=["tiger cat"], boxes=[(4, 4, 40, 30, "tiger cat")],
+            preds=[(282, "tiger cat", 0.61), (281, "tabby, tabby cat", 0.3)], peak=(0.3, 0.4)),
+        Img("dog", truth=["golden retriever"], peak=(0.7, 0.6),
+            preds=[(282, "tiger cat", 0.45), (207, "golden retriever", 0.4)]),
+        Img("plain", preds=[(285, "Egyptian cat", 0.8), (282, "tiger cat", 0.1)]),
+        Img("retriever", truth=["golden retriever"], peak=(0.5, 0.2),
+            preds=[(207, "golden retriever", 0.93), (282, "tiger cat", 0.05)]),
+        Img("broken", error="not an image: cannot identify image file"),
+        Img("other/cat", truth=["tabby cat"], peak=(0.2, 0.7),
+            preds=[(281, "tabby, tabby cat", 0.52), (282, "tiger cat", 0.4)]),
+    ]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    assert CHROMIUM.exists(), (f"{CHROMIUM} is missing: run `make browser` (apt-get install "
+                               "chromium); the report's browser tests need it")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("small")
+    write_eval(folder / "ev", small_images(), {"reciprocam": (0.0, 0.0), "rise": (0.3, 0.1)})
+    return build_report(folder / "ev")
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("big")
+    return build_report(write_explain(folder / "out", many(10_000)))
+
+
+def data(index: Path) -> dict:
+    text = (index.parent / "data.js").read_text(encoding="utf-8")
+    return json.loads(text[text.index("=") + 1:].rstrip().rstrip(";"))
+
+
+@pytest.fixture()
+def open_report(browser: Browser) -> Iterator:
+    """`open_report(index)`: a fresh page on the report; after the test, no page errors, no
+    console errors, and no request that was not for a local file."""
+    contexts, problems, requests = [], [], []
+
+    def go(index: Path) -> Page:
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        contexts.append(context)
+        page = context.new_page()
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(index.resolve().as_uri())
+        expect(page.locator("body")).to_have_attribute("data-ready", "true")
+        return page
+
+    yield go
+    for context in contexts:
+        context.close()
+    assert problems == []
+    assert requests and all(url.startswith("file://") for url in requests), requests
+
+
+def tile_names(page: Page) -> list[str]:
+    return page.locator("#grid .tile .name").all_inner_texts()
+
+
+def stage_pixels(page: Page) -> np.ndarray:
+    page.wait_for_function("""() => ['original', 'map'].every((id) => {
+        const i = document.getElementById(id); return i.hidden || !i.src ||
+        (i.complete && i.naturalWidth > 0); })""")
+    png = page.locator("#stage").screenshot()
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.float64)
+
+
+def open_image(page: Page, path_part: str) -> None:
+    page.get_by_role("button", name=path_part).click()
+    expect(page.get_by_role("dialog")).to_be_visible()
+
+
+# --- the gallery -------------------------------------------------------------------------
+
+def test_gallery_shows_labels_scores_and_flags_as_text(small: Path, open_report) -> None:
+    page = open_report(small)
+    expect(page.locator("#count")).to_have_text("6 of 6 images, showing 1-6")
+    assert tile_names(page) == ["cat.png", "dog.png", "plain.png", "retriever.png",
+                                "broken.png", "cat.png"]
+    tiles = page.locator("#grid .tile")
+    expect(tiles.nth(0)).to_contain_text("✓ TP tiger cat 0.61")
+    expect(tiles.nth(0)).to_contain_text("truth: tiger cat")
+    expect(tiles.nth(1)).to_contain_text("✗ FP tiger cat 0.45")
+    expect(tiles.nth(1)).to_contain_text("○ FN golden retriever")
+    expect(tiles.nth(2)).to_contain_text("Egyptian cat 0.80")
+    expect(tiles.nth(2)).to_contain_text("truth: none")
+    expect(tiles.nth(4)).to_contain_text("✗ failed: not an image: cannot identify image file")
+    expect(tiles.nth(5)).to_contain_text("✓ TP tabby, tabby cat 0.52")
+    # thumbnails are the builder's small JPEGs, of the current method
+    src = tiles.nth(0).locator("img").get_attribute("src")
+    assert src == "thumbs/0/0.jpg"
+
+
+def test_filter_by_label_and_by_flag(small: Path, open_report) -> None:
+    page = open_report(small)
+    page.get_by_label("Label").select_option(label="golden retriever")
+    expect(page.locator("#count")).to_have_text("2 of 6 images, showing 1-2")
+    assert tile_names(page) == ["dog.png", "retriever.png"]
+    page.get_by_label("Label").select_option(label="all labels")
+    page.get_by_label("Flag").select_option("FN")
+    expect(page.locator("#grid .tile")).to_have_count(1)
+    assert tile_names(page) == ["dog.png"]
+    page.get_by_label("Flag").select_option("correct")
+    expect(page.locator("#grid .tile")).to_have_count(3)
+    assert tile_names(page) == ["cat.png", "retriever.png", "cat.png"]
+    page.get_by_label("Flag").select_option("error")
+    expect(page.locator("#grid .tile")).to_have_count(1)
+    expect(page.locator("#grid .tile")).to_contain_text("failed")
+    page.get_by_label("Flag").select_option("none")
+    assert tile_names(page) == ["plain.png"]
+
+
+def test_search_by_file_name(small: Path, open_report) -> None:
+    page = open_report(small)
+    page.get_by_label("File name").fill("other/")
+    expect(page.locator("#grid .tile")).to_have_count(1)
+    expect(page.locator("#grid .tile")).to_contain_text("tabby")
+    page.get_by_label("File name").fill("CAT")
+    expect(page.locator("#grid .tile")).to_have_count(2)
+    page.get_by_label("File name").fill("nothing like it")
+    expect(page.locator("#count")).to_have_text("0 of 6 images")
+
+
+def test_sort_by_confidence_metric_and_disagreement(small: Path, open_report) -> None:
+    page = open_report(small)
+    d = data(small)
+    page.get_by_label("Sort by").select_option("confidence")
+    # descending by the top score; the failed image (no score) last
+    assert tile_names(page) == ["retriever.png", "plain.png", "cat.png", "cat.png", "dog.png",
+                                "broken.png"]
+    page.get_by_label("Order").select_option("asc")
+    assert tile_names(page) == ["dog.png", "cat.png", "cat.png", "plain.png", "retriever.png",
+                                "broken.png"]
+    # deletion_auc is index / 100 + method position in the fixture: ascending = input order
+    page.get_by_label("Sort by").select_option("metric:deletion_auc")
+    page.get_by_label("Order").select_option("asc")
+    assert tile_names(page) == ["cat.png", "dog.png", "plain.png", "retriever.png", "cat.png",
+                                "broken.png"]
+    page.get_by_label("Sort by").select_option("disagreement")
+    ranked = sorted((im for im in d["images"] if im["dis"] is not None),
+                    key=lambda im: -im["dis"])
+    assert len({im["dis"] for im in ranked}) == len(ranked)  # no ties in the fixture
+    expected = [im["path"].split("/")[-1] for im in ranked] + ["broken.png"]
+    assert tile_names(page) == expected
+
+
+def test_pages_of_the_10000_image_report(big: Path, open_report) -> None:
+    page = open_report(big)
+    expect(page.locator("#grid .tile")).to_have_count(48)
+    expect(page.locator("#count")).to_have_text("10000 of 10000 images, showing 1-48")
+    expect(page.locator("#page")).to_have_text("Page 1 of 209")
+    assert tile_names(page)[:2] == ["img00000.png", "img00001.png"]
+    page.get_by_role("button", name="Next page").click()
+    expect(page.locator("#page")).to_have_text("Page 2 of 209")
+    assert tile_names(page)[0] == "img00048.png"
+    page.get_by_label("File name").fill("img09999")
+    expect(page.locator("#grid .tile")).to_have_count(1)
+    page.get_by_label("File name").fill("")
+    page.get_by_label("Flag").select_option("error")
+    expect(page.locator("#count")).to_have_text(f"{10_000 // 97} of 10000 images, showing "
+                                                f"1-48")
+
+
+# --- the image view ----------------------------------------------------------------------
+
+def test_overlay_toggle_and_opacity_slider_change_the_picture(small: Path, open_report) -> None:
+    page = open_report(small)
+    open_image(page, "photos/cat.png: open")
+    expect(page.locator("#stage-caption")).to_contain_text("tiger cat (0.61) map over the "
+                                                           "original, opacity 50 %")
+    half = stage_pixels(page)
+    page.get_by_label("Overlay").uncheck()
+    expect(page.locator("#map")).to_be_hidden()
+    expect(page.locator("#stage-caption")).to_contain_text("overlay off")
+    off = stage_pixels(page)
+    assert np.abs(half - off).mean() > 10  # the colour map was over the photo
+    page.get_by_label("Overlay").check()
+    expect(page.locator("#map")).to_be_visible()
+    slider = page.get_by_role("slider", name="Opacity")
+    slider.focus()
+    page.keyboard.press("Home")
+    expect(page.locator("#opacity-value")).to_have_text("0 %")
+    expect(page.locator("#map")).to_have_css("opacity", "0")
+    assert np.abs(stage_pixels(page) - off).mean() < 0.5  # opacity 0 = the photo alone
+    page.keyboard.press("End")
+    expect(page.locator("#opacity-value")).to_have_text("100 %")
+    full = stage_pixels(page)
+    assert np.abs(full - off).mean() > np.abs(half - off).mean() + 5
+    page.keyboard.press("ArrowLeft")
+    expect(page.locator("#opacity-value")).to_have_text("99 %")
+
+
+def test_switch_class_and_method(small: Path, open_report) -> None:
+    page = open_report(small)
+    d = data(small)
+    open_image(page, "photos/cat.png: open")
+    cat = d["images"][0]
+    buttons = page.locator("#class-list .class-btn")
+    expect(buttons).to_have_count(2)
+    expect(buttons.nth(0)).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#map")).to_have_attribute("src", cat["m"][0]["t"][0]["map"])
+    first = stage_pixels(page)
+    buttons.nth(1).click()
+    expect(buttons.nth(1)).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#map")).to_have_attribute("src", cat["m"][0]["t"][1]["map"])
+    expect(page.locator("#stage-caption")).to_contain_text("tabby, tabby cat (0.30)")
+    assert np.abs(stage_pixels(page) - first).mean() > 3  # the other class's map
+    page.get_by_role("dialog").get_by_label("Method").select_option(label="rise")
+    # the same class, by the other method
+    expect(page.locator("#map")).to_have_attribute("src", cat["m"][1]["t"][1]["map"])
+    assert cat["m"][1]["t"][1]["map"] == "../rise/maps/cat_tabby_tabby_cat_0.30.png"
+    expect(page.locator("#stage-caption")).to_contain_text("tabby, tabby cat (0.30)")
+    expect(page.locator("#stage-caption")).to_contain_text("Method: rise")
+    expect(page.locator("#details")).to_contain_text("deletion_auc")
+    expect(page.locator("#details")).to_contain_text("1.000")  # rise: index 0 / 100 + 1
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("dialog")).to_be_hidden()
+    # the gallery follows the method
+    src = page.locator("#grid .tile").nth(0).locator("img").get_attribute("src")
+    assert src == "thumbs/1/0.jpg"
+
+
+def test_keyboard_navigation(small: Path, open_report) -> None:
+    page = open_report(small)
+    tiles = page.locator("#grid .tile")
+    tiles.nth(0).focus()
+    page.keyboard.press("ArrowRight")
+    expect(tiles.nth(1)).to_be_focused()
+    page.keyboard.press("ArrowDown")  # all six fit on one row at 1280 px: nowhere to go
+    expect(tiles.nth(1)).to_be_focused()
+    page.keyboard.press("ArrowLeft")
+    expect(tiles.nth(0)).to_be_focused()
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("Enter")
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_be_visible()
+    expect(page.locator("#viewer-title")).to_have_text(re.compile(r"/dog\.png \(2 of 6\)$"))
+    page.keyboard.press("ArrowRight")
+    expect(page.locator("#viewer-title")).to_have_text(re.compile(r"/plain\.png \(3 of 6\)$"))
+    page.keyboard.press("o")
+    expect(page.get_by_label("Overlay")).not_to_be_checked()
+    page.keyboard.press("2")
+    expect(page.locator("#class-list .class-btn").nth(1)).to_have_attribute("aria-pressed",
+                                                                            "true")
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(tiles.nth(2)).to_be_focused()  # back on the image last shown
+
+
+def test_failed_image_in_the_view(small: Path, open_report) -> None:
+    page = open_report(small)
+    open_image(page, "photos/broken.png: open")
+    expect(page.locator("#details")).to_contain_text("✗ failed: not an image")
+    expect(page.locator("#stage-caption")).to_contain_text("failed")
+    expect(page.locator("#class-list")).to_have_text("no class maps")
+
+
+# --- tables ------------------------------------------------------------------------------
+
+def test_metric_tables_and_model_card(small: Path, open_report) -> None:
+    page = open_report(small)
+    table = page.locator("#summary-table")
+    expect(table.locator("thead th")).to_have_text(["metric", "better", "reciprocam", "rise"])
+    row = table.locator("tbody tr").filter(has_text="pointing_game")
+    expect(row.locator("td")).to_have_text(["↑ higher is better", "0.500 [0.300, 0.700] n=6",
+                                            "0.600 [0.400, 0.800] n=6 ★ best"])
+    row = table.locator("tbody tr").filter(has_text="deletion_auc")
+    expect(row.locator("td").nth(1)).to_have_text("0.200 [0.100, 0.300] n=6 ★ best")
+    per_class = page.locator("#class-table")
+    expect(per_class.locator("tbody th")).to_have_text(["Egyptian cat", "tiger cat"])
+    expect(per_class.locator("tbody tr").nth(1).locator("td")).to_have_text(
+        ["1.000 [0.500, 1.000] n=3", "0.750 [0.500, 1.000] n=3"])
+    card = page.locator("table.card[data-method='rise']")
+    for key, value in (("target_layer", "/features/conv_last"), ("xaigraph_version", "0.1.0"),
+                       ("pipeline", "detect-target,insert-saliency{method=rise},"
+                                    "embed-scaling,validate"),
+                       ("model", "models/tiny.onnx")):
+        expect(card.locator("tr").filter(has=page.locator("th", has_text=key)).first
+               .locator("td")).to_have_text(value)
+
+
+def test_a_report_outside_dir_stands_alone(tmp_path: Path, open_report) -> None:
+    """Built with -o elsewhere, the report keeps working once DIR and the photos are gone."""
+    write_explain(tmp_path / "src" / "out", small_images()[:2])
+    index = build_report(tmp_path / "src" / "out", tmp_path / "site")
+    (tmp_path / "src").rename(tmp_path / "gone")
+    page = open_report(index)
+    open_image(page, "photos/cat.png: open")
+    on = stage_pixels(page)
+    page.get_by_label("Overlay").uncheck()
+    assert np.abs(on - stage_pixels(page)).mean() > 10  # map and photo both load
