@@ -138,12 +138,16 @@ def write_explain(out_dir: Path, images: list[Img], *, method: str = "reciprocam
     with open(out_dir / "results.jsonl", "w", encoding="utf-8") as f:
         for line in lines:
             f.write(json.dumps(line) + "\n")
-    card = {"model": "models/tiny.onnx", "model_sha256": "ab" * 32, "method": method,
-            "method_reason": "given by --method", "target_layer": "/features/conv_last",
+    # as the real `xaigraph explain` writes it
+    card = {"model": {"path": "models/tiny.onnx", "sha256": "ab" * 32, "augmented": False},
+            "method": {"name": method, "why": "given by --method"},
+            "target_layer": "/features/conv_last",
             "pipeline": f"detect-target,insert-saliency{{method={method}}},embed-scaling,validate",
-            "xaigraph_version": "0.1.0", "preprocess": {"resize": "stretch", "size": [224, 224]},
-            "labels": [f"class {i}" for i in range(20)], "options": {"batch": 8},
-            "options_digest": "digest0"}
+            "xaigraph_version": "0.1.0", "runtime": "onnxruntime",
+            "preprocessing": {"resize": "stretch", "size": [224, 224]},
+            "labels": [f"class {i}" for i in range(20)], "num_classes": 20,
+            "options": {"targets": "topk:2", "colormap": "jet", "opacity": 0.5},
+            "digest": "digest0"}
     (out_dir / "run.json").write_text(json.dumps(card, indent=2), encoding="utf-8")
     return out_dir
 

@@ -175,7 +175,10 @@ def _read_method(folder: Path, name: str | None) -> Method:
         log.warning("%s: no run.json; the model card will be empty", folder)
     if name is None:
         first = next((r.get("method") for r in records if r.get("method")), None)
-        name = str(card.get("method") or first or folder.name)
+        given = card.get("method")  # run.json writes {"name": ..., "why": ...}
+        if isinstance(given, dict):
+            given = given.get("name")
+        name = str(given or first or folder.name)
     return Method(name, folder, card, records)
 
 
@@ -452,7 +455,7 @@ class _Builder:
         size = (width, height) if isinstance(width, int) and isinstance(height, int) else None
         original = None
         for m_index, record in enumerate(entry.records):
-            if record is not None:
+            if record is not None and record["status"] == "ok":
                 src = _find_original(record, self.source.methods[m_index], self.source)
                 if src is not None:
                     original = _original(src, self.stage, str(entry.index), size)

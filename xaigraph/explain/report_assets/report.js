@@ -322,10 +322,10 @@
     drawPerClass();
     $("metrics-body").replaceChildren(side, about, el("label", {}, "Per-class metric ", pick), perClass);
   }
-  const CARD_FIRST = ["model", "model_path", "source_model", "model_sha256", "sha256", "digest", "method",
-    "method_reason", "why", "target_layer", "pipeline", "stamp", "xaigraph_version", "version"];
+  const CARD_FIRST = ["model", "method", "target_layer", "pipeline", "xaigraph_version"];
   function cardValue(v) {
     if (Array.isArray(v) && v.length > 12) return `${v.slice(0, 12).map(String).join(", ")}, … (${v.length} in all)`;
+    if (Array.isArray(v) && v.every((x) => x === null || typeof x !== "object")) return v.map(String).join(", ");
     if (v !== null && typeof v === "object") return JSON.stringify(v);
     return String(v);
   }
@@ -334,7 +334,16 @@
       const card = R.cards[mm] || {};
       const keys = Object.keys(card);
       const order = [...CARD_FIRST.filter((k) => k in card), ...keys.filter((k) => !CARD_FIRST.includes(k))];
-      const rows = order.map((k) => el("tr", {}, el("th", { scope: "row", text: k }), el("td", { text: cardValue(card[k]) })));
+      const rows = [];
+      for (const k of order) { // an object of plain values: one row per field (model.path, ...)
+        const v = card[k];
+        const plain = v !== null && typeof v === "object" && !Array.isArray(v) &&
+          Object.values(v).every((x) => x === null || typeof x !== "object" || Array.isArray(x));
+        const fields = plain ? Object.entries(v).map(([f, x]) => [`${k}.${f}`, x]) : [[k, v]];
+        for (const [f, x] of fields) {
+          rows.push(el("tr", {}, el("th", { scope: "row", text: f }), el("td", { text: cardValue(x) })));
+        }
+      }
       if (!rows.length) rows.push(el("tr", {}, el("td", { text: "no run.json" })));
       return el("table", { class: "card", "data-method": mm }, el("caption", { text: `Method: ${mm}` }), el("tbody", {}, ...rows));
     });
