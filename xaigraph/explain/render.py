@@ -16,7 +16,8 @@ Colour maps (`COLORMAPS`), each a 256-entry table built from its definition:
   from black to white (start 0.5, rotations -1.5, hue 1, gamma 1: matplotlib's defaults).
 - `gray`: black to white.
 
-Values are quantised to the table as `round(v * 255)`. Runtime code: numpy and Pillow.
+Values are quantised to the table as `floor(v * 255 + 0.5)` (half up, as the in-graph u8
+scaling rounds). Runtime code: numpy and Pillow.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from PIL import Image
 __all__ = ["COLORMAPS", "DIM", "blend", "colour_map", "lookup", "resample", "save_png"]
 
 DIM = 0.45  # the overlay's brightness outside the part the model sees
+_TIE = 1e-4  # a float32 map of u8 / 255 puts half-way values a hair off .5: ties go up
 PNG_COMPRESS = 1  # zlib level: maps are smooth, level 1 is small enough and fast
 
 
@@ -87,7 +89,7 @@ def _axis(n: int, lo: float, hi: float, in_lo: float, in_hi: float, cells: int, 
 
 def resample(map01: np.ndarray, placement: Any, width: int, height: int,
              input_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """The map at the original's resolution: (values `[height, width]` float32, seen
+    """The map at the original's resolution: (values `[height, width]` float64, seen
     `[height, width]` bool). `input_size` is the model input's (H, W)."""
     m = np.asarray(map01, dtype=np.float64)
     if m.ndim != 2:
@@ -99,7 +101,7 @@ def resample(map01: np.ndarray, placement: Any, width: int, height: int,
     cols, x0, x1, wx = _axis(width, left, right, in_left, in_right, w, input_size[1])
     top = m[y0] * (1.0 - wy)[:, None] + m[y1] * wy[:, None]  # [height, w]
     values = top[:, x0] * (1.0 - wx)[None] + top[:, x1] * wx[None]
-    return values.astype(np.float32), rows[:, None] & cols[None, :]
+    return values, rows[:, None] & cols[None, :]
 
 
 def colour_map(map01: np.ndarray, placement: Any, width: int, height: int,
@@ -107,7 +109,7 @@ def colour_map(map01: np.ndarray, placement: Any, width: int, height: int,
     """The map coloured at the original's resolution: `[height, width, 4]` u8 RGBA, alpha
     255 where the model sees, 0 (and black) elsewhere. `map01` is in 0..1."""
     values, seen = resample(map01, placement, width, height, input_size)
-    index = np.clip(np.round(values * 255.0), 0, 255).astype(np.uint8)
+    index = np.clip(np.floor(values * 255.0 + (0.5 + _TIE)), 0, 255).astype(np.uint8)
     rgba = np.zeros((height, width, 4), dtype=np.uint8)
     rgba[..., :3] = lookup(colormap)[index]
     rgba[..., 3] = 255
