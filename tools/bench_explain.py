@@ -1,0 +1,218 @@
+"""Throughput of `xaigraph explain` against a plain loop over OpenVINO: part of `make bench`.
+
+On the bundled EfficientNet-Lite0 (augmented with ReciproCAM and saved as IR once) over
+generated 640x480 JPEGs, OpenVINO CPU:
+
+- floor: a plain loop that reads each file, decodes and preprocesses it exactly as explain
+  does (`images.load`, the model's `Preprocess`), and runs it through an `AsyncInferQueue`
+  (OpenVINO's optimal number of requests, batch 1), copying the outputs in the callback;
+- explain: the local engine as `xaigraph explain` runs it (decode and write threads, batched
+  inference, results.jsonl), with `--no-overlay` and with overlays.
+
+The two pipelines are timed from the compiled model to the last file written, in interleaved
+rounds; the ratios are medians. The floor runs on the augmented model and on the original,
+so both the pipeline's overhead and the total cost of explaining are printed.
+
+Peak RSS: `xaigraph explain --no-overlay` in a child process over 1 000 and over 10 000 small
+generated JPEGs (160x120, so that the run stays short), the child's own maximum resident set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import openvino as ov
+from PIL import Image
+
+import xaigraph
+from xaigraph.explain import engine, images, results
+from xaigraph.explain.runner import Explainer, error_record, prepare, write
+
+CACHE = Path(os.environ.get("XAIGRAPH_CACHE", Path.home() / ".cache" / "xaigraph")) / "bench"
+TARGET_NO_OVERLAY = 0.90
+TARGET_OVERLAY = 0.60
+TARGET_RSS = 1.10
+
+
+def bundled() -> Path:
+    from importlib.resources import files
+
+    return Path(str(files("xaigraph.data").joinpath("efficientnet_lite0.onnx")))
+
+
+def photos(count: int, size: tuple[int, int], folder: Path) -> list[Path]:
+    """`count` JPEGs of `size`: the bundled cat photo scaled and shifted over a noisy
+    background, so that each file differs and decodes like a photo."""
+    folder.mkdir(parents=True, exist_ok=True)
+    made = sorted(folder.glob("*.jpg"))
+    if len(made) >= count:
+        return made[:count]
+    from importlib.resources import files
+
+    cat = Image.open(str(files("xaigraph.data").joinpath("chelsea.png"))).convert("RGB")
+    rng = np.random.default_rng(0)
+    width, height = size
+    for i in range(len(made), count):
+        background = rng.integers(0, 256, (height // 8, width // 8, 3), dtype=np.uint8)
+        canvas = Image.fromarray(background).resize(size, Image.Resampling.BILINEAR)
+        scale = rng.uniform(0.4, 0.9)
+        piece = cat.resize((max(1, int(width * scale)), max(1, int(height * scale))))
+        canvas.paste(piece, (int(rng.integers(0, width - piece.width + 1)),
+                             int(rng.integers(0, height - piece.height + 1))))
+        canvas.save(folder / f"img{i:05d}.jpg", quality=90)
+    return sorted(folder.glob("*.jpg"))[:count]
+
+
+def augmented_model(folder: Path) -> Path:
+    out = folder / "efficientnet_lite0_xai.xml"
+    if not out.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        xaigraph.save(xaigraph.insert(bundled(), "reciprocam"), out, force=True)
+    return out
+
+
+def floor_loop(model: Any, preprocess: Any, files: list[Path]) -> Callable[[], float]:
+    """The plain AsyncInferQueue loop over `files`; returns a function that runs it once and
+    gives its seconds."""
+    compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32",
+                                                      "PERFORMANCE_HINT": "THROUGHPUT"})
+    queue = ov.AsyncInferQueue(compiled, 0)
+    kept: list[Any] = []
+
+    def done(request: Any, _: Any) -> None:
+        kept.append([request.get_output_tensor(i).data.copy()
+                     for i in range(len(compiled.outputs))])
+
+    queue.set_callback(done)
+
+    def run() -> float:
+        kept.clear()
+        start = time.perf_counter()
+        for path in files:
+            queue.start_async([preprocess.apply(images.load(path))])
+        queue.wait_all()
+        assert len(kept) == len(files)
+        return time.perf_counter() - start
+
+    return run
+
+
+def explain_loop(model: Path, files: list[Path], out: Path, overlay: bool
+                 ) -> Callable[[], float]:
+    """The local engine as the explain command runs it, from the compiled model on."""
+    from xaigraph.explain.inputs import collect
+
+    spec = prepare(model, runtime="openvino", overlay=overlay)
+    explainer = Explainer(spec)
+    card = spec.card()
+    run_id = results.digest(card)
+
+    def once() -> float:
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        start = time.perf_counter()
+        dataset = collect([str(p) for p in files])
+        results.write_run(out, card)
+        writer = results.ResultsWriter(out)
+        count = 0
+        for record in engine.run(explainer, dataset.items,
+                                 finish=lambda d, r: write(d, r, spec, out, run_id),
+                                 fail=lambda item, m: error_record(item, m, run_id)):
+            assert record["status"] == "ok", record
+            writer.add(record)
+            count += 1
+        writer.commit()
+        writer.close()
+        assert count == len(files)
+        return time.perf_counter() - start
+
+    return once
+
+
+def peak_rss(model: Path, folder: Path, out: Path) -> int:
+    """The maximum resident set (bytes) of one `xaigraph explain --no-overlay` child."""
+    shutil.rmtree(out, ignore_errors=True)
+    command = [str(Path(sys.executable).with_name("xaigraph")), "explain", str(model),
+               str(folder), "-o", str(out), "--no-overlay", "--runtime", "openvino", "--json"]
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(child.pid, 0)
+    if status != 0:
+        raise SystemExit(f"explain failed: {child.stderr.read().decode() if child.stderr else ''}")
+    return int(usage.ru_maxrss) * 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rss", type=int, nargs=2, default=(1000, 10000), metavar=("A", "B"))
+    parser.add_argument("--no-rss", action="store_true")
+    args = parser.parse_args()
+
+    files = photos(args.images, (640, 480), CACHE / "explain_640x480")
+    model = augmented_model(CACHE / "explain_model")
+    spec = prepare(model, runtime="openvino")
+    preprocess = spec.preprocess
+    original = ov.Core().read_model(str(bundled()))
+    augmented = ov.Core().read_model(str(model))
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = {
+            "floor: augmented model": floor_loop(augmented, preprocess, files),
+            "floor: original model": floor_loop(original, preprocess, files),
+            "explain --no-overlay": explain_loop(model, files, Path(tmp) / "a", False),
+            "explain (overlays)": explain_loop(model, files, Path(tmp) / "b", True),
+        }
+        seconds: dict[str, list[float]] = {name: [] for name in runs}
+        for name, run in runs.items():  # warm-up round
+            run()
+        for _ in range(args.rounds):
+            for name, run in runs.items():
+                seconds[name].append(run())
+    rate = {name: len(files) / statistics.median(s) for name, s in seconds.items()}
+    print(f"explain throughput, bundled EfficientNet-Lite0 + reciprocam, OpenVINO CPU, "
+          f"{len(files)} JPEGs 640x480, median of {args.rounds} interleaved rounds")
+    for name, r in rate.items():
+        print(f"  {name:<26} {r:7.1f} images/s")
+    aug, orig = rate["floor: augmented model"], rate["floor: original model"]
+    rows = [("explain --no-overlay", "augmented", aug, TARGET_NO_OVERLAY),
+            ("explain (overlays)", "augmented", aug, TARGET_OVERLAY),
+            ("explain --no-overlay", "original", orig, None),
+            ("explain (overlays)", "original", orig, None)]
+    print("  ratio (images/s over the floor's)")
+    for name, against, floor, target in rows:
+        ratio = rate[name] / floor
+        verdict = "" if target is None else (f"  target >= {target:.2f} "
+                                             f"{'met' if ratio >= target else 'MISSED'}")
+        print(f"  {name:<22} / floor {against:<9} {ratio:6.3f}{verdict}")
+    if args.no_rss:
+        return
+    small, large = args.rss
+    folder = CACHE / "explain_160x120"
+    photos(large, (160, 120), folder)
+    with tempfile.TemporaryDirectory() as tmp:
+        measured = {}
+        for count in (small, large):
+            subset = Path(tmp) / f"in{count}"
+            subset.mkdir()
+            for path in sorted(folder.glob("*.jpg"))[:count]:
+                os.symlink(path, subset / path.name)
+            measured[count] = peak_rss(model, subset, Path(tmp) / f"out{count}")
+    ratio = measured[large] / measured[small]
+    print(f"peak RSS of explain --no-overlay: {small} images {measured[small] / 2**20:.0f} MiB, "
+          f"{large} images {measured[large] / 2**20:.0f} MiB, ratio {ratio:.3f}  target <= "
+          f"{TARGET_RSS:.2f} {'met' if ratio <= TARGET_RSS else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    main()
