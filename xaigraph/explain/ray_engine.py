@@ -40,7 +40,7 @@ import signal
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from types import ModuleType
 from typing import Any, TypeVar
@@ -116,42 +116,49 @@ def ray_instance(options: RayOptions) -> Iterator[ModuleType]:
     ray = import_ray()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage report over the network
     levels = {name: logging.getLogger(name).level for name in _QUIET}
-    for name in _QUIET:
-        logging.getLogger(name).setLevel(logging.CRITICAL)
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     started = False
-    quiet = warnings.catch_warnings()
-    quiet.__enter__()
-    warnings.filterwarnings("ignore", module=r"ray(\.|$)")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", module=r"ray(\.|$)")
+        try:
+            _silence()
+            if not ray.is_initialized():
+                _start(ray, options)
+                started = True
+            for sig, handler in handlers.items():
+                if handler is not None:
+                    signal.signal(sig, handler)
+            _silence()  # ray.init configures the "ray" logger again
+            context = ray.data.DataContext.get_current()
+            context.enable_progress_bars = False
+            context.print_on_execution_start = False
+            context.enable_auto_log_stats = False
+            yield ray
+        finally:
+            if started:
+                ray.shutdown()
+            for name, level in levels.items():
+                logging.getLogger(name).setLevel(level)
+
+
+def _silence() -> None:
+    for name in _QUIET:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def _start(ray: ModuleType, options: RayOptions) -> None:
+    """`ray.init`: the cluster at `options.address`, or a local instance (no dashboard,
+    the workers' output kept in Ray's log files)."""
+    kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False,
+                                  logging_level=logging.CRITICAL)
+    if options.address is None:
+        kwargs["num_cpus"] = _local_cpus(options)
     try:
-        if not ray.is_initialized():
-            kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False,
-                                          logging_level=logging.CRITICAL)
-            if options.address is None:
-                kwargs["num_cpus"] = _local_cpus(options)
-            try:
-                ray.init(address=options.address, **kwargs)
-            except (ConnectionError, ValueError, RuntimeError) as exc:
-                where = options.address or "a local instance"
-                raise BadInputError(f"cannot start or reach Ray ({where}): "
-                                    f"{' '.join(str(exc).split())}") from exc
-            started = True
-        for sig, handler in handlers.items():
-            if handler is not None:
-                signal.signal(sig, handler)
-        for name in _QUIET:  # ray.init configures the "ray" logger again
-            logging.getLogger(name).setLevel(logging.CRITICAL)
-        context = ray.data.DataContext.get_current()
-        context.enable_progress_bars = False
-        context.print_on_execution_start = False
-        context.enable_auto_log_stats = False
-        yield ray
-    finally:
-        if started:
-            ray.shutdown()
-        for name, level in levels.items():
-            logging.getLogger(name).setLevel(level)
-        quiet.__exit__(None, None, None)
+        ray.init(address=options.address, **kwargs)
+    except (ConnectionError, ValueError, RuntimeError) as exc:
+        where = options.address or "a local instance"
+        raise BadInputError(f"cannot start or reach Ray ({where}): "
+                            f"{' '.join(str(exc).split())}") from exc
 
 
 def _cluster_actors(ray: ModuleType, options: RayOptions) -> int:
@@ -279,44 +286,62 @@ def run(
     options: RayOptions | None = None,
 ) -> Iterator[R]:
     """The results of `items` in input order (see the module's docstring); the arguments
-    mean what they mean for `engine.run`, with `spec` instead of a compiled `Explainer`."""
+    mean what they mean for `engine.run`, with `spec` instead of a compiled `Explainer`.
+    Ray is started (or joined) when the first image to do comes: a run that `skip`s every
+    image never starts it."""
     options = options or RayOptions()
-    with ray_instance(options) as ray:
-        actors = _cluster_actors(ray, options)
-        source = iter(items)
+    source = iter(items)
+    with ExitStack() as stack:
+        ray: ModuleType | None = None
+        actors = 0
         while True:
-            slots: deque[list[Any]] = deque()  # [done, result, item]
-            todo: list[Any] = []
-            for item in source:
-                kept = skip(item) if skip is not None else None
-                if kept is not None:
-                    slots.append([True, kept, item])
-                    continue
-                slot = [False, None, item]
-                slots.append(slot)
-                todo.append(slot)
-                if len(todo) >= options.chunk:
-                    break
+            slots, todo = _chunk(source, skip, options.chunk)
             if not slots:
                 return
-            yield from _drain(ray, spec, actors, finish, fail, slots, todo)
+            while slots and slots[0][0]:  # kept ones at the front: at once
+                yield slots.popleft()[1]
+            if todo and ray is None:
+                ray = stack.enter_context(ray_instance(options))
+                actors = _cluster_actors(ray, options)
+            if todo:
+                assert ray is not None
+                yield from _drain(ray, spec, actors, finish, fail, slots, todo)
+            while slots:
+                done, value, _ = slots.popleft()
+                assert done, "a Ray result went missing"
+                yield value
+
+
+def _chunk(source: Iterator[Any], skip: Callable[[Any], Any] | None, size: int
+           ) -> tuple[deque[list[Any]], list[list[Any]]]:
+    """The next items up to `size` to do: every item's slot `[done, result, item]` in
+    order (a kept one done already), and the slots to do."""
+    slots: deque[list[Any]] = deque()
+    todo: list[list[Any]] = []
+    for item in source:
+        kept = skip(item) if skip is not None else None
+        if kept is not None:
+            slots.append([True, kept, item])
+            continue
+        slot = [False, None, item]
+        slots.append(slot)
+        todo.append(slot)
+        if len(todo) >= size:
+            break
+    return slots, todo
 
 
 def _drain(ray: ModuleType, spec: ExplainSpec, actors: int,
            finish: Callable[[Decoded, dict[str, Any]], R], fail: Callable[[Any, str], R],
            slots: deque[list[Any]], todo: list[list[Any]]) -> Iterator[R]:
-    """One chunk: its Dataset run, the results yielded in order as they come back."""
-    if todo:
-        ds = _dataset(ray, [slot[2] for slot in todo], spec, actors, finish)
-        for row in ds.iter_rows():
-            status, value = pickle.loads(row["result"])
-            if status == "raise":
-                raise value.exc
-            slot = todo[int(row["pos"])]
-            slot[0], slot[1] = True, (value if status == "ok" else fail(slot[2], value))
-            while slots and slots[0][0]:
-                yield slots.popleft()[1]
-    while slots:
-        done, value, _ = slots.popleft()
-        assert done, "a Ray result went missing"
-        yield value
+    """One chunk's Dataset run; the results yielded in order as they come back (the last
+    ones are left in `slots`)."""
+    ds = _dataset(ray, [slot[2] for slot in todo], spec, actors, finish)
+    for row in ds.iter_rows():
+        status, value = pickle.loads(row["result"])
+        if status == "raise":
+            raise value.exc
+        slot = todo[int(row["pos"])]
+        slot[0], slot[1] = True, (value if status == "ok" else fail(slot[2], value))
+        while slots and slots[0][0]:
+            yield slots.popleft()[1]

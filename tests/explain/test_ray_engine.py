@@ -1,0 +1,112 @@
+"""`xaigraph explain --engine ray` writes what the local engine writes: every file byte for
+byte and every results.jsonl record (timings aside), on a local Ray instance with 2
+inference actors, over a handful of generated images, one of them not an image; a resumed
+run with nothing left to do does not start Ray.
+
+The command runs in a child process, as a user runs it (`xaigraph.signals.main`), so Ray
+is started and shut down there and not in the test process.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+ENTRY = "import sys; from xaigraph.signals import main; sys.argv[0] = 'xaigraph'; main()"
+EXIT_SOME_FAILED = 3
+
+
+def explain(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", ENTRY, "explain", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+def photos(folder: Path, n: int) -> None:
+    """`n` generated photos of different sizes and formats, and `broken.jpg`, not an image."""
+    rng = np.random.default_rng(3)
+    folder.mkdir()
+    for i in range(n):
+        pixels = rng.integers(0, 256, (24 + 5 * i, 30 + 3 * i, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"p{i}.{('png', 'jpg', 'bmp')[i % 3]}")
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+
+
+def files(out: Path) -> dict[str, bytes]:
+    """Every file the run wrote under maps/, overlays/, raw/, by relative path."""
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*"))
+            if p.is_file() and p.parts[len(out.parts)] in ("maps", "overlays", "raw")}
+
+
+def records(out: Path) -> list[dict[str, Any]]:
+    lines = (out / "results.jsonl").read_text().splitlines()
+    found = [json.loads(line) for line in lines]
+    for r in found:
+        r.pop("timings", None)
+    return found
+
+
+def test_ray_engine_writes_what_the_local_engine_writes(
+        tiny_file: Callable[..., Path], tmp_path: Path) -> None:
+    model = tiny_file("gap_fc", False, "onnx17")
+    photos(tmp_path / "photos", 7)
+    common = [str(model), "photos", "--targets", "topk:2", "--raw", "--batch-size", "3"]
+    local = explain(*common, "-o", "local", cwd=tmp_path)
+    ray = explain(*common, "-o", "ray", "--engine", "ray", "--ray-actors", "2", cwd=tmp_path)
+
+    for proc in (local, ray):  # the broken file: one line, the rest go on, exit 3
+        assert proc.returncode == EXIT_SOME_FAILED, proc.stderr
+        errors = [line for line in proc.stderr.splitlines() if "broken.jpg" in line]
+        assert len(errors) == 1, proc.stderr
+    assert ray.stderr == local.stderr  # nothing from Ray on the terminal
+
+    want, got = records(tmp_path / "local"), records(tmp_path / "ray")
+    assert [r["status"] for r in want].count("error") == 1
+    assert len(want) == 8 and [r["index"] for r in want] == list(range(8))
+    assert got == want
+    written = files(tmp_path / "local")
+    assert len(written) == 7 * 2 * 3  # 7 photos, 2 targets, map + overlay + raw
+    assert files(tmp_path / "ray") == written
+    run_local = json.loads((tmp_path / "local" / "run.json").read_text())
+    run_ray = json.loads((tmp_path / "ray" / "run.json").read_text())
+    assert run_ray == run_local
+
+    (tmp_path / "photos" / "broken.jpg").unlink()  # resume: nothing left to do, no Ray
+    again = explain(*common, "-o", "ray", "--engine", "ray", "--ray-actors", "2", "--json",
+                    cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    summary = json.loads(again.stdout)
+    assert (summary["skipped"], summary["errors"], summary["explained"]) == (7, 0, 0)
+    assert records(tmp_path / "ray") == [r for r in want if r["status"] == "ok"]
+    assert files(tmp_path / "ray") == written
+
+
+def test_without_ray_one_line_and_exit_2(tiny_file: Callable[..., Path], tmp_path: Path
+                                        ) -> None:
+    model = tiny_file("gap_fc", False, "onnx17")
+    photos(tmp_path / "photos", 1)
+    hide_ray = "import sys; sys.modules['ray'] = None; "  # `import ray` raises ImportError
+    proc = subprocess.run([sys.executable, "-c", hide_ray + ENTRY, "explain", str(model),
+                           "photos", "-o", "out", "--engine", "ray"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "xaigraph: error: --engine ray needs Ray: pip install 'xaigraph[ray]'"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_ray_options_need_the_ray_engine(tiny_file: Callable[..., Path], tmp_path: Path
+                                         ) -> None:
+    model = tiny_file("gap_fc", False, "onnx17")
+    photos(tmp_path / "photos", 1)
+    proc = explain(str(model), "photos", "-o", "out", "--ray-actors", "2", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "xaigraph: error: --ray-address and --ray-actors need --engine ray"]
+    assert not (tmp_path / "out").exists()
