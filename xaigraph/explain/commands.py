@@ -10,7 +10,8 @@ import click
 
 __all__ = ["COMMANDS"]
 
+from xaigraph.explain.cli_eval import eval_command
 from xaigraph.explain.cli_explain import explain
 from xaigraph.explain.cli_report import report
 
-COMMANDS: list[click.Command] = [explain, report]
+COMMANDS: list[click.Command] = [explain, eval_command, report]

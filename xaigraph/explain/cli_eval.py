@@ -1,0 +1,100 @@
+"""`xaigraph eval MODEL DATA... -o DIR --methods ...`: how good are the maps?
+
+Exit status: 0 written, 2 bad usage or input (one line on stderr, nothing written).
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from xaigraph.explain.blackbox import BlackBoxOptions, blackbox_options
+
+__all__ = ["eval_command"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _handled(func: F) -> F:
+    """`xaigraph.cli.handle_errors`, looked up when the command runs (xaigraph.cli imports
+    this module while it is being defined)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from xaigraph.cli import handle_errors
+
+        return handle_errors(func)(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.command("eval")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="EVAL_DIR: metrics.json, metrics.md, an explain OUT_DIR per method.")
+@click.option("--methods", default="", metavar="LIST",
+              help="Methods to evaluate, comma-separated (reciprocam,activationmap,rise).")
+@click.option("--metrics", "metric_list", default="all", show_default=True, metavar="LIST",
+              help="all, or some of pointing_game, mass_in_box, insertion_auc, deletion_auc, "
+                   "average_drop, coherency, complexity, adcc (adcc: its four).")
+@click.option("--steps", type=int, default=30, show_default=True,
+              help="Insertion / deletion steps.")
+@click.option("--tolerance", type=float, default=15.0, show_default=True,
+              help="Pointing-game tolerance in pixels at 224 px (scaled with the image).")
+@click.option("--from-explain", "from_explain", multiple=True,
+              type=click.Path(path_type=Path), metavar="DIR",
+              help="An explain OUT_DIR (made with --raw) to reuse; repeatable.")
+@click.option("--runtime", type=click.Choice(["openvino", "onnxruntime"]),
+              help="Runtime (default: ONNX Runtime for .onnx, OpenVINO for .xml).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Images per inference when explaining.")
+@click.option("--resamples", type=click.IntRange(min=1), default=2000, show_default=True,
+              help="Bootstrap resamples for the 95 % intervals.")
+@click.option("--force", is_flag=True, help="Redo explain OUT_DIRs made with other options.")
+@blackbox_options
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+@click.option("--debug", is_flag=True, help="Verbose log; tracebacks on errors.")
+@_handled
+def eval_command(model: Path, inputs: tuple[str, ...], out_dir: Path, methods: str,
+                 metric_list: str, steps: int, tolerance: float,
+                 from_explain: tuple[Path, ...], runtime: str | None, batch_size: int,
+                 resamples: int, force: bool, as_json: bool, debug: bool,
+                 **blackbox: Any) -> None:
+    """Measure the saliency maps of MODEL on DATA (the INPUTs explain takes; ground truth
+    from COCO JSON, VOC XML, YOLO txt or classes:DIR) with the pointing game, the mass in
+    the boxes, insertion / deletion AUC and ADCC; a 95 % bootstrap interval with every mean.
+
+    \b
+    Writes into DIR:
+      metrics.json   per image, per class, per method; summary; each metric's paper
+      metrics.md     the tables: methods side by side, and per class
+      <method>/      the explain OUT_DIR of each method (made, or linked to --from-explain)
+
+    Exit status: 0 written, 2 bad usage or input (nothing written).
+    """
+    from xaigraph.explain.cli_explain import show_progress
+    from xaigraph.explain.evaluate import EvalOptions, evaluate, parse_metrics, table
+
+    names = tuple(m.strip() for m in methods.split(",") if m.strip())
+    options = EvalOptions(methods=names, metrics=parse_metrics(metric_list), steps=steps,
+                          tolerance=tolerance, from_explain=from_explain, runtime=runtime,
+                          batch_size=batch_size, force=force, resamples=resamples,
+                          blackbox=BlackBoxOptions.from_cli(blackbox))
+    doc = evaluate(model, list(inputs), out_dir, options, stdin=sys.stdin,
+                   progress=show_progress(as_json))
+    if as_json:
+        from xaigraph.cli import _succeed
+
+        _succeed({"out_dir": str(out_dir), **{k: doc[k] for k in (
+            "methods", "metrics", "bootstrap", "summary", "per_class", "images_evaluated",
+            "explain_dirs", "seconds")}})
+        return
+    click.echo(table(doc), nl=False)
+    click.echo(f"wrote       {out_dir}/metrics.json, {out_dir}/metrics.md "
+               f"({doc['images_evaluated']} images, {doc['seconds']:.1f}s)")

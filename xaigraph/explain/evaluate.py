@@ -1,0 +1,672 @@
+"""The `xaigraph eval` driver: explain OUT_DIRs in, `metrics.json` and `metrics.md` out.
+
+    doc = evaluate("model.onnx", ["instances_val.json"], "eval/",
+                   methods=["reciprocam", "rise"])
+
+For each method the maps come from an explain OUT_DIR (docs/runtime.md): one given with
+`from_explain` (its run.json names the method; it must be of this MODEL, by sha256, and have
+the raw maps, `xaigraph explain --raw`; it is linked as `EVAL_DIR/<method>`), else one made in
+`EVAL_DIR/<method>/` (resumed like `xaigraph explain` when run again). Maps are never
+recomputed, except for coherency, which by definition explains the explanation-masked image.
+
+Which classes are explained in an OUT_DIR that eval makes (`CLASS_RULE`): the image's
+ground-truth class names (box names and image labels) that name a model class, compared as
+`xaigraph.labels.normal` does (case, `_` and repeated spaces ignored); an image with none of
+them gets its predicted class. A given OUT_DIR is evaluated on the targets it has.
+
+Every target of every image gets one row: the localisation metrics (on the map rendered to
+the original's resolution with `render.resample`, i.e. through `Preprocess.placement`) against
+the ground-truth boxes whose name is the target's label (undefined, null, when there is none);
+the model-based metrics on the map resized to the model input (`metrics.resize_map`), with
+the plain MODEL as `predict` and the model input of a black image as the baseline. Means, 95 %
+bootstrap intervals (`stats.summary`) and counts per method and per method and class.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xaigraph.errors import BadInputError
+from xaigraph.explain import metrics as M
+from xaigraph.explain import stats
+
+__all__ = ["CLASS_RULE", "LOCALISATION", "MODEL_BASED", "EvalOptions", "evaluate",
+           "markdown", "parse_metrics", "table", "target_classes"]
+
+log = logging.getLogger(__name__)
+
+LOCALISATION = ("pointing_game", "mass_in_box")
+FAITHFULNESS = ("insertion_auc", "deletion_auc")
+ADCC = ("average_drop", "coherency", "complexity", "adcc")
+MODEL_BASED = FAITHFULNESS + ADCC
+ALL = LOCALISATION + MODEL_BASED
+CLASS_RULE = ("the image's ground-truth class names that name a model class (case, '_' and "
+              "spaces ignored), else the predicted class")
+METRICS_JSON = "metrics.json"
+METRICS_MD = "metrics.md"
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """What `evaluate` computes; see `xaigraph eval --help`."""
+
+    methods: tuple[str, ...] = ()
+    metrics: tuple[str, ...] = ALL
+    steps: int = M.STEPS
+    tolerance: float = M.TOLERANCE
+    from_explain: tuple[Path, ...] = ()
+    runtime: str | None = None
+    batch_size: int = 8
+    force: bool = False
+    blackbox: Any = None  # BlackBoxOptions for the black-box methods eval runs
+    resamples: int = stats.RESAMPLES
+
+
+def parse_metrics(text: str) -> tuple[str, ...]:
+    """`all`, or metric names separated by commas (`pointing_game,insertion_auc`); `adcc`
+    alone brings its three parts, `insertion_deletion` both AUCs."""
+    names: list[str] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        group = {"all": ALL, "adcc": ADCC, "insertion_deletion": FAITHFULNESS,
+                 "localisation": LOCALISATION}.get(part, (part,))
+        for name in group:
+            if name not in M.METRICS:
+                raise BadInputError(f"--metrics: unknown metric '{part}'; use all or some of "
+                                    f"{', '.join(ALL)}")
+            if name not in names:
+                names.append(name)
+    if not names:
+        raise BadInputError("--metrics: name at least one metric (or all)")
+    return tuple(n for n in ALL if n in names)
+
+
+def target_classes(item: Any, labels: Sequence[str] | None, scores: np.ndarray) -> list[int]:
+    """The classes explained for `item` (`CLASS_RULE`), in the order of its ground truth."""
+    from xaigraph.labels import normal
+
+    if labels:
+        index = {normal(name): i for i, name in reversed(list(enumerate(labels)))}
+        names = [b.name for b in getattr(item, "boxes", ())] + list(getattr(item, "labels", ()))
+        found: list[int] = []
+        for name in names:
+            c = index.get(normal(name))
+            if c is not None and c not in found:
+                found.append(c)
+        if found:
+            return found
+    return [int(np.argmax(scores))]
+
+
+# -- the model as a function --------------------------------------------------------------------
+
+@dataclass
+class _Model:
+    """The plain MODEL as metrics see it: NCHW float inputs in, probabilities out."""
+
+    spec: Any
+    session: Any
+    nhwc: bool
+    dtype: np.dtype[Any]
+    baseline: np.ndarray  # [1, C, H, W] float32: the model input of a black image
+    baseline_scores: np.ndarray | None = None
+
+    @classmethod
+    def open(cls, spec: Any) -> _Model:
+        from PIL import Image
+
+        from xaigraph.session import Session
+
+        session = Session.open(spec.model, spec.runtime)
+        h, w = spec.preprocess.size
+        nhwc = spec.preprocess.layout == "NHWC"
+        black = spec.preprocess.apply(Image.new("RGB", (w, h)))
+        model = cls(spec, session, nhwc, np.dtype(spec.preprocess.dtype),
+                    _nchw(black, nhwc))
+        model.baseline_scores = model.predict(model.baseline)[0]
+        return model
+
+    def model_input(self, x: np.ndarray) -> np.ndarray:
+        """NCHW float metric inputs as the model takes them (layout, element type)."""
+        y = x.transpose(0, 2, 3, 1) if self.nhwc else x
+        if np.issubdtype(self.dtype, np.integer):
+            info = np.iinfo(self.dtype)
+            y = np.clip(np.round(y), info.min, info.max)
+        return np.ascontiguousarray(y, dtype=self.dtype)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        from xaigraph.explain.runner import probabilities
+
+        spec = self.spec
+        feeds = self.model_input(x)
+        size = spec.static_batch
+        if size is None:
+            logits = self.session.run([feeds], [spec.class_output])[0]
+        else:
+            parts = [self.session.run([_padded(feeds[i:i + size], size)],
+                                      [spec.class_output])[0]
+                     for i in range(0, len(feeds), size)]
+            logits = np.concatenate(parts)[: len(feeds)]
+        return probabilities(logits, spec.activation, spec.detector).astype(np.float64)
+
+
+    def predict_model_layout(self, x: np.ndarray) -> np.ndarray:
+        """`predict` of inputs in the model's own layout (the black-box samplers' view)."""
+        return self.predict(_nchw(x, self.nhwc))
+
+
+def _padded(x: np.ndarray, size: int) -> np.ndarray:
+    if len(x) == size:
+        return x
+    return np.concatenate([x, np.repeat(x[-1:], size - len(x), axis=0)])
+
+
+def _nchw(x: np.ndarray, nhwc: bool) -> np.ndarray:
+    """A model input `[1, ...]` (or one image `[...]`) as NCHW float32 `[1, C, H, W]`."""
+    a = np.asarray(x)
+    if a.ndim == 3:
+        a = a[None]
+    if nhwc:
+        a = a.transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
+class _Coherency:
+    """`explain_fn` for ADCC's coherency: the method run again on masked images."""
+
+    def __init__(self, spec: Any, model: _Model) -> None:
+        from xaigraph.explain.runner import Explainer
+
+        self.spec = spec
+        self.model = model
+        self.explainer = Explainer(spec) if spec.white_box else None
+
+    def __call__(self, images: np.ndarray, classes: Sequence[int]) -> np.ndarray:
+        from xaigraph.explain import blackbox
+        from xaigraph.explain.runner import unit_maps
+
+        spec = self.spec
+        if self.explainer is not None:
+            out = self.explainer({"index": np.arange(len(images), dtype=np.int64),
+                                  "input": self.model.model_input(images)})
+            picked = []
+            for b, c in enumerate(classes):
+                row = [int(t) for t in out["targets"][b]]
+                pos = 0 if spec.class_free else (row.index(c) if c in row else -1)
+                picked.append(out["maps"][b, pos] if pos >= 0 else
+                              np.zeros(out["maps"].shape[-2:], np.float32))
+            return np.stack(picked)
+        options = spec.blackbox if spec.blackbox is not None else blackbox.BlackBoxOptions()
+        maps = []
+        for b, c in enumerate(classes):
+            found = blackbox.explain_one(
+                self.model.model_input(images[b:b + 1]), self.model.predict_model_layout,
+                spec.method, options, [int(c)],
+                baseline=self.model.model_input(self.model.baseline))
+            maps.append(unit_maps(np.asarray(found.maps, np.float32))[0])
+        return np.stack(maps)
+
+
+# -- explain OUT_DIRs ---------------------------------------------------------------------------
+
+@dataclass
+class _Source:
+    """One method's explain OUT_DIR and the spec that reads (and, if made, writes) it."""
+
+    method: str
+    folder: Path
+    spec: Any
+    given: bool
+    card: dict[str, Any] = field(default_factory=dict)
+
+
+def _read_given(folder: Path) -> tuple[str, dict[str, Any]]:
+    from xaigraph.explain import results
+
+    if not (folder / results.RUN).is_file() or not (folder / results.RESULTS).is_file():
+        raise BadInputError(f"--from-explain {folder}: not an explain OUT_DIR (no run.json "
+                            "and results.jsonl)")
+    card = results.read_run(folder) or {}
+    method = (card.get("method") or {}).get("name")
+    if not isinstance(method, str):
+        raise BadInputError(f"--from-explain {folder}: run.json names no method")
+    if not (card.get("options") or {}).get("raw"):
+        raise BadInputError(f"--from-explain {folder}: no raw maps; run xaigraph explain "
+                            "with --raw")
+    return method, card
+
+
+def _preprocess_of(card: dict[str, Any], fallback: Any) -> Any:
+    from xaigraph.preprocess import Preprocess
+
+    values = card.get("preprocessing")
+    if not isinstance(values, dict):
+        return fallback
+    fixed: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v
+                             for k, v in values.items()}
+    try:
+        return Preprocess(**fixed)
+    except (TypeError, ValueError) as exc:
+        raise BadInputError(f"run.json: preprocessing not understood: {exc}") from exc
+
+
+def _sources(model: Path, out_dir: Path, options: EvalOptions) -> list[_Source]:
+    """Every method's source, checked and prepared before anything is written."""
+    from xaigraph.explain.runner import prepare
+
+    if not model.exists():
+        raise BadInputError(f"model not found: {model}")
+    given: dict[str, tuple[Path, dict[str, Any]]] = {}
+    for folder in options.from_explain:
+        method, card = _read_given(Path(folder))
+        if method in given:
+            raise BadInputError(f"--from-explain: two OUT_DIRs of method {method} "
+                                f"({given[method][0]}, {folder})")
+        given[method] = (Path(folder), card)
+    methods = list(options.methods) or list(given)
+    if not methods:
+        raise BadInputError("name the methods to evaluate (--methods) or give explain "
+                            "OUT_DIRs (--from-explain)")
+    methods += [m for m in given if m not in methods]
+    sources = []
+    for method in methods:
+        spec = prepare(model, method=method, targets="all", runtime=options.runtime,
+                       batch_size=options.batch_size, raw=True, blackbox=options.blackbox)
+        if spec.detector:
+            raise BadInputError(f"{model.name} is a detector; eval measures classifiers")
+        if spec.method != method:
+            raise BadInputError(f"--methods {method}: the model gives {spec.method}")
+        if method in given:
+            folder, card = given[method]
+            sha = (card.get("model") or {}).get("sha256")
+            if sha != spec.sha256:
+                raise BadInputError(f"--from-explain {folder}: its maps are of another model "
+                                    f"(sha256 {str(sha)[:12]}, MODEL {spec.sha256[:12]})")
+            spec = replace(spec, preprocess=_preprocess_of(card, spec.preprocess))
+            sources.append(_Source(method, folder, spec, True, card))
+        else:
+            sources.append(_Source(method, out_dir / method, spec, False))
+    return sources
+
+
+def _check_made(source: _Source, force: bool) -> None:
+    from xaigraph.explain import results
+
+    card = _made_card(source.spec)
+    source.card = card
+    results.check_run(source.folder, card["digest"], force)
+
+
+def _made_card(spec: Any) -> dict[str, Any]:
+    from xaigraph.explain import results
+
+    card = spec.card()
+    card["options"]["targets"] = "eval: " + CLASS_RULE
+    card["digest"] = results.digest(card)
+    return card
+
+
+def _make(source: _Source, items: Sequence[Any], model: _Model, force: bool,
+          tick: Callable[[], None]) -> None:
+    """Write `source.folder` as `xaigraph explain --raw` would, with eval's targets."""
+    from xaigraph.explain import blackbox, results
+    from xaigraph.explain.runner import (
+        Explainer,
+        batch,
+        decode,
+        error_record,
+        unit_maps,
+        write,
+    )
+
+    spec = source.spec
+    out = source.folder
+    card = source.card
+    run = card["digest"]
+    out.mkdir(parents=True, exist_ok=True)
+    results.clean_temporaries(out)
+    resume = results.Resume(out, run, force)
+    resume.fold_partial()
+    results.write_run(out, card)
+    explainer = Explainer(spec) if spec.white_box else None
+    options = spec.blackbox if spec.blackbox is not None else blackbox.BlackBoxOptions()
+    writer = results.ResultsWriter(out)
+    try:
+        for chunk in _chunked(items, spec.batch):
+            todo: list[tuple[Any, Any]] = []
+            for item in chunk:
+                kept = resume.done(item.key)
+                if kept is not None:
+                    todo.append((item, kept))
+                    continue
+                decoded = decode(item, spec.preprocess)
+                todo.append((item, decoded))
+            fresh = [d for _, d in todo if not isinstance(d, dict) and d.error is None]
+            rows = _explain_rows(fresh, explainer, model, spec, options, batch, unit_maps)
+            for item, d in todo:
+                if isinstance(d, dict):
+                    writer.add(d)
+                elif d.error is not None:
+                    writer.add(error_record(item, d.error, run))
+                else:
+                    writer.add(write(d, rows[id(d)], spec, out, run))
+                tick()
+        writer.commit()
+    finally:
+        writer.close()
+
+
+def _explain_rows(decoded: list[Any], explainer: Any, model: _Model, spec: Any,
+                  options: Any, batch: Any, unit_maps: Any) -> dict[int, dict[str, Any]]:
+    """One image's row (as `runner.write` takes it) per decoded image, with its targets."""
+    from xaigraph.explain import blackbox
+
+    rows: dict[int, dict[str, Any]] = {}
+    if not decoded:
+        return rows
+    if explainer is not None:
+        out = explainer(batch(decoded))
+        for b, d in enumerate(decoded):
+            scores = out["scores"][b]
+            chosen = target_classes(d.item, _names(spec), scores)
+            available = [int(t) for t in out["targets"][b]]
+            pos = [0 if spec.class_free else available.index(c) for c in chosen]
+            rows[id(d)] = {"scores": scores, "targets": np.asarray(chosen),
+                           "maps": out["maps"][b, pos], "raw": out["raw"][b, pos],
+                           "seconds": out["seconds"][b]}
+        return rows
+    for d in decoded:
+        start = time.perf_counter()
+        x = np.asarray(d.input)[None]
+        scores = model.predict(_nchw(x, model.nhwc))[0].astype(np.float32)
+        chosen = target_classes(d.item, _names(spec), scores)
+        found = blackbox.explain_one(x, model.predict_model_layout, spec.method, options,
+                                     chosen, baseline=model.model_input(model.baseline))
+        raw = np.asarray(found.maps, np.float32)
+        rows[id(d)] = {"scores": scores, "targets": np.asarray(chosen), "maps": unit_maps(raw),
+                       "raw": raw, "seconds": time.perf_counter() - start}
+    return rows
+
+
+def _names(spec: Any) -> list[str]:
+    """The model's class names: its labels, else `class N` (as explain names them)."""
+    return [spec.label(i) for i in range(spec.num_classes)]
+
+
+def _chunked(items: Sequence[Any], size: int) -> Iterator[list[Any]]:
+    for i in range(0, len(items), size):
+        yield list(items[i:i + size])
+
+
+def _link(source: _Source, out_dir: Path) -> str:
+    """`EVAL_DIR/<method>` for a given OUT_DIR (a symbolic link unless it is that folder);
+    the folder as metrics.json records it."""
+    place = out_dir / source.method
+    target = source.folder.resolve()
+    if place.resolve() == target:
+        return source.method
+    if place.is_symlink() or not place.exists():
+        tmp = out_dir / f".{source.method}.link"
+        if tmp.is_symlink():
+            tmp.unlink()
+        os.symlink(target, tmp, target_is_directory=True)
+        os.replace(tmp, place)
+        return source.method
+    raise BadInputError(f"{place} exists and is not {source.folder}; use another -o DIR")
+
+
+# -- the metrics of one OUT_DIR -----------------------------------------------------------------
+
+def _none(v: float) -> float | None:
+    return None if not np.isfinite(v) else round(float(v), 6)
+
+
+def _rows(source: _Source, items: dict[str, Any], model: _Model, options: EvalOptions,
+          tick: Callable[[], None]) -> Iterator[dict[str, Any]]:
+    from xaigraph.explain import render, results
+    from xaigraph.explain.runner import decode, unit_maps
+
+    spec = source.spec
+    wanted = set(options.metrics)
+    local = [m for m in LOCALISATION if m in wanted]
+    faithful = bool(wanted & set(FAITHFULNESS))
+    adcc = bool(wanted & set(ADCC))
+    coherency = _Coherency(spec, model) if "coherency" in wanted or "adcc" in wanted else None
+    for record in results.read_lines(source.folder / results.RESULTS):
+        item = items.get(str(record.get("key")))
+        if item is None or record.get("status") != "ok" or not record.get("targets"):
+            continue
+        decoded = decode(item, spec.preprocess)
+        if decoded.error is not None:
+            log.warning("%s", decoded.error)
+            tick()
+            continue
+        targets = [int(t["class"]) for t in record["targets"]]
+        unit = np.stack([unit_maps(_load_raw(source.folder, t)) for t in record["targets"]])
+        x = _nchw(np.asarray(decoded.input), model.nhwc)
+        rows = [{"key": item.key, "method": source.method, "class": c,
+                 "label": spec.label(c)} for c in targets]
+        if local:
+            tol = M.pointing_tolerance(*_seen(decoded.placement), tolerance=options.tolerance)
+            for row, m in zip(rows, unit, strict=True):
+                boxes = _boxes_of(item, row["label"])
+                values, seen = render.resample(m, decoded.placement, decoded.width,
+                                               decoded.height, spec.preprocess.size)
+                values = np.where(seen, values, np.nan)
+                if "pointing_game" in wanted:
+                    row["pointing_game"] = _none(M.pointing_game(values, boxes, tol))
+                if "mass_in_box" in wanted:
+                    row["mass_in_box"] = _none(M.mass_in_box(values, boxes))
+        if faithful or adcc:
+            size = x.shape[2:]
+            at_input = np.stack([M.resize_map(m, size) for m in unit])
+            if faithful:
+                found = M.insertion_deletion(x, at_input, targets, model.predict,
+                                             steps=options.steps, baseline=model.baseline,
+                                             baseline_scores=model.baseline_scores)
+                for t, row in enumerate(rows):
+                    if "insertion_auc" in wanted:
+                        row["insertion_auc"] = _none(found.insertion[t])
+                    if "deletion_auc" in wanted:
+                        row["deletion_auc"] = _none(found.deletion[t])
+            if adcc:
+                scores = M.adcc(x, at_input, targets, model.predict, coherency,
+                                baseline=model.baseline)
+                for t, row in enumerate(rows):
+                    for name in ADCC:
+                        if name in wanted:
+                            row[name] = _none(scores[name][t])
+        tick()
+        yield from rows
+
+
+def _load_raw(folder: Path, target: dict[str, Any]) -> np.ndarray:
+    rel = target.get("raw")
+    if not isinstance(rel, str):
+        raise BadInputError(f"{folder}: a target without its raw map; run xaigraph explain "
+                            "with --raw")
+    try:
+        return np.asarray(np.load(folder / rel), dtype=np.float32)
+    except (OSError, ValueError) as exc:
+        raise BadInputError(f"{folder / rel}: cannot read the raw map ({exc})") from exc
+
+
+def _seen(placement: Any) -> tuple[float, float]:
+    left, top, right, bottom = placement.image_box
+    return right - left, bottom - top
+
+
+def _boxes_of(item: Any, label: str) -> list[tuple[float, float, float, float]]:
+    from xaigraph.labels import normal
+
+    name = normal(label)
+    return [tuple(b.box) for b in getattr(item, "boxes", ()) if normal(b.name) == name]
+
+
+# -- summaries and tables -----------------------------------------------------------------------
+
+def _summaries(rows: list[dict[str, Any]], methods: Sequence[str], names: Sequence[str],
+               resamples: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    summary: dict[str, Any] = {}
+    per_class: dict[str, Any] = {}
+    for method in methods:
+        mine = [r for r in rows if r["method"] == method]
+        summary[method] = {n: stats.summary([r.get(n) for r in mine], resamples=resamples)
+                           for n in names}
+        classes: dict[str, list[dict[str, Any]]] = {}
+        for r in mine:
+            classes.setdefault(r["label"], []).append(r)
+        per_class[method] = {
+            label: {n: stats.summary([r.get(n) for r in group], resamples=resamples)
+                    for n in names}
+            for label, group in sorted(classes.items())}
+    return summary, per_class
+
+
+def _cell(s: dict[str, Any]) -> str:
+    if s["mean"] is None:
+        return "-"
+    low, high = s["ci95"]
+    return f"{s['mean']:.3f} [{low:.3f}, {high:.3f}] n={s['n']}"
+
+
+def _grid(doc: dict[str, Any]) -> list[tuple[str, list[list[str]]]]:
+    """(title, rows with a header row) of each table: methods side by side, then per class."""
+    methods = doc["methods"]
+    names = list(doc["metrics"])
+    arrow = {"higher": "↑", "lower": "↓"}
+
+    def head(name: str) -> str:
+        return f"{name} {arrow[doc['metrics'][name]['direction']]}"
+
+    tables = [("Methods (mean [95 % bootstrap interval] n)",
+               [["metric", *methods]]
+               + [[head(n), *[_cell(doc["summary"][m][n]) for m in methods]] for n in names])]
+    labels = sorted({label for m in methods for label in doc["per_class"][m]})
+    rows = [["class", "metric", *methods]]
+    for label in labels:
+        for n in names:
+            cells = [_cell(doc["per_class"][m][label][n]) if label in doc["per_class"][m]
+                     else "-" for m in methods]
+            if any(c != "-" for c in cells):
+                rows.append([label, head(n), *cells])
+    tables.append(("Per class", rows))
+    return tables
+
+
+def table(doc: dict[str, Any]) -> str:
+    """The terminal tables (plain text, columns aligned)."""
+    out = []
+    for title, rows in _grid(doc):
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        out.append(title)
+        for r in rows:
+            out.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+        out.append("")
+    return "\n".join(out)
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    """metrics.md: the same tables in Markdown, and each metric's paper and parameters."""
+    out = ["# Saliency-map metrics", "",
+           f"Model `{doc['model']}`; {doc['images_evaluated']} images; classes explained: "
+           f"{doc['class_rule']}. Intervals: 95 % percentile bootstrap, "
+           f"{doc['bootstrap']['resamples']} resamples, seed {doc['bootstrap']['seed']}.", ""]
+    for title, rows in _grid(doc):
+        out += [f"## {title}", "", "| " + " | ".join(rows[0]) + " |",
+                "|" + "---|" * len(rows[0])]
+        out += ["| " + " | ".join(r) + " |" for r in rows[1:]]
+        out.append("")
+    out += ["## Metrics", ""]
+    for name, m in doc["metrics"].items():
+        params = ", ".join(f"{k}={v}" for k, v in m["params"].items()) or "none"
+        out.append(f"- `{name}` ({m['direction']} is better): {m['paper']}; {params}")
+    return "\n".join(out) + "\n"
+
+
+# -- the driver ---------------------------------------------------------------------------------
+
+def evaluate(model: str | os.PathLike[str], inputs: Sequence[str],
+             out_dir: str | os.PathLike[str], options: EvalOptions | None = None, *,
+             stdin: Any = None, progress: bool = False) -> dict[str, Any]:
+    """Evaluate the maps of each method on the images of `inputs`; write `metrics.json` and
+    `metrics.md` into `out_dir` and return the metrics.json object. Bad input raises
+    `BadInputError` before anything is written."""
+    from xaigraph.explain.inputs import collect
+    from xaigraph.files import atomic_write
+
+    options = options or EvalOptions()
+    if options.steps < 1:
+        raise BadInputError(f"--steps must be at least 1, not {options.steps}")
+    if options.tolerance < 0:
+        raise BadInputError(f"--tolerance must be >= 0, not {options.tolerance}")
+    start = time.perf_counter()
+    model_path = Path(model)
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise BadInputError(f"-o {out}: a file, not a folder")
+    dataset = collect(list(inputs), stdin=stdin if stdin is not None else sys.stdin)
+    sources = _sources(model_path, out, options)
+    for s in sources:
+        if not s.given:
+            _check_made(s, options.force)
+    plain = _Model.open(sources[0].spec)
+    items = {item.key: item for item in dataset.items}
+
+    from tqdm import tqdm
+
+    made = [s for s in sources if not s.given]
+    total = len(dataset.items) * (len(made) + len(sources))
+    with tqdm(total=total, unit="img", file=sys.stderr, disable=not progress,
+              dynamic_ncols=True) as bar:
+        out.mkdir(parents=True, exist_ok=True)
+        for s in made:
+            _make(s, dataset.items, plain, options.force, lambda: bar.update(1))
+        folders = {s.method: (_link(s, out) if s.given else s.method) for s in sources}
+        rows: list[dict[str, Any]] = []
+        for s in sources:
+            model_for = plain if s.spec.preprocess == plain.spec.preprocess else \
+                _Model.open(s.spec)
+            rows.extend(_rows(s, items, model_for, options, lambda: bar.update(1)))
+    methods = [s.method for s in sources]
+    names = list(options.metrics)
+    summary, per_class = _summaries(rows, methods, names, options.resamples)
+    params = {"tolerance_px": options.tolerance, "steps": options.steps}
+    doc: dict[str, Any] = {
+        "methods": methods,
+        "model": str(model_path),
+        "data": list(inputs),
+        "class_rule": CLASS_RULE,
+        "explain_dirs": folders,
+        "images": rows,
+        "images_evaluated": len({r["key"] for r in rows}),
+        "metrics": {n: M.METRICS[n].describe(**params) for n in names},
+        "bootstrap": {"method": "percentile", "level": stats.LEVEL,
+                      "resamples": options.resamples, "seed": stats.SEED},
+        "summary": summary,
+        "per_class": per_class,
+        "seconds": round(time.perf_counter() - start, 3),
+    }
+    text = _json(doc)
+    atomic_write(out / METRICS_JSON, lambda p: p.write_text(text, encoding="utf-8"))
+    md = markdown(doc)
+    atomic_write(out / METRICS_MD, lambda p: p.write_text(md, encoding="utf-8"))
+    return doc
+
+
+def _json(doc: dict[str, Any]) -> str:
+    import json
+
+    order = ["methods", "model", "data", "class_rule", "explain_dirs", "metrics",
+             "bootstrap", "summary", "per_class", "images_evaluated", "seconds", "images"]
+    return json.dumps({k: doc[k] for k in order}, indent=1) + "\n"
