@@ -1,0 +1,230 @@
+"""`xaigraph eval` end to end on a tiny model and a generated COCO data set: the files, the
+numbers against independent computations, --from-explain, labels only, bad input."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from tests.explain.test_metrics import reference_curves
+from xaigraph.cli import cli
+from xaigraph.explain import render, stats
+from xaigraph.explain.evaluate import parse_metrics, target_classes
+from xaigraph.explain.inputs import Box, Item
+from xaigraph.session import Session
+
+WIDTH, HEIGHT = 40, 32
+CATEGORIES = ["class 1", "class_3"]  # "class N" is how explain names an unlabelled class N
+BOX = [5.0, 4.0, 25.0, 18.0]  # x1 y1 x2 y2
+
+
+def invoke(*args: str | Path) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture(scope="module")
+def coco(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("coco")
+    (root / "images").mkdir()
+    rng = np.random.default_rng(0)
+    images, anns = [], []
+    for i in range(6):
+        pixels = rng.integers(0, 256, (HEIGHT, WIDTH, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(root / "images" / f"im{i}.png")
+        images.append({"id": i + 1, "file_name": f"im{i}.png", "width": WIDTH,
+                       "height": HEIGHT})
+        x1, y1, x2, y2 = BOX
+        anns.append({"id": i + 1, "image_id": i + 1, "category_id": 1 + i % 2,
+                     "bbox": [x1, y1, x2 - x1, y2 - y1]})
+    path = root / "instances_val.json"
+    path.write_text(json.dumps({"images": images, "annotations": anns, "categories": [
+        {"id": 1, "name": CATEGORIES[0]}, {"id": 2, "name": CATEGORIES[1]}]}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def model(tiny_file: Callable[..., Path]) -> Path:
+    return tiny_file("gap_fc", False, "onnx17")
+
+
+@pytest.fixture(scope="module")
+def evaluated(model: Path, coco: Path, tmp_path_factory: pytest.TempPathFactory
+              ) -> tuple[Path, dict[str, Any]]:
+    out = tmp_path_factory.mktemp("eval") / "out"
+    code, stdout, stderr = invoke("eval", model, coco, "-o", out, "--methods",
+                                  "reciprocam,activationmap", "--steps", "8")
+    assert code == 0, stderr
+    assert "reciprocam" in stdout and "deletion_auc" in stdout and "[" in stdout
+    return out, json.loads((out / "metrics.json").read_text())
+
+
+def softmax_predict(model: Path) -> Callable[[np.ndarray], np.ndarray]:
+    session = Session.open(model)
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        z = session.run([np.ascontiguousarray(x, np.float32)])[0].astype(np.float64)
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    return predict
+
+
+def test_files_and_layout(evaluated: tuple[Path, dict[str, Any]]) -> None:
+    out, doc = evaluated
+    assert doc["methods"] == ["reciprocam", "activationmap"]
+    assert (out / "metrics.md").read_text().startswith("# Saliency-map metrics")
+    for method in doc["methods"]:
+        assert (out / method / "results.jsonl").is_file()
+        assert (out / method / "run.json").is_file()
+    assert doc["metrics"]["deletion_auc"]["direction"] == "lower"
+    assert doc["metrics"]["insertion_auc"]["params"]["steps"] == 8
+    assert len(doc["images"]) == 12  # 6 images, one ground-truth class each, 2 methods
+
+
+def test_explained_classes_are_the_ground_truth_by_name(evaluated: tuple[Path, dict]) -> None:
+    _, doc = evaluated
+    rows = [r for r in doc["images"] if r["method"] == "reciprocam"]
+    assert [r["class"] for r in rows] == [1, 3, 1, 3, 1, 3]
+    assert {r["label"] for r in rows} == {"class 1", "class 3"}
+
+
+def test_numbers_against_independent_computations(evaluated: tuple[Path, dict], model: Path,
+                                                  coco: Path) -> None:
+    out, doc = evaluated
+    predict = softmax_predict(model)
+    record = json.loads((out / "reciprocam" / "results.jsonl").read_text().splitlines()[1])
+    target = record["targets"][0]
+    raw = np.load(out / "reciprocam" / target["raw"])
+    unit = (raw - raw.min()) / (raw.max() - raw.min())
+    photo = Image.open(coco.parent / "images" / "im1.png").convert("RGB")
+    # the tiny model's default preprocessing: the centred 32 x 32 square (columns 4..35),
+    # resized to 16 x 16 (bilinear), pixels as they are
+    crop = (4, 0, 36, 32)
+    x = np.asarray(photo.resize((16, 16), Image.Resampling.BILINEAR, box=crop),
+                   np.float32).transpose(2, 0, 1)[None]
+    row = next(r for r in doc["images"] if r["method"] == "reciprocam" and r["key"] == "im1")
+    # pointing game: the argmax of the map on the original, within 15 * 32 / 224 px of the box
+    class _Placement:
+        image_box = (4.0, 0.0, 36.0, 32.0)
+        input_box = (0.0, 0.0, 16.0, 16.0)
+
+    values, seen = render.resample(unit, _Placement(), WIDTH, HEIGHT, (16, 16))
+    values = np.where(seen, values, 0.0)
+    assert seen[:, 4:36].all() and not seen[:, :4].any() and not seen[:, 36:].any()
+    py, px = np.unravel_index(int(np.argmax(values)), values.shape)
+    dx = max(BOX[0] - (px + 0.5), (px + 0.5) - BOX[2], 0.0)
+    dy = max(BOX[1] - (py + 0.5), (py + 0.5) - BOX[3], 0.0)
+    assert row["pointing_game"] == (1.0 if np.hypot(dx, dy) <= 15 * 32 / 224 else 0.0)
+    inside = values[4:18, 5:25].sum() / values.sum()
+    assert row["mass_in_box"] == pytest.approx(inside, abs=1e-5)
+    # insertion / deletion one image at a time, at the model input's resolution
+    at_input = render.resample(unit, type("P", (), {"image_box": (0, 0, 16, 16),
+                                                    "input_box": (0, 0, 16, 16)})(),
+                               16, 16, (16, 16))[0]
+    from xaigraph.explain.metrics import blur
+
+    ins, dele = reference_curves(x, at_input, 3, predict, 8, np.zeros(1, np.float32),
+                                 blur(x))
+    assert row["insertion_auc"] == pytest.approx(ins, abs=1e-5)
+    assert row["deletion_auc"] == pytest.approx(dele, abs=1e-5)
+    # average drop and complexity
+    masked = at_input[None, None] * x
+    drop = max(0.0, predict(x)[0, 3] - predict(masked)[0, 3]) / predict(x)[0, 3]
+    assert row["average_drop"] == pytest.approx(drop, abs=1e-5)
+    assert row["complexity"] == pytest.approx(at_input.mean(), abs=1e-5)
+
+
+def test_summary_is_the_mean_with_its_bootstrap_interval(evaluated: tuple[Path, dict]
+                                                          ) -> None:
+    _, doc = evaluated
+    for method in doc["methods"]:
+        values = [r["insertion_auc"] for r in doc["images"] if r["method"] == method]
+        got = doc["summary"][method]["insertion_auc"]
+        assert got["n"] == 6 and got["mean"] == pytest.approx(np.mean(values))
+        assert got["ci95"] == pytest.approx(list(stats.bootstrap_ci(values)))
+        per = doc["per_class"][method]["class 3"]["pointing_game"]
+        hits = [r["pointing_game"] for r in doc["images"]
+                if r["method"] == method and r["label"] == "class 3"]
+        assert per["n"] == 3 and per["mean"] == pytest.approx(np.mean(hits))
+
+
+def test_from_explain_reuses_a_given_out_dir(model: Path, coco: Path, tmp_path: Path,
+                                             evaluated: tuple[Path, dict]) -> None:
+    given = tmp_path / "given"
+    code, _, stderr = invoke("explain", model, coco, "-o", given, "-m", "reciprocam",
+                             "--raw", "--targets", "1")
+    assert code == 0, stderr
+    out = tmp_path / "eval"
+    code, stdout, stderr = invoke("eval", model, coco, "-o", out, "--from-explain", given,
+                                  "--steps", "8", "--json")
+    assert code == 0, stderr
+    obj = json.loads(stdout)
+    assert obj["ok"] and obj["methods"] == ["reciprocam"]
+    assert (out / "reciprocam").resolve() == given.resolve()
+    doc = json.loads((out / "metrics.json").read_text())
+    assert {r["class"] for r in doc["images"]} == {1}  # the given run's targets
+    made = {(r["key"], r["class"]): r for r in evaluated[1]["images"]
+            if r["method"] == "reciprocam"}
+    shared = [r for r in doc["images"] if (r["key"], r["class"]) in made]
+    assert len(shared) == 3  # the images whose ground truth is class 1: same maps, same numbers
+    for r in shared:
+        assert r == made[r["key"], r["class"]]
+
+
+def test_class_folders_give_model_metrics_only(model: Path, tmp_path: Path) -> None:
+    for name in ("class 2", "class 4"):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        Image.new("RGB", (20, 20), (200, 10, 10)).save(tmp_path / "data" / name / "a.png")
+    out = tmp_path / "out"
+    code, _, stderr = invoke("eval", model, f"classes:{tmp_path / 'data'}", "-o", out,
+                             "--methods", "activationmap", "--steps", "4", "--metrics",
+                             "pointing_game,insertion_deletion")
+    assert code == 0, stderr
+    doc = json.loads((out / "metrics.json").read_text())
+    assert list(doc["metrics"]) == ["pointing_game", "insertion_auc", "deletion_auc"]
+    assert sorted(r["class"] for r in doc["images"]) == [2, 4]
+    assert doc["summary"]["activationmap"]["pointing_game"] == {"mean": None, "ci95": None,
+                                                                "n": 0}
+    assert doc["summary"]["activationmap"]["deletion_auc"]["n"] == 2
+
+
+@pytest.mark.parametrize("args, text", [
+    (["--methods", "reciprocam", "--metrics", "pointing"], "unknown metric 'pointing'"),
+    (["--methods", "reciprocam", "--steps", "0"], "--steps must be at least 1"),
+    ([], "name the methods"),
+    (["--methods", "nosuch"], "nosuch"),
+])
+def test_bad_input_is_one_line_exit_2_nothing_written(model: Path, coco: Path, tmp_path: Path,
+                                                     args: list[str], text: str) -> None:
+    out = tmp_path / "out"
+    code, _, stderr = invoke("eval", model, coco, "-o", out, *args)
+    assert code == 2
+    assert len(stderr.strip().splitlines()) == 1 and text in stderr
+    assert not out.exists()
+
+
+def test_from_explain_without_raw_maps_is_refused(model: Path, coco: Path,
+                                                  tmp_path: Path) -> None:
+    given = tmp_path / "given"
+    assert invoke("explain", model, coco, "-o", given, "-m", "reciprocam")[0] == 0
+    code, _, stderr = invoke("eval", model, coco, "-o", tmp_path / "out", "--from-explain",
+                             given)
+    assert code == 2 and "--raw" in stderr and not (tmp_path / "out").exists()
+
+
+def test_parse_metrics_and_the_class_rule() -> None:
+    assert parse_metrics("adcc,pointing_game") == ("pointing_game", "average_drop",
+                                                    "coherency", "complexity", "adcc")
+    item = Item(0, Path("a.png"), "a", boxes=(Box((0, 0, 1, 1), 0, "Tiger_Cat"),),
+                labels=("tiger cat", "dog"))
+    labels = ["dog", "tiger cat", "fish"]
+    assert target_classes(item, labels, np.array([0.1, 0.2, 0.7])) == [1, 0]
+    assert target_classes(Item(1, Path("b.png"), "b"), labels, np.array([0.1, 0.2, 0.7])) == [2]
