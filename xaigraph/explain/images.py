@@ -20,6 +20,7 @@ decompression-bomb limit raise `ImageError`, one line that names the file. `size
 
 from __future__ import annotations
 
+import stat
 import warnings
 from pathlib import Path
 
@@ -42,14 +43,15 @@ class ImageError(BadInputError):
 
 def _open(path: Path) -> Image.Image:
     try:
-        if path.stat().st_size == 0:
-            raise ImageError(f"{path}: empty file, not an image")
+        status = path.stat()
     except FileNotFoundError as exc:
         raise ImageError(f"{path}: no such file") from exc
     except OSError as exc:
         raise ImageError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    if not path.is_file():
+    if not stat.S_ISREG(status.st_mode):  # before the size: a folder's size means nothing
         raise ImageError(f"{path}: not a regular file")
+    if status.st_size == 0:
+        raise ImageError(f"{path}: empty file, not an image")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
