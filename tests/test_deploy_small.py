@@ -66,7 +66,7 @@ def test_make_demo_installs_only_the_runtime(tmp_path: Path) -> None:
     assert installs and all(line.endswith("-e .") for line in installs), installs
     assert any("xaigraph demo" in line for line in demo)
     test = _recipe("test", tmp_path)
-    extras = [i for i, line in enumerate(test) if "-e '.[dev]'" in line]
+    extras = [i for i, line in enumerate(test) if "-e '.[dev,ray]'" in line]
     runtime = [i for i, line in enumerate(test) if line.endswith("-e .")]
     pytest_at = next(i for i, line in enumerate(test) if "-m pytest" in line)
     assert runtime and extras and runtime[0] < extras[0] < pytest_at

@@ -19,6 +19,7 @@ result for (resume) and an image that fails to decode (`fail`) take their slot a
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import queue
 import threading
@@ -82,7 +83,7 @@ def run(
                 members = waiting.popleft()
                 for (decoded, slot), row in zip(members, unbatch(out), strict=True):
                     done = writers.submit(finish, decoded, row)
-                    done.add_done_callback(lambda f, s=slot: _transfer(f, s))
+                    done.add_done_callback(functools.partial(_transfer, slot=slot))
         except BaseException as exc:  # to the main thread, which raises it
             failure.append(exc)
             for members in waiting:
@@ -153,7 +154,7 @@ def run(
         writers.shutdown(wait=True, cancel_futures=True)
 
 
-def _transfer(done: Future[R], slot: Future[R]) -> None:
+def _transfer(done: Future[Any], slot: Future[Any]) -> None:
     exc = done.exception()
     if exc is not None:
         slot.set_exception(exc)

@@ -103,11 +103,12 @@ def collect(inputs: Sequence[str], *, stdin: TextIO | None = None) -> Dataset:
     if not inputs:
         raise BadInputError("no INPUT given: name image files, folders, a list or '-'")
     found = [_one(arg, stdin) for arg in inputs]
-    annotated = [f for f in found if f.classes is not None]
-    classes = annotated[0].classes if annotated else None
-    for other in annotated[1:]:
+    annotated = [(arg, f) for arg, f in zip(inputs, found, strict=True)
+                 if f.classes is not None]
+    classes = annotated[0][1].classes if annotated else None
+    for arg, other in annotated[1:]:
         if other.classes != classes:
-            raise BadInputError("the inputs are data sets with different class lists; "
+            raise BadInputError(f"{arg}: its classes differ from those of {annotated[0][0]}; "
                                 "explain one data set at a time")
     rows = [row for f in found for row in f.rows]
     keys = _unique_keys([(path, stem) for path, stem, _, _ in rows])
@@ -174,7 +175,9 @@ def _images_in(folder: Path, *, required: bool = True) -> list[Path]:
 
 
 def _stem(path: Path, root: Path | None) -> str:
-    rel = path.relative_to(root) if root is not None else Path(path.name)
+    rel = Path(path.name)
+    if root is not None and path.is_relative_to(root) and ".." not in path.parts:
+        rel = path.relative_to(root)  # else (an absolute or '..' name in an annotation file)
     stem = rel.with_suffix("").as_posix() if rel.suffix else rel.as_posix()
     return _UNSAFE.sub("_", stem).strip("/") or "_"
 
@@ -202,13 +205,15 @@ def _unique_keys(rows: list[tuple[Path, str]]) -> list[str]:
         count[stem] = count.get(stem, 0) + 1
     keys: list[str] = []
     taken: set[str] = set()
+    following: dict[str, int] = {}  # the next number to try for a base: linear, not n**2
     for path, stem in rows:
         key = stem
         if count[stem] > 1 and path.suffix:
             key = f"{stem}_{_UNSAFE.sub('_', path.suffix[1:])}"
-        base, n = key, 2
+        base, n = key, following.get(key, 2)
         while key in taken:
             key, n = f"{base}_{n}", n + 1
+        following[base] = n
         taken.add(key)
         keys.append(key)
     return keys
@@ -226,7 +231,8 @@ def _class_folder(root: Path) -> _Found:
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not classes:
         raise BadInputError(f"classes:{root}: no class sub-folders")
-    rows = [(p, _stem(p, root), (), (name,))
+    none: tuple[Box, ...] = ()
+    rows = [(p, _stem(p, root), none, (name,))
             for name in classes for p in _images_in(root / name, required=False)]
     if not rows:
         raise BadInputError(f"classes:{root}: no images in its class folders")
@@ -249,13 +255,19 @@ def _coco(path: Path) -> _Found:
     if not isinstance(data, dict) or "images" not in data or "annotations" not in data:
         raise BadInputError(f"{path}: not a COCO annotation file (needs 'images' and "
                             "'annotations')")
-    categories = sorted(_list(data.get("categories", []), path, "categories"),
-                        key=lambda c: _field(c, "id", f"{path}: a category"))
+    try:
+        categories = sorted(_list(data.get("categories", []), path, "categories"),
+                            key=lambda c: _field(c, "id", f"{path}: a category"))
+    except TypeError as exc:
+        raise BadInputError(f"{path}: category ids of different types") from exc
     by_id = {c["id"]: i for i, c in enumerate(categories)}
     classes = [str(_field(c, "name", f"{path}: category {c['id']}")) for c in categories]
-    images = _list(data["images"], path, "images")
-    files = {_field(im, "id", f"{path}: an image"): str(_field(im, "file_name",
-             f"{path}: image {im.get('id')}")) for im in images}
+    files: dict[Any, str] = {}
+    for im in _list(data["images"], path, "images"):
+        image_id = _field(im, "id", f"{path}: an image")
+        if image_id in files:
+            raise BadInputError(f"{path}: image id {image_id} is listed twice")
+        files[image_id] = str(_field(im, "file_name", f"{path}: image {image_id}"))
     boxes: dict[Any, list[Box]] = {image_id: [] for image_id in files}
     for ann in _list(data["annotations"], path, "annotations"):
         where = f"{path}: annotation {ann.get('id', '?') if isinstance(ann, dict) else '?'}"

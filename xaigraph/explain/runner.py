@@ -22,6 +22,7 @@ image).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -600,7 +601,7 @@ def placement_of(preprocess: Preprocess, width: int, height: int) -> Any:
 def batch(decoded: Sequence[Decoded]) -> dict[str, np.ndarray]:
     """The batch dict of decoded items (all without error)."""
     return {"index": np.asarray([d.item.index for d in decoded], dtype=np.int64),
-            "input": np.stack([d.input for d in decoded])}
+            "input": np.stack([d.input for d in decoded if d.input is not None])}
 
 
 def unbatch(out: dict[str, np.ndarray]) -> list[dict[str, Any]]:
@@ -727,7 +728,8 @@ class Explainer:
                 raw[b, : len(cls)] = m.astype(np.float32)
                 maps[b, : len(cls)] = unit_maps(m) if spec.white_box else unit_maps(
                     m.astype(np.float32))
-        out = {"index": np.asarray(index, dtype=np.int64), "scores": scores.astype(np.float32),
+        out: dict[str, np.ndarray] = {
+               "index": np.asarray(index, dtype=np.int64), "scores": scores.astype(np.float32),
                "targets": targets, "maps": maps,
                "seconds": np.full(n, seconds / max(n, 1), dtype=np.float64)}
         if spec.raw:
@@ -849,13 +851,13 @@ def write(decoded: Decoded, explained: dict[str, Any], spec: ExplainSpec,
         unit = np.asarray(explained["maps"][t])
         coloured = render.colour_map(unit, decoded.placement, decoded.width, decoded.height,
                                      spec.preprocess.size, spec.colormap)
-        write_file(out / str(files["map"]), lambda p, img=coloured: render.save_png(img, p))
+        write_file(out / str(files["map"]), functools.partial(_save_png, coloured))
         if files["overlay"] is not None:
             blended = render.blend(decoded.image, coloured, spec.opacity)
-            write_file(out / files["overlay"], lambda p, img=blended: render.save_png(img, p))
+            write_file(out / files["overlay"], functools.partial(_save_png, blended))
         if files["raw"] is not None:
             raw = np.asarray(explained["raw"][t], dtype=np.float32)
-            write_file(out / files["raw"], lambda p, a=raw: _save_npy(a, p))
+            write_file(out / files["raw"], functools.partial(_save_npy, raw))
         entries.append({"class": cls, "label": spec.label(cls), "score": round(score, 4),
                         **files, "box": None})
     record: dict[str, Any] = {
@@ -871,6 +873,12 @@ def write(decoded: Decoded, explained: dict[str, Any], spec: ExplainSpec,
         "infer": round(float(explained.get("seconds", 0.0)), 4),
         "write": round(time.perf_counter() - start, 4)})
     return record
+
+
+def _save_png(array: np.ndarray, path: Path) -> None:
+    from xaigraph.explain import render
+
+    render.save_png(array, path)
 
 
 def _save_npy(array: np.ndarray, path: Path) -> None:
