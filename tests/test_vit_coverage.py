@@ -1,6 +1,7 @@
 """ViT-ReciproCAM on class-attention transformers (CaiT, XCiT, VOLO) and LeViT: tiny timm
-configurations built in code (random weights), by both routes (`openvino.convert_model` to
-IR; `torch.onnx.export` to ONNX). The maps are compared with a brute-force reference in torch:
+configurations built in code (random weights), by OpenVINO's own conversion
+(`openvino.convert_model` to IR) and by both ONNX routes (`torch.onnx.export`, then ONNX→ONNX
+and ONNX→IR). The maps are compared with a brute-force reference in torch:
 the target token map is masked by each location's kernel (a hook on the module that makes or
 takes it) and the whole model re-runs once per location.
 
@@ -81,9 +82,13 @@ def _build(name: str) -> Any:
     return model
 
 
-def _export(model: Any, name: str, route: str, folder: Path) -> Any:
+def _export(model: Any, name: str, route: str, folder: Path, example_batch: int = 2) -> Any:
+    """`route`: "ov" (OpenVINO's own conversion), "onnx" (an ONNX model, kept ONNX) or
+    "onnx-ir" (the same ONNX model, written as IR). The dynamo exporter fixes the batch when
+    the example's is 1 (as `make zoo` exports): every Reshape then has a constant shape whose
+    first entry is that batch, with `allowzero=1`."""
     size = MODELS[name][1]
-    x = torch.randn(1, 3, size, size)
+    x = torch.randn(example_batch, 3, size, size)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         if route == "ov":
@@ -137,19 +142,20 @@ def _run(result: Any, x: np.ndarray) -> np.ndarray:
     return np.asarray(compiled(x)[compiled.outputs[-1]])
 
 
-ROUTES = ("ov", "onnx")
+ROUTES = ("ov", "onnx", "onnx-ir")
+
+
+def _insert(model: Any, route: str) -> Any:
+    fmt = {"ov": "ir", "onnx": "onnx", "onnx-ir": "ir"}[route]
+    return insert(model, "vitreciprocam", scaling=False, output_format=fmt)
 
 
 @pytest.mark.parametrize("route", ROUTES)
 @pytest.mark.parametrize("name", list(MODELS))
-def test_vitreciprocam_matches_the_brute_force(name: str, route: str, tmp_path: Path,
-                                               request: pytest.FixtureRequest) -> None:
-    if name == "volo" and route == "onnx":  # a known limitation, kept visible (strict)
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="the dynamo export fixes the batch in a Reshape of the "
-            "class-attention stage, so the head copy cannot run on the batch of mosaics"))
+def test_vitreciprocam_matches_the_brute_force(name: str, route: str, tmp_path: Path
+                                               ) -> None:
     model = _build(name)
-    result = insert(_export(model, name, route, tmp_path), "vitreciprocam", scaling=False)
+    result = _insert(_export(model, name, route, tmp_path), route)
     grid = MODELS[name][2]
     assert result.report["validation"]["passed"]
     tokens = result.report["target"]["shape"].strip("[]").split(",")[1]
@@ -158,4 +164,23 @@ def test_vitreciprocam_matches_the_brute_force(name: str, route: str, tmp_path: 
     x = np.random.default_rng(1).standard_normal((2, 3, size, size)).astype(np.float32)
     got, ref = _run(result, x), _reference(model, name, x)
     assert got.shape == ref.shape == (2, 5, grid.height, grid.width)
+    np.testing.assert_allclose(got, ref, rtol=1e-3, atol=1e-3 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("route", ("onnx", "onnx-ir"))
+def test_a_batch_fixed_dynamo_export(route: str, tmp_path: Path) -> None:
+    """VOLO exported by the dynamo exporter from a batch-1 example: its Reshapes fix the
+    batch in constant shapes, with `allowzero=1`. The head copy relaxes them to accept the
+    batch of mosaics (a 0 that copies the input's dim, `allowzero` dropped: the same op,
+    since the shape has no 0)."""
+    model = _build("volo")
+    exported = _export(model, "volo", route, tmp_path, example_batch=1)
+    assert exported.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 1
+    reshapes = [n for n in exported.graph.node if n.op_type == "Reshape"]
+    assert any(a.name == "allowzero" and a.i == 1 for n in reshapes for a in n.attribute)
+    result = _insert(exported, route)
+    assert result.report["validation"]["passed"]
+    x = np.random.default_rng(2).standard_normal((1, 3, 64, 64)).astype(np.float32)
+    got, ref = _run(result, x), _reference(model, "volo", x)
+    assert got.shape == ref.shape == (1, 5, 4, 4)
     np.testing.assert_allclose(got, ref, rtol=1e-3, atol=1e-3 * np.abs(ref).max())
