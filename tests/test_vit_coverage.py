@@ -184,3 +184,72 @@ def test_a_batch_fixed_dynamo_export(route: str, tmp_path: Path) -> None:
     got, ref = _run(result, x), _reference(model, "volo", x)
     assert got.shape == ref.shape == (1, 5, 4, 4)
     np.testing.assert_allclose(got, ref, rtol=1e-3, atol=1e-3 * np.abs(ref).max())
+
+
+def _crossvit() -> Any:
+    """Two branches: a 60-pixel image in 12-pixel patches (5x5) and, resized to 48 pixels,
+    in 16-pixel patches (3x3); 2 multi-scale blocks (1 and 2 self-attention blocks, then the
+    cross-attention between the class tokens and the other branch's patches)."""
+    from timm.models.crossvit import CrossVit
+
+    torch.manual_seed(0)
+    return CrossVit(img_size=60, img_scale=(1.0, 0.8), patch_size=(12, 16), embed_dim=(16, 32),
+                    depth=((1, 2, 0), (1, 2, 0)), num_heads=(2, 2), mlp_ratio=(2, 2, 1),
+                    num_classes=5).eval()
+
+
+def _crossvit_reference(model: Any, x: np.ndarray) -> np.ndarray:
+    """`[N, K, 5, 5]`: per branch, the logits with the input of its last self-attention block
+    masked for each location (the other branch untouched), resized to 5x5 by torch's
+    bilinear interpolation (align_corners=False), then the mean of the two."""
+    import torch.nn.functional as F
+
+    last = model.blocks[-1].blocks  # the last multi-scale block's per-branch blocks
+    maps = []
+    for branch, grid in enumerate((TokenGrid(1, 5, 5, "torch"), TokenGrid(1, 3, 3, "torch"))):
+        masks = torch.from_numpy(token_masks(grid))
+        mask: list[Any] = [None]
+
+        def on_input(_m: Any, args: Any) -> Any:
+            return (args[0] * mask[0][None, :, None], *args[1:])
+
+        hook = last[branch][-1].register_forward_pre_hook(on_input)
+        scores = []
+        try:
+            with torch.no_grad():
+                for m in range(grid.locations):
+                    mask[0] = masks[m]
+                    scores.append(model(torch.from_numpy(x)))
+        finally:
+            hook.remove()
+        per = torch.stack(scores, dim=-1).reshape(x.shape[0], -1, grid.height, grid.width)
+        maps.append(F.interpolate(per, size=(5, 5), mode="bilinear", align_corners=False))
+    return ((maps[0] + maps[1]) / 2).double().numpy()
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_crossvit_matches_the_brute_force(route: str, tmp_path: Path) -> None:
+    """Found structurally: one token map per branch (the input of its last self-attention
+    block), the two together cutting every path to the scores."""
+    model = _crossvit()
+    size = 60
+    x = torch.randn(2, 3, size, size)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        if route == "ov":
+            exported = ov.convert_model(model, example_input=x, input=[(-1, 3, size, size)])
+        else:
+            path = tmp_path / "crossvit.onnx"
+            torch.onnx.export(model, (x,), str(path), opset_version=17, dynamo=False,
+                              input_names=["image"], output_names=["logits"],
+                              dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}})
+            exported = onnx.load(str(path))
+    result = _insert(exported, route)
+    assert result.report["validation"]["passed"]
+    branches = result.report["target"]["branches"]
+    assert [b["grid"] for b in branches] == ["5x5", "3x3"]
+    images = np.random.default_rng(3).standard_normal((2, 3, size, size)).astype(np.float32)
+    got, ref = _run(result, images), _crossvit_reference(model, images)
+    assert got.shape == ref.shape == (2, 5, 5, 5)
+    assert np.ptp(ref, axis=(2, 3)).min() > 1e-3 * np.abs(ref).max()  # the maps do vary
+    np.testing.assert_allclose(got, ref, rtol=1e-3, atol=1e-3 * np.abs(ref).max())
