@@ -206,13 +206,13 @@ def _crossvit_reference(model: Any, x: np.ndarray) -> np.ndarray:
 
     last = model.blocks[-1].blocks  # the last multi-scale block's per-branch blocks
     maps = []
+    mask: list[Any] = [None]
+
+    def on_input(_m: Any, args: Any) -> Any:
+        return (args[0] * mask[0][None, :, None], *args[1:])
+
     for branch, grid in enumerate((TokenGrid(1, 5, 5, "torch"), TokenGrid(1, 3, 3, "torch"))):
         masks = torch.from_numpy(token_masks(grid))
-        mask: list[Any] = [None]
-
-        def on_input(_m: Any, args: Any) -> Any:
-            return (args[0] * mask[0][None, :, None], *args[1:])
-
         hook = last[branch][-1].register_forward_pre_hook(on_input)
         scores = []
         try:
