@@ -61,5 +61,6 @@ class DetectTargetPass(Pass):
         if ctx.target.channels_last is not None:
             ctx.head = None
             return PassResult(model, modified=False, then=[ChannelsFirstPass()])
-        ctx.head = extract_head(view, ctx.target.value, ctx.target.scores)
+        others = [br.value for br in ctx.target.branches[1:]]
+        ctx.head = extract_head(view, ctx.target.value, ctx.target.scores, others)
         return PassResult(model, modified=False)

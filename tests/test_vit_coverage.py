@@ -1,6 +1,7 @@
 """ViT-ReciproCAM on class-attention transformers (CaiT, XCiT, VOLO) and LeViT: tiny timm
-configurations built in code (random weights), by both routes (`openvino.convert_model` to
-IR; `torch.onnx.export` to ONNX). The maps are compared with a brute-force reference in torch:
+configurations built in code (random weights), by OpenVINO's own conversion
+(`openvino.convert_model` to IR) and by both ONNX routes (`torch.onnx.export`, then ONNX→ONNX
+and ONNX→IR). The maps are compared with a brute-force reference in torch:
 the target token map is masked by each location's kernel (a hook on the module that makes or
 takes it) and the whole model re-runs once per location.
 
@@ -81,9 +82,13 @@ def _build(name: str) -> Any:
     return model
 
 
-def _export(model: Any, name: str, route: str, folder: Path) -> Any:
+def _export(model: Any, name: str, route: str, folder: Path, example_batch: int = 2) -> Any:
+    """`route`: "ov" (OpenVINO's own conversion), "onnx" (an ONNX model, kept ONNX) or
+    "onnx-ir" (the same ONNX model, written as IR). The dynamo exporter fixes the batch when
+    the example's is 1 (as `make zoo` exports): every Reshape then has a constant shape whose
+    first entry is that batch, with `allowzero=1`."""
     size = MODELS[name][1]
-    x = torch.randn(1, 3, size, size)
+    x = torch.randn(example_batch, 3, size, size)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         if route == "ov":
@@ -137,19 +142,20 @@ def _run(result: Any, x: np.ndarray) -> np.ndarray:
     return np.asarray(compiled(x)[compiled.outputs[-1]])
 
 
-ROUTES = ("ov", "onnx")
+ROUTES = ("ov", "onnx", "onnx-ir")
+
+
+def _insert(model: Any, route: str) -> Any:
+    fmt = {"ov": "ir", "onnx": "onnx", "onnx-ir": "ir"}[route]
+    return insert(model, "vitreciprocam", scaling=False, output_format=fmt)
 
 
 @pytest.mark.parametrize("route", ROUTES)
 @pytest.mark.parametrize("name", list(MODELS))
-def test_vitreciprocam_matches_the_brute_force(name: str, route: str, tmp_path: Path,
-                                               request: pytest.FixtureRequest) -> None:
-    if name == "volo" and route == "onnx":  # a known limitation, kept visible (strict)
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="the dynamo export fixes the batch in a Reshape of the "
-            "class-attention stage, so the head copy cannot run on the batch of mosaics"))
+def test_vitreciprocam_matches_the_brute_force(name: str, route: str, tmp_path: Path
+                                               ) -> None:
     model = _build(name)
-    result = insert(_export(model, name, route, tmp_path), "vitreciprocam", scaling=False)
+    result = _insert(_export(model, name, route, tmp_path), route)
     grid = MODELS[name][2]
     assert result.report["validation"]["passed"]
     tokens = result.report["target"]["shape"].strip("[]").split(",")[1]
@@ -158,4 +164,92 @@ def test_vitreciprocam_matches_the_brute_force(name: str, route: str, tmp_path: 
     x = np.random.default_rng(1).standard_normal((2, 3, size, size)).astype(np.float32)
     got, ref = _run(result, x), _reference(model, name, x)
     assert got.shape == ref.shape == (2, 5, grid.height, grid.width)
+    np.testing.assert_allclose(got, ref, rtol=1e-3, atol=1e-3 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("route", ("onnx", "onnx-ir"))
+def test_a_batch_fixed_dynamo_export(route: str, tmp_path: Path) -> None:
+    """VOLO exported by the dynamo exporter from a batch-1 example: its Reshapes fix the
+    batch in constant shapes, with `allowzero=1`. The head copy relaxes them to accept the
+    batch of mosaics (a 0 that copies the input's dim, `allowzero` dropped: the same op,
+    since the shape has no 0)."""
+    model = _build("volo")
+    exported = _export(model, "volo", route, tmp_path, example_batch=1)
+    assert exported.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 1
+    reshapes = [n for n in exported.graph.node if n.op_type == "Reshape"]
+    assert any(a.name == "allowzero" and a.i == 1 for n in reshapes for a in n.attribute)
+    result = _insert(exported, route)
+    assert result.report["validation"]["passed"]
+    x = np.random.default_rng(2).standard_normal((1, 3, 64, 64)).astype(np.float32)
+    got, ref = _run(result, x), _reference(model, "volo", x)
+    assert got.shape == ref.shape == (1, 5, 4, 4)
+    np.testing.assert_allclose(got, ref, rtol=1e-3, atol=1e-3 * np.abs(ref).max())
+
+
+def _crossvit() -> Any:
+    """Two branches: a 60-pixel image in 12-pixel patches (5x5) and, resized to 48 pixels,
+    in 16-pixel patches (3x3); 2 multi-scale blocks (1 and 2 self-attention blocks, then the
+    cross-attention between the class tokens and the other branch's patches)."""
+    from timm.models.crossvit import CrossVit
+
+    torch.manual_seed(0)
+    return CrossVit(img_size=60, img_scale=(1.0, 0.8), patch_size=(12, 16), embed_dim=(16, 32),
+                    depth=((1, 2, 0), (1, 2, 0)), num_heads=(2, 2), mlp_ratio=(2, 2, 1),
+                    num_classes=5).eval()
+
+
+def _crossvit_reference(model: Any, x: np.ndarray) -> np.ndarray:
+    """`[N, K, 5, 5]`: per branch, the logits with the input of its last self-attention block
+    masked for each location (the other branch untouched), resized to 5x5 by torch's
+    bilinear interpolation (align_corners=False), then the mean of the two."""
+    import torch.nn.functional as F
+
+    last = model.blocks[-1].blocks  # the last multi-scale block's per-branch blocks
+    maps = []
+    mask: list[Any] = [None]
+
+    def on_input(_m: Any, args: Any) -> Any:
+        return (args[0] * mask[0][None, :, None], *args[1:])
+
+    for branch, grid in enumerate((TokenGrid(1, 5, 5, "torch"), TokenGrid(1, 3, 3, "torch"))):
+        masks = torch.from_numpy(token_masks(grid))
+        hook = last[branch][-1].register_forward_pre_hook(on_input)
+        scores = []
+        try:
+            with torch.no_grad():
+                for m in range(grid.locations):
+                    mask[0] = masks[m]
+                    scores.append(model(torch.from_numpy(x)))
+        finally:
+            hook.remove()
+        per = torch.stack(scores, dim=-1).reshape(x.shape[0], -1, grid.height, grid.width)
+        maps.append(F.interpolate(per, size=(5, 5), mode="bilinear", align_corners=False))
+    return ((maps[0] + maps[1]) / 2).double().numpy()
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_crossvit_matches_the_brute_force(route: str, tmp_path: Path) -> None:
+    """Found structurally: one token map per branch (the input of its last self-attention
+    block), the two together cutting every path to the scores."""
+    model = _crossvit()
+    size = 60
+    x = torch.randn(2, 3, size, size)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        if route == "ov":
+            exported = ov.convert_model(model, example_input=x, input=[(-1, 3, size, size)])
+        else:
+            path = tmp_path / "crossvit.onnx"
+            torch.onnx.export(model, (x,), str(path), opset_version=17, dynamo=False,
+                              input_names=["image"], output_names=["logits"],
+                              dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}})
+            exported = onnx.load(str(path))
+    result = _insert(exported, route)
+    assert result.report["validation"]["passed"]
+    branches = result.report["target"]["branches"]
+    assert [b["grid"] for b in branches] == ["5x5", "3x3"]
+    images = np.random.default_rng(3).standard_normal((2, 3, size, size)).astype(np.float32)
+    got, ref = _run(result, images), _crossvit_reference(model, images)
+    assert got.shape == ref.shape == (2, 5, 5, 5)
+    assert np.ptp(ref, axis=(2, 3)).min() > 1e-3 * np.abs(ref).max()  # the maps do vary
     np.testing.assert_allclose(got, ref, rtol=1e-3, atol=1e-3 * np.abs(ref).max())

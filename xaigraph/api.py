@@ -245,6 +245,7 @@ def _inserted(ctx: PassContext, ports: Sequence[Any]) -> dict[str, Any]:
             "shape": _shape_text(target.shape),
             "declared_shape": _shape_text(record.declared_shape),
             "forced": target.forced,
+            **_branches(target),
         },
         form=record.text,
         **({"self_check": check.as_dict()} if check is not None else {}),
@@ -253,6 +254,14 @@ def _inserted(ctx: PassContext, ports: Sequence[Any]) -> dict[str, Any]:
         validation=(ctx.validation.as_dict() if ctx.validation is not None
                     else {"passed": None, "skipped": True}),
     )
+
+
+def _branches(target: Target) -> dict[str, Any]:
+    """`branches`: every branch's token map (name, grid) when the model has several."""
+    if not target.branches:
+        return {}
+    return {"branches": [{"name": br.name, "grid": f"{br.tokens.height}x{br.tokens.width}"}
+                         for br in target.branches]}
 
 
 def save(result: InsertResult, out: str | os.PathLike[str], *, force: bool = False) -> Path:
@@ -309,6 +318,7 @@ def inspect(model: ModelLike, target_layer: str | None = None,
         "shape": _shape_text(target.shape),
         "type": view.ops[target.value.op].type,
         "forced": target.forced,
+        **_branches(target),
     }
     info["head"] = head.describe_ops(view)
     info["candidates"] = [

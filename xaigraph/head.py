@@ -23,6 +23,7 @@ shapes or constants for them are read from the original graph.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,6 +39,7 @@ class Head:
     scores: Value
     ops: list[str]
     side_inputs: list[Value] = field(default_factory=list)
+    others: list[Value] = field(default_factory=list)  # the other branches' token maps
     # Values the head reads that depend on model inputs only through their shapes (such as
     # the batch size in `x.view(x.size(0), -1)`), the shape-reading ops they start from, and
     # the ops in between: a copy of the head recomputes them with its own batch size.
@@ -55,17 +57,23 @@ class Head:
         return shown if len(shown) <= limit else [*shown[: limit - 1], "...", shown[-1]]
 
 
-def extract_head(view: GraphView, target: Value, scores: Value) -> Head:
-    ops = view.ops_between(target, scores)
-    inside = set(ops)
+def extract_head(view: GraphView, target: Value, scores: Value,
+                 others: Sequence[Value] = ()) -> Head:
+    """The head from `target` (and the `others` token maps of a model with several
+    branches, which then are not side inputs) to `scores`."""
+    inside = set(view.ops_between(target, scores))
+    for v in others:
+        inside.update(view.ops_between(v, scores))
+    ops = [o for o in view.order if o in inside]
+    starts = {target, *others}
     outside: list[Value] = []
     for o in ops:
         for v in view.ops[o].inputs:
-            if v == target or v.op in inside or view.is_const_derived(v.op):
+            if v in starts or v.op in inside or view.is_const_derived(v.op):
                 continue
             if v not in outside:
                 outside.append(v)
-    head = Head(target=target, scores=scores, ops=ops)
+    head = Head(target=target, scores=scores, ops=ops, others=list(others))
     free: dict[str, bool] = {}
     for v in outside:
         if view.reads_input_data(v.op):
@@ -76,7 +84,7 @@ def extract_head(view: GraphView, target: Value, scores: Value) -> Head:
             head.shape_inputs.append(v)
         else:
             head.side_inputs.append(v)
-    if head.side_inputs:
+    if head.side_inputs or head.others:
         return head
     dependent = _data_dependent(view, target, ops)
     for pool_id in (o for o in ops if view.ops[o].kind == "gap"):

@@ -13,7 +13,8 @@ with the reason it lost, nearest the output first.
 
 A vision transformer (transformer blocks after the last spatial map; see `xaigraph.tokens`)
 gets its token map `[N, L, D]` at the input of the last block as the target instead, with the
-token grid in `Target.tokens`.
+token grid in `Target.tokens`. A transformer with several branches (CrossViT) gets one
+token map per branch in `Target.branches`, the finest grid's first and as the target.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from dataclasses import dataclass, field
 from xaigraph.detector import DetectorHead, find_detector_head
 from xaigraph.errors import TargetError, UnknownLayerError
 from xaigraph.graph_view import GraphView, Value
-from xaigraph.tokens import TokenGrid, find_token_target, token_grid
+from xaigraph.tokens import TokenGrid, find_branch_targets, find_token_target, token_grid
 
 __all__ = [
+    "Branch",
     "Candidate",
     "Target",
     "class_scores",
@@ -43,6 +45,15 @@ class Candidate:
     name: str
     shape: tuple[int | None, ...]
     reason: str | None = None  # why it lost; None for the chosen one
+
+
+@dataclass(frozen=True)
+class Branch:
+    """One branch's token map of a transformer with several (see `xaigraph.tokens`)."""
+
+    value: Value
+    name: str
+    tokens: TokenGrid
 
 
 @dataclass
@@ -62,6 +73,9 @@ class Target:
     # Set when the map is channels-last [N, H, W, C]: why. Methods need [N, C, H, W]; the
     # channels-first pass puts a transpose after it (see `xaigraph.layout`).
     channels_last: str | None = None
+    # Set for a transformer with several branches (see `xaigraph.tokens`): every branch's
+    # token map and grid, the one with the most grid tokens (`value`, `tokens`) first.
+    branches: list[Branch] = field(default_factory=list)
 
     @property
     def kind(self) -> str:
@@ -309,6 +323,13 @@ def find_target(view: GraphView, target_layer: str | None = None,
                               f"the last spatial feature map {c.name} {_fmt(c.shape)} is "
                               f"channels-last (NHWC: {evidence})"))
     if chosen is None:
+        found_branches = find_branch_targets(view, scores)
+        if found_branches is not None:
+            branches = [Branch(v, view.describe(v), g) for v, g in found_branches]
+            first = branches[0]
+            return Target(first.value, first.name, _shape(view, first.value) or (), out,
+                          out_index, scores, k, dominates=False, forced=False,
+                          candidates=candidates, tokens=first.tokens, branches=branches)
         lost = "; ".join(f"{c.name} {_fmt(c.shape)}: {c.reason}" for c in candidates[:3])
         detail = f" (candidates: {lost})" if lost else ""
         raise TargetError(

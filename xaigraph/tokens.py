@@ -14,6 +14,13 @@ with every class-attention op after it), so that the mosaic runs through all of 
 attention op is told apart by its logits `[..., q, L]` (or a fused one's query and key
 lengths): self-attention when `q == L`, class attention when `q < L` and `q <= MAX_PREFIX`.
 
+Several branches (CrossViT: a branch per patch size, their class tokens exchanging through
+cross-attention, their heads averaged): no single token map dominates the scores. The target
+is then one token map per branch: the input of each branch's last self-attention block (the
+skip input of a residual Add whose branch holds self-attention and reads only it), those
+with no other such block after them, when together they cut every path from the inputs to
+the scores. The branch with the most grid tokens comes first.
+
 The token grid comes from the last 4-D map `[N, D', H, W]` (or channels-last `[N, H, W, D']`)
 before the target (the patch embedding): `L = prefix + H * W`, the prefix being the CLS,
 distillation or register tokens.
@@ -24,9 +31,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+import networkx as nx
+
 from xaigraph.graph_view import GraphView, Value
 
-__all__ = ["ATTENTION_OPS", "TokenGrid", "attention_kind", "find_token_target", "token_grid"]
+__all__ = ["ATTENTION_OPS", "TokenGrid", "attention_kind", "find_branch_targets",
+           "find_token_target", "token_grid"]
 
 ATTENTION_OPS = {"softmax", "sdpa"}  # neutral names (xaigraph.opkinds)
 MAX_PREFIX = 16
@@ -151,3 +161,86 @@ def token_grid(view: GraphView, tokens: Value, dominators: list[Value]) -> Token
         if side > 1 and side * side == length - prefix:
             return TokenGrid(prefix, side, side, "square")
     return None
+
+
+def _block_input(view: GraphView, add_id: str) -> Value | None:
+    """The skip input of the residual Add `add_id` when its other input is a self-attention
+    branch computed from that skip input alone (every path to it passes through it)."""
+    add = view.ops[add_id]
+    if not _is_residual(view, Value(add_id, 0)):
+        return None
+    for port, skip in enumerate(add.inputs):
+        other = add.inputs[1 - port]
+        branch = view.ops_between(skip, other)
+        if any(attention_kind(view, o) == "self" for o in branch) and \
+                skip in view.dominators(other):
+            return skip
+    return None
+
+
+def _cuts(view: GraphView, values: list[Value], scores: Value) -> bool:
+    """Whether every data path from the model inputs to `scores` passes through `values`
+    (paths through shape-reading ops do not count, as for dominators)."""
+    blocked = {v.op for v in values}  # each value's producer: its only output on the paths
+    seen, stack = set(), [i for i in view.inputs]
+    while stack:
+        o = stack.pop()
+        if o in seen or o in blocked:
+            continue
+        seen.add(o)
+        if o == scores.op:
+            return False
+        stack.extend(s for s in view.graph.successors(o) if view.ops[s].kind != "shapeof")
+    return True
+
+
+def _branch_grid(view: GraphView, tokens: Value) -> TokenGrid | None:
+    """A branch's grid: from the nearest 4-D map before it that no token map precedes (a
+    patch embedding) whose `H * W` leaves at most `MAX_PREFIX` leading tokens (the branches'
+    patch embeddings differ in size), else the largest square."""
+    shape = _shape(view, tokens)
+    if shape is None or len(shape) != 3 or shape[1] is None:
+        return None
+    length = shape[1]
+    before = _ancestors(view, tokens.op)
+    after_tokens: set[str] = set()  # ops with a 3-D data tensor at or before them
+    for o in view.order:
+        op = view.ops[o]
+        if view.is_const_derived(o):
+            continue
+        if any(i.op in after_tokens for i in op.inputs) or any(
+                len(_shape(view, Value(o, p)) or ()) == 3 for p in range(len(op.outputs))):
+            after_tokens.add(o)
+    for o in reversed(view.order):
+        if o not in before or o in after_tokens or view.is_const_derived(o):
+            continue
+        for port in range(len(view.ops[o].outputs)):
+            s = _shape(view, Value(o, port))
+            if s is None or len(s) != 4:
+                continue
+            for h, w in ((s[2], s[3]), (s[1], s[2])):  # channels-first, channels-last
+                if h and w and h > 1 and w > 1 and 0 <= length - h * w <= MAX_PREFIX:
+                    return TokenGrid(length - h * w, h, w, view.describe(Value(o, port)))
+    return token_grid(view, tokens, [])
+
+
+def _ancestors(view: GraphView, op_id: str) -> set[str]:
+    """Ops that `op_id` depends on."""
+    return set(nx.ancestors(view.graph, op_id))
+
+
+def find_branch_targets(view: GraphView, scores: Value) -> list[tuple[Value, TokenGrid]] | None:
+    """One token map per branch with its grid (see the module doc), the branch with the most
+    grid tokens first; None unless there are several and they cut the scores off the inputs."""
+    region = _ancestors(view, scores.op)
+    inputs = [v for o in view.order if o in region and view.ops[o].neutral == "add"
+              and (v := _block_input(view, o)) is not None]
+    later = {v: view.value_descendants(v) for v in inputs}
+    last = [v for v in inputs if not any(u.op in later[v] for u in inputs if u != v)]
+    last = list(dict.fromkeys(last))
+    if len(last) < 2 or not _cuts(view, last, scores):
+        return None
+    found = [(v, g) for v in last if (g := _branch_grid(view, v)) is not None]
+    if len(found) != len(last):
+        return None
+    return sorted(found, key=lambda vg: -vg[1].locations)

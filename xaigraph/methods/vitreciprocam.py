@@ -18,6 +18,15 @@ sequence, where a key repeated `m` times carries `m` times the weight. Heads tha
 prefix tokens (CLS, distillation) are then exact; a head that averages over all tokens is not,
 so models without prefix tokens use the plain form. The insert pass checks the fast form
 against the plain form on a random input, and falls back to the plain form if they differ.
+
+Several branches (CrossViT, see `xaigraph.tokens`): one token map per branch, each with its
+own grid. Each branch's map comes from its own mosaics, the other branches' token maps
+unmasked (repeated for every mosaic), run through the whole head (every branch's remaining
+blocks, the cross-attention and the heads) in the plain form: `S_b[k, i, j]` is class `k`'s
+score with only branch `b`'s tokens near `(i, j)` kept. The grids tile the same image, so
+each map is resized to the finest grid by bilinear interpolation (cell centres aligned,
+`resize_matrix`) and the maps are averaged, with equal weights as the model averages its
+branches' heads.
 """
 
 from __future__ import annotations
@@ -36,7 +45,7 @@ from xaigraph.ops import NUMPY_TYPES, OpBuilder, T, ints
 from xaigraph.target import Target
 from xaigraph.tokens import TokenGrid
 
-__all__ = ["ViTReciproCAM", "slot_tables", "token_masks"]
+__all__ = ["ViTReciproCAM", "resize_matrix", "slot_tables", "token_masks"]
 
 KERNEL = np.outer([0.5, 1.0, 0.5], [0.5, 1.0, 0.5])  # 3x3, 1 at the centre
 
@@ -79,6 +88,25 @@ def slot_tables(grid: TokenGrid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return index.reshape(-1), weight, log_count
 
 
+def _linear_weights(n: int, size: int) -> np.ndarray:
+    """`[size, n]`: bilinear interpolation weights from `n` cells to `size` cells along one
+    axis, cell centres aligned (`align_corners=False`; positions clamped at the borders)."""
+    out = np.zeros((size, n), dtype=np.float64)
+    for i in range(size):
+        x = min(max((i + 0.5) * n / size - 0.5, 0.0), n - 1.0)
+        lo = int(np.floor(x))
+        hi = min(lo + 1, n - 1)
+        out[i, lo] += 1.0 - (x - lo)
+        out[i, hi] += x - lo
+    return out
+
+
+def resize_matrix(h: int, w: int, height: int, width: int) -> np.ndarray:
+    """`[h*w, height*width]`: a row-major `h x w` map times it is that map resized to
+    `height x width` by bilinear interpolation (see `_linear_weights`)."""
+    return np.kron(_linear_weights(h, height), _linear_weights(w, width)).T
+
+
 class ViTReciproCAM(Method):
     name = "vitreciprocam"
     per_class = True
@@ -94,7 +122,7 @@ class ViTReciproCAM(Method):
         if self.forced_form is not None:
             return self.forced_form
         grid = target.tokens
-        if grid is None or grid.prefix == 0:
+        if grid is None or grid.prefix == 0 or target.branches:
             return "plain"  # a head averaging over all tokens needs them all
         if not any(view.ops[o].attrs.get("attention") for o in head.ops):
             return "plain"
@@ -119,6 +147,13 @@ class ViTReciproCAM(Method):
             return (f"fast exact form: the last block and the head run on {grid.locations} "
                     f"compressed mosaics of {grid.prefix + 10} tokens per image ({tokens}), "
                     f"attention weighted by token multiplicity{pruned}")
+        if target.branches:
+            each = ", ".join(f"{br.tokens.prefix} prefix + {br.tokens.height}x"
+                             f"{br.tokens.width} grid tokens" for br in target.branches)
+            return (f"plain form, {len(target.branches)} branches ({each}): each branch's "
+                    "masked copies of its token map, the other branches unmasked, run "
+                    "through the head; the maps resized (bilinear) to "
+                    f"{grid.height}x{grid.width} and averaged")
         why = " (no prefix token: the head averages all tokens)" if grid.prefix == 0 else ""
         return (f"plain form: the last block and the head run on {grid.locations} masked copies "
                 f"of the token map per image ({tokens}){why}")
@@ -129,6 +164,8 @@ class ViTReciproCAM(Method):
 
     def chooses_classes(self, view: GraphView, target: Target, head: Head,
                         form: str | None = None) -> bool:
+        if target.branches:
+            return False
         return find_classifier(view, head, target.num_classes, after_pool=False) is not None
 
     def chosen_form(self, view: GraphView, target: Target, head: Head,
@@ -141,8 +178,12 @@ class ViTReciproCAM(Method):
     def build_chosen(self, b: OpBuilder, view: GraphView, target: Target, head: Head,
                      classes: T | None, form: str | None = None) -> T:
         form = form or self.pick_form(view, target, head)
-        maps = self._fast(b, view, target, head, classes) if form == "fast" else \
-            self._plain(b, view, target, head, classes)
+        if target.branches:
+            maps = self._branches(b, view, target, head)
+        elif form == "fast":
+            maps = self._fast(b, view, target, head, classes)
+        else:
+            maps = self._plain(b, view, target, head, classes)
         return maps if b.dtype(maps) == "f32" else b.cast(maps, "f32")
 
     def _fast(self, b: OpBuilder, view: GraphView, target: Target, head: Head,
@@ -218,3 +259,36 @@ class ViTReciproCAM(Method):
         flat = b.reshape(mosaics, b.concat([b.const(ints(-1)),
                                             b.dims(x, [1, 2])], 0))  # [N*HW, L, D]
         return self._run(b, view, target, head, flat, classes)
+
+    def _branches(self, b: OpBuilder, view: GraphView, target: Target, head: Head) -> T:
+        """`[N, K, H, W]` on the finest grid: the mean of every branch's maps (module doc)."""
+        assert target.tokens is not None
+        height, width = target.tokens.height, target.tokens.width
+        n = b.dims(b.value(target.value), [0])
+        total: T | None = None
+        for branch in target.branches:
+            v, grid = branch.value, branch.tokens
+            x = b.value(v)
+            masks = token_masks(grid).astype(NUMPY_TYPES[b.dtype(x)])
+            mosaics = b.mul(b.unsqueeze(x, [1]), b.const(masks.reshape(1, grid.locations, -1, 1)))
+            inputs = {v: b.reshape(mosaics, b.concat([b.const(ints(-1)), b.dims(x, [1, 2])], 0))}
+            for other in target.branches:  # the others, unmasked, once per mosaic
+                if (u := other.value) != v:
+                    y = b.value(u)
+                    wide = b.expand(b.unsqueeze(y, [1]), b.concat(
+                        [n, b.const(ints(grid.locations)), b.dims(y, [1, 2])], 0))
+                    inputs[u] = b.reshape(wide, b.concat([b.const(ints(-1)), b.dims(y, [1, 2])],
+                                                         0))
+            (out,) = copy_head(b, view, head, head.ops, inputs, [head.scores],
+                               b.dims(inputs[v], [0]))  # [N*hw, K]
+            k = b.const(ints(target.num_classes))
+            maps = b.transpose(b.reshape(out, b.concat([n, b.const(ints(grid.locations)), k], 0)),
+                               [0, 2, 1])  # [N, K, hw]
+            if (grid.height, grid.width) != (height, width):
+                resize = resize_matrix(grid.height, grid.width, height, width)
+                maps = b.matmul(maps, b.const(resize.astype(NUMPY_TYPES[b.dtype(maps)])))
+            total = maps if total is None else b.add(total, maps)
+        assert total is not None
+        mean = b.mul(total, b.const(np.asarray(1.0 / len(target.branches),
+                                               dtype=NUMPY_TYPES[b.dtype(total)])))
+        return b.reshape(mean, b.concat([n, b.const(ints(-1, height, width))], 0))

@@ -103,8 +103,10 @@ class ONNXBuilder(BuilderBase):
             args: list[str] = [mapped[v] if v in mapped else self.value(v) for v in info.inputs]
             names = iter(args)
             new_inputs = [next(names) if name else "" for name in node.input]
+            relaxed = None
             if node.op_type == "Reshape" and len(info.inputs) > 1:
-                new_inputs[1] = self._relaxed_shape(node, info.inputs, new_inputs[1])
+                relaxed = self._relaxed_shape(node, info.inputs)
+                new_inputs[1] = relaxed or new_inputs[1]
             if attention_bias is not None and info.attrs.get("attention") == "softmax":
                 new_inputs[0] = self.add(new_inputs[0], attention_bias)
             if keep_rows and op_id in keep_rows:
@@ -112,6 +114,10 @@ class ONNXBuilder(BuilderBase):
                               for a in new_inputs]
             new = onnx.NodeProto()
             new.CopyFrom(node)
+            if relaxed is not None:  # its 0s copy the input's dims: no allowzero
+                kept = [a for a in node.attribute if a.name != "allowzero"]
+                del new.attribute[:]
+                new.attribute.extend(kept)
             del new.input[:]
             new.input.extend(new_inputs)
             del new.output[:]
@@ -130,16 +136,19 @@ class ONNXBuilder(BuilderBase):
             raise MethodError(f"head copy does not reach {', '.join(missing)}")
         return [mapped[v] for v in outputs]
 
-    def _relaxed_shape(self, node: onnx.NodeProto, src: list[Value], shape_arg: str) -> str:
+    def _relaxed_shape(self, node: onnx.NodeProto, src: list[Value]) -> str | None:
+        """A constant target shape for a copy of the Reshape `node` that accepts another
+        batch or sequence length (see `relax_shape`), or None to keep the original. Its 0s
+        copy the input's dims, so the copy drops `allowzero`; with `allowzero=1` that is
+        only the same op when the original shape has no 0 (exporters such as torch's dynamo
+        set it on every Reshape)."""
         shape = self._view.const_value(src[1])
         data = self._view.tensor(src[0]).probe
         if shape is None or data is None:
-            return shape_arg
+            return None
         allowzero = next((a.i for a in node.attribute if a.name == "allowzero"), 0)
-        if allowzero:
-            return shape_arg
-        relaxed = relax_shape(shape, data, special_zero=True)
-        return shape_arg if relaxed is None else self.const(relaxed.astype(np.int64))
+        relaxed = relax_shape(shape, data, special_zero=not allowzero)
+        return None if relaxed is None else self.const(relaxed.astype(np.int64))
 
     def add_output(self, x: T, name: str, shape: Sequence[int | None]) -> None:
         self._rename(x, name)
