@@ -174,7 +174,7 @@ def main() -> None:
             "explain (overlays)": explain_loop(model, files, Path(tmp) / "b", True),
         }
         seconds: dict[str, list[float]] = {name: [] for name in runs}
-        for name, run in runs.items():  # warm-up round
+        for run in runs.values():  # warm-up round
             run()
         for _ in range(args.rounds):
             for name, run in runs.items():

@@ -223,7 +223,7 @@ def test_bundled_model_needs_no_flags(tmp_path: Path) -> None:
             resources.as_file(data / "chelsea.png") as photo:
         shutil.copy(photo, tmp_path / "chelsea.png")
         out = tmp_path / "out"
-        code, stdout, stderr = invoke("explain", model, tmp_path / "chelsea.png", "-o", out)
+        code, _stdout, stderr = invoke("explain", model, tmp_path / "chelsea.png", "-o", out)
     assert code == 0, stderr
     (r,) = lines(out)
     assert (r["width"], r["height"]) == (451, 300)

@@ -232,7 +232,8 @@ def _class_folder(root: Path) -> _Found:
     if not classes:
         raise BadInputError(f"classes:{root}: no class sub-folders")
     none: tuple[Box, ...] = ()
-    rows = [(p, _stem(p, root), none, (name,))
+    rows: list[tuple[Path, str, tuple[Box, ...], tuple[str, ...]]] = [
+        (p, _stem(p, root), none, (name,))
             for name in classes for p in _images_in(root / name, required=False)]
     if not rows:
         raise BadInputError(f"classes:{root}: no images in its class folders")
