@@ -5,9 +5,13 @@ BIN := $(VENV)/bin
 # Benchmarks and the zoo need timm/torchvision (several GB); they get a venv of their own.
 ZOO_VENV ?= .venv-zoo
 ZOO_BIN := $(ZOO_VENV)/bin
+# The peer the black-box bench compares with, OpenVINO XAI 1.1.0, pins an older OpenVINO.
+PEER_VENV ?= .venv-peer
+PEER_BIN := $(PEER_VENV)/bin
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test test-fast fuzz lint bench zoo export-demo-model browser clean
+.PHONY: demo test test-fast fuzz lint bench bench-compiler bench-runtime zoo export-demo-model \
+	browser clean
 
 # Two markers: the runtime dependencies (all the demo needs), then the dev extra on top
 # (pytest, ruff, mypy, torch for the tiny test models).
@@ -53,8 +57,24 @@ lint: $(BIN)/.installed-dev
 	$(BIN)/ruff check xaigraph passes tests tools
 	$(BIN)/mypy
 
-bench: $(ZOO_BIN)/.installed
+$(PEER_BIN)/.installed:
+	$(PYTHON) -m venv $(PEER_VENV)
+	$(PEER_BIN)/python -m pip install --quiet --upgrade pip
+	$(PEER_BIN)/python -m pip install --quiet openvino-xai==1.1.0
+	touch $@
+
+# Every speed target, each printed as ratios measured side by side in one run.
+# BENCH_ARGS=--quick: a smoke run of the runtime-layer benches (minutes, not an hour).
+bench: bench-compiler bench-runtime
+
+bench-compiler: $(ZOO_BIN)/.installed
 	$(ZOO_BIN)/python tools/bench.py
+
+bench-runtime: $(BIN)/.installed-dev browser $(PEER_BIN)/.installed
+	$(BIN)/python tools/bench_explain.py $(BENCH_ARGS)
+	$(BIN)/python tools/bench_blackbox.py --peer $(PEER_BIN)/python $(BENCH_ARGS)
+	$(BIN)/python tools/bench_eval.py $(BENCH_ARGS)
+	$(BIN)/python tools/bench_report.py $(BENCH_ARGS)
 
 # Builds every models_zoo.yaml entry (cached in ~/.cache/xaigraph/zoo), runs every method,
 # writes docs/zoo.md; a second run redoes only what changed. ZOO_ARGS="--only resnet18".
@@ -65,4 +85,4 @@ export-demo-model: $(ZOO_BIN)/.installed
 	$(ZOO_BIN)/python tools/export_demo_model.py
 
 clean:
-	rm -rf $(VENV) $(ZOO_VENV) $(DEMO_OUT) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(ZOO_VENV) $(PEER_VENV) $(DEMO_OUT) .pytest_cache .mypy_cache .ruff_cache
