@@ -85,6 +85,7 @@ class Explanation:
         return self._decoded.image
 
     def label(self, cls: int) -> str:
+        self._check()
         assert self._spec is not None
         return self._spec.label(cls)
 
@@ -129,6 +130,7 @@ class Explanation:
 
         from xaigraph.explain import render
 
+        self._check()
         assert self._spec is not None
         rgba = np.asarray(self.colour(cls, colormap))
         return Image.fromarray(render.blend(self.image, rgba, self._spec.opacity

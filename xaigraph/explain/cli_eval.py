@@ -58,14 +58,17 @@ def _handled(func: F) -> F:
               help="Bootstrap resamples for the 95 % intervals.")
 @click.option("--force", is_flag=True, help="Redo explain OUT_DIRs made with other options.")
 @blackbox_options
+@click.option("--report", "with_report", is_flag=True,
+              help="At the end, build the HTML report into DIR/report (as xaigraph report "
+                   "DIR does).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 @click.option("--debug", is_flag=True, help="Verbose log; tracebacks on errors.")
 @_handled
 def eval_command(model: Path, inputs: tuple[str, ...], out_dir: Path, methods: str,
                  metric_list: str, steps: int, tolerance: float,
                  from_explain: tuple[Path, ...], runtime: str | None, batch_size: int,
-                 resamples: int, force: bool, as_json: bool, debug: bool,
-                 **blackbox: Any) -> None:
+                 resamples: int, force: bool, with_report: bool, as_json: bool,
+                 debug: bool, **blackbox: Any) -> None:
     """Measure the saliency maps of MODEL on DATA (the INPUTs explain takes; ground truth
     from COCO JSON, VOC XML, YOLO txt or classes:DIR) with the pointing game, the mass in
     the boxes, insertion / deletion AUC and ADCC; a 95 % bootstrap interval with every mean.
@@ -75,10 +78,11 @@ def eval_command(model: Path, inputs: tuple[str, ...], out_dir: Path, methods: s
       metrics.json   per image, per class, per method; summary; each metric's paper
       metrics.md     the tables: methods side by side, and per class
       <method>/      the explain OUT_DIR of each method (made, or linked to --from-explain)
+      report/        --report: the HTML report (report/index.html)
 
     Exit status: 0 written, 2 bad usage or input (nothing written).
     """
-    from xaigraph.explain.cli_explain import show_progress
+    from xaigraph.explain.cli_explain import build_report, check_report_place, show_progress
     from xaigraph.explain.evaluate import EvalOptions, evaluate, parse_metrics, table
 
     names = tuple(m.strip() for m in methods.split(",") if m.strip())
@@ -86,15 +90,20 @@ def eval_command(model: Path, inputs: tuple[str, ...], out_dir: Path, methods: s
                           tolerance=tolerance, from_explain=from_explain, runtime=runtime,
                           batch_size=batch_size, force=force, resamples=resamples,
                           blackbox=BlackBoxOptions.from_cli(blackbox))
+    if with_report:
+        check_report_place(out_dir)
     doc = evaluate(model, list(inputs), out_dir, options, stdin=sys.stdin,
                    progress=show_progress(as_json))
+    index = build_report(out_dir, as_json) if with_report else None
     if as_json:
         from xaigraph.cli import _succeed
 
         _succeed({"out_dir": str(out_dir), **{k: doc[k] for k in (
             "methods", "metrics", "bootstrap", "summary", "per_class", "images_evaluated",
-            "explain_dirs", "seconds")}})
+            "explain_dirs", "seconds")}, **({"report": str(index)} if index else {})})
         return
     click.echo(table(doc), nl=False)
     click.echo(f"wrote       {out_dir}/metrics.json, {out_dir}/metrics.md "
                f"({doc['images_evaluated']} images, {doc['seconds']:.1f}s)")
+    if index is not None:
+        click.echo(f"report      {index}  <- open this in a browser")

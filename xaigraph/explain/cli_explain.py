@@ -61,6 +61,26 @@ def _check_out_dir(out: Path) -> None:
         raise AccessError(f"cannot write into {out}: permission denied ({probe})")
 
 
+def check_report_place(folder: Path) -> None:
+    """`--report`: FOLDER/report must be absent or an xaigraph report (replaced at the
+    end); checked before anything is written."""
+    from xaigraph.errors import OutputExistsError
+    from xaigraph.explain.report import MARKER
+
+    place = folder / "report"
+    if (place.exists() or place.is_symlink()) and not (place / MARKER).is_file():
+        raise OutputExistsError(f"{place} exists and is not an xaigraph report; --report "
+                                "would replace it (remove it or choose another -o)")
+
+
+def build_report(folder: Path, as_json: bool) -> Path:
+    """`--report`: the report of FOLDER built into FOLDER/report (an earlier one replaced);
+    its index.html."""
+    from xaigraph.explain.report import build_report as build
+
+    return build(folder, force=True, progress=show_progress(as_json))
+
+
 def show_progress(as_json: bool) -> bool:
     """A progress bar only on a terminal, never with --json or in CI."""
     return (not as_json and sys.stderr.isatty()
@@ -107,6 +127,9 @@ def show_progress(as_json: bool) -> bool:
 @click.option("--ray-actors", type=click.IntRange(min=1), metavar="N",
               help="--engine ray: inference actors, one compiled model each (default: one "
                    "per node).")
+@click.option("--report", "with_report", is_flag=True,
+              help="At the end, build the HTML report into OUT_DIR/report (as xaigraph "
+                   "report OUT_DIR does), also when some images failed.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 @click.option("--debug", is_flag=True, help="Verbose log; tracebacks on errors.")
 @_handled
@@ -114,8 +137,8 @@ def explain(model: Path, inputs: tuple[str, ...], out_dir: Path, method: str, ta
             runtime: str | None, batch_size: int, colormap: str, opacity: float,
             no_overlay: bool, raw: bool, class_output: str | None, target_layer: str | None,
             force: bool, preprocess_flags: dict[str, Any], engine_name: str,
-            ray_address: str | None, ray_actors: int | None, as_json: bool, debug: bool,
-            **blackbox: Any) -> None:
+            ray_address: str | None, ray_actors: int | None, with_report: bool,
+            as_json: bool, debug: bool, **blackbox: Any) -> None:
     """Saliency maps and overlays of INPUT images (files, folders, list files, COCO or VOC
     annotations, - for paths on stdin) by MODEL (.xml or .onnx, augmented or plain).
 
@@ -125,6 +148,7 @@ def explain(model: Path, inputs: tuple[str, ...], out_dir: Path, method: str, ta
       overlays/KEY_CLASS_SCORE.png  the map over the image
       raw/KEY_CLASS.npy             --raw: the map as the model gave it
       results.jsonl                 one line per image; run.json: the model card
+      report/index.html             --report: the HTML report
     A second run in OUT_DIR skips the images done with the same model and options.
 
     Exit status: 0 all done, 3 some images could not be read (the rest written), 2 bad
@@ -138,6 +162,8 @@ def explain(model: Path, inputs: tuple[str, ...], out_dir: Path, method: str, ta
     ray_options = _ray_options(engine_name, ray_address, ray_actors)
     dataset = collect(list(inputs), stdin=sys.stdin)
     _check_out_dir(out_dir)
+    if with_report:
+        check_report_place(out_dir)
     options = BlackBoxOptions.from_cli(blackbox)
     spec = prepare(model, method=method, targets=targets, runtime=runtime,
                    preprocess_flags=from_flags_kwargs(preprocess_flags),
@@ -193,8 +219,10 @@ def explain(model: Path, inputs: tuple[str, ...], out_dir: Path, method: str, ta
         "method_reason": spec.method_reason, "runtime": spec.runtime,
         "images": len(dataset.items), "explained": counts["ok"] - resume.skipped,
         "skipped": resume.skipped, "errors": counts["error"],
-        "seconds": round(time.perf_counter() - start, 3),
+        "seconds": round(time.perf_counter() - start, 3), "overlay": not no_overlay,
     }
+    if with_report:
+        summary["report"] = str(build_report(out_dir, as_json))
     _report(summary, as_json)
 
 
@@ -243,8 +271,10 @@ def _report(summary: dict[str, Any], as_json: bool) -> None:
         echo(f"images      {summary['images']}: {summary['explained']} explained, "
              f"{summary['skipped']} already done, {failed} failed")
         echo(f"wrote       {summary['out_dir']}/ (results.jsonl, run.json, maps/"
-             f"{'' if summary.get('no_overlay') else ', overlays/'})")
+             f"{', overlays/' if summary['overlay'] else ''})")
         echo(f"time        {summary['seconds']:.2f}s")
+        if "report" in summary:
+            echo(f"report      {summary['report']}  <- open this in a browser")
     if failed:
         if not as_json:
             click.echo(f"xaigraph: error: {failed} of {summary['images']} images could not be "

@@ -353,14 +353,10 @@ def _labels(analysis_labels: list[str] | None, labels_file: Path | None,
 def _model_info(native: Any) -> tuple[Preprocess | None, list[str] | None]:
     """The preprocessing the model records (else its input's size and layout), and its
     labels (`xaigraph.model_info`)."""
-    try:
-        from xaigraph import model_info
-    except ImportError:  # not there yet: labels only
-        from xaigraph.labels import model_labels
+    from xaigraph import model_info
 
-        return None, model_labels(native)
     info = model_info.read(native)
-    return info.preprocess or getattr(info, "input", None), info.labels
+    return info.preprocess or info.input, info.labels
 
 
 def _overridden(base: Preprocess | None, flags: dict[str, Any] | None) -> Preprocess | None:
@@ -546,18 +542,6 @@ class Decoded:
         return int(self.image.size[1]) if self.image is not None else 0
 
 
-def _load_image(path: Path) -> Any:
-    try:
-        from xaigraph.explain import images
-    except ImportError:  # not there yet
-        from PIL import Image
-
-        with Image.open(path) as img:
-            img.load()
-            return img.convert("RGB")
-    return images.load(path)
-
-
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return text or type(exc).__name__
@@ -566,12 +550,14 @@ def _one_line(exc: BaseException) -> str:
 def decode(item: Any, preprocess: Preprocess) -> Decoded:
     """Read and preprocess one item; a file that is not a readable image gives a `Decoded`
     with `error` (one line) instead of an exception."""
+    from xaigraph.explain import images
+
     start = time.perf_counter()
     try:
-        image = item.image if getattr(item, "image", None) is not None else _load_image(
+        image = item.image if getattr(item, "image", None) is not None else images.load(
             item.path)
         x = preprocess.apply(image)[0]
-        placement = placement_of(preprocess, *image.size)
+        placement = preprocess.placement(*image.size)
     except (XaiGraphError, OSError, ValueError, SyntaxError, MemoryError) as exc:
         message = _one_line(exc)
         if not isinstance(exc, XaiGraphError):
@@ -581,21 +567,6 @@ def decode(item: Any, preprocess: Preprocess) -> Decoded:
         return Decoded(item, error=f"{item.path}: cannot read the image: {_one_line(exc)}",
                        seconds=time.perf_counter() - start)
     return Decoded(item, image, x, placement, seconds=time.perf_counter() - start)
-
-
-@dataclass(frozen=True)
-class _Placement:
-    image_box: tuple[float, float, float, float]
-    input_box: tuple[float, float, float, float]
-
-
-def placement_of(preprocess: Preprocess, width: int, height: int) -> Any:
-    """`preprocess.placement(width, height)`; from `crop_box` while that is not there."""
-    if hasattr(preprocess, "placement"):
-        return preprocess.placement(width, height)
-    h, w = preprocess.size
-    box = tuple(float(v) for v in preprocess.crop_box(width, height))
-    return _Placement(box, (0.0, 0.0, float(w), float(h)))  # type: ignore[arg-type]
 
 
 def batch(decoded: Sequence[Decoded]) -> dict[str, np.ndarray]:

@@ -1,0 +1,223 @@
+"""The Python API `xaigraph.explain(model, images, ...)` (maps as arrays, predictions,
+`save()`, `overlay()`, errors), detectors' per-class maps (`detclassprobabilitymap`) through
+explain, class names (`--labels FILE`, ImageNet's for K = 1000) and `--runtime` for .onnx."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+import xaigraph
+from tests import tiny_models
+from xaigraph.cli import cli
+from xaigraph.explain.runner import prepare
+from xaigraph.session import Session
+
+
+def invoke(*args: str | Path) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def lines(out: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+
+
+def write_photos(folder: Path, n: int = 3, seed: int = 0) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(n):
+        path = folder / f"p{i}.png"
+        Image.fromarray(rng.integers(0, 256, (20 + 2 * i, 28, 3), dtype=np.uint8)).save(path)
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture()
+def model(tiny_file: Callable[..., Path]) -> Path:
+    return tiny_file("gap_fc", False, "onnx17")
+
+
+# -- the Python API -------------------------------------------------------------------------------
+
+def test_api_yields_maps_predictions_save_and_overlay(model: Path, tmp_path: Path) -> None:
+    paths = write_photos(tmp_path / "photos")
+    (paths[0].parent / "broken.png").write_text("not an image")
+    found = list(xaigraph.explain(model, [paths[0].parent], targets="topk:2"))
+    assert [e.key for e in found] == ["broken", "p0", "p1", "p2"]  # sorted, in order
+    bad, *good = found
+    assert not bad.ok and "broken.png" in bad.error and not bad.maps
+    with pytest.raises(ValueError, match="no explanation"):
+        bad.overlay()
+    for ex, path in zip(good, paths, strict=True):
+        assert ex.ok and ex.path == path
+        with Image.open(path) as im:
+            assert (ex.width, ex.height) == im.size
+        assert len(ex.targets) == 2
+        for cls, m in ex.maps.items():
+            assert isinstance(m, np.ndarray) and m.dtype == np.float32 and m.ndim == 2
+            assert m.min() >= 0.0 and m.max() <= 1.0
+            assert 0 <= cls < tiny_models.CLASSES
+        assert isinstance(ex.scores, np.ndarray) and ex.scores.shape == (tiny_models.CLASSES,)
+        top = [p["class"] for p in ex.predictions]
+        assert top[:2] == ex.targets  # the targets are the top 2 predictions
+        assert [p["score"] for p in ex.predictions] == sorted(
+            (p["score"] for p in ex.predictions), reverse=True)
+        assert ex.predictions[0]["label"] == f"class {top[0]}"
+        over = ex.overlay()
+        assert over.mode == "RGB" and over.size == (ex.width, ex.height)
+        second = ex.overlay(ex.targets[1], opacity=1.0)
+        assert np.asarray(second).tolist() != np.asarray(over).tolist()
+        colour = ex.colour()
+        assert colour.mode == "RGBA" and colour.size == (ex.width, ex.height)
+        with pytest.raises(ValueError, match="no map"):
+            ex.overlay(next(c for c in range(tiny_models.CLASSES) if c not in ex.maps))
+
+    # save() writes the files `xaigraph explain` writes, with the same names and pixels
+    api_out, cli_out = tmp_path / "api", tmp_path / "cli"
+    records = [ex.save(api_out) for ex in good]
+    code, _, stderr = invoke("explain", model, *paths, "-o", cli_out, "--targets", "topk:2")
+    assert code == 0, stderr
+    for record, line in zip(records, lines(cli_out), strict=True):
+        assert record["targets"] == line["targets"] and record["predictions"] == line[
+            "predictions"]
+        for t in record["targets"]:
+            for kind in ("map", "overlay"):
+                with Image.open(api_out / t[kind]) as a, Image.open(cli_out / t[kind]) as b:
+                    assert np.array_equal(np.asarray(a), np.asarray(b))
+    with Image.open(api_out / records[0]["targets"][0]["overlay"]) as saved:
+        assert np.array_equal(np.asarray(saved), np.asarray(good[0].overlay()))
+
+
+def test_api_takes_pil_images_and_raw_maps(model: Path) -> None:
+    image = Image.fromarray(np.random.default_rng(1).integers(0, 256, (16, 16, 3),
+                                                              dtype=np.uint8))
+    (ex,) = xaigraph.explain(model, image, raw=True)  # one image, not a list
+    assert ex.key == "image_0" and ex.image.size == image.size
+    (cls,) = ex.targets
+    assert ex.raw[cls].dtype == np.float32 and ex.raw[cls].shape == ex.maps[cls].shape
+    r = ex.raw[cls]
+    np.testing.assert_allclose(ex.maps[cls], (r - r.min()) / (r.max() - r.min()), atol=1e-6)
+    with pytest.raises(TypeError):
+        list(xaigraph.explain(model, [image, "x.png"]))
+
+
+# -- detectors -------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def detector(exported: Callable[..., Path]) -> Callable[[str], Path]:
+    def get(route: str) -> Path:
+        return exported("det3", lambda: tiny_models.TinyDetector(3), route)
+
+    return get
+
+
+@pytest.mark.parametrize(("route", "runtime"), [("onnx17", "onnxruntime"),
+                                                ("ov_dynbatch", "openvino")])
+def test_detector_gives_per_class_maps(detector: Callable[[str], Path], tmp_path: Path,
+                                       route: str, runtime: str) -> None:
+    plain = detector(route)
+    spec = prepare(plain, targets="all")
+    assert spec.detector and spec.method == "detclassprobabilitymap"
+    assert "detector" in spec.method_reason and spec.num_classes == tiny_models.DET_CLASSES
+    aug = tmp_path / ("det_aug.onnx" if runtime == "onnxruntime" else "det_aug.xml")
+    xaigraph.save(xaigraph.insert(plain, "detclassprobabilitymap",
+                                  output_format="onnx" if aug.suffix == ".onnx" else "ir"),
+                  aug)
+    rng = np.random.default_rng(2)
+    images = [Image.fromarray(rng.integers(0, 256, (20, 30, 3), dtype=np.uint8))
+              for _ in range(3)]
+    for model in (plain, aug):  # in memory, and augmented on disk
+        found = list(xaigraph.explain(model, images, targets="all", runtime=runtime))
+        for ex, image in zip(found, images, strict=True):
+            x = spec.preprocess.apply(image)
+            maps = Session.open(aug, runtime).run([x], outputs=["saliency_map"])[0][0]
+            assert maps.shape == (tiny_models.DET_CLASSES, 8, 8)
+            assert ex.targets == list(range(tiny_models.DET_CLASSES))
+            for c in ex.targets:
+                np.testing.assert_array_equal(ex.maps[c], maps[c].astype(np.float32) / 255)
+    # the CLI writes one map and overlay per class
+    photo = tmp_path / "street.png"
+    images[0].save(photo)
+    out = tmp_path / "out"
+    code, _, stderr = invoke("explain", plain, photo, "-o", out, "--targets", "topk:3")
+    assert code == 0, stderr
+    (r,) = lines(out)
+    assert r["method"] == "detclassprobabilitymap" and len(r["targets"]) == 3
+    assert len({t["class"] for t in r["targets"]}) == 3
+    for t in r["targets"]:
+        with Image.open(out / t["map"]) as m:
+            assert m.size == (30, 20)
+        assert (out / t["overlay"]).is_file()
+
+
+# -- class names and --runtime ---------------------------------------------------------------------
+
+def test_labels_file_names_classes(model: Path, tmp_path: Path) -> None:
+    (photo,) = write_photos(tmp_path / "photos", 1)
+    names = ["cat", "tiger cat", "dog", "red fox", "owl"]
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join(names) + "\n")
+    out = tmp_path / "out"
+    code, _, stderr = invoke("explain", model, photo, "-o", out, "--labels", labels,
+                             "--targets", "tiger cat,3")
+    assert code == 0, stderr
+    (r,) = lines(out)
+    assert [t["label"] for t in r["targets"]] == ["tiger cat", "red fox"]
+    assert [t["class"] for t in r["targets"]] == [1, 3]
+    assert r["targets"][0]["map"].startswith("maps/p0_tiger_cat_")
+    assert all(p["label"] == names[p["class"]] for p in r["predictions"])
+    assert json.loads((out / "run.json").read_text())["labels"] == names
+    labels.write_text("cat\ndog\n")  # 2 names for 5 classes
+    code, _, stderr = invoke("explain", model, photo, "-o", tmp_path / "out2", "--labels",
+                             labels)
+    assert code == 2 and "2 names" in stderr and not (tmp_path / "out2").exists()
+
+
+def test_imagenet_names_when_k_is_1000_and_nothing_else_says(tmp_path: Path) -> None:
+    data = resources.files("xaigraph.data")
+    with resources.as_file(data / "efficientnet_lite0.onnx") as bundled, \
+            resources.as_file(data / "chelsea.png") as chelsea:
+        proto = onnx.load(bundled)
+        photo = Image.open(chelsea).convert("RGB")
+    kept = [p for p in proto.metadata_props if "labels" not in p.key]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(kept)  # preprocessing kept, labels gone
+    plain = tmp_path / "nolabels.onnx"
+    onnx.save(proto, plain)
+    from xaigraph import model_info
+
+    assert model_info.read(onnx.load(plain)).labels is None
+    (ex,) = xaigraph.explain(plain, [photo])
+    assert ex.predictions[0]["label"] == "tiger cat"
+
+
+def test_runtime_choice_for_onnx(model: Path, tmp_path: Path) -> None:
+    paths = write_photos(tmp_path / "photos", 2)
+    got = {}
+    for runtime in ("onnxruntime", "openvino"):
+        out = tmp_path / runtime
+        code, _, stderr = invoke("explain", model, *paths, "-o", out, "--runtime", runtime,
+                                 "--raw", "--targets", "all")
+        assert code == 0, stderr
+        assert json.loads((out / "run.json").read_text())["runtime"] == runtime
+        got[runtime] = [[np.load(out / t["raw"]) for t in r["targets"]] for r in lines(out)]
+    for a, b in zip(got["onnxruntime"], got["openvino"], strict=True):
+        for x, y in zip(a, b, strict=True):
+            np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5)
+    ir = tmp_path / "m.xml"
+    xaigraph.save(xaigraph.insert(model, "reciprocam", output_format="ir"), ir)
+    code, _, stderr = invoke("explain", ir, *paths, "-o", tmp_path / "bad", "--runtime",
+                             "onnxruntime")
+    assert code == 2 and "ONNX Runtime runs .onnx" in stderr
+    assert not (tmp_path / "bad").exists()
