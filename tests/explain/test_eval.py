@@ -228,3 +228,98 @@ def test_parse_metrics_and_the_class_rule() -> None:
     labels = ["dog", "tiger cat", "fish"]
     assert target_classes(item, labels, np.array([0.1, 0.2, 0.7])) == [1, 0]
     assert target_classes(Item(1, Path("b.png"), "b"), labels, np.array([0.1, 0.2, 0.7])) == [2]
+
+
+def test_black_box_method_with_its_options(model: Path, coco: Path, tmp_path: Path) -> None:
+    # the issue's --methods mix: white-box and RISE side by side; --num-masks reaches RISE
+    out = tmp_path / "out"
+    code, stdout, stderr = invoke("eval", model, coco, "-o", out, "--methods",
+                                  "reciprocam,rise", "--num-masks", "12", "--mask-cells", "3",
+                                  "--steps", "4", "--resamples", "50")
+    assert code == 0, stderr
+    doc = json.loads((out / "metrics.json").read_text())
+    assert doc["methods"] == ["reciprocam", "rise"]
+    card = json.loads((out / "rise" / "run.json").read_text())
+    assert card["options"]["blackbox"]["num_masks"] == 12
+    assert card["options"]["blackbox"]["cells"] == 3
+    rows = [r for r in doc["images"] if r["method"] == "rise"]
+    assert [r["class"] for r in rows] == [1, 3, 1, 3, 1, 3]
+    assert all(r["deletion_auc"] is not None and r["coherency"] is not None for r in rows)
+    header = next(line for line in stdout.splitlines() if line.startswith("metric"))
+    assert header.split()[1:] == ["reciprocam", "rise"]  # side by side on the terminal
+    md = (out / "metrics.md").read_text()
+    assert "| metric | reciprocam | rise |" in md
+    assert "| class | metric | reciprocam | rise |" in md and "| class 3 | adcc ↑ |" in md
+
+
+def test_a_detector_is_refused_in_one_line(exported: Callable[..., Path], coco: Path,
+                                           tmp_path: Path) -> None:
+    from tests import tiny_models
+
+    detector = exported("det3", lambda: tiny_models.TinyDetector(3), "onnx17")
+    for methods in ("reciprocam", "rise", "detclassprobabilitymap"):
+        out = tmp_path / methods
+        code, _, stderr = invoke("eval", detector, coco, "-o", out, "--methods", methods)
+        assert code == 2, stderr
+        line = stderr.strip()
+        assert len(line.splitlines()) == 1
+        assert "is a detector" in line and "classifiers" in line and "not yet" in line
+        assert not out.exists()
+
+
+@pytest.mark.parametrize("layout", ["voc", "yolo"])
+def test_voc_and_yolo_ground_truth_give_cocos_numbers(layout: str, model: Path, coco: Path,
+                                                      tmp_path: Path,
+                                                      evaluated: tuple[Path, dict]) -> None:
+    # the COCO set's images and boxes written as Pascal VOC (1-based inclusive bndbox) and as
+    # YOLO (normalised centre and size, no names: classes match the model's by index)
+    root = tmp_path / layout
+    x1, y1, x2, y2 = BOX
+    for i in range(6):
+        photo = coco.parent / "images" / f"im{i}.png"
+        if layout == "voc":
+            (root / "JPEGImages").mkdir(parents=True, exist_ok=True)
+            (root / "Annotations").mkdir(exist_ok=True)
+            (root / "JPEGImages" / photo.name).write_bytes(photo.read_bytes())
+            (root / "Annotations" / f"im{i}.xml").write_text(
+                f"<annotation><filename>{photo.name}</filename><object><name>"
+                f"{CATEGORIES[i % 2]}</name><bndbox><xmin>{x1 + 1:g}</xmin><ymin>{y1 + 1:g}"
+                f"</ymin><xmax>{x2:g}</xmax><ymax>{y2:g}</ymax></bndbox></object>"
+                "</annotation>")
+        else:
+            (root / "images").mkdir(parents=True, exist_ok=True)
+            (root / "labels").mkdir(exist_ok=True)
+            (root / "images" / photo.name).write_bytes(photo.read_bytes())
+            (root / "labels" / f"im{i}.txt").write_text(
+                f"{1 + 2 * (i % 2)} {(x1 + x2) / 2 / WIDTH} {(y1 + y2) / 2 / HEIGHT} "
+                f"{(x2 - x1) / WIDTH} {(y2 - y1) / HEIGHT}\n")
+    out = tmp_path / "out"
+    code, _, stderr = invoke("eval", model, root, "-o", out, "--methods", "reciprocam",
+                             "--metrics", "localisation", "--resamples", "50")
+    assert code == 0, stderr
+    doc = json.loads((out / "metrics.json").read_text())
+    want = {(r["key"], r["class"]): r for r in evaluated[1]["images"]
+            if r["method"] == "reciprocam"}
+    assert len(doc["images"]) == 6
+    for r in doc["images"]:
+        assert r["pointing_game"] == want[r["key"], r["class"]]["pointing_game"]
+        assert r["mass_in_box"] == pytest.approx(want[r["key"], r["class"]]["mass_in_box"],
+                                                 abs=1e-6)
+
+
+def test_a_second_run_reuses_the_maps(model: Path, coco: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    args = ("eval", model, coco, "-o", out, "--methods", "activationmap", "--steps", "4",
+            "--metrics", "insertion_deletion,complexity", "--resamples", "50")
+    assert invoke(*args)[0] == 0
+    files = sorted((out / "activationmap" / "raw").glob("*.npy"))
+    assert len(files) == 6
+    stamps = [f.stat().st_mtime_ns for f in files]
+    lines = (out / "activationmap" / "results.jsonl").read_text()
+    first = json.loads((out / "metrics.json").read_text())
+    code, stdout, stderr = invoke(*args)
+    assert code == 0, stderr
+    assert [f.stat().st_mtime_ns for f in files] == stamps  # not explained again
+    assert (out / "activationmap" / "results.jsonl").read_text() == lines
+    assert json.loads((out / "metrics.json").read_text())["images"] == first["images"]
+    assert "Per class" in stdout and "class 3" in stdout

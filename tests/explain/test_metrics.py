@@ -281,6 +281,37 @@ def test_adcc_known_answers() -> None:
     assert np.isnan(metrics.adcc(x, half, [0], predict, None)["adcc"][0])
 
 
+def test_adcc_normalisations_by_hand() -> None:
+    # Poppi et al. 2021: average drop max(0, Y - O) / Y per image; coherency the Pearson
+    # correlation of the map with the map of the explanation-masked image, normalised from
+    # [-1, 1] to [0, 1] as (r + 1) / 2; complexity the L1 norm over the pixel count; ADCC
+    # 3 / (1 / coherency + 1 / (1 - complexity) + 1 / (1 - average drop)).
+    x = np.full((1, 1, 8, 8), 0.5, np.float32)
+
+    def share(batch: np.ndarray) -> np.ndarray:  # p(class 0) = the mean input value
+        s = batch.reshape(len(batch), -1).mean(axis=1)
+        return np.stack([s, 1.0 - s], axis=1)
+
+    quarter = np.zeros((1, 8, 8), np.float32)
+    quarter[0, :4, :4] = 1.0  # a quarter of the pixels at 1: L1 / pixels = 0.25
+    maps = np.concatenate([quarter, quarter])
+    got = metrics.adcc(x, maps, [0, 1], share, lambda b, c: 3.0 * maps[:len(c)] + 2.0)
+    # class 0: Y = 0.5, O = 0.125 -> drop 0.75; class 1: Y = 0.5, O = 0.875 -> 0, not -0.75
+    np.testing.assert_allclose(got["average_drop"], [0.75, 0.0], atol=1e-7)
+    np.testing.assert_allclose(got["complexity"], [0.25, 0.25], atol=1e-7)
+    np.testing.assert_allclose(got["coherency"], [1.0, 1.0], atol=1e-7)  # r = 1 up to scale
+    np.testing.assert_allclose(got["adcc"], [3.0 / (1.0 + 1.0 / 0.75 + 1.0 / 0.25),
+                                             3.0 / (1.0 + 1.0 / 0.75 + 1.0)], atol=1e-7)
+    opposite = metrics.adcc(x, maps, [0, 1], share, lambda b, c: 1.0 - maps[:len(c)])
+    np.testing.assert_allclose(opposite["coherency"], [0.0, 0.0], atol=1e-7)  # r = -1
+    np.testing.assert_allclose(opposite["adcc"], [0.0, 0.0], atol=1e-12)
+    rng = np.random.default_rng(2)
+    noise = rng.random((2, 8, 8))
+    unrelated = metrics.adcc(x, maps, [0, 1], share, lambda b, c: noise)
+    r = np.corrcoef(quarter.ravel(), noise[0].ravel())[0, 1]
+    assert unrelated["coherency"][0] == pytest.approx((r + 1.0) / 2.0, abs=1e-7)
+
+
 def test_adcc_coherency_resizes_a_coarse_map() -> None:
     x, maps = sample()
     coarse = np.random.default_rng(5).random((2, 3, 5))

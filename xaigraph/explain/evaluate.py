@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from xaigraph.errors import BadInputError
+from xaigraph.errors import BadInputError, MethodError
 from xaigraph.explain import metrics as M
 from xaigraph.explain import stats
 
@@ -51,6 +51,9 @@ MODEL_BASED = FAITHFULNESS + ADCC
 ALL = LOCALISATION + MODEL_BASED
 CLASS_RULE = ("the image's ground-truth class names that name a model class (case, '_' and "
               "spaces ignored), else the predicted class")
+DETECTOR_REFUSED = ("{model} is a detector: eval measures classifiers only; detector "
+                    "evaluation is not yet built (xaigraph explain and xaigraph report show "
+                    "a detector's maps and boxes)")
 METRICS_JSON = "metrics.json"
 METRICS_MD = "metrics.md"
 
@@ -280,10 +283,15 @@ def _sources(model: Path, out_dir: Path, options: EvalOptions) -> list[_Source]:
     methods += [m for m in given if m not in methods]
     sources = []
     for method in methods:
-        spec = prepare(model, method=method, targets="all", runtime=options.runtime,
-                       batch_size=options.batch_size, raw=True, blackbox=options.blackbox)
+        try:
+            spec = prepare(model, method=method, targets="all", runtime=options.runtime,
+                           batch_size=options.batch_size, raw=True, blackbox=options.blackbox)
+        except (BadInputError, MethodError) as exc:
+            if _is_detector(model):
+                raise BadInputError(DETECTOR_REFUSED.format(model=model.name)) from exc
+            raise
         if spec.detector:
-            raise BadInputError(f"{model.name} is a detector; eval measures classifiers")
+            raise BadInputError(DETECTOR_REFUSED.format(model=model.name))
         if spec.method != method:
             raise BadInputError(f"--methods {method}: the model gives {spec.method}")
         if method in given:
@@ -297,6 +305,19 @@ def _sources(model: Path, out_dir: Path, options: EvalOptions) -> list[_Source]:
         else:
             sources.append(_Source(method, out_dir / method, spec, False))
     return sources
+
+
+def _is_detector(model: Path) -> bool:
+    """Whether `inspect` finds a detector in `model` (False when it cannot tell)."""
+    from xaigraph import model_io
+    from xaigraph.explain.runner import _analyse
+
+    try:
+        loaded = model_io.load_model(model, "onnx" if model.suffix.lower() == ".onnx"
+                                     else "ir")
+        return _analyse(loaded, None, None).kind == "detector"
+    except Exception:  # the caller's own error is the one to report
+        return False
 
 
 def _check_made(source: _Source, force: bool) -> None:
