@@ -30,7 +30,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: 2 rounds (make bench BENCH_ARGS=--quick)")
     args = parser.parse_args()
+    if args.quick:
+        args.rounds = min(args.rounds, 2)
     data = resources.files("xaigraph.data")
     with resources.as_file(data.joinpath(demo.MODEL_FILE)) as path:
         session = Session.open(path, optimize=True)
@@ -67,8 +71,9 @@ def main() -> None:
             times[name].append(time.perf_counter() - start)
     f = statistics.median(times["floor"])
     m = statistics.median(times["insertion_deletion"])
-    print(f"EfficientNet-Lite0, ONNX Runtime CPU, {args.steps} steps, {args.rounds} rounds")
-    print(f"  floor (60 plain inferences, one batch)  {f:.3f} s")
+    print(f"EfficientNet-Lite0, ONNX Runtime CPU, {args.steps} steps, {args.rounds} rounds"
+          + (" (--quick: a smoke run, not a measurement)" if args.quick else ""))
+    print(f"  floor ({2 * args.steps} plain inferences, one batch)  {f:.3f} s")
     print(f"  insertion + deletion of one map         {m:.3f} s per image")
     print(f"  ratio                                   {m / f:.3f}x (target <= {TARGET}x)")
 

@@ -2,6 +2,7 @@
 takes to show the first page of the gallery.
 
     .venv/bin/python tools/bench_report.py [--images 10000] [--rounds 5] [--dir OUT_DIR]
+    .venv/bin/python tools/bench_report.py --quick      # smoke run: 300 images, 1 round
 
 Without --dir it writes a fixture explain OUT_DIR (tests/explain/report_fixtures.py: small
 images, one map each, a failed image every 97) in a temporary folder. The page is opened from
@@ -58,7 +59,11 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--dir", type=Path, default=None, help="an existing explain/eval output")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: 300 images, 1 round (make bench BENCH_ARGS=--quick)")
     args = parser.parse_args()
+    if args.quick:
+        args.images, args.rounds = min(args.images, 300), 1
     with tempfile.TemporaryDirectory() as tmp:
         source = args.dir
         if source is None:

@@ -318,6 +318,25 @@ def test_metric_tables_and_model_card(small: Path, open_report) -> None:
                .locator("td")).to_have_text(value)
 
 
+def test_tied_means_share_best_and_all_equal_marks_none(tmp_path: Path, open_report) -> None:
+    folder = write_eval(tmp_path / "ev", small_images()[:2], {"a": (0.0, 0.0), "b": (0.1, 0.0),
+                                                              "c": (0.2, 0.0)})
+    doc = json.loads((folder / "metrics.json").read_text())
+    for method, pg, dele in (("a", 0.7, 0.3), ("b", 0.7, 0.3), ("c", 0.4, 0.3)):
+        doc["summary"][method]["pointing_game"]["mean"] = pg  # a and b tie at the top
+        doc["summary"][method]["deletion_auc"]["mean"] = dele  # all the same: no best
+    (folder / "metrics.json").write_text(json.dumps(doc), encoding="utf-8")
+    page = open_report(build_report(folder))
+    table = page.locator("#summary-table")
+    row = table.locator("tbody tr").filter(has_text="pointing_game").locator("td")
+    expect(row.nth(1)).to_contain_text("★ best")
+    expect(row.nth(2)).to_contain_text("★ best")
+    expect(row.nth(3)).not_to_contain_text("best")
+    row = table.locator("tbody tr").filter(has_text="deletion_auc").locator("td")
+    for k in (1, 2, 3):
+        expect(row.nth(k)).not_to_contain_text("best")
+
+
 def test_a_report_outside_dir_stands_alone(tmp_path: Path, open_report) -> None:
     """Built with -o elsewhere, the report keeps working once DIR and the photos are gone."""
     write_explain(tmp_path / "src" / "out", small_images()[:2])

@@ -278,12 +278,15 @@
     const ci = Array.isArray(s.ci95) ? ` [${num(s.ci95[0])}, ${num(s.ci95[1])}]` : "";
     return `${num(s.mean)}${ci}` + (finite(s.n) ? ` n=${s.n}` : "");
   }
+  // The methods at the best mean by the metric's direction (ties share it); none when fewer
+  // than two methods have a mean or when every mean is the same.
   function best(metric, dir) {
     const means = R.methods.map((mm) => (((R.metrics.summary || {})[mm] || {})[metric] || {}).mean);
     const ok = means.filter(finite);
-    if (ok.length < 2 || !dir) return -1;
+    if (ok.length < 2 || !dir) return new Set();
     const target = dir === "lower" ? Math.min(...ok) : Math.max(...ok);
-    return means.indexOf(target);
+    if (ok.every((v) => v === target)) return new Set();
+    return new Set(means.flatMap((v, k) => (v === target ? [k] : [])));
   }
   function renderMetrics() {
     if (!R.metrics) { $("nav-metrics").textContent = "Metrics (none)"; return; }
@@ -297,7 +300,7 @@
       return el("tr", {}, el("th", { scope: "row", text: metric }),
         el("td", { text: dir ? `${dir === "lower" ? "↓ lower" : "↑ higher"} is better` : "–" }),
         ...R.methods.map((mm, k) => el("td", { class: "num",
-          text: interval(((R.metrics.summary || {})[mm] || {})[metric]) + (k === b ? " ★ best" : "") })));
+          text: interval(((R.metrics.summary || {})[mm] || {})[metric]) + (b.has(k) ? " ★ best" : "") })));
     });
     const side = el("table", { id: "summary-table" },
       el("caption", { text: "Methods side by side: mean [95 % bootstrap interval] n" }), el("thead", {}, head), el("tbody", {}, ...rows));
