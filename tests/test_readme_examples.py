@@ -1,7 +1,7 @@
 """The README's example blocks are this build's real output on the bundled EfficientNet-Lite0:
-every `$ xaigraph ...` line is run (in a folder holding a copy of the model, in README order)
-and must print the lines under it, timings aside; the Python example on the bundled model and
-photo must print the block that follows it."""
+every `$ xaigraph ...` line is run (in a folder holding a copy of the model and the photo, in
+README order) and must print the lines under it, timings aside; the Python example on the
+bundled model and photo must print the block that follows it."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from xaigraph.cli import cli
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 MODEL = "efficientnet_lite0.onnx"
+PHOTO = "chelsea.png"
 
 
 def _blocks() -> list[tuple[str, str]]:
@@ -47,7 +48,8 @@ def _masked(lines: list[str]) -> list[str]:
 
 @pytest.fixture()
 def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    shutil.copy(Path(str(resources.files("xaigraph.data").joinpath(MODEL))), tmp_path / MODEL)
+    for name in (MODEL, PHOTO):  # the explain examples run on the bundled photo
+        shutil.copy(Path(str(resources.files("xaigraph.data").joinpath(name))), tmp_path / name)
     monkeypatch.chdir(tmp_path)
     return tmp_path
 

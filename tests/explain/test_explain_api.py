@@ -221,3 +221,23 @@ def test_runtime_choice_for_onnx(model: Path, tmp_path: Path) -> None:
                              "onnxruntime")
     assert code == 2 and "ONNX Runtime runs .onnx" in stderr
     assert not (tmp_path / "bad").exists()
+
+
+def test_readme_explain_example_prints_what_it_says(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import contextlib
+    import io
+    import re
+
+    readme = Path(__file__).resolve().parents[2] / "README.md"
+    blocks = re.findall(r"^```(\w*)\n(.*?)^```$", readme.read_text(), re.S | re.M)
+    index = next(i for i, (info, body) in enumerate(blocks)
+                 if info == "python" and "xaigraph.explain(" in body)
+    monkeypatch.chdir(tmp_path)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(blocks[index][1], "README explain example", "exec"), {})
+    assert printed.getvalue() == blocks[index + 1][1]
+    for name in ("chelsea_overlay.png", "chelsea_egyptian.png",
+                 "out_api/overlays/chelsea_tiger_cat_0.41.png"):
+        assert (tmp_path / name).is_file()
