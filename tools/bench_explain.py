@@ -10,8 +10,9 @@ generated 640x480 JPEGs, OpenVINO CPU:
   inference, results.jsonl), with `--no-overlay` and with overlays.
 
 The pipelines are timed from the compiled model to the last file written, in interleaved
-rounds (each round runs the four one after the other); the rates are medians over the rounds. The floor runs on the augmented model and on the original,
-so both the pipeline's overhead and the total cost of explaining are printed.
+rounds (each round runs the four one after the other); the rates are medians over the
+rounds. The floor runs on the augmented model and on the original, so both the pipeline's
+overhead and the total cost of explaining are printed.
 
 Peak RSS: `xaigraph explain --no-overlay` in a child process over 1 000 and over 10 000 small
 generated JPEGs (160x120, so that the run stays short), the child's own maximum resident set.
@@ -42,9 +43,9 @@ from PIL import Image
 if __name__ == "__main__":  # this checkout's xaigraph, not an installed one
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import xaigraph  # noqa: E402
-from xaigraph.explain import engine, images, results  # noqa: E402
-from xaigraph.explain.runner import Explainer, error_record, prepare, write  # noqa: E402
+import xaigraph
+from xaigraph.explain import engine, images, results
+from xaigraph.explain.runner import Explainer, error_record, prepare, write
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("XAIGRAPH_CACHE", Path.home() / ".cache" / "xaigraph")) / "bench"

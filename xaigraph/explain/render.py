@@ -173,7 +173,7 @@ class Coloured:
         """`[height, width, 4]` u8: the colour where the model sees (alpha 255), else 0."""
         x0, y0, x1, y1 = self.box
         words = np.zeros((self.height, self.width), dtype=np.uint32)
-        words[y0:y1, x0:x1] = _rgba_words(self.colormap)[self.index]
+        np.take(_rgba_words(self.colormap), self.index, out=words[y0:y1, x0:x1], mode="clip")
         return words.view(np.uint8).reshape(self.height, self.width, 4)
 
     def colour_image(self) -> Image.Image:
