@@ -1,4 +1,4 @@
-"""Throughput of `xaigraph explain` against a plain loop over OpenVINO: part of `make bench`.
+"""Throughput of `xaigraph explain` against a plain loop over OpenVINO (not in `make bench`).
 
 On the bundled EfficientNet-Lite0 (augmented with ReciproCAM and saved as IR once) over
 generated 640x480 JPEGs, OpenVINO CPU:
