@@ -1,4 +1,4 @@
-"""Throughput of `xaigraph explain` against a plain loop over OpenVINO: part of `make bench`.
+"""Throughput of `xaigraph explain` against a plain loop over OpenVINO (not in `make bench`).
 
 On the bundled EfficientNet-Lite0 (augmented with ReciproCAM and saved as IR once) over
 generated 640x480 JPEGs, OpenVINO CPU:
@@ -9,12 +9,17 @@ generated 640x480 JPEGs, OpenVINO CPU:
 - explain: the local engine as `xaigraph explain` runs it (decode and write threads, batched
   inference, results.jsonl), with `--no-overlay` and with overlays.
 
-The two pipelines are timed from the compiled model to the last file written, in interleaved
-rounds; the ratios are medians. The floor runs on the augmented model and on the original,
-so both the pipeline's overhead and the total cost of explaining are printed.
+The pipelines are timed from the compiled model to the last file written, in interleaved
+rounds (each round runs the four one after the other); the rates are medians over the
+rounds. The floor runs on the augmented model and on the original, so both the pipeline's
+overhead and the total cost of explaining are printed.
 
 Peak RSS: `xaigraph explain --no-overlay` in a child process over 1 000 and over 10 000 small
 generated JPEGs (160x120, so that the run stays short), the child's own maximum resident set.
+
+    python tools/bench_explain.py [--images N] [--rounds R] [--quick] [--no-rss]
+
+prints the load average (the machine may be shared) and a Markdown table.
 """
 
 from __future__ import annotations
@@ -35,10 +40,14 @@ import numpy as np
 import openvino as ov
 from PIL import Image
 
+if __name__ == "__main__":  # this checkout's xaigraph, not an installed one
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 import xaigraph
 from xaigraph.explain import engine, images, results
 from xaigraph.explain.runner import Explainer, error_record, prepare, write
 
+ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("XAIGRAPH_CACHE", Path.home() / ".cache" / "xaigraph")) / "bench"
 TARGET_NO_OVERLAY = 0.90
 TARGET_OVERLAY = 0.60
@@ -141,25 +150,42 @@ def explain_loop(model: Path, files: list[Path], out: Path, overlay: bool
 
 
 def peak_rss(model: Path, folder: Path, out: Path) -> int:
-    """The maximum resident set (bytes) of one `xaigraph explain --no-overlay` child."""
+    """The maximum resident set (bytes) of one `xaigraph explain --no-overlay` child (this
+    checkout's code: the child runs from the repository's root)."""
     shutil.rmtree(out, ignore_errors=True)
-    command = [str(Path(sys.executable).with_name("xaigraph")), "explain", str(model),
-               str(folder), "-o", str(out), "--no-overlay", "--runtime", "openvino", "--json"]
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    command = [sys.executable, "-c", "from xaigraph.cli import main; main()", "explain",
+               str(model), str(folder), "-o", str(out), "--no-overlay", "--runtime", "openvino",
+               "--json"]
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             cwd=ROOT)
     _, status, usage = os.wait4(child.pid, 0)
     if status != 0:
         raise SystemExit(f"explain failed: {child.stderr.read().decode() if child.stderr else ''}")
     return int(usage.ru_maxrss) * 1024
 
 
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} {five:.2f} {fifteen:.2f} (1, 5, 15 min; {os.cpu_count()} cores)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=500)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--rss", type=int, nargs=2, default=(1000, 10000), metavar=("A", "B"))
-    parser.add_argument("--no-rss", action="store_true")
+    parser.add_argument("--images", type=int, default=500, help="640x480 JPEGs (default 500)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    parser.add_argument("--rss", type=int, nargs=2, default=(1000, 10000), metavar=("A", "B"),
+                        help="image counts of the two peak-RSS runs (default 1000 10000)")
+    parser.add_argument("--no-rss", action="store_true", help="skip the peak-RSS runs")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: 60 images, 1 round, RSS of 200 vs 1000 images")
     args = parser.parse_args()
+    if args.quick:
+        args.images, args.rounds, args.rss = min(args.images, 60), 1, (200, 1000)
 
+    from xaigraph.explain.render import DEFLATE
+
+    print(f"xaigraph from {Path(xaigraph.__file__).parent}")
+    print(f"load average before: {load()}")
     files = photos(args.images, (640, 480), CACHE / "explain_640x480")
     model = augmented_model(CACHE / "explain_model")
     spec = prepare(model, runtime="openvino")
@@ -180,21 +206,20 @@ def main() -> None:
             for name, run in runs.items():
                 seconds[name].append(run())
     rate = {name: len(files) / statistics.median(s) for name, s in seconds.items()}
-    print(f"explain throughput, bundled EfficientNet-Lite0 + reciprocam, OpenVINO CPU, "
-          f"{len(files)} JPEGs 640x480, median of {args.rounds} interleaved rounds")
-    for name, r in rate.items():
-        print(f"  {name:<26} {r:7.1f} images/s")
     aug, orig = rate["floor: augmented model"], rate["floor: original model"]
-    rows = [("explain --no-overlay", "augmented", aug, TARGET_NO_OVERLAY),
-            ("explain (overlays)", "augmented", aug, TARGET_OVERLAY),
-            ("explain --no-overlay", "original", orig, None),
-            ("explain (overlays)", "original", orig, None)]
-    print("  ratio (images/s over the floor's)")
-    for name, against, floor, target in rows:
-        ratio = rate[name] / floor
-        verdict = "" if target is None else (f"  target >= {target:.2f} "
-                                             f"{'met' if ratio >= target else 'MISSED'}")
-        print(f"  {name:<22} / floor {against:<9} {ratio:6.3f}{verdict}")
+    print(f"explain throughput: bundled EfficientNet-Lite0 + reciprocam, OpenVINO CPU, "
+          f"{len(files)} JPEGs 640x480, median of {args.rounds} interleaved rounds, "
+          f"PNG deflate: {DEFLATE}")
+    print(f"load average after: {load()}")
+    print()
+    print("| run | images/s | / floor (augmented) | / floor (original) | target |")
+    print("|---|---:|---:|---:|---|")
+    targets = {"explain --no-overlay": TARGET_NO_OVERLAY, "explain (overlays)": TARGET_OVERLAY}
+    for name, r in rate.items():
+        target = targets.get(name)
+        verdict = "" if target is None else (
+            f">= {target:.2f} vs augmented: {'met' if r / aug >= target else 'MISSED'}")
+        print(f"| {name} | {r:.1f} | {r / aug:.3f} | {r / orig:.3f} | {verdict} |")
     if args.no_rss:
         return
     small, large = args.rss
@@ -209,9 +234,13 @@ def main() -> None:
                 os.symlink(path, subset / path.name)
             measured[count] = peak_rss(model, subset, Path(tmp) / f"out{count}")
     ratio = measured[large] / measured[small]
-    print(f"peak RSS of explain --no-overlay: {small} images {measured[small] / 2**20:.0f} MiB, "
-          f"{large} images {measured[large] / 2**20:.0f} MiB, ratio {ratio:.3f}  target <= "
-          f"{TARGET_RSS:.2f} {'met' if ratio <= TARGET_RSS else 'MISSED'}")
+    print()
+    print(f"| peak RSS, explain --no-overlay, 160x120 JPEGs, one child each | {small} images | "
+          f"{large} images | ratio | target |")
+    print("|---|---:|---:|---:|---|")
+    print(f"| MiB | {measured[small] / 2**20:.0f} | {measured[large] / 2**20:.0f} | {ratio:.3f} | "
+          f"<= {TARGET_RSS:.2f}: {'met' if ratio <= TARGET_RSS else 'MISSED'} |")
+    print(f"load average at the end: {load()}")
 
 
 if __name__ == "__main__":

@@ -98,22 +98,22 @@ def test_interrupted_run_leaves_no_half_png_and_resumes(model: Path, photos: Pat
                                                        tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "out"
-    real_save = runner._save_png
+    real_save = runner._save_bytes
     calls = {"n": 0}
 
-    def dying_save(array: np.ndarray, path: Path) -> None:
+    def dying_save(data: bytes, path: Path) -> None:
         calls["n"] += 1
         if calls["n"] == 5:  # half a PNG written, then the run is stopped
-            real_save(array, path)
+            real_save(data, path)
             data = path.read_bytes()
             path.write_bytes(data[: len(data) // 2])
             raise KeyboardInterrupt
-        real_save(array, path)
+        real_save(data, path)
 
-    monkeypatch.setattr(runner, "_save_png", dying_save)
+    monkeypatch.setattr(runner, "_save_bytes", dying_save)
     code, _, _ = invoke("explain", model, photos, "-o", out, "--batch-size", "2")
     assert code != 0
-    monkeypatch.setattr(runner, "_save_png", real_save)
+    monkeypatch.setattr(runner, "_save_bytes", real_save)
     pngs = sorted(out.rglob("*.png"))
     for png in pngs:  # every PNG there is whole
         with Image.open(png) as im:

@@ -126,15 +126,15 @@ class Explanation:
     def overlay(self, cls: int | str | None = None, opacity: float | None = None,
                 colormap: str | None = None) -> Image.Image:
         """The map of `cls` (default: the first target) blended over the photo (RGB)."""
-        from PIL import Image
-
         from xaigraph.explain import render
 
-        self._check()
-        assert self._spec is not None
-        rgba = np.asarray(self.colour(cls, colormap))
-        return Image.fromarray(render.blend(self.image, rgba, self._spec.opacity
-                                            if opacity is None else opacity))
+        c = self._class(cls)
+        assert self._decoded is not None and self._spec is not None
+        coloured = render.colour(self.maps[c], self._decoded.placement, self.width,
+                                 self.height, self._spec.preprocess.size,
+                                 colormap or self._spec.colormap)
+        return render.overlay(self.image, coloured, self._spec.opacity
+                              if opacity is None else opacity)
 
     def save(self, out_dir: str | os.PathLike[str]) -> dict[str, Any]:
         """Write this image's maps/ and overlays/ (and raw/) files under `out_dir`, named

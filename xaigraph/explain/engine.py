@@ -39,6 +39,8 @@ _STOP = None
 
 
 def _workers() -> int:
+    """Threads per pool: one per core, at most 4. On 2 cores 1 decoder + 1 writer fell behind
+    inference with overlays (0.62 of the floor's images/s against 0.68 with 2 + 2)."""
     return max(1, min(4, os.cpu_count() or 1))
 
 
@@ -51,7 +53,7 @@ def run(
     skip: Callable[[Any], R | None] | None = None,
     decode_workers: int | None = None,
     write_workers: int | None = None,
-    queue_size: int = 2,
+    queue_size: int = 4,
 ) -> Iterator[R]:
     """The results of `items` in input order (see the module's docstring)."""
     spec = explainer.spec

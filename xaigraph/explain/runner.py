@@ -820,12 +820,13 @@ def write(decoded: Decoded, explained: dict[str, Any], spec: ExplainSpec,
         score = float(scores[cls])
         files = target_files(spec, item.key, cls, score)
         unit = np.asarray(explained["maps"][t])
-        coloured = render.colour_map(unit, decoded.placement, decoded.width, decoded.height,
-                                     spec.preprocess.size, spec.colormap)
-        write_file(out / str(files["map"]), functools.partial(_save_png, coloured))
+        coloured = render.colour(unit, decoded.placement, decoded.width, decoded.height,
+                                 spec.preprocess.size, spec.colormap)
+        write_file(out / str(files["map"]), functools.partial(_save_bytes, coloured.png()))
         if files["overlay"] is not None:
-            blended = render.blend(decoded.image, coloured, spec.opacity)
-            write_file(out / files["overlay"], functools.partial(_save_png, blended))
+            blended = render.overlay(decoded.image, coloured, spec.opacity)
+            png = render.encode_png(np.asarray(blended), photo=True)
+            write_file(out / files["overlay"], functools.partial(_save_bytes, png))
         if files["raw"] is not None:
             raw = np.asarray(explained["raw"][t], dtype=np.float32)
             write_file(out / files["raw"], functools.partial(_save_npy, raw))
@@ -846,10 +847,9 @@ def write(decoded: Decoded, explained: dict[str, Any], spec: ExplainSpec,
     return record
 
 
-def _save_png(array: np.ndarray, path: Path) -> None:
-    from xaigraph.explain import render
-
-    render.save_png(array, path)
+def _save_bytes(data: bytes, path: Path) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
 
 
 def _save_npy(array: np.ndarray, path: Path) -> None:
