@@ -100,7 +100,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         finally:  # the run is over: a late signal must not kill the interpreter's
             for sig in SIGNALS:  # teardown (Python resets its handlers, not SIG_IGN)
                 signal.signal(sig, signal.SIG_IGN)
-    except Interrupted as exc:
+    except BaseException as caught:
+        exc = _interruption(caught)
+        if exc is None:
+            raise
         sys.stderr.write(_line(exc.signum))
         sys.stderr.flush()
         if _wants_json(sys.argv[1:] if argv is None else argv):  # --json: one object always
@@ -108,6 +111,17 @@ def main(argv: Sequence[str] | None = None) -> None:
                               "error": {"kind": "interrupted", "message": str(exc)}},
                              indent=2), flush=True)
         sys.exit(exc.exit_code)
+
+
+def _interruption(exc: BaseException | None) -> Interrupted | None:
+    """The Interrupted behind `exc`: itself, or the cause of an error raised while a signal
+    broke off an import (a native extension turns it into ImportError)."""
+    seen = 0
+    while exc is not None and seen < 20:
+        if isinstance(exc, Interrupted):
+            return exc
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
 
 
 def _wants_json(argv: Sequence[str]) -> bool:

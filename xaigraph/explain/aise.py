@@ -31,7 +31,6 @@ import threading
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from scipy.optimize import direct
 
 from xaigraph.errors import BadInputError
 from xaigraph.explain.rise import check_input
@@ -143,6 +142,8 @@ def aise(x: np.ndarray, scores: Scores, *, targets: int, widths: Sequence[float]
             return -barrier.ask(k, np.array([c[0] * height, c[1] * width]))
 
         try:
+            from scipy.optimize import direct  # lazily: scipy's import is slow
+
             direct(objective, [(0.0, 1.0), (0.0, 1.0)], maxfun=evals, maxiter=10 * evals,
                    locally_biased=True)
         finally:
