@@ -35,14 +35,13 @@ import struct
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
 __all__ = ["COLORMAPS", "DEFLATE", "DIM", "Coloured", "blend", "colour", "colour_map",
-           "encode_png", "lookup", "overlay", "resample", "save_png", "seen_box"]
+           "encode_png", "lookup", "overlay", "resample", "seen_box"]
 
 DIM = 0.45  # the overlay's brightness outside the part the model sees
 _TIE = 1e-4  # a float32 map of u8 / 255 puts half-way values a hair off .5: ties go up
@@ -315,8 +314,3 @@ def encode_png(array: np.ndarray, palette: np.ndarray | None = None,
     parts += [_chunk(b"IDAT", data), _chunk(b"IEND", b"")]
     return b"".join(parts)
 
-
-def save_png(array: np.ndarray, path: str | Path) -> None:
-    """Write an `[H, W, 3]` (RGB) or `[H, W, 4]` (RGBA) u8 array as PNG."""
-    Path(path).write_bytes(encode_png(array, photo=np.asarray(array).ndim == 3
-                                      and np.asarray(array).shape[2] == 3))
