@@ -241,3 +241,24 @@ def test_readme_explain_example_prints_what_it_says(tmp_path: Path,
     for name in ("chelsea_overlay.png", "chelsea_egyptian.png",
                  "out_api/overlays/chelsea_tiger_cat_0.41.png"):
         assert (tmp_path / name).is_file()
+
+
+def test_rise_same_seed_same_maps_on_either_engine(model: Path, tmp_path: Path) -> None:
+    """Black-box RISE on an .onnx model runs on OpenVINO by default (masks made inside the
+    model); ONNX Runtime (masks made on the host) gives the same raw maps."""
+    paths = write_photos(tmp_path / "photos", 2)
+    got = {}
+    for runtime in (None, "onnxruntime"):
+        out = tmp_path / str(runtime)
+        extra = ["--runtime", runtime] if runtime else []
+        code, _, stderr = invoke("explain", model, *paths, "-o", out, "--method", "rise",
+                                 "--num-masks", "64", "--mask-cells", "4", "--seed", "11",
+                                 "--raw", *extra)
+        assert code == 0, stderr
+        assert json.loads((out / "run.json").read_text())["runtime"] == (runtime or "openvino")
+        got[runtime] = [[np.load(out / t["raw"]) for t in r["targets"]] for r in lines(out)]
+    for a, b in zip(got[None], got["onnxruntime"], strict=True):
+        assert len(a) == len(b) == 1
+        span = float(b[0].max() - b[0].min())
+        assert span > 0
+        assert np.abs(a[0] - b[0]).max() <= 1e-5 * span + 1e-7

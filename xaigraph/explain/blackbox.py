@@ -27,7 +27,7 @@ from xaigraph.errors import BadInputError
 from xaigraph.explain.aise import aise
 from xaigraph.explain.detections import READERS, Detections, find_reader
 from xaigraph.explain.drise import DetPredict, det_weights, drise, select_targets
-from xaigraph.explain.rise import Predict, rise
+from xaigraph.explain.rise import Predict, Runner, rise
 from xaigraph.session import OutputKey, Session
 
 __all__ = [
@@ -173,8 +173,10 @@ class BlackBoxResult(NamedTuple):
 
 def explain_one(x: np.ndarray, predict: Predict | DetPredict, method: str,
                 options: BlackBoxOptions, targets: Sequence[int] | None, *,
-                detector: bool = False, baseline: np.ndarray | float = 0.0) -> BlackBoxResult:
-    """Black-box maps of one input `x` `[1, C, H, W]` (docs/runtime.md)."""
+                detector: bool = False, baseline: np.ndarray | float = 0.0,
+                runner: Runner | None = None) -> BlackBoxResult:
+    """Black-box maps of one input `x` `[1, C, H, W]` (docs/runtime.md). `runner`: RISE's
+    masked inputs run another way than through `predict` (`explain.masked`)."""
     if method not in METHODS:
         raise BadInputError(f"unknown black-box method '{method}'; use one of "
                             f"{', '.join(METHODS)}")
@@ -206,7 +208,7 @@ def explain_one(x: np.ndarray, predict: Predict | DetPredict, method: str,
     if method == "rise":
         maps = rise(x, classify, targets=picks, num_masks=r.num_masks, cells=r.cells,
                     prob=r.prob, seed=options.seed, batch_size=options.batch_size,
-                    baseline=baseline)
+                    baseline=baseline, runner=runner)
     else:
         maps, _ = aise(x, lambda inputs: np.asarray(classify(inputs))[:, picks],
                        targets=len(picks), widths=preset.widths, evals=preset.evals,

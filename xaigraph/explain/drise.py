@@ -20,9 +20,9 @@ import numpy as np
 
 from xaigraph.errors import BadInputError
 from xaigraph.explain.detections import Detections, similarity
-from xaigraph.explain.rise import check_input, mask_sum
+from xaigraph.explain.rise import HostRunner, MaskPlan, check_input, mask_sum
 
-__all__ = ["DetPredict", "det_weights", "drise", "select_targets"]
+__all__ = ["DetPredict", "det_scores", "det_weights", "drise", "select_targets"]
 
 DetPredict = Callable[[np.ndarray], list[Detections]]  # [B, C, H, W] -> one Detections each
 
@@ -38,15 +38,27 @@ def select_targets(found: Detections, *, score_threshold: float,
     return chosen.keep(np.argsort(-chosen.scores, kind="stable"))
 
 
-def det_weights(predict: DetPredict, targets: Detections) -> Callable[[np.ndarray], np.ndarray]:
-    """The `[B, T]` D-RISE weights of a batch of masked inputs."""
-    def weights(inputs: np.ndarray) -> np.ndarray:
-        found = predict(inputs)
-        if len(found) != len(inputs):
-            raise BadInputError(f"the detector gave {len(found)} results for "
-                                f"{len(inputs)} inputs")
+def det_scores(targets: Detections) -> Callable[[list[Detections]], np.ndarray]:
+    """The `[B, T]` D-RISE weights of the detections of a batch of masked inputs."""
+    def weights(found: list[Detections]) -> np.ndarray:
         return np.stack([similarity(targets, f) for f in found])
     return weights
+
+
+def det_weights(predict: DetPredict, targets: Detections) -> Callable[[np.ndarray], np.ndarray]:
+    """The `[B, T]` D-RISE weights of a batch of masked inputs."""
+    score = det_scores(targets)
+
+    def weights(inputs: np.ndarray) -> np.ndarray:
+        return score(_checked(predict, inputs))
+    return weights
+
+
+def _checked(predict: DetPredict, inputs: np.ndarray) -> list[Detections]:
+    found = predict(inputs)
+    if len(found) != len(inputs):
+        raise BadInputError(f"the detector gave {len(found)} results for {len(inputs)} inputs")
+    return found
 
 
 def drise(x: np.ndarray, predict: DetPredict, *, targets: Detections, num_masks: int,
@@ -59,6 +71,7 @@ def drise(x: np.ndarray, predict: DetPredict, *, targets: Detections, num_masks:
         return np.zeros((0, x.shape[2], x.shape[3]), np.float32)
     ones = Detections(targets.boxes, targets.labels, np.ones(len(targets), np.float32),
                       targets.probs)
-    total = mask_sum(x, det_weights(predict, ones), num_masks=num_masks, cells=cells,
-                     prob=prob, seed=seed, batch_size=batch_size, baseline=baseline)
+    run = HostRunner(x, lambda inputs: _checked(predict, inputs), baseline=baseline,
+                     batch_size=batch_size)
+    total = mask_sum(x, det_scores(ones), run, MaskPlan(seed, num_masks, cells, prob))
     return total.astype(np.float32)

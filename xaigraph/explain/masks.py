@@ -15,17 +15,40 @@ The bilinear upsampling is a matrix product: `mask = A_dy @ grid @ B_dx^T`, wher
 `A` (`B`) are the interpolation weights of each output row (column) from the `s` grid rows
 (columns), half-pixel centres (`u = (y + 0.5) * s / S - 0.5`, clamped to the grid). A batch is
 made by batched matrix products, never more than `count x H x W` floats at a time.
+
+Sums of weighted masks (`GridSum`): `M_i = A_{dy_i} G_i B_{dx_i}^T` is linear in its grid, so
+
+    sum_i w_i M_i = sum_{dy, dx} A_dy (sum_{i: shift (dy, dx)} w_i G_i) B_dx^T.
+
+A sampler adds `w_i G_i` (`s x s` numbers, float64) to the bin of mask `i`'s shift and the
+`H x W` sum is made once at the end: a mask costs `s x s` additions instead of `H x W`, the
+sum needs no mask in the host's memory (so the masks can be made inside the model,
+`explain.masked`), and it does not depend on how the masks were batched.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from typing import NamedTuple
 
 import numpy as np
 
 from xaigraph.errors import BadInputError
 
-__all__ = ["check_grid", "grid_mask", "grid_masks", "interpolation_matrix", "mask_randomness"]
+__all__ = [
+    "Draws",
+    "GridSum",
+    "check_grid",
+    "draw_batches",
+    "draws",
+    "grid_mask",
+    "grid_masks",
+    "interpolation_matrix",
+    "mask_randomness",
+    "masks_of",
+    "windows",
+]
 
 
 def check_grid(cells: int, prob: float, size: tuple[int, int]) -> None:
@@ -86,17 +109,101 @@ def grid_mask(seed: int, index: int, cells: int, prob: float, size: tuple[int, i
     return (up_h[dy:dy + h] @ grid @ up_w[dx:dx + w].T).astype(np.float32)
 
 
+class Draws(NamedTuple):
+    """The random draws of a batch of masks: `grids` `[count, s, s]` float32 0/1 and the
+    shifts `dy`, `dx` `[count]` int32."""
+
+    grids: np.ndarray
+    dy: np.ndarray
+    dx: np.ndarray
+
+    @property
+    def length(self) -> int:
+        return len(self.grids)
+
+
+def draws(seed: int, start: int, count: int, cells: int, prob: float, size: tuple[int, int]
+          ) -> Draws:
+    """The draws of masks `start .. start + count - 1` of the sequence of `seed`."""
+    grids = np.empty((count, cells, cells), np.float32)
+    dy = np.empty(count, np.int32)
+    dx = np.empty(count, np.int32)
+    for j in range(count):
+        grids[j], dy[j], dx[j] = mask_randomness(seed, start + j, cells, prob, size)
+    return Draws(grids, dy, dx)
+
+
+def draw_batches(seed: int, num_masks: int, batch: int, cells: int, prob: float,
+                 size: tuple[int, int]) -> Iterator[Draws]:
+    """The draws of masks `0 .. num_masks - 1` of `seed`, `batch` masks at a time."""
+    for start in range(0, num_masks, batch):
+        yield draws(seed, start, min(batch, num_masks - start), cells, prob, size)
+
+
+def windows(cells: int, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Every shift's interpolation matrices: rows `[cell_h, H, s]` (`A_dy`) and columns
+    `[cell_w, s, W]` (`B_dx^T`), float32."""
+    h, w = size
+    up_h, up_w = _matrices(cells, size)
+    rows = np.stack([up_h[dy:dy + h] for dy in range(_cell(cells, h))])
+    cols = np.stack([up_w[dx:dx + w].T for dx in range(_cell(cells, w))])
+    return rows, cols
+
+
+def masks_of(d: Draws, size: tuple[int, int]) -> np.ndarray:
+    """The masks `[count, H, W]` float32 of draws `d`."""
+    rows, cols = windows(d.grids.shape[1], size)
+    return np.matmul(np.matmul(rows[d.dy], d.grids), cols[d.dx])
+
+
 def grid_masks(seed: int, start: int, count: int, cells: int, prob: float,
                size: tuple[int, int]) -> np.ndarray:
     """Masks `start .. start + count - 1` of the sequence of `seed`: `[count, H, W]` float32,
     each equal to `grid_mask(seed, i, ...)`."""
-    h, w = size
-    up_h, up_w = _matrices(cells, size)
-    grids = np.empty((count, cells, cells), np.float32)
-    rows = np.empty((count, h, cells), np.float32)
-    cols = np.empty((count, cells, w), np.float32)
-    for j in range(count):
-        grids[j], dy, dx = mask_randomness(seed, start + j, cells, prob, size)
-        rows[j] = up_h[dy:dy + h]
-        cols[j] = up_w[dx:dx + w].T
-    return np.matmul(np.matmul(rows, grids), cols)
+    return masks_of(draws(seed, start, count, cells, prob, size), size)
+
+
+FLUSH_MASKS = 128  # GridSum gathers this many masks' weights before adding them
+
+
+class GridSum:
+    """`sum_i w_i[t] M_i` for `T` targets, kept as per-shift sums of weighted grids in
+    float64 (see the module's docstring)."""
+
+    def __init__(self, targets: int, cells: int, size: tuple[int, int]) -> None:
+        self.size = size
+        self.cells = cells
+        self.bins = np.zeros((_cell(cells, size[0]), _cell(cells, size[1]), targets, cells,
+                              cells), np.float64)
+        self.pending: list[tuple[np.ndarray, Draws]] = []
+        self.waiting = 0
+
+    def add(self, weights: np.ndarray, d: Draws) -> None:
+        """Add the masks of draws `d`, weighted by `weights` `[count, T]` (gathered a few
+        batches at a time: one vectorised update costs less than many small ones)."""
+        self.pending.append((np.asarray(weights, np.float64), d))
+        self.waiting += d.length
+        if self.waiting >= FLUSH_MASKS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self.pending:
+            return
+        w = np.concatenate([p[0] for p in self.pending])
+        grids = np.concatenate([p[1].grids for p in self.pending])
+        dy = np.concatenate([p[1].dy for p in self.pending])
+        dx = np.concatenate([p[1].dx for p in self.pending])
+        np.add.at(self.bins, (dy, dx), w[:, :, None, None] * grids[:, None])
+        self.pending.clear()
+        self.waiting = 0
+
+    def total(self) -> np.ndarray:
+        """`[T, H, W]` float64: the weighted sum of the masks added."""
+        self._flush()
+        rows, cols = (m.astype(np.float64) for m in windows(self.cells, self.size))
+        out = np.zeros((self.bins.shape[2], *self.size), np.float64)
+        for dy in range(self.bins.shape[0]):
+            if self.bins[dy].any():
+                right = np.einsum("xtab,xbw->taw", self.bins[dy], cols)  # [T, s, W]
+                out += np.matmul(rows[dy], right)
+        return out

@@ -10,26 +10,42 @@ the Monte-Carlo estimate of the expected score given that a pixel is kept (the p
 A mask is applied in the input's pixel space as `baseline + M * (x - baseline)`, so a removed
 pixel takes the baseline's value (the model input of a black image, by default 0).
 
-`mask_sum` is the loop both RISE and D-RISE use: masks are made batch by batch (never more
-than `batch_size x H x W` of them at a time), the next batch is made in a worker thread while
-the model runs the current one, and `weights(batch of masked inputs) -> [B, T]` weighs them.
-Sums are kept in float64 so that the batch size changes only the rounding of the last bits.
+`mask_sum` is the loop RISE and D-RISE share. A `Runner` turns a `MaskPlan` (seed, number of
+masks, grid) into batches of (draws, model outputs): `HostRunner` makes the masked inputs in
+numpy (never more than `batch x C x H x W` of them at a time, the next batch in a worker
+thread while the model runs the current one); `explain.masked.MaskedModel` makes and applies
+the masks inside the compiled model, so the host sends `s x s` grids and two shifts per mask.
+Either way the weighted masks are summed per shift (`masks.GridSum`, float64), so the engine
+and the batch size change only the rounding of the last bits.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from xaigraph.errors import BadInputError
-from xaigraph.explain.masks import check_grid, grid_masks
+from xaigraph.explain.masks import Draws, GridSum, check_grid, draw_batches, masks_of
 
-__all__ = ["Predict", "Weights", "auto_batch_size", "mask_sum", "rise"]
+__all__ = ["HostRunner", "MaskPlan", "Predict", "Runner", "auto_batch_size", "mask_sum", "rise"]
 
 Predict = Callable[[np.ndarray], np.ndarray]  # [B, C, H, W] -> [B, K] class probabilities
-Weights = Callable[[np.ndarray], np.ndarray]  # [B, C, H, W] masked inputs -> [B, T] weights
+
+
+class MaskPlan(NamedTuple):
+    """Which masks a sampler runs: masks `0 .. num_masks - 1` of `seed`, grids of
+    `cells x cells` cells kept with probability `prob`."""
+
+    seed: int
+    num_masks: int
+    cells: int
+    prob: float
+
+
+Runner = Callable[[MaskPlan], Iterator[tuple[Draws, Any]]]  # batches of (draws, outputs)
 
 BATCH_BYTES = 32 << 20  # masked inputs per batch: about this many bytes at most
 
@@ -46,56 +62,82 @@ def check_input(x: np.ndarray) -> None:
                             f"{list(x.shape)}")
 
 
-def mask_sum(x: np.ndarray, weights: Weights, *, num_masks: int, cells: int, prob: float,
-             seed: int, batch_size: int, baseline: np.ndarray | float = 0.0) -> np.ndarray:
-    """`sum_i weights(x ⊙ M_i)[t] * M_i` over masks `0 .. num_masks - 1` of `seed`:
-    `[T, H, W]` float64 (T is the number of columns `weights` returns)."""
+class HostRunner:
+    """A `Runner` that makes the masked inputs `baseline + M * (x - baseline)` in numpy and
+    gives each batch to `predict` (any function of a batch of inputs)."""
+
+    def __init__(self, x: np.ndarray, predict: Callable[[np.ndarray], Any], *,
+                 baseline: np.ndarray | float = 0.0, batch_size: int = 0) -> None:
+        check_input(x)
+        base = np.asarray(baseline, x.dtype)
+        self.base = base[0] if base.ndim == 4 else base
+        self.diff = (x[0] - self.base).astype(x.dtype)
+        self.shifted = bool(np.any(self.base != 0))
+        self.predict = predict
+        self.size = (int(x.shape[2]), int(x.shape[3]))
+        self.batch = batch_size if batch_size > 0 else auto_batch_size(x)
+
+    def inputs(self, d: Draws) -> np.ndarray:
+        """The masked inputs of draws `d`: `[count, C, H, W]`."""
+        m = masks_of(d, self.size)
+        out = np.empty((d.length, *self.diff.shape), self.diff.dtype)
+        np.multiply(m[:, None], self.diff, out=out)
+        if self.shifted:
+            out += self.base
+        return out
+
+    def __call__(self, plan: MaskPlan) -> Iterator[tuple[Draws, Any]]:
+        batches = draw_batches(plan.seed, plan.num_masks, self.batch, plan.cells, plan.prob,
+                               self.size)
+
+        def make() -> tuple[Draws, np.ndarray] | None:
+            d = next(batches, None)
+            return None if d is None else (d, self.inputs(d))
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(make)
+            while (ready := pending.result()) is not None:
+                pending = pool.submit(make)
+                yield ready[0], self.predict(ready[1])
+
+
+def mask_sum(x: np.ndarray, weights: Callable[[Any], np.ndarray], run: Runner,
+             plan: MaskPlan) -> np.ndarray:
+    """`sum_i weights(outputs_i)[t] * M_i` over the masks of `plan`: `[T, H, W]` float64,
+    where `run` gives the model's outputs for each batch of masked inputs and `weights` maps
+    them to `[count, T]`."""
     check_input(x)
-    if num_masks < 1:
-        raise BadInputError(f"--num-masks must be a positive integer, not {num_masks}")
-    height, width = x.shape[2], x.shape[3]
-    check_grid(cells, prob, (height, width))
-    batch = batch_size if batch_size > 0 else auto_batch_size(x)
-    base = np.asarray(baseline, x.dtype)
-    if base.ndim == 4:
-        base = base[0]
-    diff = (x[0] - base).astype(x.dtype)
-
-    def make(start: int) -> tuple[np.ndarray, np.ndarray]:
-        m = grid_masks(seed, start, min(batch, num_masks - start), cells, prob, (height, width))
-        return m, base + m[:, None] * diff
-
-    total: np.ndarray | None = None
-    starts = list(range(0, num_masks, batch))
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(make, starts[0])
-        for k in range(len(starts)):
-            masks, inputs = pending.result()
-            if k + 1 < len(starts):
-                pending = pool.submit(make, starts[k + 1])
-            w = np.asarray(weights(inputs), np.float64)
-            if w.ndim != 2 or w.shape[0] != len(masks):
-                raise BadInputError(f"the model gave scores of shape {list(w.shape)} for a "
-                                    f"batch of {len(masks)} inputs")
-            part = w.T @ masks.reshape(len(masks), -1).astype(np.float64)
-            total = part if total is None else total + part
+    if plan.num_masks < 1:
+        raise BadInputError(f"--num-masks must be a positive integer, not {plan.num_masks}")
+    size = (int(x.shape[2]), int(x.shape[3]))
+    check_grid(plan.cells, plan.prob, size)
+    total: GridSum | None = None
+    for d, outputs in run(plan):
+        w = np.asarray(weights(outputs), np.float64)
+        if w.ndim != 2 or w.shape[0] != d.length:
+            raise BadInputError(f"the model gave scores of shape {list(w.shape)} for a "
+                                f"batch of {d.length} inputs")
+        if total is None:
+            total = GridSum(w.shape[1], plan.cells, size)
+        total.add(w, d)
     assert total is not None
-    return total.reshape(-1, height, width)
+    return total.total()
 
 
 def rise(x: np.ndarray, predict: Predict, *, targets: Sequence[int], num_masks: int,
          cells: int, prob: float, seed: int, batch_size: int = 0,
-         baseline: np.ndarray | float = 0.0) -> np.ndarray:
+         baseline: np.ndarray | float = 0.0, runner: Runner | None = None) -> np.ndarray:
     """RISE maps of classes `targets` for one input `x` `[1, C, H, W]`: `[T, H, W]` float32.
 
     `predict` maps a batch of inputs to class probabilities `[B, K]`; `batch_size` masked
-    inputs go to it at a time (0: `auto_batch_size`)."""
+    inputs go to it at a time (0: `auto_batch_size`). `runner`: another way to run the
+    masked inputs (`explain.masked`), giving the same probabilities; None: `HostRunner`."""
     picks = [int(t) for t in targets]
     if not picks:
         raise BadInputError("RISE needs at least one target class")
 
-    def weights(inputs: np.ndarray) -> np.ndarray:
-        scores = np.asarray(predict(inputs))
+    def weights(probabilities: np.ndarray) -> np.ndarray:
+        scores = np.asarray(probabilities)
         if scores.ndim != 2:
             raise BadInputError(f"the model gave scores of shape {list(scores.shape)}; "
                                 f"RISE needs [batch, classes]")
@@ -105,6 +147,6 @@ def rise(x: np.ndarray, predict: Predict, *, targets: Sequence[int], num_masks: 
                                 f"{scores.shape[1]} classes")
         return scores[:, picks]
 
-    total = mask_sum(x, weights, num_masks=num_masks, cells=cells, prob=prob, seed=seed,
-                     batch_size=batch_size, baseline=baseline)
+    run = runner or HostRunner(x, predict, baseline=baseline, batch_size=batch_size)
+    total = mask_sum(x, weights, run, MaskPlan(seed, num_masks, cells, prob))
     return (total / (num_masks * prob)).astype(np.float32)
