@@ -486,7 +486,7 @@ def prepare(
     if stamp is None and chosen in BLACK_BOX:
         reader = _detector_reader(loaded, blackbox, analysis, path.name)
     if reader is not None:
-        why = f"{why}; a detector ({reader} outputs): D-RISE" if chosen == "rise" else why
+        why = f"{why}; a detector ({reader} outputs){': D-RISE' if chosen == 'rise' else ''}"
         wanted = wanted.for_detector(targets)
     spec_native_dims = _input_dims(loaded)
     static = spec_native_dims[0] if spec_native_dims and spec_native_dims[0] else None
@@ -958,7 +958,8 @@ def write(decoded: Decoded, explained: dict[str, Any], spec: ExplainSpec,
     record: dict[str, Any] = {
         "index": int(item.index), "path": str(item.path), "key": item.key, "status": "ok",
         "width": decoded.width, "height": decoded.height,
-        "predictions": predictions(spec, scores), "targets": entries,
+        "predictions": [p for p in predictions(spec, scores) if boxes is None or p["score"] > 0],
+        "targets": entries,
     }
     truth = ground_truth(item)
     if truth is not None:
