@@ -194,6 +194,14 @@ def test_two_boxes_of_a_class_get_their_own_files(tmp_path: Path, photos: list[P
     for key in ("map", "overlay", "raw"):
         assert len({t[key] for t in entries}) == 2
         assert all((out / t[key]).is_file() for t in entries)
+    assert json.loads((out / "run.json").read_text())["options"]["blackbox"][
+        "score_threshold"] == 0.5
+    strict = tmp_path / "strict"
+    code, _, stderr = invoke("explain", model, photos[0], "-o", strict, "--method", "rise",
+                             "--num-masks", "16", "--resize", "letterbox",
+                             "--postprocess", "twobox:read", "--score-threshold", "0.95")
+    assert code == 0, stderr
+    assert [t["score"] for t in lines(strict)[0]["targets"]] == [1.0]  # 0.9 < 0.95
 
 
 # -- the command, end to end ------------------------------------------------------------------

@@ -212,6 +212,8 @@ class ExplainSpec:
         }
         if self.detector_reader is not None:
             card["detector_output"] = self.detector_reader
+            if self.blackbox is not None:
+                card["options"]["blackbox"]["score_threshold"] = self.blackbox.score_threshold
         return card
 
 
