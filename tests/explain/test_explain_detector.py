@@ -204,6 +204,22 @@ def test_two_boxes_of_a_class_get_their_own_files(tmp_path: Path, photos: list[P
     assert [t["score"] for t in lines(strict)[0]["targets"]] == [1.0]  # 0.9 < 0.95
 
 
+def test_python_api_gives_each_box_and_its_map(tmp_path: Path, photos: list[Path]) -> None:
+    import xaigraph.explain
+
+    model = dm.save(dm.bright_box_detector(), tmp_path / "det.onnx")
+    spec = prepare(model, method="rise", blackbox=BlackBoxOptions(num_masks=40),
+                   preprocess_flags={"resize": "letterbox"})
+    found = list(xaigraph.explain(spec, [str(p) for p in photos]))
+    assert [e.key for e in found] == ["a", "b"]
+    for e in found:
+        (det,) = e.detections
+        assert det["class"] == 1 and det["score"] == pytest.approx(1.0)
+        np.testing.assert_allclose(det["box"], SQUARES[e.key], atol=1e-6)
+        assert det["map"].shape == (dm.SIZE, dm.SIZE) and e.targets == [1]
+        np.testing.assert_array_equal(e.maps[1], det["map"])
+
+
 # -- the command, end to end ------------------------------------------------------------------
 
 def map_peak(path: Path) -> tuple[np.ndarray, np.ndarray]:
