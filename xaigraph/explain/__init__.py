@@ -52,7 +52,9 @@ class Explanation:
     resolution (the model input's area; `overlay` and `colour` bring it onto the photo);
     `raw` the maps as the model gave them (with `raw=True`). `predictions`: the top classes
     with `class`, `label`, `score` (probability). `error` is set (and the rest empty) for an
-    image that could not be read.
+    image that could not be read. A black-box detector: `detections`, one dict per box with
+    a map (`class`, `label`, `score`, `box` x1 y1 x2 y2 in the photo's pixels, `map`), best
+    first; `maps` then holds each class's first (best) box's map.
     """
 
     index: int
@@ -65,6 +67,7 @@ class Explanation:
     maps: dict[int, np.ndarray] = field(default_factory=dict)
     raw: dict[int, np.ndarray] = field(default_factory=dict)
     error: str | None = None
+    detections: list[dict[str, Any]] = field(default_factory=list)
     _decoded: Decoded | None = None
     _row: dict[str, Any] | None = None
     _spec: ExplainSpec | None = None
@@ -237,9 +240,28 @@ def _explanation(spec: ExplainSpec, decoded: Decoded, row: dict[str, Any]) -> Ex
     item = decoded.item
     scores = np.asarray(row["scores"])
     classes = [int(c) for c in row["targets"] if c >= 0]
-    maps = {c: np.asarray(row["maps"][t]) for t, c in enumerate(classes)}
-    raw = ({c: np.asarray(row["raw"][t]) for t, c in enumerate(classes)}
-           if "raw" in row else {})
+    maps: dict[int, np.ndarray] = {}
+    raw: dict[int, np.ndarray] = {}
+    for t, c in enumerate(classes):  # a class's first map (a detector's best box) wins
+        maps.setdefault(c, np.asarray(row["maps"][t]))
+        if "raw" in row:
+            raw.setdefault(c, np.asarray(row["raw"][t]))
     return Explanation(int(item.index), Path(item.path), item.key, decoded.width,
                        decoded.height, predictions(spec, scores), scores, maps, raw, None,
-                       decoded, row, spec)
+                       _detections(spec, decoded, row, classes), decoded, row, spec)
+
+
+def _detections(spec: ExplainSpec, decoded: Decoded, row: dict[str, Any],
+                classes: list[int]) -> list[dict[str, Any]]:
+    """A black-box detector's boxes with their maps (`Explanation.detections`)."""
+    from xaigraph.explain import render
+
+    if "boxes" not in row:
+        return []
+    out = []
+    for t, c in enumerate(classes):
+        box = render.box_to_original(row["boxes"][t][:4], decoded.placement, decoded.width,
+                                     decoded.height)
+        out.append({"class": c, "label": spec.label(c), "score": float(row["boxes"][t][4]),
+                    "box": box, "map": np.asarray(row["maps"][t])})
+    return out

@@ -128,7 +128,7 @@ class BlackBoxOptions:
 # click parameter name -> BlackBoxOptions field
 _CLI = {"num_masks": "num_masks", "mask_cells": "cells", "mask_prob": "prob", "seed": "seed",
         "preset": "preset", "detector_output": "detector_output",
-        "postprocess": "postprocess"}
+        "postprocess": "postprocess", "score_threshold": "score_threshold"}
 assert set(_CLI.values()) <= {f.name for f in fields(BlackBoxOptions)}
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -156,6 +156,8 @@ def blackbox_options(command: F) -> F:
         click.option("--postprocess", metavar="MODULE:FUNCTION", default=None,
                      help="Detectors: your function from the outputs of one image to "
                           "(boxes, labels, scores)."),
+        click.option("--score-threshold", type=click.FloatRange(0, 1), default=None,
+                     help="Detectors: boxes scoring at least this get a map (default 0.5)."),
     ]
     for decorate in reversed(decorators):
         command = decorate(command)

@@ -253,7 +253,8 @@ def find_reader(outputs: Sequence[TensorInfo], name: str | None = None,
         if read is not None:
             return Reader(candidate, read)
     if name:
-        raise BadInputError(f"--detector-output {name} does not fit the outputs ({shapes})")
+        raise BadInputError(f"--detector-output {name} does not fit the outputs ({shapes}); "
+                            f"readers: {', '.join(READERS)}")
     raise BadInputError(f"no detector reader recognises the outputs ({shapes}); readers: "
                         f"{', '.join(READERS)} (--detector-output, --postprocess "
                         f"module:function)")

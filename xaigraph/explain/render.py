@@ -40,10 +40,12 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-__all__ = ["COLORMAPS", "DEFLATE", "DIM", "Coloured", "blend", "colour", "colour_map",
-           "encode_png", "lookup", "overlay", "resample", "seen_box"]
+__all__ = ["BOX_COLOUR", "COLORMAPS", "DEFLATE", "DIM", "Coloured", "blend", "box_to_original",
+           "colour", "colour_map", "draw_box", "encode_png", "lookup", "overlay", "resample",
+           "seen_box"]
 
 DIM = 0.45  # the overlay's brightness outside the part the model sees
+BOX_COLOUR = (255, 0, 255)  # detection boxes on overlays: magenta, a colour no colour map has
 _TIE = 1e-4  # a float32 map of u8 / 255 puts half-way values a hair off .5: ties go up
 
 
@@ -260,6 +262,41 @@ def blend(image: Image.Image, rgba: np.ndarray, opacity: float = 0.5) -> np.ndar
         out[y0:y1, x0:x1] = np.where(seen[y0:y1, x0:x1, None], np.asarray(part),
                                      out[y0:y1, x0:x1])
     return out
+
+
+def box_to_original(box: Any, placement: Any, width: int, height: int
+                    ) -> tuple[float, float, float, float]:
+    """A box x1 y1 x2 y2 in model-input pixels as original pixels, clipped to the image: the
+    inverse of the linear map from the original to the input that `colour` samples maps
+    with (`placement.image_box` onto `placement.input_box`; stretch, crops, letterbox)."""
+    left, top, right, bottom = placement.image_box
+    in_left, in_top, in_right, in_bottom = placement.input_box
+    ax, kx = _scale(left, right, in_left, in_right, 1, 1)
+    ay, ky = _scale(top, bottom, in_top, in_bottom, 1, 1)
+    x1, y1, x2, y2 = (float(v) for v in box[:4])
+    xs = [min(max((v - ax) / kx, 0.0), float(width)) for v in (x1, x2)]
+    ys = [min(max((v - ay) / ky, 0.0), float(height)) for v in (y1, y2)]
+    return xs[0], ys[0], xs[1], ys[1]
+
+
+def draw_box(image: Image.Image, box: Any, text: str,
+             colour: tuple[int, int, int] = BOX_COLOUR) -> Image.Image:
+    """`image` (RGB) with the box x1 y1 x2 y2 (its pixels, edges included) outlined in
+    `colour` and `text` on a tag of that colour at its top-left corner; drawn in place."""
+    from PIL import ImageDraw
+
+    draw = ImageDraw.Draw(image)
+    x1, y1, x2, y2 = (float(v) for v in box[:4])
+    line = max(1, round(min(image.size) / 150))
+    right, bottom = max(x1, x2 - 1), max(y1, y2 - 1)  # x2, y2 are exclusive edges
+    draw.rectangle((x1, y1, right, bottom), outline=colour, width=line)
+    if text:
+        left, top, tr, tb = draw.textbbox((0, 0), text)
+        tag_h = tb - top + 2
+        ty = y1 - tag_h if y1 >= tag_h else y1 + line
+        draw.rectangle((x1, ty, x1 + tr - left + 3, ty + tag_h - 1), fill=colour)
+        draw.text((x1 + 2 - left, ty + 1 - top), text, fill=(0, 0, 0))
+    return image
 
 
 # -- PNG ------------------------------------------------------------------------------------

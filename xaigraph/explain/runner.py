@@ -67,7 +67,9 @@ _EPS = 1e-12
 @dataclass(frozen=True)
 class Targets:
     """Which classes get a map: `kind` "topk" (the `k` best; "predicted" is topk 1), "list"
-    (`classes`, indices) or "all" (every map the model gives)."""
+    (`classes`, indices) or "all" (every map the model gives). Black-box detectors
+    (`for_detector`): "predicted" (every box whose score is over the threshold), "list"
+    (those boxes of these classes), "topk" (the k best boxes, any score)."""
 
     kind: str
     k: int = 1
@@ -110,13 +112,20 @@ class Targets:
             raise BadInputError(f"--targets '{text}': a class is listed twice")
         return cls("list", classes=tuple(classes))
 
+    def for_detector(self, text: str) -> Targets:
+        """These targets for a black-box detector: `predicted` is every box over the score
+        threshold, not topk 1; `all` is the same."""
+        if text.strip().lower() in ("predicted", "all"):
+            return Targets("predicted")
+        return self
+
     def text(self) -> str:
         """The in-graph `insert --targets` text, or "all"."""
         if self.kind == "topk":
             return f"topk:{self.k}"
         if self.kind == "list":
             return ",".join(map(str, self.classes))
-        return "all"
+        return self.kind  # "all"; "predicted" (detectors: every box over the threshold)
 
 
 # -- the spec -----------------------------------------------------------------------------------
@@ -156,6 +165,7 @@ class ExplainSpec:
     colormap: str = "jet"
     opacity: float = 0.5
     blackbox: Any = None  # BlackBoxOptions of a black-box method
+    detector_reader: str | None = None  # black-box detector: its reader (detections.READERS)
 
     @property
     def white_box(self) -> bool:
@@ -176,10 +186,11 @@ class ExplainSpec:
         return f"class {index}"
 
     def card(self) -> dict[str, Any]:
-        """run.json's model card and options (without the digest)."""
+        """run.json's model card and options (without the digest); `detector_output` (the
+        reader) for a black-box detector only, so that other runs keep their digest."""
         from xaigraph.version import __version__
 
-        return {
+        card: dict[str, Any] = {
             "model": {"path": self.model, "sha256": self.sha256, "augmented": self.augmented},
             "method": {"name": self.method, "why": self.method_reason},
             "target_layer": self.target_layer,
@@ -188,7 +199,7 @@ class ExplainSpec:
             "runtime": self.runtime,
             "preprocessing": self.preprocess.as_dict(),
             "labels": list(self.labels) if self.labels is not None else None,
-            "num_classes": self.num_classes,
+            "num_classes": self.num_classes or None,
             "options": {
                 "targets": self.targets.text(),
                 "raw": self.raw,
@@ -199,6 +210,11 @@ class ExplainSpec:
                              if self.blackbox is not None and not self.white_box else None),
             },
         }
+        if self.detector_reader is not None:
+            card["detector_output"] = self.detector_reader
+            if self.blackbox is not None:
+                card["options"]["blackbox"]["score_threshold"] = self.blackbox.score_threshold
+        return card
 
 
 def sha256_file(path: Path) -> str:
@@ -471,23 +487,59 @@ def prepare(
             scaling = "none" if raw else "minmax-u8"
             classes_output = in_graph
             layer = result.report.get("target", {}).get("name", layer)
+    reader = None
+    if stamp is None and chosen in BLACK_BOX:
+        reader = _detector_reader(loaded, blackbox, analysis, path.name)
+    if reader is not None:
+        why = f"{why}; a detector ({reader} outputs){': D-RISE' if chosen == 'rise' else ''}"
+        wanted = wanted.for_detector(targets)
     spec_native_dims = _input_dims(loaded)
     static = spec_native_dims[0] if spec_native_dims and spec_native_dims[0] else None
     num_classes = analysis.num_classes
-    if num_classes is None:
+    if num_classes is None and reader is None:
         raise BadInputError(f"{path.name}: no classification output found "
                             f"({analysis.problem}); name it with --class-output")
     return ExplainSpec(
         model=str(path), sha256=_model_sha256(path), runtime=runtime, method=chosen,
         method_reason=why, targets=wanted,
         preprocess=_input_preprocess(preprocess, spec_native_dims), labels=names,
-        num_classes=num_classes, class_output=analysis.class_output,
-        activation=analysis.activation, detector=analysis.kind == "detector",
+        num_classes=num_classes or 0, class_output=analysis.class_output,
+        activation=analysis.activation, detector=analysis.kind == "detector" or bool(reader),
         input_name=_input_name(loaded), static_batch=static, augmented=stamp is not None,
         target_layer=layer, pipeline=pipeline, scaling=scaling, classes_output=classes_output,
         payload=payload, batch_size=batch_size, raw=raw, overlay=overlay, colormap=colormap,
-        opacity=opacity, blackbox=blackbox,
+        opacity=opacity, blackbox=blackbox, detector_reader=reader,
     )
+
+
+def _output_infos(loaded: Any) -> list[Any]:
+    """The model's outputs as `session.TensorInfo`s (what the detector readers look at)."""
+    from xaigraph.backends import get_backend
+    from xaigraph.session import TensorInfo
+
+    infos = []
+    for port in get_backend(loaded.backend, loaded.external_data).outputs(loaded.model):
+        names = tuple(n.strip() for n in port.name.split(",") if n.strip()) or (port.name,)
+        infos.append(TensorInfo(names[0], names, None, port.dims))
+    return infos
+
+
+def _detector_reader(loaded: Any, options: Any, analysis: _Analysis, name: str) -> str | None:
+    """The detector reader of a model a black-box method runs: the one `--detector-output`
+    / `--postprocess` force (it must fit), else the one that recognises the outputs; None for
+    a classifier. A model that is neither is a `BadInputError` naming the readers."""
+    from xaigraph.explain.detections import find_reader
+
+    outputs = _output_infos(loaded)
+    forced = options is not None and (options.detector_output or options.postprocess)
+    if forced:
+        return find_reader(outputs, options.detector_output, options.postprocess).name
+    try:
+        return find_reader(outputs).name
+    except BadInputError as exc:
+        if analysis.num_classes is not None:
+            return None
+        raise BadInputError(f"{name}: no classification output found and {exc}") from exc
 
 
 def _input_dims(loaded: Any) -> tuple[int | None, ...] | None:
@@ -632,6 +684,8 @@ class Explainer:
         self._masked: Any = None  # explain.masked.MaskedModel, False when it cannot be used
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self.spec.detector_reader is not None:
+            return self._detect(batch)
         start = time.perf_counter()
         x = batch["input"]
         outs = self._infer(x)
@@ -771,6 +825,68 @@ class Explainer:
                 post=lambda z: probabilities(z, spec.activation, spec.detector))
         return self._masked.runner(x) if self._masked else None
 
+    @functools.cached_property
+    def _det_predict(self) -> Any:
+        """The session as a `DetPredict` (`blackbox.det_predict`), built once."""
+        from xaigraph.explain import blackbox
+
+        options = self.spec.blackbox or blackbox.BlackBoxOptions()
+        return blackbox.det_predict(self.session, options, requests=self.spec.requests or None)[0]
+
+    def _detect(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """A black-box detector's batch dict out: one map per chosen box; `boxes` `[B, T, 5]`
+        x1 y1 x2 y2 score (input pixels, NaN rows pad); `scores` `[B, K]` each label's best
+        box score; `targets` the boxes' labels."""
+        start = time.perf_counter()
+        x = batch["input"]
+        n = len(x)
+        found = [self._blackbox_detector(x[b:b + 1]) for b in range(n)]
+        t = max((len(f[1].classes) for f in found), default=0)
+        h, w = next((f[1].maps.shape[1:] for f in found if len(f[1].maps)), (1, 1))
+        k = max([int(f[0].labels.max()) + 1 for f in found if len(f[0])] + [1])
+        scores = np.zeros((n, k), np.float32)
+        targets = np.full((n, t), -1, np.int64)
+        boxes = np.full((n, t, 5), np.nan, np.float32)
+        raw = np.zeros((n, t, h, w), np.float32)
+        for b, (dets, res) in enumerate(found):
+            np.maximum.at(scores[b], dets.labels, dets.scores)
+            m = len(res.classes)
+            targets[b, :m] = res.classes
+            if m:
+                assert res.boxes is not None
+                boxes[b, :m] = res.boxes
+                raw[b, :m] = res.maps
+        out: dict[str, np.ndarray] = {
+            "index": np.asarray(batch["index"], np.int64), "scores": scores,
+            "targets": targets, "maps": unit_maps(raw), "boxes": boxes,
+            "seconds": np.full(n, (time.perf_counter() - start) / max(n, 1), np.float64)}
+        if self.spec.raw:
+            out["raw"] = raw
+        return out
+
+    def _blackbox_detector(self, x: np.ndarray) -> tuple[Any, Any]:
+        """One input's detections (unmasked) and its `BlackBoxResult` (`explain_one` with
+        `detector=True`): the boxes `spec.targets` picks (see `Targets`)."""
+        from xaigraph.explain import blackbox
+
+        spec = self.spec
+        options = spec.blackbox or blackbox.BlackBoxOptions()
+        dets = self._det_predict(x)[0]
+        classes: list[int] | None = None
+        if spec.targets.kind == "list":
+            classes = list(spec.targets.classes)
+        elif spec.targets.kind == "topk":
+            ranked = np.sort(dets.scores)[::-1]
+            kth = float(ranked[spec.targets.k - 1]) if len(ranked) >= spec.targets.k else 0.0
+            options = replace(options, score_threshold=min(max(kth, 0.0), 1.0))
+        res = blackbox.explain_one(x, self._det_predict, spec.method, options, classes,
+                                   detector=True, baseline=self._baseline())
+        if spec.targets.kind == "topk":
+            k = spec.targets.k
+            boxes = None if res.boxes is None else res.boxes[:k]
+            res = blackbox.BlackBoxResult(res.maps[:k], res.classes[:k], boxes)
+        return dets, res
+
     def _baseline(self) -> np.ndarray:
         """The model input of a black image (the samplers' masked-out value)."""
         if self._black is None:
@@ -798,10 +914,15 @@ def file_safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", name) or "_"
 
 
-def target_files(spec: ExplainSpec, key: str, cls: int, score: float) -> dict[str, str | None]:
-    """The relative paths of one target's files (docs/runtime.md)."""
+def target_files(spec: ExplainSpec, key: str, cls: int, score: float,
+                 box: int | None = None) -> dict[str, str | None]:
+    """The relative paths of one target's files (docs/runtime.md); a detector's box `box`
+    (its position among the image's targets) is in the name, `KEY_CLASS_bBOX_SCORE`, so
+    that two boxes of a class do not share files."""
     name = file_safe(spec.labels[cls]) if spec.labels is not None and 0 <= cls < len(
         spec.labels) else str(cls)
+    if box is not None:
+        name = f"{name}_b{box}"
     stem = f"{key}_{name}_{score:.2f}"
     return {"map": f"maps/{stem}.png",
             "overlay": f"overlays/{stem}.png" if spec.overlay else None,
@@ -841,36 +962,53 @@ def write(decoded: Decoded, explained: dict[str, Any], spec: ExplainSpec,
     item = decoded.item
     scores = np.asarray(explained["scores"])
     targets = [int(c) for c in explained["targets"] if c >= 0]
+    boxes = explained.get("boxes")
     entries = []
     for t, cls in enumerate(targets):
-        score = float(scores[cls])
-        files = target_files(spec, item.key, cls, score)
+        box = None if boxes is None else _original_box(boxes[t], decoded)
+        score = float(scores[cls]) if boxes is None else float(boxes[t][4])
+        files = target_files(spec, item.key, cls, score, None if boxes is None else t)
         unit = np.asarray(explained["maps"][t])
         coloured = render.colour(unit, decoded.placement, decoded.width, decoded.height,
                                  spec.preprocess.size, spec.colormap)
         write_file(out / str(files["map"]), functools.partial(_save_bytes, coloured.png()))
         if files["overlay"] is not None:
             blended = render.overlay(decoded.image, coloured, spec.opacity)
+            if box is not None:
+                render.draw_box(blended, box, f"{spec.label(cls)} {score:.2f}")
             png = render.encode_png(np.asarray(blended), photo=True)
             write_file(out / files["overlay"], functools.partial(_save_bytes, png))
         if files["raw"] is not None:
             raw = np.asarray(explained["raw"][t], dtype=np.float32)
             write_file(out / files["raw"], functools.partial(_save_npy, raw))
         entries.append({"class": cls, "label": spec.label(cls), "score": round(score, 4),
-                        **files, "box": None})
+                        **files, "box": box})
     record: dict[str, Any] = {
         "index": int(item.index), "path": str(item.path), "key": item.key, "status": "ok",
         "width": decoded.width, "height": decoded.height,
-        "predictions": predictions(spec, scores), "targets": entries,
+        "predictions": [p for p in predictions(spec, scores) if boxes is None or p["score"] > 0],
+        "targets": entries,
     }
     truth = ground_truth(item)
     if truth is not None:
         record["ground_truth"] = truth
-    record.update(method=spec.method, run=run, timings={
+    record.update(method=spec.method, method_reason=spec.method_reason)
+    if spec.detector_reader is not None:
+        record["detector_output"] = spec.detector_reader
+    record.update(run=run, timings={
         "decode": round(decoded.seconds, 4),
         "infer": round(float(explained.get("seconds", 0.0)), 4),
         "write": round(time.perf_counter() - start, 4)})
     return record
+
+
+def _original_box(row: np.ndarray, decoded: Decoded) -> list[float]:
+    """A `boxes` row (x1 y1 x2 y2 score, input pixels) as [x1, y1, x2, y2] in the original's
+    pixels, to 0.01 px."""
+    from xaigraph.explain import render
+
+    box = render.box_to_original(row[:4], decoded.placement, decoded.width, decoded.height)
+    return [round(v, 2) for v in box]
 
 
 def _save_bytes(data: bytes, path: Path) -> None:
