@@ -10,16 +10,14 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from onnx import TensorProto, helper
 from PIL import Image
 
 from tests.explain import detector_models as dm
-from xaigraph.cli import cli
+from tests.explain.test_explain_cli import invoke, lines
 from xaigraph.explain import render
 from xaigraph.explain.blackbox import BlackBoxOptions
 from xaigraph.explain.detections import READERS, Detections
@@ -29,15 +27,6 @@ from xaigraph.preprocess import Preprocess
 
 WIDTH, HEIGHT = 96, 64
 SQUARES = {"a": (20, 14, 44, 34), "b": (60, 30, 84, 52)}  # x1 y1 x2 y2, original pixels
-
-
-def invoke(*args: str | Path) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, [str(a) for a in args])
-    return result.exit_code, result.stdout, result.stderr
-
-
-def lines(out: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
 
 
 @pytest.fixture()
