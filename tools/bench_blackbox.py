@@ -7,20 +7,22 @@
 - Images: the bundled cat photo (its centre crop, scaled to 96x96) pasted at known positions
   on a plain grey 224x224 background; the known box is where it was pasted. Input: the
   EfficientNet-Lite0 normalisation `(rgb - 127) / 128`, stretch (no crop). Target: top-1.
-- Engine: OpenVINO CPU, f32 inference precision for both sides (the peer's compile is given
-  `INFERENCE_PRECISION_HINT=f32`; this CPU has avx512_bf16, on which OpenVINO's default
-  would be bf16). Both sides mask with baseline 0 (`mask * x`, the peer's convention) and use
-  8 x 8 cells, p = 0.5.
+- Engine: OpenVINO CPU, the same inference precision on both sides, once per precision of
+  `--precisions` (default f32 and bf16; the peer's compile is given the same
+  `INFERENCE_PRECISION_HINT`; on a CPU with bf16, bf16 is OpenVINO's default, so it is what
+  both tools run out of the box; a CPU without it skips bf16). Both sides mask with baseline
+  0 (`mask * x`, the peer's convention) and use 8 x 8 cells, p = 0.5.
 - Ours: `rise` with the masks made inside the model (`explain.masked`, what `xaigraph
   explain --method rise` runs on OpenVINO).
 - Floor: N plain inferences of the unmasked input, the fastest of several batch sizes and
   numbers of asynchronous requests (THROUGHPUT hint).
-- Rounds are interleaved (ours, floor, peer, in turn); the median is reported.
-- Quality: pointing game (the map's peak inside the box) and mass in box (the share of the
+- Rounds are interleaved (ours, floor, peer, in turn, for each precision); the median is
+  reported.
+- Quality (f32): pointing game (the map's peak inside the box) and mass in box (the share of the
   min-max scaled map inside the box), averaged over the images; the peer's RISE at 5000 masks
   is the reference; ours at increasing mask counts until both are within 0.02 (or better).
-- Memory: peak RSS of RISE at N = 8000 on a 1024x1024 input with a numpy "model" (a
-  subprocess of its own).
+- Memory: peak RSS (VmHWM) of RISE at N = 8000 on a 1024x1024 input with a numpy "model"
+  (a subprocess of its own), and what N masks of that size would take at once.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ SIZE = 224
 CAT = 96
 POSITIONS = [(10, 12), (118, 110), (20, 120), (112, 16)]  # (top, left) of the pasted cat
 CELLS, PROB = 8, 0.5
-F32 = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "THROUGHPUT"}
+THROUGHPUT = {"PERFORMANCE_HINT": "THROUGHPUT"}
 
 
 def images() -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
@@ -117,11 +119,13 @@ PEER = textwrap.dedent('''
     import openvino as ov
     spec = json.loads(sys.argv[1])
     _compile = ov.Core.compile_model
-    def compile_f32(self, model, device_name="CPU", config=None):
+    compiled = []
+    def compile_at(self, model, device_name="CPU", config=None):
         config = dict(config or {})
-        config.setdefault("INFERENCE_PRECISION_HINT", "f32")
-        return _compile(self, model, device_name, config)
-    ov.Core.compile_model = compile_f32
+        config.setdefault("INFERENCE_PRECISION_HINT", spec["precision"])
+        compiled.append(_compile(self, model, device_name, config))
+        return compiled[-1]
+    ov.Core.compile_model = compile_at
     import openvino_xai as xai
     from openvino_xai.explainer import ExplainMode
     def softmax(out):
@@ -143,33 +147,72 @@ PEER = textwrap.dedent('''
         result["seconds"].append(time.perf_counter() - t)
         maps.append(np.asarray(e.saliency_map[target], np.float64))
     np.save(spec["maps"], np.stack(maps))
+    result["precision"] = sorted({c.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+                                  for c in compiled})
     print(json.dumps(result))
 ''')
 
 
-def run_peer(python: str, xs: np.ndarray, targets: list[int], n: int, folder: Path
-             ) -> tuple[list[float], np.ndarray, str]:
+def run_peer(python: str, xs: np.ndarray, targets: list[int], n: int, folder: Path,
+             precision: str = "f32") -> tuple[list[float], np.ndarray, str]:
     inputs, maps = folder / "inputs.npy", folder / f"peer_{n}.npy"
     np.save(inputs, xs)
     spec = {"model": str(MODEL), "inputs": str(inputs), "targets": targets, "num_masks": n,
-            "cells": CELLS, "prob": PROB, "maps": str(maps)}
+            "cells": CELLS, "prob": PROB, "maps": str(maps), "precision": precision}
     out = subprocess.run([python, "-c", PEER, json.dumps(spec)], capture_output=True, text=True,
                          check=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    return result["seconds"], np.load(maps), result["version"]
+    version = f"{result['version'].split('-')[0]}, ran {'/'.join(result['precision'])}"
+    return result["seconds"], np.load(maps), version
 
 
+# The peak is this process's VmHWM: ru_maxrss would keep the bench's own peak across the
+# fork and exec that start it (Linux carries it over), hiding the child's.
 MEMORY = textwrap.dedent('''
-    import resource, sys, time
+    import sys, time
     import numpy as np
     from xaigraph.explain.rise import rise
+    def peak():
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
     x = np.random.default_rng(0).normal(size=(1, 3, 1024, 1024)).astype(np.float32)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = peak()
     t = time.perf_counter()
     m = rise(x, lambda b: b.mean(axis=(1, 2, 3))[:, None] + 0.5, targets=[0],
              num_masks=int(sys.argv[1]), cells=8, prob=0.5, seed=0)
-    print(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter() - t)
+    print(before, peak(), time.perf_counter() - t)
 ''')
+
+
+def has_bf16() -> bool:
+    import openvino as ov
+    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+class Ours:
+    """xaigraph's RISE at one precision: the masked model (masks in the graph) for the masked
+    inferences, a session for the unmasked one, both compiled once, as explain does."""
+
+    def __init__(self, precision: str, x: np.ndarray) -> None:
+        self.session = Session.open(MODEL, "openvino", precision=precision, config=THROUGHPUT)
+        self.batch, self.requests, self.per = best_config(self.session, x[:1])
+        self.predict = class_predict(self.session, batch_size=self.batch,
+                                     requests=self.requests)
+        self.masked = MaskedModel(core().read_model(str(MODEL)), layout="NCHW",
+                                  baseline=np.zeros_like(x[:1]), output=0, post=softmax,
+                                  precision=precision)
+        self.masked.session(CELLS, (SIZE, SIZE))
+        self.precision = self.session.precision
+
+    def __call__(self, x: np.ndarray, target: int, n: int) -> tuple[float, np.ndarray]:
+        t = time.perf_counter()
+        m = rise(x[None], self.predict, targets=[target], num_masks=n, cells=CELLS, prob=PROB,
+                 seed=0, runner=self.masked.runner(x[None]))
+        return time.perf_counter() - t, m[0]
+
+    def floor(self, x: np.ndarray, n: int) -> float:
+        return floor(self.session, x[:1], n, self.batch, self.requests)
 
 
 def main() -> None:
@@ -179,6 +222,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true",
                         help="1 round, 1 image for speed, 2000 masks at most in memory")
     parser.add_argument("--speed-images", type=int, default=2)
+    parser.add_argument("--precisions", default="f32,bf16",
+                        help="inference precisions of the speed table (bf16 only where the "
+                             "CPU has it)")
     parser.add_argument("--quality-masks", default="250,500,1000,1500,2000,3000")
     parser.add_argument("--memory-masks", type=int, default=8000)
     args = parser.parse_args()
@@ -186,56 +232,53 @@ def main() -> None:
         args.rounds, args.speed_images, args.memory_masks = 1, 1, min(args.memory_masks, 2000)
 
     xs, boxes = images()
-    session = Session.open(MODEL, "openvino", precision="f32", config=F32)
-    probs = class_predict(session)(xs)
+    precisions = [p for p in args.precisions.split(",") if p != "bf16" or has_bf16()]
+    if len(precisions) < len(args.precisions.split(",")):
+        print("this CPU has no bf16: the bf16 rows are skipped")
+    ours = {p: Ours(p, xs) for p in precisions}
+    f32 = ours.get("f32") or Ours("f32", xs)
+    probs = class_predict(f32.session)(xs)
     targets = [int(t) for t in probs.argmax(axis=1)]
-    batch, requests, per = best_config(session, xs[:1])
-    print(f"floor config: batch {batch}, {requests} requests, {per * 1e3:.2f} ms/inference")
-    predict = class_predict(session, batch_size=batch, requests=requests)
-    masked = MaskedModel(core().read_model(str(MODEL)), layout="NCHW",
-                         baseline=np.zeros_like(xs[:1]), output=0, post=softmax)
-    masked.session(CELLS, (SIZE, SIZE))  # compiled once, as explain does per run
-
-    def ours(x: np.ndarray, target: int, n: int) -> tuple[float, np.ndarray]:
-        t = time.perf_counter()
-        m = rise(x[None], predict, targets=[target], num_masks=n, cells=CELLS, prob=PROB,
-                 seed=0, runner=masked.runner(x[None]))
-        return time.perf_counter() - t, m[0]
+    for p, o in ours.items():
+        print(f"{p}: floor config batch {o.batch}, {o.requests} requests, "
+              f"{o.per * 1e3:.2f} ms/inference (ran {o.precision})")
 
     folder = Path(tempfile.mkdtemp(prefix="bench_blackbox_"))
-    speed: dict[str, list[float]] = {}
-    version = "?"
+    speed: dict[tuple[str, str, int], list[float]] = {}
+    peer_ran: dict[str, str] = {}
     k = args.speed_images
     for _ in range(args.rounds):
-        for n in (1000, 4000):
-            speed.setdefault(f"ours {n}", []).append(
-                statistics.mean(ours(xs[i], targets[i], n)[0] for i in range(k)))
-            speed.setdefault(f"floor {n}", []).append(floor(session, xs[:1], n, batch, requests))
-            seconds, _, version = run_peer(args.peer, xs[:k], targets[:k], n, folder)
-            speed.setdefault(f"peer {n}", []).append(statistics.mean(seconds))
+        for p, o in ours.items():
+            for n in (1000, 4000):
+                speed.setdefault((p, "ours", n), []).append(
+                    statistics.mean(o(xs[i], targets[i], n)[0] for i in range(k)))
+                speed.setdefault((p, "floor", n), []).append(o.floor(xs, n))
+                seconds, _, peer_ran[p] = run_peer(args.peer, xs[:k], targets[:k], n, folder,
+                                                   p)
+                speed.setdefault((p, "peer", n), []).append(statistics.mean(seconds))
     med = {key: statistics.median(v) for key, v in speed.items()}
 
-    # quality: the peer's RISE at 5000 masks is the reference
-    peer_seconds, peer_maps, version = run_peer(args.peer, xs, targets, 5000, folder)
+    # quality (f32): the peer's RISE at 5000 masks is the reference
+    peer_seconds, peer_maps, _ = run_peer(args.peer, xs, targets, 5000, folder)
     peer_q = quality(list(peer_maps), boxes)
     sweep = []
     for n in [int(s) for s in args.quality_masks.split(",")]:
-        runs = [ours(xs[i], targets[i], n) for i in range(len(xs))]
+        runs = [f32(xs[i], targets[i], n) for i in range(len(xs))]
         q = quality([m for _, m in runs], boxes)
         sweep.append((n, statistics.mean(t for t, _ in runs), q))
         if q[0] >= peer_q[0] - 0.02 and q[1] >= peer_q[1] - 0.02:
             break
 
-    # AISE
+    # AISE (f32)
     from xaigraph.explain.aise import aise
     from xaigraph.explain.blackbox import PRESETS
     aise_rows = []
-    for name, p in PRESETS.items():
+    for name, preset in PRESETS.items():
         times, counts, maps = [], [], []
         for i in range(len(xs)):
             t = time.perf_counter()
-            m, count = aise(xs[i:i + 1], lambda b, i=i: predict(b)[:, [targets[i]]], targets=1,
-                            widths=p.widths, evals=p.evals)
+            m, count = aise(xs[i:i + 1], lambda b, i=i: f32.predict(b)[:, [targets[i]]],
+                            targets=1, widths=preset.widths, evals=preset.evals)
             times.append(time.perf_counter() - t)
             counts.append(count)
             maps.append(m[0])
@@ -249,18 +292,21 @@ def main() -> None:
         before, after, seconds = out.stdout.split()
         mem = (int(before) / 1024, int(after) / 1024, float(seconds))
 
-    print(f"\nEfficientNet-Lite0 224x224, OpenVINO CPU f32 (ours {session_version()}, peer "
-          f"OpenVINO {version}), {args.rounds} interleaved rounds, median; {k} images for "
-          f"speed, {len(xs)} for quality")
-    print("\n| RISE | ours s/image | floor s | ours / floor | OpenVINO XAI 1.1.0 s/image | "
-          "peer / ours |")
-    print("|---|---|---|---|---|---|")
-    for n in (1000, 4000):
-        o, f, p = med[f"ours {n}"], med[f"floor {n}"], med[f"peer {n}"]
-        print(f"| {n} masks | {o:.2f} | {f:.2f} | {o / f:.3f}x | {p:.2f} | {p / o:.2f}x |")
-    print(f"\nquality reference: OpenVINO XAI RISE 5000 masks: pointing game {peer_q[0]:.2f}, "
-          f"mass in box {peer_q[1]:.3f}, {statistics.mean(peer_seconds):.2f} s/image")
-    print("\n| ours, masks | s/image | pointing game | mass in box |")
+    print(f"\nEfficientNet-Lite0 224x224, OpenVINO CPU (ours {session_version()}), "
+          f"{args.rounds} interleaved rounds, median; {k} images for speed, {len(xs)} for "
+          f"quality")
+    print("\n| precision (ours / peer ran) | RISE | ours s/image | floor s | ours / floor | "
+          "OpenVINO XAI 1.1.0 s/image | peer / ours |")
+    print("|---|---|---|---|---|---|---|")
+    for p, o in ours.items():
+        for n in (1000, 4000):
+            a, f, b = med[(p, "ours", n)], med[(p, "floor", n)], med[(p, "peer", n)]
+            print(f"| {p} ({o.precision} / OpenVINO {peer_ran[p]}) | {n} masks | {a:.2f} | "
+                  f"{f:.2f} | {a / f:.3f}x | {b:.2f} | {b / a:.2f}x |")
+    print(f"\nquality reference (f32): OpenVINO XAI RISE 5000 masks: pointing game "
+          f"{peer_q[0]:.2f}, mass in box {peer_q[1]:.3f}, {statistics.mean(peer_seconds):.2f} "
+          f"s/image")
+    print("\n| ours (f32), masks | s/image | pointing game | mass in box |")
     print("|---|---|---|---|")
     for n, t, q in sweep:
         print(f"| {n} | {t:.2f} | {q[0]:.2f} | {q[1]:.3f} |")
@@ -269,13 +315,15 @@ def main() -> None:
     print(f"\ntime to equal quality: ours {t:.2f} s ({n} masks) vs peer "
           f"{statistics.mean(peer_seconds):.2f} s: {statistics.mean(peer_seconds) / t:.2f}x less"
           + ("" if reached else " (NOT reached within the sweep)"))
-    print("\n| AISE preset | s/image | inferences/image | pointing game | mass in box |")
+    print("\n| AISE preset (f32) | s/image | inferences/image | pointing game | mass in box |")
     print("|---|---|---|---|---|")
     for name, t, c, q in aise_rows:
         print(f"| {name} | {t:.2f} | {c:.0f} | {q[0]:.2f} | {q[1]:.3f} |")
     if mem:
+        at_once = args.memory_masks * 1024 * 1024 * 4 / 2**20
         print(f"\nmemory: RISE {args.memory_masks} masks on 1024x1024 (numpy model): peak RSS "
-              f"{mem[1]:.0f} MB (before: {mem[0]:.0f} MB), {mem[2]:.1f} s")
+              f"{mem[1]:.0f} MiB (before RISE: {mem[0]:.0f} MiB; the masks at once would be "
+              f"{at_once:.0f} MiB), {mem[2]:.1f} s")
 
 
 def session_version() -> str:

@@ -226,6 +226,14 @@ class Session:
         return cls(engine, _OnnxRuntime(native, optimize, settings))
 
     @property
+    def precision(self) -> str:
+        """The inference precision the engine runs ("f32", "bf16", "f16"; ONNX Runtime: f32)."""
+        if isinstance(self._impl, _OpenVINO):
+            kind = self._impl.compiled.get_property("INFERENCE_PRECISION_HINT")
+            return str(kind.get_type_name())
+        return "f32"
+
+    @property
     def input_names(self) -> list[str]:
         return [t.name for t in self.inputs]
 

@@ -262,3 +262,48 @@ def test_rise_same_seed_same_maps_on_either_engine(model: Path, tmp_path: Path) 
         span = float(b[0].max() - b[0].min())
         assert span > 0
         assert np.abs(a[0] - b[0]).max() <= 1e-5 * span + 1e-7
+
+
+def test_precision_reaches_both_sessions_and_run_json(model: Path, tmp_path: Path) -> None:
+    """--precision bf16 compiles the class session and RISE's masked model in bf16 (where the
+    CPU has it), is part of run.json's options, and keeps the maps near f32's; f32 runs
+    keep their run.json (no precision key) and so their digest."""
+    import openvino as ov
+
+    from xaigraph.explain.runner import Explainer
+
+    photo = write_photos(tmp_path / "photos", 1)[0]
+    has_bf16 = "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    raws, runs = {}, {}
+    for precision in ("f32", "bf16"):
+        out = tmp_path / precision
+        code, _, stderr = invoke("explain", model, photo, "-o", out, "--method", "rise",
+                                 "--num-masks", "96", "--mask-cells", "4", "--raw",
+                                 "--precision", precision)
+        assert code == 0, stderr
+        runs[precision] = json.loads((out / "run.json").read_text())
+        raws[precision] = np.load(out / lines(out)[0]["targets"][0]["raw"])
+    assert "precision" not in runs["f32"]["options"]
+    assert runs["bf16"]["options"]["precision"] == "bf16"
+    assert runs["bf16"]["digest"] != runs["f32"]["digest"]
+    a, b = raws["f32"], raws["bf16"]
+    assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.9
+
+    explainer = Explainer(prepare(model, method="rise", precision="bf16"))
+    assert explainer.session.precision == ("bf16" if has_bf16 else "f32")
+    x = np.zeros((1, 3, tiny_models.SIZE, tiny_models.SIZE), np.float32)
+    assert explainer._mask_runner(x) is not None
+    masked, _ = explainer._masked.session(4, (tiny_models.SIZE, tiny_models.SIZE))
+    assert masked.precision == explainer.session.precision
+
+
+def test_precision_other_than_f32_is_openvinos(model: Path, tmp_path: Path) -> None:
+    photo = write_photos(tmp_path / "photos", 1)[0]
+    out = tmp_path / "out"
+    code, _, stderr = invoke("explain", model, photo, "-o", out, "--runtime", "onnxruntime",
+                             "--precision", "bf16")
+    assert code == 2 and "ONNX Runtime runs f32" in stderr
+    assert len(stderr.strip().splitlines()) == 1 and not out.exists()
+    spec = prepare(model, precision="auto")  # an .onnx white-box run moves to OpenVINO
+    assert spec.runtime == "openvino" and spec.hint is None
+    assert prepare(model).runtime == "onnxruntime" and prepare(model).hint == "f32"

@@ -190,6 +190,7 @@ def explain(
     class_output: str | None = None,
     target_layer: str | None = None,
     blackbox: Any = None,
+    precision: str = "f32",
 ) -> Iterator[Explanation]:
     """Explain `images` with `model`: one `Explanation` per image, in order, as each is done.
 
@@ -198,7 +199,8 @@ def explain(
     none does), `.xml` or `.onnx`. `images`: a path (file, folder, list file, COCO / VOC),
     a list of paths, a PIL image or a list of them. `targets`: "predicted", "topk:K", "all",
     or classes "3,17" / "tiger cat,tabby". `runtime`: "openvino" or "onnxruntime".
-    `preprocess`: overrides what the model records. The other options are
+    `preprocess`: overrides what the model records. `precision`: OpenVINO's inference
+    precision ("f32", "bf16", "f16", "auto": the device's default). The other options are
     `xaigraph explain`'s. Images are streamed: memory stays flat however many there are.
     """
     from xaigraph.explain.runner import Explainer, ExplainSpec, prepare
@@ -206,7 +208,8 @@ def explain(
     spec = model if isinstance(model, ExplainSpec) else prepare(
         model, method=method, targets=targets, runtime=runtime, preprocess=preprocess,
         labels=labels, batch_size=batch_size, raw=raw, colormap=colormap, opacity=opacity,
-        class_output=class_output, target_layer=target_layer, blackbox=blackbox)
+        class_output=class_output, target_layer=target_layer, blackbox=blackbox,
+        precision=precision)
     items = _items(images)
     return _stream(spec, Explainer(spec), items)  # errors above come at the call
 

@@ -42,6 +42,7 @@ from xaigraph.preprocess import Preprocess
 
 __all__ = [
     "BLACK_BOX",
+    "PRECISIONS",
     "Decoded",
     "ExplainSpec",
     "Explainer",
@@ -58,6 +59,9 @@ log = logging.getLogger(__name__)
 
 BLACK_BOX = ("rise", "aise")  # run by xaigraph.explain.blackbox over the plain model
 CLASS_FREE = ("activationmap", "eigencam")  # one map per image, not per class
+# OpenVINO inference precisions; "auto" is the device's default (bf16 on CPUs with AMX or
+# AVX512-BF16, f32 elsewhere). f32 is the default: maps equal to the reference's.
+PRECISIONS = ("f32", "bf16", "f16", "auto")
 TOP_PREDICTIONS = 5
 _EPS = 1e-12
 
@@ -166,10 +170,16 @@ class ExplainSpec:
     opacity: float = 0.5
     blackbox: Any = None  # BlackBoxOptions of a black-box method
     detector_reader: str | None = None  # black-box detector: its reader (detections.READERS)
+    precision: str = "f32"  # OpenVINO's inference precision (PRECISIONS)
 
     @property
     def white_box(self) -> bool:
         return self.method not in BLACK_BOX
+
+    @property
+    def hint(self) -> str | None:
+        """OpenVINO's INFERENCE_PRECISION_HINT (None: the device's default)."""
+        return None if self.precision == "auto" else self.precision
 
     @property
     def class_free(self) -> bool:
@@ -210,6 +220,8 @@ class ExplainSpec:
                              if self.blackbox is not None and not self.white_box else None),
             },
         }
+        if self.precision != "f32":  # f32 runs keep the digest they had before the option
+            card["options"]["precision"] = self.precision
         if self.detector_reader is not None:
             card["detector_output"] = self.detector_reader
             if self.blackbox is not None:
@@ -417,6 +429,7 @@ def prepare(
     colormap: str = "jet",
     opacity: float = 0.5,
     blackbox: Any = None,
+    precision: str = "f32",
 ) -> ExplainSpec:
     """Read `model`, choose the method, augment a plain model in memory; the `ExplainSpec`.
 
@@ -424,7 +437,8 @@ def prepare(
     (default for `.onnx`). `preprocess`: None for the model's own (its `model_info`, else
     sized to its input); `preprocess_flags`: keyword arguments of `model_info.from_flags`
     applied over it. `labels`: a file of class names, one a line. `blackbox`: the
-    `BlackBoxOptions` of a black-box method.
+    `BlackBoxOptions` of a black-box method. `precision`: OpenVINO's inference precision,
+    one of `PRECISIONS` ("auto": the device's default; bf16 on CPUs that have it).
     """
     from xaigraph import api, model_io
     from xaigraph.explain.render import COLORMAPS
@@ -440,10 +454,14 @@ def prepare(
         raise BadInputError("--batch-size must be at least 1")
     onnx_file = path.suffix.lower() == ".onnx"
     engine_given = runtime is not None
-    if runtime is None:
-        runtime = "onnxruntime" if onnx_file else "openvino"
+    if precision not in PRECISIONS:
+        raise BadInputError(f"unknown precision '{precision}'; use one of {', '.join(PRECISIONS)}")
+    if runtime is None:  # a precision other than f32 is OpenVINO's: it picks the engine
+        runtime = "onnxruntime" if onnx_file and precision == "f32" else "openvino"
     if runtime not in ("openvino", "onnxruntime"):
         raise BadInputError(f"unknown runtime '{runtime}'; use openvino or onnxruntime")
+    if runtime == "onnxruntime" and precision != "f32":
+        raise BadInputError(f"--precision {precision} is OpenVINO's; ONNX Runtime runs f32")
     if runtime == "onnxruntime" and not onnx_file:
         raise BadInputError(f"ONNX Runtime runs .onnx models only, not {path.name}")
     fmt = "onnx" if runtime == "onnxruntime" else "ir"
@@ -508,7 +526,7 @@ def prepare(
         input_name=_input_name(loaded), static_batch=static, augmented=stamp is not None,
         target_layer=layer, pipeline=pipeline, scaling=scaling, classes_output=classes_output,
         payload=payload, batch_size=batch_size, raw=raw, overlay=overlay, colormap=colormap,
-        opacity=opacity, blackbox=blackbox, detector_reader=reader,
+        opacity=opacity, blackbox=blackbox, detector_reader=reader, precision=precision,
     )
 
 
@@ -673,7 +691,8 @@ class Explainer:
 
         self.spec = spec
         config = {"PERFORMANCE_HINT": "THROUGHPUT"} if spec.runtime == "openvino" else None
-        self.session = Session.open(_native(spec), spec.runtime, config=config)
+        self.session = Session.open(_native(spec), spec.runtime, config=config,
+                                    precision=spec.hint)
         outputs: list[int | str] = [spec.class_output]
         if spec.white_box:
             if spec.classes_output:
@@ -822,7 +841,8 @@ class Explainer:
                 return None
             self._masked = MaskedModel(
                 model, layout="NCHW", baseline=self._baseline(), output=spec.class_output,
-                post=lambda z: probabilities(z, spec.activation, spec.detector))
+                post=lambda z: probabilities(z, spec.activation, spec.detector),
+                precision=spec.hint)
         return self._masked.runner(x) if self._masked else None
 
     @functools.cached_property
