@@ -20,7 +20,7 @@ from typing import Any
 
 from xaigraph.errors import BadInputError
 
-__all__ = ["IMAGENET_CLASSES", "class_index", "class_names", "format_labels", "imagenet_labels",
+__all__ = ["IMAGENET_CLASSES", "class_index", "format_labels", "imagenet_labels",
            "model_labels", "normal", "parse_labels", "read_labels_file"]
 
 IMAGENET_CLASSES = 1000
@@ -72,22 +72,6 @@ def read_labels_file(path: str | os.PathLike[str]) -> list[str]:
     if not labels:
         raise BadInputError(f"--labels {path}: no class names in it (one a line)")
     return labels
-
-
-def class_names(model_labels: list[str] | None, labels_file: list[str] | None,
-                classes: int) -> list[str]:
-    """The names of a model's `classes` classes: the model's own labels, else the labels
-    file's, else ImageNet's when `classes` is 1000, else `class 0` .. `class K-1`. A list
-    whose length is not `classes` is `BadInputError` (one line)."""
-    for names, where in ((model_labels, "the model's labels"), (labels_file, "--labels")):
-        if names is not None:
-            if len(names) != classes:
-                raise BadInputError(f"{where} name {len(names)} classes but the model has "
-                                    f"{classes}")
-            return list(names)
-    if classes == IMAGENET_CLASSES:
-        return imagenet_labels()
-    return [f"class {i}" for i in range(classes)]
 
 
 def class_index(name: str, labels: list[str], what: str) -> int:

@@ -18,7 +18,7 @@ from PIL import Image
 from xaigraph import model_info
 from xaigraph.demo import EFFICIENTNET_LITE, MODEL_FILE
 from xaigraph.errors import BadInputError
-from xaigraph.labels import class_names, imagenet_labels, model_labels, read_labels_file
+from xaigraph.labels import imagenet_labels, model_labels, read_labels_file
 from xaigraph.preprocess import Preprocess
 
 
@@ -196,16 +196,10 @@ def test_from_flags_over_the_model() -> None:
         model_info.from_flags(base, crop_fraction=2.0)
 
 
-def test_labels_file_and_class_names(tmp_path: Path) -> None:
+def test_labels_file(tmp_path: Path) -> None:
     path = tmp_path / "labels.txt"
     path.write_text("cat\n\n  tiger cat \ndog\n", encoding="utf-8")
     assert read_labels_file(path) == ["cat", "tiger cat", "dog"]
-    assert class_names(["a", "b", "c"], ["x", "y", "z"], 3) == ["a", "b", "c"]
-    assert class_names(None, ["x", "y", "z"], 3) == ["x", "y", "z"]
-    assert class_names(None, None, 1000) == imagenet_labels()
-    assert class_names(None, None, 3) == ["class 0", "class 1", "class 2"]
-    with pytest.raises(BadInputError, match="--labels name 3 classes but the model has 4"):
-        class_names(None, ["x", "y", "z"], 4)
     with pytest.raises(BadInputError, match="cannot read it"):
         read_labels_file(tmp_path / "missing.txt")
     (tmp_path / "empty.txt").write_text("\n")
