@@ -252,6 +252,42 @@ def test_black_box_method_with_its_options(model: Path, coco: Path, tmp_path: Pa
     assert "| class | metric | reciprocam | rise |" in md and "| class 3 | adcc ↑ |" in md
 
 
+def test_precision_reaches_the_maps_and_the_metrics(model: Path, coco: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """--precision bf16: the explain OUT_DIR says so and the metrics' session is compiled
+    with it; the metrics stay near f32's."""
+    from xaigraph import session as session_module
+
+    hints: list[str | None] = []
+    real_open = session_module.Session.open.__func__
+
+    def spy(cls: Any, model: Any, engine: Any = None, **kwargs: Any) -> Any:
+        hints.append(kwargs.get("precision", "f32"))
+        return real_open(cls, model, engine, **kwargs)
+
+    monkeypatch.setattr(session_module.Session, "open", classmethod(spy))
+    docs = {}
+    for precision in ("f32", "bf16"):
+        out = tmp_path / precision
+        hints.clear()
+        code, _, stderr = invoke("eval", model, coco, "-o", out, "--methods", "rise",
+                                 "--num-masks", "24", "--mask-cells", "3", "--steps", "4",
+                                 "--resamples", "50", "--precision", precision)
+        assert code == 0, stderr
+        assert hints and set(hints) == {precision}  # every session: maps and metrics
+        card = json.loads((out / "rise" / "run.json").read_text())
+        assert card["runtime"] == "openvino"
+        assert card["options"].get("precision", "f32") == precision
+        docs[precision] = json.loads((out / "metrics.json").read_text())
+    for a, b in zip(docs["f32"]["images"], docs["bf16"]["images"], strict=True):
+        assert a["class"] == b["class"]
+        assert abs(a["insertion_auc"] - b["insertion_auc"]) < 0.05
+    code, _, stderr = invoke("eval", model, coco, "-o", tmp_path / "ort", "--methods", "rise",
+                             "--runtime", "onnxruntime", "--precision", "bf16")
+    assert code == 2 and "ONNX Runtime runs f32" in stderr
+    assert not (tmp_path / "ort").exists()
+
+
 def test_a_detector_is_refused_in_one_line(exported: Callable[..., Path], coco: Path,
                                            tmp_path: Path) -> None:
     from tests import tiny_models

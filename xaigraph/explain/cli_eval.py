@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import click
 
 from xaigraph.explain.blackbox import BlackBoxOptions, blackbox_options
+from xaigraph.explain.cli_explain import precision_option
 
 __all__ = ["eval_command"]
 
@@ -52,6 +53,7 @@ def _handled(func: F) -> F:
               help="An explain OUT_DIR (made with --raw) to reuse; repeatable.")
 @click.option("--runtime", type=click.Choice(["openvino", "onnxruntime"]),
               help="Runtime (default: ONNX Runtime for .onnx, OpenVINO for .xml).")
+@precision_option
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
               help="Images per inference when explaining.")
 @click.option("--resamples", type=click.IntRange(min=1), default=2000, show_default=True,
@@ -66,7 +68,8 @@ def _handled(func: F) -> F:
 @_handled
 def eval_command(model: Path, inputs: tuple[str, ...], out_dir: Path, methods: str,
                  metric_list: str, steps: int, tolerance: float,
-                 from_explain: tuple[Path, ...], runtime: str | None, batch_size: int,
+                 from_explain: tuple[Path, ...], runtime: str | None, precision: str,
+                 batch_size: int,
                  resamples: int, force: bool, with_report: bool, as_json: bool,
                  debug: bool, **blackbox: Any) -> None:
     """Measure the saliency maps of MODEL on DATA (the INPUTs explain takes; ground truth
@@ -89,7 +92,7 @@ def eval_command(model: Path, inputs: tuple[str, ...], out_dir: Path, methods: s
     options = EvalOptions(methods=names, metrics=parse_metrics(metric_list), steps=steps,
                           tolerance=tolerance, from_explain=from_explain, runtime=runtime,
                           batch_size=batch_size, force=force, resamples=resamples,
-                          blackbox=BlackBoxOptions.from_cli(blackbox))
+                          blackbox=BlackBoxOptions.from_cli(blackbox), precision=precision)
     if with_report:
         check_report_place(out_dir)
     doc = evaluate(model, list(inputs), out_dir, options, stdin=sys.stdin,

@@ -88,6 +88,13 @@ def show_progress(as_json: bool) -> bool:
             and not os.environ.get("CI") and os.environ.get("TERM") != "dumb")
 
 
+precision_option = click.option(
+    "--precision", type=click.Choice(PRECISIONS), default="f32", show_default=True,
+    help="OpenVINO's inference precision: f32 (maps as the reference computes them), bf16 "
+         "or f16 (faster on CPUs that have them: about 2x for RISE with AMX), auto (the "
+         "device's default). Picks OpenVINO for an .onnx.")
+
+
 @click.command("explain")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.argument("inputs", nargs=-1, required=True)
@@ -103,10 +110,7 @@ def show_progress(as_json: bool) -> bool:
                    "or names (3,17 or 'tiger cat,tabby').")
 @click.option("--runtime", type=click.Choice(["openvino", "onnxruntime"]),
               help="OpenVINO (.xml, .onnx) or ONNX Runtime (.onnx; its default).")
-@click.option("--precision", type=click.Choice(PRECISIONS), default="f32", show_default=True,
-              help="OpenVINO's inference precision: f32 (maps as the reference computes "
-                   "them), bf16 or f16 (faster on CPUs that have them: about 2x for RISE "
-                   "with AMX), auto (the device's default). Picks OpenVINO for an .onnx.")
+@precision_option
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
               help="Images per inference for a dynamic-batch model (a static model runs "
                    "its batch, with asynchronous requests).")

@@ -72,6 +72,7 @@ class EvalOptions:
     force: bool = False
     blackbox: Any = None  # BlackBoxOptions for the black-box methods eval runs
     resamples: int = stats.RESAMPLES
+    precision: str = "f32"  # OpenVINO's inference precision (runner.PRECISIONS)
 
 
 def parse_metrics(text: str) -> tuple[str, ...]:
@@ -130,7 +131,7 @@ class _Model:
 
         from xaigraph.session import Session
 
-        session = Session.open(spec.model, spec.runtime)
+        session = Session.open(spec.model, spec.runtime, precision=spec.hint)
         h, w = spec.preprocess.size
         nhwc = spec.preprocess.layout == "NHWC"
         black = spec.preprocess.apply(Image.new("RGB", (w, h)))
@@ -285,7 +286,8 @@ def _sources(model: Path, out_dir: Path, options: EvalOptions) -> list[_Source]:
     for method in methods:
         try:
             spec = prepare(model, method=method, targets="all", runtime=options.runtime,
-                           batch_size=options.batch_size, raw=True, blackbox=options.blackbox)
+                           batch_size=options.batch_size, raw=True, blackbox=options.blackbox,
+                           precision=options.precision)
         except (BadInputError, MethodError) as exc:
             if _is_detector(model):
                 raise BadInputError(DETECTOR_REFUSED.format(model=model.name)) from exc
