@@ -106,7 +106,8 @@ def test_colour_map_and_blend_per_pixel(colormap: str) -> None:
     ref, seen = reference_resample(m.astype(np.float64), p, 23, 17, (16, 16))
     table = render.lookup(colormap)
     photo = rng.integers(0, 256, (17, 23, 3), dtype=np.uint8)
-    blended = render.blend(Image.fromarray(photo), rgba, 0.3)
+    coloured = render.colour(m, p, 23, 17, (16, 16), colormap)
+    blended = np.asarray(render.overlay(Image.fromarray(photo), coloured, 0.3))
     for y in range(17):
         for x in range(23):
             if seen[y, x]:
@@ -126,7 +127,6 @@ def test_colour_map_and_blend_per_pixel(colormap: str) -> None:
                 np.testing.assert_array_equal(rgba[y, x], [0, 0, 0, 0])
                 want = np.floor(render.DIM * photo[y, x].astype(np.float64) + 0.5)
                 np.testing.assert_array_equal(blended[y, x], want)
-    coloured = render.colour(m, p, 23, 17, (16, 16), colormap)
     np.testing.assert_array_equal(coloured.rgba(), rgba)
     np.testing.assert_array_equal(np.asarray(render.overlay(Image.fromarray(photo), coloured,
                                                             0.3)), blended)

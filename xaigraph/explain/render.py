@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-__all__ = ["BOX_COLOUR", "COLORMAPS", "DEFLATE", "DIM", "Coloured", "blend", "box_to_original",
+__all__ = ["BOX_COLOUR", "COLORMAPS", "DEFLATE", "DIM", "Coloured", "box_to_original",
            "colour", "colour_map", "draw_box", "encode_png", "lookup", "overlay", "resample",
            "seen_box"]
 
@@ -242,25 +242,6 @@ def overlay(image: Image.Image, coloured: Coloured, opacity: float = 0.5) -> Ima
         return mixed
     out = photo.point(_dim_table())
     out.paste(mixed, box[:2])
-    return out
-
-
-def blend(image: Image.Image, rgba: np.ndarray, opacity: float = 0.5) -> np.ndarray:
-    """`overlay` of an RGBA colour map (as `colour_map` gives): `[H, W, 3]` u8. The seen
-    part is where alpha > 0 (a rectangle, as the placement makes it)."""
-    photo = image if image.mode == "RGB" else image.convert("RGB")
-    if photo.size[::-1] != rgba.shape[:2]:
-        raise ValueError(f"map {rgba.shape[:2]} and image {photo.size[::-1]} differ in size")
-    seen = rgba[..., 3] > 0
-    out = np.asarray(photo.point(_dim_table())).copy()
-    if seen.any():
-        rows, cols = np.flatnonzero(seen.any(axis=1)), np.flatnonzero(seen.any(axis=0))
-        y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-        part = Image.blend(photo.crop((x0, y0, x1, y1)),
-                           Image.fromarray(np.ascontiguousarray(rgba[y0:y1, x0:x1, :3])),
-                           float(opacity))
-        out[y0:y1, x0:x1] = np.where(seen[y0:y1, x0:x1, None], np.asarray(part),
-                                     out[y0:y1, x0:x1])
     return out
 
 
