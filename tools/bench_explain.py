@@ -15,7 +15,8 @@ rounds. The floor runs on the augmented model and on the original, so both the p
 overhead and the total cost of explaining are printed.
 
 Peak RSS: `xaigraph explain --no-overlay` in a child process over 1 000 and over 10 000 small
-generated JPEGs (160x120, so that the run stays short), the child's own maximum resident set.
+generated JPEGs (160x120, so that the run stays short): the child's own peak (VmHWM, which
+the child reads at exit; the ru_maxrss of wait4 would begin at this process's size).
 
     python tools/bench_explain.py [--images N] [--rounds R] [--quick] [--no-rss]
 
@@ -149,19 +150,33 @@ def explain_loop(model: Path, files: list[Path], out: Path, overlay: bool
     return once
 
 
+# The child reports its own peak (VmHWM, read at exit): the ru_maxrss that wait4 returns
+# would start from this process's size, which Linux carries over the fork and exec.
+CHILD = """
+import atexit, os, sys
+def peak():
+    with open("/proc/self/status") as f:
+        kib = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    with open(os.environ["XAIGRAPH_BENCH_PEAK"], "w") as out:
+        out.write(str(kib * 1024))
+atexit.register(peak)
+from xaigraph.cli import main
+main()
+"""
+
+
 def peak_rss(model: Path, folder: Path, out: Path) -> int:
-    """The maximum resident set (bytes) of one `xaigraph explain --no-overlay` child (this
+    """The peak resident set (bytes) of one `xaigraph explain --no-overlay` child (this
     checkout's code: the child runs from the repository's root)."""
     shutil.rmtree(out, ignore_errors=True)
-    command = [sys.executable, "-c", "from xaigraph.cli import main; main()", "explain",
-               str(model), str(folder), "-o", str(out), "--no-overlay", "--runtime", "openvino",
-               "--json"]
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                             cwd=ROOT)
-    _, status, usage = os.wait4(child.pid, 0)
-    if status != 0:
-        raise SystemExit(f"explain failed: {child.stderr.read().decode() if child.stderr else ''}")
-    return int(usage.ru_maxrss) * 1024
+    report = out.with_suffix(".peak")
+    command = [sys.executable, "-c", CHILD, "explain", str(model), str(folder), "-o", str(out),
+               "--no-overlay", "--runtime", "openvino", "--json"]
+    child = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                           cwd=ROOT, env={**os.environ, "XAIGRAPH_BENCH_PEAK": str(report)})
+    if child.returncode != 0:
+        raise SystemExit(f"explain failed: {child.stderr.decode()}")
+    return int(report.read_text())
 
 
 def load() -> str:
