@@ -1,5 +1,6 @@
-"""`xaigraph explain --engine ray` writes what the local engine writes: every file byte for
-byte and every results.jsonl record (timings aside), on a local Ray instance with 2
+"""`xaigraph explain --engine ray` writes what the local engine writes, for a white-box and a
+black-box (RISE: same seed, same maps) method: every file byte for byte and every
+results.jsonl record (timings aside), on a local Ray instance with 2
 inference actors, over a handful of generated images, one of them not an image; a resumed
 run with nothing left to do does not start Ray.
 
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from PIL import Image
 
 ENTRY = "import sys; from xaigraph.signals import main; sys.argv[0] = 'xaigraph'; main()"
@@ -52,11 +54,16 @@ def records(out: Path) -> list[dict[str, Any]]:
     return found
 
 
+@pytest.mark.parametrize("method", [
+    [],  # auto: reciprocam inserted in memory
+    ["--method", "rise", "--num-masks", "40", "--mask-cells", "3", "--seed", "5"],
+], ids=["white-box", "rise"])
 def test_ray_engine_writes_what_the_local_engine_writes(
-        tiny_file: Callable[..., Path], tmp_path: Path) -> None:
+        tiny_file: Callable[..., Path], tmp_path: Path, method: list[str]) -> None:
     model = tiny_file("gap_fc", False, "onnx17")
     photos(tmp_path / "photos", 7)
-    common = [str(model), "photos", "--targets", "topk:2", "--raw", "--batch-size", "3"]
+    common = [str(model), "photos", "--targets", "topk:2", "--raw", "--batch-size", "3",
+              *method]
     local = explain(*common, "-o", "local", cwd=tmp_path)
     ray = explain(*common, "-o", "ray", "--engine", "ray", "--ray-actors", "2", cwd=tmp_path)
 
