@@ -8,6 +8,7 @@ import fcntl
 import json
 import os
 import pty
+import re
 import struct
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from PIL import Image
 
 from xaigraph.cli import cli
 from xaigraph.explain import runner
+from xaigraph.explain.runner import prepare
 
 XAIGRAPH = Path(sys.executable).with_name("xaigraph")
 
@@ -189,3 +191,30 @@ def test_eval_report_is_built_at_the_end(model: Path, tmp_path: Path) -> None:
     assert index.is_file() and f"report      {index}" in stdout
     data = (out / "report" / "data.js").read_text()
     assert "reciprocam" in data and "pointing_game" in data  # the metric tables are in
+
+
+def test_rise_shows_the_masks_of_each_image_on_a_terminal(model: Path, photos: Path,
+                                                          tmp_path: Path) -> None:
+    """RISE: a second bar counts each image's masks (it starts again at 0 for the next
+    image) and every image is written as soon as it is done (black-box batches are of one
+    image)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "TERM")}
+    env["TERM"] = "xterm"
+    out = tmp_path / "rise"
+    code, shown = _on_a_terminal(["explain", str(model), str(photos), "-o", str(out),
+                                  "--method", "rise", "--num-masks", "48",
+                                  "--mask-cells", "3"], env)
+    assert code == 0, shown
+    assert "6/6" in shown and "/48" in shown and "mask/s" in shown
+    counts = [int(n) for n in re.findall(r"masks:\s+\d+%\S*\s*\|\s*(\d+)/48", shown)]
+    assert counts.count(0) >= 6  # reset for each image
+    assert json.loads((out / "run.json").read_text())["method"]["name"] == "rise"
+    code, _, stderr = invoke("explain", model, photos, "-o", tmp_path / "q", "--method",
+                             "rise", "--num-masks", "48", "--mask-cells", "3")  # not a tty
+    assert code == 0 and "mask/s" not in stderr
+
+
+def test_black_box_batches_are_of_one_image(model: Path) -> None:
+    assert prepare(model, method="rise", batch_size=8).batch == 1
+    assert prepare(model, method="aise", batch_size=8).batch == 1
+    assert prepare(model, batch_size=8).batch == 8

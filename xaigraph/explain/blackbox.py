@@ -176,9 +176,11 @@ class BlackBoxResult(NamedTuple):
 def explain_one(x: np.ndarray, predict: Predict | DetPredict, method: str,
                 options: BlackBoxOptions, targets: Sequence[int] | None, *,
                 detector: bool = False, baseline: np.ndarray | float = 0.0,
-                runner: Runner | None = None) -> BlackBoxResult:
+                runner: Runner | None = None,
+                progress: Callable[[int], None] | None = None) -> BlackBoxResult:
     """Black-box maps of one input `x` `[1, C, H, W]` (docs/runtime.md). `runner`: RISE's
-    masked inputs run another way than through `predict` (`explain.masked`)."""
+    masked inputs run another way than through `predict` (`explain.masked`). `progress`:
+    called with the number of RISE / D-RISE masks of each batch done."""
     if method not in METHODS:
         raise BadInputError(f"unknown black-box method '{method}'; use one of "
                             f"{', '.join(METHODS)}")
@@ -196,7 +198,7 @@ def explain_one(x: np.ndarray, predict: Predict | DetPredict, method: str,
         if method == "rise":
             maps = drise(x, det, targets=chosen, num_masks=r.num_masks, cells=r.cells,
                          prob=r.prob, seed=options.seed, batch_size=options.batch_size,
-                         baseline=baseline)
+                         baseline=baseline, progress=progress)
         else:
             ones = Detections(chosen.boxes, chosen.labels,
                               np.ones(len(chosen), np.float32), chosen.probs)
@@ -210,7 +212,7 @@ def explain_one(x: np.ndarray, predict: Predict | DetPredict, method: str,
     if method == "rise":
         maps = rise(x, classify, targets=picks, num_masks=r.num_masks, cells=r.cells,
                     prob=r.prob, seed=options.seed, batch_size=options.batch_size,
-                    baseline=baseline, runner=runner)
+                    baseline=baseline, runner=runner, progress=progress)
     else:
         maps, _ = aise(x, lambda inputs: np.asarray(classify(inputs))[:, picks],
                        targets=len(picks), widths=preset.widths, evals=preset.evals,

@@ -113,7 +113,8 @@ precision_option = click.option(
 @precision_option
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
               help="Images per inference for a dynamic-batch model (a static model runs "
-                   "its batch, with asynchronous requests).")
+                   "its batch, with asynchronous requests). Black-box methods take one "
+                   "image at a time and batch its masks.")
 @click.option("--colormap", type=click.Choice(COLORMAPS), default="jet", show_default=True,
               help="jet, cubehelix (perceptual: brightness rises monotonically) or gray.")
 @click.option("--opacity", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
@@ -205,6 +206,7 @@ def explain(model: Path, inputs: tuple[str, ...], out_dir: Path, method: str, ta
 
     bar = tqdm(total=len(dataset.items), unit="img", file=sys.stderr, dynamic_ncols=True,
                disable=not show_progress(as_json))
+    masks_bar = _masks_bar(spec, explainer, bar.disable)
     counts = {"ok": 0, "error": 0}
     writer = results.ResultsWriter(out_dir)
     try:
@@ -222,6 +224,8 @@ def explain(model: Path, inputs: tuple[str, ...], out_dir: Path, method: str, ta
         writer.commit()
     finally:
         writer.close()
+        if masks_bar is not None:
+            masks_bar.close()
         bar.close()
     summary = {
         "out_dir": str(out_dir), "run": run, "model": str(model), "method": spec.method,
@@ -233,6 +237,28 @@ def explain(model: Path, inputs: tuple[str, ...], out_dir: Path, method: str, ta
     if with_report:
         summary["report"] = str(build_report(out_dir, as_json))
     _report(summary, as_json)
+
+
+def _masks_bar(spec: Any, explainer: Any, disabled: bool) -> Any:
+    """A second bar under the images' for RISE / D-RISE on the local engine: the masks of the
+    image being explained (thousands of inferences an image), with their rate and ETA."""
+    if disabled or explainer is None or spec.method != "rise":
+        return None
+    from tqdm import tqdm
+
+    from xaigraph.explain.blackbox import BlackBoxOptions
+
+    total = (spec.blackbox or BlackBoxOptions()).resolved.num_masks
+    masks = tqdm(total=total, unit="mask", desc="masks", position=1, leave=False,
+                 file=sys.stderr, dynamic_ncols=True)
+
+    def done(count: int) -> None:
+        masks.update(count)
+        if masks.n >= total:  # the image's last batch: the next image starts at 0
+            masks.reset()
+
+    explainer.on_masks = done
+    return masks
 
 
 # -- --engine ray (the Ray engine's owner: xaigraph/explain/ray_engine.py) -------------------

@@ -63,7 +63,8 @@ def _checked(predict: DetPredict, inputs: np.ndarray) -> list[Detections]:
 
 def drise(x: np.ndarray, predict: DetPredict, *, targets: Detections, num_masks: int,
           cells: int, prob: float, seed: int, batch_size: int = 0,
-          baseline: np.ndarray | float = 0.0) -> np.ndarray:
+          baseline: np.ndarray | float = 0.0,
+          progress: Callable[[int], None] | None = None) -> np.ndarray:
     """D-RISE maps `[T, H, W]` float32 of the target detections (`select_targets` of
     `predict(x)`) for one input `x` `[1, C, H, W]`; `[0, H, W]` when there is no target."""
     check_input(x)
@@ -73,5 +74,6 @@ def drise(x: np.ndarray, predict: DetPredict, *, targets: Detections, num_masks:
                       targets.probs)
     run = HostRunner(x, lambda inputs: _checked(predict, inputs), baseline=baseline,
                      batch_size=batch_size)
-    total = mask_sum(x, det_scores(ones), run, MaskPlan(seed, num_masks, cells, prob))
+    total = mask_sum(x, det_scores(ones), run, MaskPlan(seed, num_masks, cells, prob),
+                     progress)
     return total.astype(np.float32)

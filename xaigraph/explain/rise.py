@@ -102,10 +102,10 @@ class HostRunner:
 
 
 def mask_sum(x: np.ndarray, weights: Callable[[Any], np.ndarray], run: Runner,
-             plan: MaskPlan) -> np.ndarray:
+             plan: MaskPlan, progress: Callable[[int], None] | None = None) -> np.ndarray:
     """`sum_i weights(outputs_i)[t] * M_i` over the masks of `plan`: `[T, H, W]` float64,
     where `run` gives the model's outputs for each batch of masked inputs and `weights` maps
-    them to `[count, T]`."""
+    them to `[count, T]`. `progress` is called with the number of masks of each batch."""
     check_input(x)
     if plan.num_masks < 1:
         raise BadInputError(f"--num-masks must be a positive integer, not {plan.num_masks}")
@@ -120,18 +120,22 @@ def mask_sum(x: np.ndarray, weights: Callable[[Any], np.ndarray], run: Runner,
         if total is None:
             total = GridSum(w.shape[1], plan.cells, size)
         total.add(w, d)
+        if progress is not None:
+            progress(d.length)
     assert total is not None
     return total.total()
 
 
 def rise(x: np.ndarray, predict: Predict, *, targets: Sequence[int], num_masks: int,
          cells: int, prob: float, seed: int, batch_size: int = 0,
-         baseline: np.ndarray | float = 0.0, runner: Runner | None = None) -> np.ndarray:
+         baseline: np.ndarray | float = 0.0, runner: Runner | None = None,
+         progress: Callable[[int], None] | None = None) -> np.ndarray:
     """RISE maps of classes `targets` for one input `x` `[1, C, H, W]`: `[T, H, W]` float32.
 
     `predict` maps a batch of inputs to class probabilities `[B, K]`; `batch_size` masked
     inputs go to it at a time (0: `auto_batch_size`). `runner`: another way to run the
-    masked inputs (`explain.masked`), giving the same probabilities; None: `HostRunner`."""
+    masked inputs (`explain.masked`), giving the same probabilities; None: `HostRunner`.
+    `progress`: called with the number of masks of each batch done."""
     picks = [int(t) for t in targets]
     if not picks:
         raise BadInputError("RISE needs at least one target class")
@@ -148,5 +152,5 @@ def rise(x: np.ndarray, predict: Predict, *, targets: Sequence[int], num_masks: 
         return scores[:, picks]
 
     run = runner or HostRunner(x, predict, baseline=baseline, batch_size=batch_size)
-    total = mask_sum(x, weights, run, MaskPlan(seed, num_masks, cells, prob))
+    total = mask_sum(x, weights, run, MaskPlan(seed, num_masks, cells, prob), progress)
     return (total / (num_masks * prob)).astype(np.float32)

@@ -30,7 +30,7 @@ import re
 import tempfile
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -187,7 +187,11 @@ class ExplainSpec:
 
     @property
     def batch(self) -> int:
-        """Images per inference: the fixed batch of a static model, else `batch_size`."""
+        """Images per batch: one for a black-box method (its batches are of masks, and a
+        done image is written, shown and resumable at once), the fixed batch of a static
+        model, else `batch_size`."""
+        if not self.white_box:
+            return 1
         return self.static_batch if self.static_batch is not None else self.batch_size
 
     def label(self, index: int) -> str:
@@ -701,6 +705,8 @@ class Explainer:
         self.outputs = outputs
         self._black: np.ndarray | None = None
         self._masked: Any = None  # explain.masked.MaskedModel, False when it cannot be used
+        # RISE / D-RISE: called with the number of masks of each batch done (a progress bar)
+        self.on_masks: Callable[[int], None] | None = None
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if self.spec.detector_reader is not None:
@@ -821,7 +827,8 @@ class Explainer:
         spec = self.spec
         options = spec.blackbox if spec.blackbox is not None else blackbox.BlackBoxOptions()
         found = blackbox.explain_one(x, self.predict, spec.method, options, classes,
-                                     baseline=self._baseline(), runner=self._mask_runner(x))
+                                     baseline=self._baseline(), runner=self._mask_runner(x),
+                                     progress=self.on_masks)
         return np.asarray(found.maps, dtype=np.float32)
 
     def _mask_runner(self, x: np.ndarray) -> Any:
@@ -900,7 +907,8 @@ class Explainer:
             kth = float(ranked[spec.targets.k - 1]) if len(ranked) >= spec.targets.k else 0.0
             options = replace(options, score_threshold=min(max(kth, 0.0), 1.0))
         res = blackbox.explain_one(x, self._det_predict, spec.method, options, classes,
-                                   detector=True, baseline=self._baseline())
+                                   detector=True, baseline=self._baseline(),
+                                   progress=self.on_masks)
         if spec.targets.kind == "topk":
             k = spec.targets.k
             boxes = None if res.boxes is None else res.boxes[:k]
