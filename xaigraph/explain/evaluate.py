@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from xaigraph.errors import BadInputError, MethodError
+from xaigraph.errors import BadInputError
 from xaigraph.explain import metrics as M
 from xaigraph.explain import stats
 
@@ -266,7 +266,7 @@ def _preprocess_of(card: dict[str, Any], fallback: Any) -> Any:
 
 def _sources(model: Path, out_dir: Path, options: EvalOptions) -> list[_Source]:
     """Every method's source, checked and prepared before anything is written."""
-    from xaigraph.explain.runner import prepare
+    from xaigraph.explain.runner import DetectorMethodError, prepare
 
     if not model.exists():
         raise BadInputError(f"model not found: {model}")
@@ -288,10 +288,8 @@ def _sources(model: Path, out_dir: Path, options: EvalOptions) -> list[_Source]:
             spec = prepare(model, method=method, targets="all", runtime=options.runtime,
                            batch_size=options.batch_size, raw=True, blackbox=options.blackbox,
                            precision=options.precision)
-        except (BadInputError, MethodError) as exc:
-            if _is_detector(model):
-                raise BadInputError(DETECTOR_REFUSED.format(model=model.name)) from exc
-            raise
+        except DetectorMethodError as exc:
+            raise BadInputError(DETECTOR_REFUSED.format(model=model.name)) from exc
         if spec.detector:
             raise BadInputError(DETECTOR_REFUSED.format(model=model.name))
         if spec.method != method:
@@ -307,19 +305,6 @@ def _sources(model: Path, out_dir: Path, options: EvalOptions) -> list[_Source]:
         else:
             sources.append(_Source(method, out_dir / method, spec, False))
     return sources
-
-
-def _is_detector(model: Path) -> bool:
-    """Whether `inspect` finds a detector in `model` (False when it cannot tell)."""
-    from xaigraph import model_io
-    from xaigraph.explain.runner import _analyse
-
-    try:
-        loaded = model_io.load_model(model, "onnx" if model.suffix.lower() == ".onnx"
-                                     else "ir")
-        return _analyse(loaded, None, None).kind == "detector"
-    except Exception:  # the caller's own error is the one to report
-        return False
 
 
 def _check_made(source: _Source, force: bool) -> None:

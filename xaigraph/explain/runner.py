@@ -44,6 +44,7 @@ __all__ = [
     "BLACK_BOX",
     "PRECISIONS",
     "Decoded",
+    "DetectorMethodError",
     "ExplainSpec",
     "Explainer",
     "Targets",
@@ -310,6 +311,11 @@ def _analyse(loaded: Any, class_output: str | None, target_layer: str | None) ->
 _AUTO = {"map": "reciprocam", "tokens": "vitreciprocam", "detector": "detclassprobabilitymap"}
 
 
+class DetectorMethodError(MethodError):
+    """A white-box method named for a detector it does not apply to (eval refuses
+    detectors on this, without reading the model again)."""
+
+
 def _choose(method: str, analysis: _Analysis) -> tuple[str, str]:
     """(method, why) for `--method` (`auto` or a name) on a plain model."""
     if method in BLACK_BOX:
@@ -319,7 +325,8 @@ def _choose(method: str, analysis: _Analysis) -> tuple[str, str]:
             raise MethodError(f"--method {method}: {analysis.problem}")
         reason = analysis.applies.get(method)
         if reason is not None:
-            raise MethodError(f"--method {method} does not apply to this model: {reason}")
+            error = DetectorMethodError if analysis.kind == "detector" else MethodError
+            raise error(f"--method {method} does not apply to this model: {reason}")
         return method, "--method"
     if analysis.kind is None:
         return "rise", f"auto: no white-box method applies ({analysis.problem}); black-box RISE"
