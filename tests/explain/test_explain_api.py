@@ -307,3 +307,39 @@ def test_precision_other_than_f32_is_openvinos(model: Path, tmp_path: Path) -> N
     spec = prepare(model, precision="auto")  # an .onnx white-box run moves to OpenVINO
     assert spec.runtime == "openvino" and spec.hint is None
     assert prepare(model).runtime == "onnxruntime" and prepare(model).hint == "f32"
+
+
+def test_a_model_without_a_feature_map_is_explained_by_rise(tmp_path: Path) -> None:
+    """Flatten > MatMul > Softmax: no 4-D map for any white-box method, but its [N, K]
+    output holds the class scores. auto takes RISE, the scores are the model's own (its
+    Softmax not applied twice) and the raw map is the paper's sum one mask at a time."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from tests.explain.test_rise import close, reference_rise
+    from xaigraph.explain.blackbox import BlackBoxOptions
+
+    weights = np.random.default_rng(4).normal(0, 0.02, (3 * 16 * 16, 5)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Flatten", ["x"], ["f"]), helper.make_node("MatMul", ["f", "w"], ["z"]),
+         helper.make_node("Softmax", ["z"], ["p"], axis=1)], "flat",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, 16, 16])],
+        [helper.make_tensor_value_info("p", TensorProto.FLOAT, ["n", 5])],
+        [numpy_helper.from_array(weights, "w")])
+    flat = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    flat.ir_version = 8
+    path = tmp_path / "flat.onnx"
+    onnx.save(flat, str(path))
+    image = Image.fromarray(np.random.default_rng(5).integers(0, 256, (16, 16, 3), np.uint8))
+
+    spec = prepare(path)
+    assert spec.method == "rise" and "no white-box method applies" in spec.method_reason
+    assert spec.num_classes == 5 and spec.activation == "softmax"
+    options = BlackBoxOptions(num_masks=64, cells=4, prob=0.5, seed=3)
+    (ex,) = xaigraph.explain(path, image, raw=True, blackbox=options)
+    session = Session.open(path, "onnxruntime")
+    x = spec.preprocess.apply(image)
+    np.testing.assert_allclose(ex.scores, session.run([x])[0][0], rtol=1e-5, atol=1e-6)
+    (target,) = ex.targets
+    black = spec.preprocess.apply(Image.new("RGB", (16, 16)))
+    want = reference_rise(x, lambda b: session.run([b])[0], [target], 64, 4, 0.5, 3, black)
+    close(ex.raw[target], want[0])

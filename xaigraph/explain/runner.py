@@ -297,15 +297,30 @@ def _analyse(loaded: Any, class_output: str | None, target_layer: str | None) ->
     try:
         clone = analysis_pipeline(target_layer, None, class_output).run(plain, ctx)
     except XaiGraphError as exc:
-        if target_layer is not None or class_output is not None:
+        if target_layer is not None:
             raise
-        return _Analysis(stamp, None, None, 0, None, None, {}, str(exc))
+        return _without_target(ctx.view(plain), class_output, stamp, str(exc))
     target, head = ctx.target, ctx.head
     assert target is not None and head is not None
     view = ctx.view(clone)
     applies = {name: why_not(m, view, target, head) for name, m in METHODS.items()}
     return _Analysis(stamp, target.kind, target.name, target.output_index,
                      _final_activation(view, target.output), target.num_classes, applies, None)
+
+
+def _without_target(view: Any, class_output: str | None, stamp: Any,
+                    problem: str) -> _Analysis:
+    """A model no white-box method reads (no target found): its class output still names
+    the classes a black-box method explains, when an output holds class scores."""
+    from xaigraph.target import classification_output
+
+    try:
+        index, value, k = classification_output(view, class_output)
+    except XaiGraphError:
+        if class_output is not None:
+            raise
+        return _Analysis(stamp, None, None, 0, None, None, {}, problem)
+    return _Analysis(stamp, None, None, index, _final_activation(view, value), k, {}, problem)
 
 
 _AUTO = {"map": "reciprocam", "tokens": "vitreciprocam", "detector": "detclassprobabilitymap"}
