@@ -16,7 +16,8 @@
   explain --method rise` runs on OpenVINO).
 - Floor: N plain inferences of the unmasked input through the plain model reshaped to a
   static batch, the fastest of batch 1..32 x 1, 2, 4 or OpenVINO's optimal number of
-  asynchronous requests (THROUGHPUT hint) on a probe of 256 inferences.
+  asynchronous requests (THROUGHPUT hint) on a probe of 256 inferences. Printed beside it:
+  the same inferences one synchronous image at a time, as the peer runs its masks.
 - Rounds are interleaved (ours, floor, peer, in turn, for each precision); the median is
   reported.
 - Quality (f32): pointing game (the map's peak inside the box) and mass in box (the share of the
@@ -119,6 +120,17 @@ def best_config(precision: str, x: np.ndarray) -> tuple[Session, int, int, float
     return best[0], best[1], best[2], best[3]
 
 
+def one_at_a_time(precision: str, x: np.ndarray, n: int = 256) -> float:
+    """Seconds per plain inference run as the peer runs its masks: batch 1, synchronous."""
+    session = static_session(precision, 1)
+    for _ in range(8):
+        session.run([x])
+    t = time.perf_counter()
+    for _ in range(n):
+        session.run([x])
+    return (time.perf_counter() - t) / n
+
+
 def floor(session: Session, x: np.ndarray, n: int, batch: int, requests: int) -> float:
     feeds = [[np.repeat(x, batch, axis=0)]] * (-(-n // batch))
     t = time.perf_counter()
@@ -210,6 +222,7 @@ class Ours:
     def __init__(self, precision: str, x: np.ndarray) -> None:
         self.session = Session.open(MODEL, "openvino", precision=precision, config=THROUGHPUT)
         self.fastest, self.batch, self.requests, self.per = best_config(precision, x[:1])
+        self.sync = one_at_a_time(precision, x[:1])
         self.predict = class_predict(self.session, batch_size=self.batch,
                                      requests=self.requests)
         self.masked = MaskedModel(core().read_model(str(MODEL)), layout="NCHW",
@@ -255,7 +268,8 @@ def main() -> None:
     for p, o in ours.items():
         reqs = f"{o.requests} requests" if o.requests else "OpenVINO's optimal requests"
         print(f"{p}: floor config static batch {o.batch}, {reqs}, "
-              f"{o.per * 1e3:.2f} ms/inference (ran {o.precision})")
+              f"{o.per * 1e3:.2f} ms/inference (ran {o.precision}); one synchronous image "
+              f"at a time: {o.sync * 1e3:.2f} ms/inference ({o.sync / o.per:.2f}x)")
 
     folder = Path(tempfile.mkdtemp(prefix="bench_blackbox_"))
     speed: dict[tuple[str, str, int], list[float]] = {}
