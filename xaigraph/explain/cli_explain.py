@@ -246,9 +246,7 @@ def _masks_bar(spec: Any, explainer: Any, disabled: bool) -> Any:
         return None
     from tqdm import tqdm
 
-    from xaigraph.explain.blackbox import BlackBoxOptions
-
-    total = (spec.blackbox or BlackBoxOptions()).resolved.num_masks
+    total = spec.blackbox_options.resolved.num_masks
     masks = tqdm(total=total, unit="mask", desc="masks", position=1, leave=False,
                  file=sys.stderr, dynamic_ncols=True)
 

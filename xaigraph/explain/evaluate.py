@@ -210,7 +210,7 @@ class _Coherency:
                 picked.append(out["maps"][b, pos] if pos >= 0 else
                               np.zeros(out["maps"].shape[-2:], np.float32))
             return np.stack(picked)
-        options = spec.blackbox if spec.blackbox is not None else blackbox.BlackBoxOptions()
+        options = spec.blackbox_options
         maps = []
         for b, c in enumerate(classes):
             found = blackbox.explain_one(
@@ -327,7 +327,7 @@ def _made_card(spec: Any) -> dict[str, Any]:
 def _make(source: _Source, items: Sequence[Any], model: _Model, force: bool,
           tick: Callable[[], None]) -> None:
     """Write `source.folder` as `xaigraph explain --raw` would, with eval's targets."""
-    from xaigraph.explain import blackbox, results
+    from xaigraph.explain import results
     from xaigraph.explain.runner import (
         Explainer,
         batch,
@@ -347,7 +347,7 @@ def _make(source: _Source, items: Sequence[Any], model: _Model, force: bool,
     resume.fold_partial()
     results.write_run(out, card)
     explainer = Explainer(spec) if spec.white_box else None
-    options = spec.blackbox if spec.blackbox is not None else blackbox.BlackBoxOptions()
+    options = spec.blackbox_options
     writer = results.ResultsWriter(out)
     try:
         for chunk in _chunked(items, spec.batch):

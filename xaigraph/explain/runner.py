@@ -178,6 +178,13 @@ class ExplainSpec:
         return self.method not in BLACK_BOX
 
     @property
+    def blackbox_options(self) -> Any:
+        """The black-box method's `BlackBoxOptions` (their defaults when none were given)."""
+        from xaigraph.explain.blackbox import BlackBoxOptions
+
+        return self.blackbox if self.blackbox is not None else BlackBoxOptions()
+
+    @property
     def hint(self) -> str | None:
         """OpenVINO's INFERENCE_PRECISION_HINT (None: the device's default)."""
         return None if self.precision == "auto" else self.precision
@@ -847,7 +854,7 @@ class Explainer:
         from xaigraph.explain import blackbox
 
         spec = self.spec
-        options = spec.blackbox if spec.blackbox is not None else blackbox.BlackBoxOptions()
+        options = spec.blackbox_options
         found = blackbox.explain_one(x, self.predict, spec.method, options, classes,
                                      baseline=self._baseline(), runner=self._mask_runner(x),
                                      progress=self.on_masks)
@@ -879,7 +886,7 @@ class Explainer:
         """The session as a `DetPredict` (`blackbox.det_predict`), built once."""
         from xaigraph.explain import blackbox
 
-        options = self.spec.blackbox or blackbox.BlackBoxOptions()
+        options = self.spec.blackbox_options
         return blackbox.det_predict(self.session, options, requests=self.spec.requests or None)[0]
 
     def _detect(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -919,7 +926,7 @@ class Explainer:
         from xaigraph.explain import blackbox
 
         spec = self.spec
-        options = spec.blackbox or blackbox.BlackBoxOptions()
+        options = spec.blackbox_options
         dets = self._det_predict(x)[0]
         classes: list[int] | None = None
         if spec.targets.kind == "list":
