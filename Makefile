@@ -50,8 +50,11 @@ test-fast: $(BIN)/.installed-dev
 # 2000 mutated models through insert and inspect, fresh randomness each run (make test runs
 # 200 with a fixed seed). FUZZ_CASES=N for another count.
 FUZZ_CASES ?= 2000
+# Also 50 explain runs stopped by SIGINT / SIGTERM at random moments (make test runs 10).
 fuzz: $(BIN)/.installed-dev
 	XAIGRAPH_FUZZ_CASES=$(FUZZ_CASES) XAIGRAPH_FUZZ_RANDOM=1 $(BIN)/python -m pytest -q tests/test_fuzz.py
+	XAIGRAPH_SIGNAL_ROUNDS=50 XAIGRAPH_FUZZ_RANDOM=1 $(BIN)/python -m pytest -q \
+	  tests/explain/test_run_signals.py
 
 lint: $(BIN)/.installed-dev
 	$(BIN)/ruff check xaigraph passes tests tools

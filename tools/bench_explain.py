@@ -45,8 +45,9 @@ if __name__ == "__main__":  # this checkout's xaigraph, not an installed one
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import xaigraph
-from xaigraph.explain import engine, images, results
-from xaigraph.explain.runner import Explainer, error_record, prepare, write
+from xaigraph.explain import images, runloop
+from xaigraph.explain.io import rundir
+from xaigraph.explain.runner import Explainer, prepare
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("XAIGRAPH_CACHE", Path.home() / ".cache" / "xaigraph")) / "bench"
@@ -126,25 +127,16 @@ def explain_loop(model: Path, files: list[Path], out: Path, overlay: bool
     spec = prepare(model, runtime="openvino", overlay=overlay)
     explainer = Explainer(spec)
     card = spec.card()
-    run_id = results.digest(card)
+    card["digest"] = rundir.digest(card)
 
     def once() -> float:
         shutil.rmtree(out, ignore_errors=True)
-        out.mkdir(parents=True)
         start = time.perf_counter()
         dataset = collect([str(p) for p in files])
-        results.write_run(out, card)
-        writer = results.ResultsWriter(out)
-        count = 0
-        for record in engine.run(explainer, dataset.items,
-                                 finish=lambda d, r: write(d, r, spec, out, run_id),
-                                 fail=lambda item, m: error_record(item, m, run_id)):
-            assert record["status"] == "ok", record
-            writer.add(record)
-            count += 1
-        writer.commit()
-        writer.close()
-        assert count == len(files)
+        folder = rundir.RunDir(out, card, force=False)
+        folder.check()
+        counts = runloop.run(spec, dataset.items, folder, explainer=explainer)
+        assert counts == {"ok": len(files), "error": 0}, counts
         return time.perf_counter() - start
 
     return once

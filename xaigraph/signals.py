@@ -94,7 +94,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     install()
     try:
         try:
-            from xaigraph.cli import cli
+            with deferred():  # a signal inside a native module's initialisation can crash
+                from xaigraph.cli import cli  # it (seen once: SIGSEGV); raised after it
 
             cli(args=list(argv) if argv is not None else None, prog_name="xaigraph")
         finally:  # the run is over: a late signal must not kill the interpreter's

@@ -3,6 +3,7 @@ materialised), bad images in their place, failures raised rather than hung on.""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +96,7 @@ def test_a_failing_writer_is_raised(explainer: Explainer) -> None:
 def test_a_failing_inference_is_raised(explainer: Explainer) -> None:
     class Broken:
         spec = explainer.spec
+        cancel = threading.Event()
 
         def stream(self, batches: Any) -> Iterator[Any]:
             next(iter(batches))

@@ -27,6 +27,7 @@ from xaigraph.errors import BadInputError
 from xaigraph.explain.aise import aise
 from xaigraph.explain.detections import READERS, Detections, find_reader
 from xaigraph.explain.drise import DetPredict, det_weights, drise, select_targets
+from xaigraph.explain.masks import check_grid
 from xaigraph.explain.rise import Predict, Runner, rise
 from xaigraph.session import OutputKey, Session
 
@@ -110,6 +111,14 @@ class BlackBoxOptions:
         return replace(self, num_masks=self.num_masks or p.num_masks,
                        cells=self.cells or p.cells,
                        prob=self.prob if self.prob is not None else p.prob)
+
+    def check(self, method: str, size: tuple[int, int]) -> None:
+        """What can only be checked against the model input's `size` (H, W): a
+        `BadInputError` before any image runs."""
+        if method == "rise":
+            r = self.resolved
+            assert r.cells is not None and r.prob is not None
+            check_grid(r.cells, r.prob, size)
 
     def settings(self, method: str) -> dict[str, Any]:
         """The effective numbers of `method`, for run.json."""

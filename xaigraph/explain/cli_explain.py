@@ -8,6 +8,7 @@ parse, OUT_DIR holding another run without --force): one line, nothing written.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
@@ -20,6 +21,7 @@ import click
 
 from xaigraph.cli_preprocess import from_flags_kwargs, preprocess_options
 from xaigraph.explain.blackbox import BlackBoxOptions, blackbox_options
+from xaigraph.explain.io.rundir import RunDir, check_writable, digest
 from xaigraph.explain.render import COLORMAPS
 from xaigraph.explain.runner import PRECISIONS
 
@@ -43,23 +45,6 @@ def _handled(func: F) -> F:
         return handle_errors(func)(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
-
-
-def _check_out_dir(out: Path) -> None:
-    """OUT_DIR must be a folder we can create or write in (checked before writing)."""
-    from xaigraph.errors import AccessError, FileError
-
-    if out.exists() and not out.is_dir():
-        raise FileError(f"cannot write into {out}: it is a file, not a folder")
-    probe = out
-    while not probe.exists():
-        if probe.parent == probe:
-            break
-        probe = probe.parent
-    if not probe.is_dir():
-        raise FileError(f"cannot create {out}: {probe} is not a folder")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise AccessError(f"cannot write into {out}: permission denied ({probe})")
 
 
 def check_report_place(folder: Path) -> None:
@@ -164,14 +149,13 @@ def explain(model: Path, inputs: tuple[str, ...], out_dir: Path, method: str, ta
     Exit status: 0 all done, 3 some images could not be read (the rest written), 2 bad
     usage or input (nothing written).
     """
-    from xaigraph.explain import engine, results
     from xaigraph.explain.inputs import collect
-    from xaigraph.explain.runner import Explainer, error_record, prepare, write
+    from xaigraph.explain.runner import prepare
 
     start = time.perf_counter()
     ray_options = _ray_options(engine_name, ray_address, ray_actors)
     dataset = collect(list(inputs), stdin=sys.stdin)
-    _check_out_dir(out_dir)
+    check_writable(out_dir)
     if with_report:
         check_report_place(out_dir)
     options = BlackBoxOptions.from_cli(blackbox)
@@ -182,61 +166,47 @@ def explain(model: Path, inputs: tuple[str, ...], out_dir: Path, method: str, ta
                    overlay=not no_overlay, colormap=colormap, opacity=opacity,
                    blackbox=options, precision=precision)
     card = spec.card()
-    run = results.digest(card)
-    card["digest"] = run
-    results.check_run(out_dir, run, force)
-    explainer = Explainer(spec) if ray_options is None else None
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    results.clean_temporaries(out_dir)
-    resume = results.Resume(out_dir, run, force)
-    resume.fold_partial()
-    results.write_run(out_dir, card)
-
-    def skip(item: Any) -> dict[str, Any] | None:
-        return resume.done(item.key)
-
-    def finish(decoded: Any, row: dict[str, Any]) -> dict[str, Any]:
-        return write(decoded, row, spec, out_dir, run)
-
-    def fail(item: Any, message: str) -> dict[str, Any]:
-        return error_record(item, message, run)
-
-    from tqdm import tqdm
-
-    bar = tqdm(total=len(dataset.items), unit="img", file=sys.stderr, dynamic_ncols=True,
-               disable=not show_progress(as_json))
-    masks_bar = _masks_bar(spec, explainer, bar.disable)
-    counts = {"ok": 0, "error": 0}
-    writer = results.ResultsWriter(out_dir)
-    try:
-        if explainer is not None:
-            records = engine.run(explainer, dataset.items, finish=finish, fail=fail, skip=skip)
-        else:
-            records = _ray_run(spec, dataset.items, finish, fail, skip, ray_options)
-        for record in records:
-            writer.add(record)
-            counts["error" if record["status"] == "error" else "ok"] += 1
-            if record["status"] == "error":
-                (bar.write if not bar.disable else _stderr)(
-                    f"xaigraph: error: {record['error']}", file=sys.stderr)
-            bar.update(1)
-        writer.commit()
-    finally:
-        writer.close()
-        if masks_bar is not None:
-            masks_bar.close()
-        bar.close()
+    card["digest"] = digest(card)
+    out = RunDir(out_dir, card, force=force)
+    out.check()
+    counts = _run(spec, dataset.items, out, ray_options, show_progress(as_json))
     summary = {
-        "out_dir": str(out_dir), "run": run, "model": str(model), "method": spec.method,
+        "out_dir": str(out_dir), "run": out.run, "model": str(model), "method": spec.method,
         "method_reason": spec.method_reason, "runtime": spec.runtime,
-        "images": len(dataset.items), "explained": counts["ok"] - resume.skipped,
-        "skipped": resume.skipped, "errors": counts["error"],
+        "images": len(dataset.items), "explained": counts["ok"] - out.skipped,
+        "skipped": out.skipped, "errors": counts["error"],
         "seconds": round(time.perf_counter() - start, 3), "overlay": not no_overlay,
     }
     if with_report:
         summary["report"] = str(build_report(out_dir, as_json))
     _report(summary, as_json)
+
+
+def _run(spec: Any, items: list[Any], out: RunDir, ray_options: Any, progress: bool
+         ) -> dict[str, int]:
+    """`runloop.run` with the images' bar (and RISE's masks bar) on a terminal, and each
+    image's error as one stderr line."""
+    from tqdm import tqdm
+
+    from xaigraph.explain import runloop
+
+    with contextlib.ExitStack() as stack:
+        bar = stack.enter_context(tqdm(total=len(items), unit="img", file=sys.stderr,
+                                       dynamic_ncols=True, disable=not progress))
+
+        def started(explainer: Any) -> None:
+            masks_bar = _masks_bar(spec, explainer, bar.disable)
+            if masks_bar is not None:
+                stack.callback(masks_bar.close)
+
+        def shown(record: dict[str, Any]) -> None:
+            if record["status"] == "error":
+                (bar.write if not bar.disable else _stderr)(
+                    f"xaigraph: error: {record['error']}", file=sys.stderr)
+            bar.update(1)
+
+        return runloop.run(spec, items, out, ray=ray_options, on_record=shown,
+                           on_start=started)
 
 
 def _masks_bar(spec: Any, explainer: Any, disabled: bool) -> Any:
@@ -274,12 +244,6 @@ def _ray_options(engine_name: str, address: str | None, actors: int | None) -> A
 
     ray_engine.import_ray()
     return ray_engine.RayOptions(address=address, actors=actors)
-
-
-def _ray_run(spec: Any, items: Any, finish: Any, fail: Any, skip: Any, options: Any) -> Any:
-    from xaigraph.explain import ray_engine
-
-    return ray_engine.run(spec, items, finish=finish, fail=fail, skip=skip, options=options)
 
 
 def _stderr(text: str, file: Any = None) -> None:

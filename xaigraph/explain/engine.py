@@ -58,6 +58,7 @@ def run(
     """The results of `items` in input order (see the module's docstring)."""
     spec = explainer.spec
     size = spec.batch
+    explainer.cancel.clear()
     decode_workers = decode_workers or _workers()
     write_workers = write_workers or _workers()
     prefetch = size + 2 * decode_workers
@@ -82,6 +83,8 @@ def run(
 
         try:
             for out in explainer.stream(feed()):
+                if stopping.is_set():
+                    break
                 members = waiting.popleft()
                 for (decoded, slot), row in zip(members, unbatch(out), strict=True):
                     done = writers.submit(finish, decoded, row)
@@ -99,7 +102,8 @@ def run(
                     break
                 if got is not _STOP:
                     for _, slot in got[1]:
-                        slot.set_exception(exc)
+                        if not slot.done():
+                            slot.set_exception(exc)
 
     worker = threading.Thread(target=infer, name="xaigraph-infer", daemon=True)
     worker.start()
@@ -115,6 +119,8 @@ def run(
             if failure:
                 for _, slot in members:
                     slot.set_exception(failure[0])
+                return
+            if stopping.is_set():
                 return
             try:
                 batches.put((batch([d for d, _ in members]), members), timeout=0.1)
@@ -149,14 +155,21 @@ def run(
         if failure:
             raise failure[0]
     finally:
+        # Whatever ends the run (the last result, an error, a signal in the main thread),
+        # the inference thread is stopped and joined before anything else: a process that
+        # leaves while that thread is inside the runtime dies with SIGABRT.
         stopping.set()
+        explainer.cancel.set()
         if worker.is_alive():
             _put_stop(batches, failure, wait=False)
-        decoders.shutdown(wait=False, cancel_futures=True)
+            worker.join()
+        decoders.shutdown(wait=True, cancel_futures=True)
         writers.shutdown(wait=True, cancel_futures=True)
 
 
 def _transfer(done: Future[Any], slot: Future[Any]) -> None:
+    if done.cancelled() or slot.done():  # the run is being stopped
+        return
     exc = done.exception()
     if exc is not None:
         slot.set_exception(exc)

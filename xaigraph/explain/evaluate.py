@@ -38,6 +38,7 @@ import numpy as np
 from xaigraph.errors import BadInputError
 from xaigraph.explain import metrics as M
 from xaigraph.explain import stats
+from xaigraph.explain.io import rundir
 
 __all__ = ["CLASS_RULE", "LOCALISATION", "MODEL_BASED", "EvalOptions", "evaluate",
            "markdown", "parse_metrics", "table", "target_classes"]
@@ -235,12 +236,10 @@ class _Source:
 
 
 def _read_given(folder: Path) -> tuple[str, dict[str, Any]]:
-    from xaigraph.explain import results
-
-    if not (folder / results.RUN).is_file() or not (folder / results.RESULTS).is_file():
+    if not (folder / rundir.RUN).is_file() or not (folder / rundir.RESULTS).is_file():
         raise BadInputError(f"--from-explain {folder}: not an explain OUT_DIR (no run.json "
                             "and results.jsonl)")
-    card = results.read_run(folder) or {}
+    card = rundir.read_run(folder) or {}
     method = (card.get("method") or {}).get("name")
     if not isinstance(method, str):
         raise BadInputError(f"--from-explain {folder}: run.json names no method")
@@ -307,27 +306,25 @@ def _sources(model: Path, out_dir: Path, options: EvalOptions) -> list[_Source]:
     return sources
 
 
-def _check_made(source: _Source, force: bool) -> None:
-    from xaigraph.explain import results
-
+def _check_made(source: _Source, force: bool) -> rundir.RunDir:
+    """The OUT_DIR eval makes for `source`, checked (nothing written yet)."""
     card = _made_card(source.spec)
     source.card = card
-    results.check_run(source.folder, card["digest"], force)
+    folder = rundir.RunDir(source.folder, card, force=force)
+    folder.check()
+    return folder
 
 
 def _made_card(spec: Any) -> dict[str, Any]:
-    from xaigraph.explain import results
-
     card = spec.card()
     card["options"]["targets"] = "eval: " + CLASS_RULE
-    card["digest"] = results.digest(card)
+    card["digest"] = rundir.digest(card)
     return card
 
 
-def _make(source: _Source, items: Sequence[Any], model: _Model, force: bool,
+def _make(source: _Source, folder: rundir.RunDir, items: Sequence[Any], model: _Model,
           tick: Callable[[], None]) -> None:
     """Write `source.folder` as `xaigraph explain --raw` would, with eval's targets."""
-    from xaigraph.explain import results
     from xaigraph.explain.runner import (
         Explainer,
         batch,
@@ -339,21 +336,14 @@ def _make(source: _Source, items: Sequence[Any], model: _Model, force: bool,
 
     spec = source.spec
     out = source.folder
-    card = source.card
-    run = card["digest"]
-    out.mkdir(parents=True, exist_ok=True)
-    results.clean_temporaries(out)
-    resume = results.Resume(out, run, force)
-    resume.fold_partial()
-    results.write_run(out, card)
+    run = folder.run
     explainer = Explainer(spec) if spec.white_box else None
     options = spec.blackbox_options
-    writer = results.ResultsWriter(out)
-    try:
+    with folder:
         for chunk in _chunked(items, spec.batch):
             todo: list[tuple[Any, Any]] = []
             for item in chunk:
-                kept = resume.done(item.key)
+                kept = folder.done(item.key)
                 if kept is not None:
                     todo.append((item, kept))
                     continue
@@ -363,15 +353,13 @@ def _make(source: _Source, items: Sequence[Any], model: _Model, force: bool,
             rows = _explain_rows(fresh, explainer, model, spec, options, batch, unit_maps)
             for item, d in todo:
                 if isinstance(d, dict):
-                    writer.add(d)
+                    folder.add(d)
                 elif d.error is not None:
-                    writer.add(error_record(item, d.error, run))
+                    folder.add(error_record(item, d.error, run))
                 else:
-                    writer.add(write(d, rows[id(d)], spec, out, run))
+                    folder.add(write(d, rows[id(d)], spec, out, run))
                 tick()
-        writer.commit()
-    finally:
-        writer.close()
+        folder.commit()
 
 
 def _explain_rows(decoded: list[Any], explainer: Any, model: _Model, spec: Any,
@@ -441,7 +429,7 @@ def _none(v: float) -> float | None:
 
 def _rows(source: _Source, items: dict[str, Any], model: _Model, options: EvalOptions,
           tick: Callable[[], None]) -> Iterator[dict[str, Any]]:
-    from xaigraph.explain import render, results
+    from xaigraph.explain import render
     from xaigraph.explain.runner import decode, unit_maps
 
     spec = source.spec
@@ -450,7 +438,7 @@ def _rows(source: _Source, items: dict[str, Any], model: _Model, options: EvalOp
     faithful = bool(wanted & set(FAITHFULNESS))
     adcc = bool(wanted & set(ADCC))
     coherency = _Coherency(spec, model) if "coherency" in wanted or "adcc" in wanted else None
-    for record in results.read_lines(source.folder / results.RESULTS):
+    for record in rundir.read_lines(source.folder / rundir.RESULTS):
         item = items.get(str(record.get("key")))
         if item is None or record.get("status") != "ok" or not record.get("targets"):
             continue
@@ -625,9 +613,9 @@ def evaluate(model: str | os.PathLike[str], inputs: Sequence[str],
         raise BadInputError(f"-o {out}: a file, not a folder")
     dataset = collect(list(inputs), stdin=stdin if stdin is not None else sys.stdin)
     sources = _sources(model_path, out, options)
-    for s in sources:
-        if not s.given:
-            _check_made(s, options.force)
+    rundir.check_writable(out)
+    rundir.probe_lock(out)
+    folders = {s.method: _check_made(s, options.force) for s in sources if not s.given}
     plain = _Model.open(sources[0].spec)
     items = {item.key: item for item in dataset.items}
 
@@ -635,12 +623,11 @@ def evaluate(model: str | os.PathLike[str], inputs: Sequence[str],
 
     made = [s for s in sources if not s.given]
     total = len(dataset.items) * (len(made) + len(sources))
-    with tqdm(total=total, unit="img", file=sys.stderr, disable=not progress,
-              dynamic_ncols=True) as bar:
-        out.mkdir(parents=True, exist_ok=True)
+    with rundir.locked(out), tqdm(total=total, unit="img", file=sys.stderr,
+                                  disable=not progress, dynamic_ncols=True) as bar:
         for s in made:
-            _make(s, dataset.items, plain, options.force, lambda: bar.update(1))
-        folders = {s.method: (_link(s, out) if s.given else s.method) for s in sources}
+            _make(s, folders[s.method], dataset.items, plain, lambda: bar.update(1))
+        places = {s.method: (_link(s, out) if s.given else s.method) for s in sources}
         rows: list[dict[str, Any]] = []
         for s in sources:
             model_for = plain if s.spec.preprocess == plain.spec.preprocess else \
@@ -655,7 +642,7 @@ def evaluate(model: str | os.PathLike[str], inputs: Sequence[str],
         "model": str(model_path),
         "data": list(inputs),
         "class_rule": CLASS_RULE,
-        "explain_dirs": folders,
+        "explain_dirs": places,
         "images": rows,
         "images_evaluated": len({r["key"] for r in rows}),
         "metrics": {n: M.METRICS[n].describe(**params) for n in names},

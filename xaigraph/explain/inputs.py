@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from xaigraph.errors import BadInputError
+from xaigraph.explain.io.rundir import is_output
 
 __all__ = ["IMAGE_SUFFIXES", "Box", "Dataset", "Item", "collect"]
 
@@ -163,7 +164,8 @@ def _images_in(folder: Path, *, required: bool = True) -> list[Path]:
     """The image files under `folder`, recursively, sorted by relative path."""
     found: list[tuple[str, Path]] = []
     for root, dirs, files in os.walk(folder):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        # hidden folders, and xaigraph's own outputs (an OUT_DIR inside the folder)
+        dirs[:] = [d for d in dirs if not d.startswith(".") and not is_output(Path(root, d))]
         for name in files:
             if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES:
                 full = Path(root, name)

@@ -161,7 +161,7 @@ def _start(ray: ModuleType, options: RayOptions) -> None:
                             f"{' '.join(str(exc).split())}") from exc
 
 
-def _cluster_actors(ray: ModuleType, options: RayOptions) -> int:
+def cluster_actors(ray: ModuleType, options: RayOptions) -> int:
     """The actor count: `options.actors`, else one per alive node; checked against the
     cluster's CPUs so that the pipeline cannot wait for ever for a free CPU."""
     nodes = [n for n in ray.nodes() if n.get("Alive")]
@@ -302,7 +302,7 @@ def run(
                 yield slots.popleft()[1]
             if todo and ray is None:
                 ray = stack.enter_context(ray_instance(options))
-                actors = _cluster_actors(ray, options)
+                actors = cluster_actors(ray, options)
             if todo:
                 assert ray is not None
                 yield from _drain(ray, spec, actors, finish, fail, slots, todo)

@@ -28,6 +28,7 @@ import logging
 import os
 import re
 import tempfile
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -37,7 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from xaigraph.errors import BadInputError, MethodError, XaiGraphError
+from xaigraph.errors import BadInputError, MethodError, XaiGraphError, file_error
+from xaigraph.explain.io.rundir import image_error, write_file
 from xaigraph.preprocess import Preprocess
 
 __all__ = [
@@ -333,6 +335,10 @@ def _without_target(view: Any, class_output: str | None, stamp: Any,
 _AUTO = {"map": "reciprocam", "tokens": "vitreciprocam", "detector": "detclassprobabilitymap"}
 
 
+class Cancelled(XaiGraphError):
+    """An image given up because its run was stopped (never reported: the run's stop is)."""
+
+
 class DetectorMethodError(MethodError):
     """A white-box method named for a detector it does not apply to (eval refuses
     detectors on this, without reading the model again)."""
@@ -550,10 +556,15 @@ def prepare(
     if num_classes is None and reader is None:
         raise BadInputError(f"{path.name}: no classification output found "
                             f"({analysis.problem}); name it with --class-output")
+    sized = _input_preprocess(preprocess, spec_native_dims)
+    if chosen in BLACK_BOX:
+        from xaigraph.explain.blackbox import BlackBoxOptions
+
+        (blackbox or BlackBoxOptions()).check(chosen, sized.size)
     return ExplainSpec(
         model=str(path), sha256=_model_sha256(path), runtime=runtime, method=chosen,
         method_reason=why, targets=wanted,
-        preprocess=_input_preprocess(preprocess, spec_native_dims), labels=names,
+        preprocess=sized, labels=names,
         num_classes=num_classes or 0, class_output=analysis.class_output,
         activation=analysis.activation, detector=analysis.kind == "detector" or bool(reader),
         input_name=_input_name(loaded), static_batch=static, augmented=stamp is not None,
@@ -736,6 +747,16 @@ class Explainer:
         self._masked: Any = None  # explain.masked.MaskedModel, False when it cannot be used
         # RISE / D-RISE: called with the number of masks of each batch done (a progress bar)
         self.on_masks: Callable[[int], None] | None = None
+        # set by an engine that stops the run: a black-box image in progress is given up
+        self.cancel = threading.Event()
+
+    def _progress(self, count: int) -> None:
+        """The samplers' progress: the masks bar, and the point where a stopped run's
+        image in progress is given up."""
+        if self.cancel.is_set():
+            raise Cancelled("the run was stopped")
+        if self.on_masks is not None:
+            self.on_masks(count)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if self.spec.detector_reader is not None:
@@ -857,7 +878,7 @@ class Explainer:
         options = spec.blackbox_options
         found = blackbox.explain_one(x, self.predict, spec.method, options, classes,
                                      baseline=self._baseline(), runner=self._mask_runner(x),
-                                     progress=self.on_masks)
+                                     progress=self._progress)
         return np.asarray(found.maps, dtype=np.float32)
 
     def _mask_runner(self, x: np.ndarray) -> Any:
@@ -937,7 +958,7 @@ class Explainer:
             options = replace(options, score_threshold=min(max(kth, 0.0), 1.0))
         res = blackbox.explain_one(x, self._det_predict, spec.method, options, classes,
                                    detector=True, baseline=self._baseline(),
-                                   progress=self.on_masks)
+                                   progress=self._progress)
         if spec.targets.kind == "topk":
             k = spec.targets.k
             boxes = None if res.boxes is None else res.boxes[:k]
@@ -1010,36 +1031,26 @@ def error_record(item: Any, message: str, run: str) -> dict[str, Any]:
 def write(decoded: Decoded, explained: dict[str, Any], spec: ExplainSpec,
           out_dir: str | os.PathLike[str], run: str = "") -> dict[str, Any]:
     """Render and write one image's maps, overlays and raw maps under `out_dir`; its
-    results.jsonl record. `explained` is one image's row of the batch dict out."""
-    from xaigraph.explain import render
-    from xaigraph.explain.results import write_file
+    results.jsonl record. `explained` is one image's row of the batch dict out.
 
+    A file of this image that cannot be written for a reason of its own (`image_error`: a
+    name too long, ...) makes the record an error record, with the image's files written so
+    far removed; a full disk or an unwritable OUT_DIR raises (`FileError`): the run's end."""
     start = time.perf_counter()
     out = Path(out_dir)
+    written: list[Path] = []
+    try:
+        entries = _write_targets(decoded, explained, spec, out, written)
+    except _WriteError as failed:
+        for path in written:
+            path.unlink(missing_ok=True)
+        error = file_error(failed.error, out / failed.name, "cannot write")
+        if not image_error(failed.error):
+            raise error from failed.error
+        return error_record(decoded.item, f"{decoded.item.path}: {error}", run)
     item = decoded.item
     scores = np.asarray(explained["scores"])
-    targets = [int(c) for c in explained["targets"] if c >= 0]
     boxes = explained.get("boxes")
-    entries = []
-    for t, cls in enumerate(targets):
-        box = None if boxes is None else _original_box(boxes[t], decoded)
-        score = float(scores[cls]) if boxes is None else float(boxes[t][4])
-        files = target_files(spec, item.key, cls, score, None if boxes is None else t)
-        unit = np.asarray(explained["maps"][t])
-        coloured = render.colour(unit, decoded.placement, decoded.width, decoded.height,
-                                 spec.preprocess.size, spec.colormap)
-        write_file(out / str(files["map"]), functools.partial(_save_bytes, coloured.png()))
-        if files["overlay"] is not None:
-            blended = render.overlay(decoded.image, coloured, spec.opacity)
-            if box is not None:
-                render.draw_box(blended, box, f"{spec.label(cls)} {score:.2f}")
-            png = render.encode_png(np.asarray(blended), photo=True)
-            write_file(out / files["overlay"], functools.partial(_save_bytes, png))
-        if files["raw"] is not None:
-            raw = np.asarray(explained["raw"][t], dtype=np.float32)
-            write_file(out / files["raw"], functools.partial(_save_npy, raw))
-        entries.append({"class": cls, "label": spec.label(cls), "score": round(score, 4),
-                        **files, "box": box})
     record: dict[str, Any] = {
         "index": int(item.index), "path": str(item.path), "key": item.key, "status": "ok",
         "width": decoded.width, "height": decoded.height,
@@ -1057,6 +1068,55 @@ def write(decoded: Decoded, explained: dict[str, Any], spec: ExplainSpec,
         "infer": round(float(explained.get("seconds", 0.0)), 4),
         "write": round(time.perf_counter() - start, 4)})
     return record
+
+
+class _WriteError(Exception):
+    """One of an image's files could not be written: its relative name, the `OSError`."""
+
+    def __init__(self, name: str, error: OSError) -> None:
+        super().__init__(name, error)
+        self.name = name
+        self.error = error
+
+
+def _put(out: Path, name: str, save: Callable[[Path], object], written: list[Path]) -> None:
+    try:
+        write_file(out / name, save)
+    except OSError as exc:
+        raise _WriteError(name, exc) from exc
+    written.append(out / name)
+
+
+def _write_targets(decoded: Decoded, explained: dict[str, Any], spec: ExplainSpec, out: Path,
+                   written: list[Path]) -> list[dict[str, Any]]:
+    """Each target's files written; its entry of the record's `targets`."""
+    from xaigraph.explain import render
+
+    item = decoded.item
+    scores = np.asarray(explained["scores"])
+    targets = [int(c) for c in explained["targets"] if c >= 0]
+    boxes = explained.get("boxes")
+    entries = []
+    for t, cls in enumerate(targets):
+        box = None if boxes is None else _original_box(boxes[t], decoded)
+        score = float(scores[cls]) if boxes is None else float(boxes[t][4])
+        files = target_files(spec, item.key, cls, score, None if boxes is None else t)
+        unit = np.asarray(explained["maps"][t])
+        coloured = render.colour(unit, decoded.placement, decoded.width, decoded.height,
+                                 spec.preprocess.size, spec.colormap)
+        _put(out, str(files["map"]), functools.partial(_save_bytes, coloured.png()), written)
+        if files["overlay"] is not None:
+            blended = render.overlay(decoded.image, coloured, spec.opacity)
+            if box is not None:
+                render.draw_box(blended, box, f"{spec.label(cls)} {score:.2f}")
+            png = render.encode_png(np.asarray(blended), photo=True)
+            _put(out, files["overlay"], functools.partial(_save_bytes, png), written)
+        if files["raw"] is not None:
+            raw = np.asarray(explained["raw"][t], dtype=np.float32)
+            _put(out, files["raw"], functools.partial(_save_npy, raw), written)
+        entries.append({"class": cls, "label": spec.label(cls), "score": round(score, 4),
+                        **files, "box": box})
+    return entries
 
 
 def _original_box(row: np.ndarray, decoded: Decoded) -> list[float]:

@@ -1,0 +1,2 @@
+"""What a run reads and writes: its OUT_DIR (`rundir`: lock, checks, resume, run.json,
+results.jsonl) and the one results.jsonl record (`record`)."""

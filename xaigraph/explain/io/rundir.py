@@ -1,0 +1,396 @@
+"""One run's OUT_DIR: checked before anything is written, locked while the run writes,
+resumable after any stop (docs/runtime.md, "The run loop").
+
+    out = RunDir(path, card, force=force)
+    out.check()                  # may refuse the run: nothing written yet
+    with out:                    # mkdir, lock, tidy, fold a stopped run's lines, run.json
+        for record in records:   # the engine's, in input order; out.done(key) skips
+            out.add(record)
+        out.commit()             # results.jsonl: this run's records, then the kept others
+
+- `run.json` is the model card (`ExplainSpec.card()`) and `digest`, the options digest: a
+  hash of the card without the model's path.
+- `results.jsonl` has one JSON object per image. While a run goes, its lines are appended to
+  `.results.jsonl.partial` (flushed line by line); `commit` writes results.jsonl as this
+  run's records in input order followed by the records of images this run was not given
+  (same digest: a rerun over a subset loses nothing). A run that was stopped leaves the
+  partial file; the next run first folds it into results.jsonl (atomically).
+- Resume: a line whose `run` is this run's digest, whose status is `ok` and whose files all
+  exist is kept as it is and the image skipped (`done`); errors are retried.
+- Refused without `force`, before anything is written (`check`): an OUT_DIR whose run.json
+  has another digest, a run.json that is not an xaigraph run card, a results.jsonl without
+  run.json. Refused always: an OUT_DIR that is a file, not writable, or whose `maps/`,
+  `overlays/` or `raw/` is not a folder; an OUT_DIR another process is writing (`LOCK`).
+- One writer per OUT_DIR: an exclusive `flock` on `OUT_DIR/.xaigraph.lock` (holding the
+  writer's pid) for the whole run. The file stays after the run: it marks the folder as an
+  xaigraph output, which input folders skip (`is_output`).
+- Files are written to a hidden temporary name in their folder and renamed (`write_file`),
+  so no reader ever sees half a PNG; temporaries a killed run left are removed at the next
+  start. An `OSError` writing one image's files is that image's error when `image_error`
+  says so (a name too long, a path component that is a file); a full disk, a read-only or
+  unwritable OUT_DIR end the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import itertools
+import json
+import os
+import re
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TextIO
+
+from xaigraph.errors import AccessError, FileError, OutputExistsError
+from xaigraph.files import atomic_write
+
+__all__ = [
+    "FOLDERS",
+    "LOCK",
+    "PARTIAL",
+    "RESULTS",
+    "RUN",
+    "OutputInUseError",
+    "RunDir",
+    "check_writable",
+    "digest",
+    "dumps",
+    "image_error",
+    "is_output",
+    "locked",
+    "probe_lock",
+    "read_lines",
+    "read_run",
+    "record_files",
+    "write_file",
+]
+
+RESULTS = "results.jsonl"
+RUN = "run.json"
+PARTIAL = ".results.jsonl.partial"
+LOCK = ".xaigraph.lock"
+FOLDERS = ("maps", "overlays", "raw")
+_TEMP = re.compile(r"\..+\.\d+-\d+\.xaigraph-tmp")
+_CARD_KEYS = ("digest", "xaigraph_version", "model", "method")
+# errors of the place the run writes to, not of one image's files: they end the run
+_RUN_LEVEL = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO,
+              errno.EMFILE, errno.ENFILE, errno.ENOMEM}
+_counter = itertools.count()
+_lock = threading.Lock()
+
+
+class OutputInUseError(OutputExistsError):
+    """OUT_DIR is locked by another xaigraph run."""
+
+    kind = "output-in-use"
+
+
+def digest(card: dict[str, Any]) -> str:
+    """The options digest of a run.json card (16 hex digits)."""
+    body = {k: v for k, v in card.items() if k not in ("digest", "started")}
+    body["model"] = {k: v for k, v in card.get("model", {}).items() if k != "path"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def dumps(obj: Any) -> str:
+    """One results.jsonl line (without its newline)."""
+    return json.dumps(obj, sort_keys=False, default=str)
+
+
+def image_error(exc: OSError) -> bool:
+    """Whether a failed write of one image's files is that image's error (the run goes
+    on), rather than the run's (a full disk, a read-only or unwritable OUT_DIR)."""
+    return exc.errno not in _RUN_LEVEL
+
+
+def _temporary_name(name: str, n: int) -> str:
+    """A hidden temporary name for `name`, never longer than it plus 30 bytes and at most
+    about 130 bytes: a target whose name is near the limit must fail on its own name."""
+    short = name.encode("utf-8", "surrogateescape")[:96].decode("utf-8", "ignore") or "f"
+    return f".{short}.{os.getpid()}-{n}.xaigraph-tmp"
+
+
+def write_file(path: Path, write: Callable[[Path], object]) -> None:
+    """Call `write(tmp)` with a hidden temporary path beside `path`, then rename it onto
+    `path` (creating the folders); on a failure the temporary is removed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _lock:
+        n = next(_counter)
+    tmp = path.with_name(_temporary_name(path.name, n))
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _clean_temporaries(out_dir: Path) -> int:
+    """Remove the temporaries `write_file` left in maps/, overlays/ and raw/ (a killed
+    run's); how many."""
+    count = 0
+    for folder in FOLDERS:
+        root = out_dir / folder
+        if not root.is_dir():
+            continue
+        for dirpath, _, names in os.walk(root):
+            for name in names:
+                if _TEMP.fullmatch(name):
+                    Path(dirpath, name).unlink(missing_ok=True)
+                    count += 1
+    return count
+
+
+def read_run(out_dir: Path) -> dict[str, Any] | None:
+    """OUT_DIR's run card; None when there is none or it is not an xaigraph card."""
+    try:
+        card = json.loads((out_dir / RUN).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return card if _is_card(card) else None
+
+
+def _is_card(card: Any) -> bool:
+    return isinstance(card, dict) and all(k in card for k in _CARD_KEYS)
+
+
+def read_lines(path: Path) -> Iterator[dict[str, Any]]:
+    """The JSON objects of a jsonl file; a torn last line (a killed run's) is ignored."""
+    if not path.exists():
+        return
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if not line.endswith("\n"):
+                break
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(obj, dict):
+                yield obj
+
+
+def record_files(record: dict[str, Any]) -> list[str]:
+    """The relative paths of the files a record names."""
+    files = []
+    for target in record.get("targets") or []:
+        for key in ("map", "overlay", "raw"):
+            if target.get(key):
+                files.append(target[key])
+    return files
+
+
+def is_output(folder: Path) -> bool:
+    """Whether `folder` is an xaigraph run's OUT_DIR or EVAL_DIR (it has the lock file)."""
+    return (folder / LOCK).is_file()
+
+
+def check_writable(out: Path) -> None:
+    """`out` must be a folder we can create or write in (checked before writing)."""
+    if out.exists() and not out.is_dir():
+        raise FileError(f"cannot write into {out}: it is a file, not a folder")
+    probe = out
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        raise FileError(f"cannot create {out}: {probe} is not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise AccessError(f"cannot write into {out}: permission denied ({probe})")
+
+
+def _take_lock(folder: Path) -> int:
+    """The file descriptor of `folder`'s lock, held exclusively; `OutputInUseError` naming
+    the holder's pid when another process holds it."""
+    fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+        os.close(fd)
+        raise OutputInUseError(f"{folder} is in use by another xaigraph run (pid {holder})"
+                               ) from None
+    except BaseException:
+        os.close(fd)
+        raise
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
+    return fd
+
+
+def probe_lock(folder: Path) -> None:
+    """Refuse now, writing nothing, when another run holds `folder`'s lock."""
+    if not (folder / LOCK).is_file():
+        return
+    fd = os.open(folder / LOCK, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+        raise OutputInUseError(f"{folder} is in use by another xaigraph run (pid {holder})"
+                               ) from None
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def locked(folder: Path) -> Iterator[None]:
+    """`folder` (created) locked for the block, as a run locks its OUT_DIR."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = _take_lock(folder)
+    try:
+        yield
+    finally:
+        os.close(fd)
+
+
+class RunDir:
+    """One run's OUT_DIR (see the module's docstring). `card` is run.json's content with
+    its `digest`."""
+
+    def __init__(self, path: Path, card: dict[str, Any], *, force: bool) -> None:
+        self.path = path
+        self.card = card
+        self.run = str(card["digest"])
+        self.force = force
+        self.skipped = 0
+        self._records: dict[str, dict[str, Any]] = {}
+        self._added: set[str] = set()
+        self._lock: int | None = None
+        self._file: TextIO | None = None
+
+    # -- before anything is written --------------------------------------------------------------
+
+    def check(self) -> None:
+        """Everything that can refuse the run, writing nothing; reads what OUT_DIR holds
+        (for `done`)."""
+        check_writable(self.path)
+        for folder in FOLDERS:
+            sub = self.path / folder
+            if (sub.exists() or sub.is_symlink()) and not sub.is_dir():
+                raise FileError(f"{sub} is not a folder; explain writes its {folder} there "
+                                "(move it, or choose another -o)")
+        probe_lock(self.path)
+        self._check_card()
+        self._read()
+
+    def _check_card(self) -> None:
+        where = self.path / RUN
+        if self.force:
+            return
+        if not where.exists():
+            if (self.path / RESULTS).exists():
+                raise OutputExistsError(f"{self.path} has a {RESULTS} but no {RUN}: pass "
+                                        "--force to redo the images there, or choose "
+                                        "another -o")
+            return
+        previous = read_run(self.path)
+        if previous is None:
+            raise OutputExistsError(f"{where} is not an xaigraph run card: pass --force to "
+                                    "replace it, or choose another -o")
+        if previous.get("digest") != self.run:
+            raise OutputExistsError(
+                f"{self.path} holds a run with another model or other options (run "
+                f"{previous.get('digest')}, this one {self.run}): pass --force to redo it "
+                "there, or choose another -o")
+
+    def _read(self) -> None:
+        self._records = {}
+        for path in (self.path / RESULTS, self.path / PARTIAL):
+            for record in read_lines(path):
+                if isinstance(record.get("key"), str):
+                    self._records[record["key"]] = record
+
+    def done(self, key: str) -> dict[str, Any] | None:
+        """The record to keep for `key` when its image need not be redone, else None."""
+        if self.force:
+            return None
+        record = self._records.get(key)
+        if record is None or record.get("status") != "ok" or record.get("run") != self.run:
+            return None
+        if all((self.path / f).exists() for f in record_files(record)):
+            self.skipped += 1
+            return record
+        return None
+
+    def todo(self, keys: Iterator[str] | list[str]) -> bool:
+        """Whether any of `keys` has to be done (without counting skips)."""
+        skipped = self.skipped
+        try:
+            return any(self.done(k) is None for k in keys)
+        finally:
+            self.skipped = skipped
+
+    # -- the run -----------------------------------------------------------------------------------
+
+    def __enter__(self) -> RunDir:
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._lock = _take_lock(self.path)
+        try:
+            self._check_card()  # another run may have written here since `check`
+            self._read()
+            _clean_temporaries(self.path)
+            self._fold_partial()
+            text = json.dumps(self.card, indent=2, default=str) + "\n"
+            atomic_write(self.path / RUN, lambda p: p.write_text(text, encoding="utf-8"))
+            self._file = open(self.path / PARTIAL, "w", encoding="utf-8")
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def _fold_partial(self) -> None:
+        """Make results.jsonl hold every record known (a stopped run's partial lines
+        folded in), and remove the partial file."""
+        partial = self.path / PARTIAL
+        if not partial.exists():
+            return
+        lines = "".join(dumps(r) + "\n" for r in self._records.values())
+        atomic_write(self.path / RESULTS, lambda p: p.write_text(lines, encoding="utf-8"))
+        partial.unlink()
+
+    def add(self, record: dict[str, Any]) -> None:
+        assert self._file is not None, "RunDir.add outside its `with` block"
+        self._file.write(dumps(record) + "\n")
+        self._file.flush()
+        self._added.add(str(record["key"]))
+
+    def commit(self) -> None:
+        """results.jsonl: this run's records, then those of this run's digest for images
+        it was not given."""
+        assert self._file is not None, "RunDir.commit outside its `with` block"
+        self._file.close()
+        self._file = None
+        kept = [r for k, r in self._records.items()
+                if k not in self._added and r.get("run") == self.run]
+        partial = self.path / PARTIAL
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "w", encoding="utf-8") as out, open(partial, encoding="utf-8") as f:
+                for line in f:
+                    out.write(line)
+                for record in kept:
+                    out.write(dumps(record) + "\n")
+
+        atomic_write(self.path / RESULTS, write)
+        partial.unlink()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
