@@ -23,7 +23,8 @@ from tests.unit.files_models import ENTRY
 __all__ = ["ENTRY", "classifier", "cli", "photos", "popen", "popen_holding_lock"]
 
 
-def classifier(seed: int = 0, size: int = 32) -> onnx.ModelProto:
+def classifier(seed: int = 0, size: int = 32, width: int = 8) -> onnx.ModelProto:
+    """`width` channels in each Conv (a wider model spends longer in the runtime)."""
     rng = np.random.default_rng(seed)
 
     def tensor(name: str, *shape: int) -> onnx.TensorProto:
@@ -46,7 +47,8 @@ def classifier(seed: int = 0, size: int = 32) -> onnx.ModelProto:
         nodes, "run_loop",
         [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", 3, size, size])],
         [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["N", 5])],
-        [tensor("w1", 8, 3, 3, 3), tensor("w2", 8, 8, 3, 3), tensor("fc", 5, 8)],
+        [tensor("w1", width, 3, 3, 3), tensor("w2", width, width, 3, 3),
+         tensor("fc", 5, width)],
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
