@@ -68,7 +68,7 @@ def test_a_signal_at_any_moment_ends_the_run_cleanly_and_it_resumes(setup: dict[
                                 "--runtime", runtime, "--batch-size", "2")
         time.sleep(delay)
         proc.send_signal(sig)
-        stdout, stderr = proc.communicate(timeout=120)
+        _, stderr = proc.communicate(timeout=120)
         where = f"round {n}: {sig.name} after {delay:.2f}s on {runtime}"
         if proc.returncode != 0:
             interrupted += 1

@@ -146,7 +146,7 @@ class Explanation:
 
         self._check()
         assert self._decoded is not None and self._row is not None and self._spec is not None
-        return write(self._decoded, self._row, self._spec, out_dir)
+        return write(self._decoded, self._row, self._spec, out_dir).to_json()
 
 
 def _items(images: Any) -> Iterable[Any]:

@@ -199,10 +199,10 @@ def _run(spec: Any, items: list[Any], out: RunDir, ray_options: Any, progress: b
             if masks_bar is not None:
                 stack.callback(masks_bar.close)
 
-        def shown(record: dict[str, Any]) -> None:
-            if record["status"] == "error":
+        def shown(record: Any) -> None:
+            if not record.ok:
                 (bar.write if not bar.disable else _stderr)(
-                    f"xaigraph: error: {record['error']}", file=sys.stderr)
+                    f"xaigraph: error: {record.error}", file=sys.stderr)
             bar.update(1)
 
         return runloop.run(spec, items, out, ray=ray_options, on_record=shown,

@@ -24,7 +24,7 @@ import os
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -54,7 +54,7 @@ def run(
     decode_workers: int | None = None,
     write_workers: int | None = None,
     queue_size: int = 4,
-) -> Iterator[R]:
+) -> Generator[R, None, None]:
     """The results of `items` in input order (see the module's docstring)."""
     spec = explainer.spec
     size = spec.batch

@@ -39,6 +39,7 @@ from xaigraph.errors import BadInputError
 from xaigraph.explain import metrics as M
 from xaigraph.explain import stats
 from xaigraph.explain.io import rundir
+from xaigraph.explain.io.record import Record
 
 __all__ = ["CLASS_RULE", "LOCALISATION", "MODEL_BASED", "EvalOptions", "evaluate",
            "markdown", "parse_metrics", "table", "target_classes"]
@@ -349,10 +350,10 @@ def _make(source: _Source, folder: rundir.RunDir, items: Sequence[Any], model: _
                     continue
                 decoded = decode(item, spec.preprocess)
                 todo.append((item, decoded))
-            fresh = [d for _, d in todo if not isinstance(d, dict) and d.error is None]
+            fresh = [d for _, d in todo if not isinstance(d, Record) and d.error is None]
             rows = _explain_rows(fresh, explainer, model, spec, options, batch, unit_maps)
             for item, d in todo:
-                if isinstance(d, dict):
+                if isinstance(d, Record):
                     folder.add(d)
                 elif d.error is not None:
                     folder.add(error_record(item, d.error, run))

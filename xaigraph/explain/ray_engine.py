@@ -39,7 +39,7 @@ import pickle
 import signal
 import warnings
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from types import ModuleType
@@ -284,7 +284,7 @@ def run(
     fail: Callable[[Any, str], R],
     skip: Callable[[Any], R | None] | None = None,
     options: RayOptions | None = None,
-) -> Iterator[R]:
+) -> Generator[R, None, None]:
     """The results of `items` in input order (see the module's docstring); the arguments
     mean what they mean for `engine.run`, with `spec` instead of a compiled `Explainer`.
     Ray is started (or joined) when the first image to do comes: a run that `skip`s every

@@ -53,6 +53,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from xaigraph.errors import BadInputError, NotFoundError, OutputExistsError, file_error
+from xaigraph.explain.io.record import Record, RecordError
 from xaigraph.version import __version__
 
 __all__ = [
@@ -132,33 +133,12 @@ def _read_results(path: Path) -> list[dict[str, Any]]:
             record = json.loads(line)
         except ValueError as exc:
             raise BadInputError(f"{path} line {number}: not valid JSON ({exc})") from None
-        problem = _record_problem(record)
-        if problem:
-            raise BadInputError(f"{path} line {number}: {problem}")
+        try:
+            Record.from_json(record)
+        except RecordError as exc:
+            raise BadInputError(f"{path} line {number}: {exc}") from None
         records.append(record)
     return records
-
-
-def _record_problem(record: Any) -> str:
-    """Why a results.jsonl line is malformed, or "" when it is usable."""
-    if not isinstance(record, dict):
-        return "not a JSON object"
-    if not isinstance(record.get("key"), str) or not record["key"]:
-        return 'no "key"'
-    status = record.get("status")
-    if status == "error":
-        return ""
-    if status != "ok":
-        return f'"status" is {status!r}, not "ok" or "error"'
-    for name in ("predictions", "targets"):
-        value = record.get(name)
-        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-            return f'"{name}" is not a list of objects'
-    if not all(isinstance(p.get("score"), (int, float)) for p in record["predictions"]):
-        return 'a prediction without a numeric "score"'
-    if not all(isinstance(t.get("map"), (str, type(None))) for t in record["targets"]):
-        return 'a target whose "map" is not a path'
-    return ""
 
 
 def _read_method(folder: Path, name: str | None) -> Method:

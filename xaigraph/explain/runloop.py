@@ -15,17 +15,15 @@ the next run to resume from. Ray is started before OUT_DIR is written (it may fa
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
 from xaigraph.explain import engine
+from xaigraph.explain.io.record import Record
 from xaigraph.explain.io.rundir import RunDir
 from xaigraph.explain.runner import Explainer, ExplainSpec, error_record, write
 
 __all__ = ["run"]
-
-Record = dict[str, Any]
-
 
 def run(spec: ExplainSpec, items: Sequence[Any], out: RunDir, *,
         explainer: Explainer | None = None, ray: Any = None,
@@ -58,6 +56,7 @@ def run(spec: ExplainSpec, items: Sequence[Any], out: RunDir, *,
         stack.enter_context(out)
         if on_start is not None:
             on_start(explainer)
+        records: Generator[Record, None, None]
         if ray is None:
             assert explainer is not None
             records = engine.run(explainer, items, finish=finish, fail=fail, skip=skip)
@@ -69,7 +68,7 @@ def run(spec: ExplainSpec, items: Sequence[Any], out: RunDir, *,
         with contextlib.closing(records):
             for record in records:
                 out.add(record)
-                counts["error" if record["status"] == "error" else "ok"] += 1
+                counts["ok" if record.ok else "error"] += 1
                 if on_record is not None:
                     on_record(record)
         out.commit()

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from xaigraph.errors import BadInputError, MethodError, XaiGraphError, file_error
+from xaigraph.explain.io.record import Prediction, Record, Target
 from xaigraph.explain.io.rundir import image_error, write_file
 from xaigraph.preprocess import Preprocess
 
@@ -1023,13 +1024,12 @@ def ground_truth(item: Any) -> dict[str, Any] | None:
             "labels": list(labels)}
 
 
-def error_record(item: Any, message: str, run: str) -> dict[str, Any]:
-    return {"index": int(item.index), "path": str(item.path), "key": item.key,
-            "status": "error", "error": message, "run": run}
+def error_record(item: Any, message: str, run: str) -> Record:
+    return Record(int(item.index), str(item.path), item.key, "error", run, error=message)
 
 
 def write(decoded: Decoded, explained: dict[str, Any], spec: ExplainSpec,
-          out_dir: str | os.PathLike[str], run: str = "") -> dict[str, Any]:
+          out_dir: str | os.PathLike[str], run: str = "") -> Record:
     """Render and write one image's maps, overlays and raw maps under `out_dir`; its
     results.jsonl record. `explained` is one image's row of the batch dict out.
 
@@ -1049,25 +1049,18 @@ def write(decoded: Decoded, explained: dict[str, Any], spec: ExplainSpec,
             raise error from failed.error
         return error_record(decoded.item, f"{decoded.item.path}: {error}", run)
     item = decoded.item
-    scores = np.asarray(explained["scores"])
     boxes = explained.get("boxes")
-    record: dict[str, Any] = {
-        "index": int(item.index), "path": str(item.path), "key": item.key, "status": "ok",
-        "width": decoded.width, "height": decoded.height,
-        "predictions": [p for p in predictions(spec, scores) if boxes is None or p["score"] > 0],
-        "targets": entries,
-    }
-    truth = ground_truth(item)
-    if truth is not None:
-        record["ground_truth"] = truth
-    record.update(method=spec.method, method_reason=spec.method_reason)
-    if spec.detector_reader is not None:
-        record["detector_output"] = spec.detector_reader
-    record.update(run=run, timings={
-        "decode": round(decoded.seconds, 4),
-        "infer": round(float(explained.get("seconds", 0.0)), 4),
-        "write": round(time.perf_counter() - start, 4)})
-    return record
+    top = [Prediction(p["class"], p["label"], p["score"])
+           for p in predictions(spec, np.asarray(explained["scores"]))
+           if boxes is None or p["score"] > 0]
+    return Record(
+        int(item.index), str(item.path), item.key, "ok", run, width=decoded.width,
+        height=decoded.height, predictions=tuple(top), targets=tuple(entries),
+        ground_truth=ground_truth(item), method=spec.method, method_reason=spec.method_reason,
+        detector_output=spec.detector_reader, timings={
+            "decode": round(decoded.seconds, 4),
+            "infer": round(float(explained.get("seconds", 0.0)), 4),
+            "write": round(time.perf_counter() - start, 4)})
 
 
 class _WriteError(Exception):
@@ -1088,7 +1081,7 @@ def _put(out: Path, name: str, save: Callable[[Path], object], written: list[Pat
 
 
 def _write_targets(decoded: Decoded, explained: dict[str, Any], spec: ExplainSpec, out: Path,
-                   written: list[Path]) -> list[dict[str, Any]]:
+                   written: list[Path]) -> list[Target]:
     """Each target's files written; its entry of the record's `targets`."""
     from xaigraph.explain import render
 
@@ -1114,8 +1107,8 @@ def _write_targets(decoded: Decoded, explained: dict[str, Any], spec: ExplainSpe
         if files["raw"] is not None:
             raw = np.asarray(explained["raw"][t], dtype=np.float32)
             _put(out, files["raw"], functools.partial(_save_npy, raw), written)
-        entries.append({"class": cls, "label": spec.label(cls), "score": round(score, 4),
-                        **files, "box": box})
+        entries.append(Target(cls, spec.label(cls), round(score, 4), files["map"],
+                              files["overlay"], files["raw"], box))
     return entries
 
 

@@ -48,6 +48,7 @@ from types import TracebackType
 from typing import Any, TextIO
 
 from xaigraph.errors import AccessError, FileError, OutputExistsError
+from xaigraph.explain.io.record import Record, RecordError
 from xaigraph.files import atomic_write
 
 __all__ = [
@@ -67,7 +68,6 @@ __all__ = [
     "probe_lock",
     "read_lines",
     "read_run",
-    "record_files",
     "write_file",
 ]
 
@@ -177,16 +177,6 @@ def read_lines(path: Path) -> Iterator[dict[str, Any]]:
                 yield obj
 
 
-def record_files(record: dict[str, Any]) -> list[str]:
-    """The relative paths of the files a record names."""
-    files = []
-    for target in record.get("targets") or []:
-        for key in ("map", "overlay", "raw"):
-            if target.get(key):
-                files.append(target[key])
-    return files
-
-
 def is_output(folder: Path) -> bool:
     """Whether `folder` is an xaigraph run's OUT_DIR or EVAL_DIR (it has the lock file)."""
     return (folder / LOCK).is_file()
@@ -262,7 +252,7 @@ class RunDir:
         self.run = str(card["digest"])
         self.force = force
         self.skipped = 0
-        self._records: dict[str, dict[str, Any]] = {}
+        self._records: dict[str, Record] = {}
         self._added: set[str] = set()
         self._lock: int | None = None
         self._file: TextIO | None = None
@@ -303,20 +293,23 @@ class RunDir:
                 "there, or choose another -o")
 
     def _read(self) -> None:
+        """The records OUT_DIR holds, by key (a stopped run's partial lines over
+        results.jsonl); lines that are not records are dropped."""
         self._records = {}
         for path in (self.path / RESULTS, self.path / PARTIAL):
-            for record in read_lines(path):
-                if isinstance(record.get("key"), str):
-                    self._records[record["key"]] = record
+            for line in read_lines(path):
+                with contextlib.suppress(RecordError):
+                    record = Record.from_json(line)
+                    self._records[record.key] = record
 
-    def done(self, key: str) -> dict[str, Any] | None:
+    def done(self, key: str) -> Record | None:
         """The record to keep for `key` when its image need not be redone, else None."""
         if self.force:
             return None
         record = self._records.get(key)
-        if record is None or record.get("status") != "ok" or record.get("run") != self.run:
+        if record is None or not record.ok or record.run != self.run:
             return None
-        if all((self.path / f).exists() for f in record_files(record)):
+        if all((self.path / f).exists() for f in record.files()):
             self.skipped += 1
             return record
         return None
@@ -357,15 +350,15 @@ class RunDir:
         partial = self.path / PARTIAL
         if not partial.exists():
             return
-        lines = "".join(dumps(r) + "\n" for r in self._records.values())
+        lines = "".join(dumps(r.to_json()) + "\n" for r in self._records.values())
         atomic_write(self.path / RESULTS, lambda p: p.write_text(lines, encoding="utf-8"))
         partial.unlink()
 
-    def add(self, record: dict[str, Any]) -> None:
+    def add(self, record: Record) -> None:
         assert self._file is not None, "RunDir.add outside its `with` block"
-        self._file.write(dumps(record) + "\n")
+        self._file.write(dumps(record.to_json()) + "\n")
         self._file.flush()
-        self._added.add(str(record["key"]))
+        self._added.add(record.key)
 
     def commit(self) -> None:
         """results.jsonl: this run's records, then those of this run's digest for images
@@ -374,7 +367,7 @@ class RunDir:
         self._file.close()
         self._file = None
         kept = [r for k, r in self._records.items()
-                if k not in self._added and r.get("run") == self.run]
+                if k not in self._added and r.run == self.run]
         partial = self.path / PARTIAL
 
         def write(tmp: Path) -> None:
@@ -382,7 +375,7 @@ class RunDir:
                 for line in f:
                     out.write(line)
                 for record in kept:
-                    out.write(dumps(record) + "\n")
+                    out.write(dumps(record.to_json()) + "\n")
 
         atomic_write(self.path / RESULTS, write)
         partial.unlink()

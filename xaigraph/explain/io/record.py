@@ -1,0 +1,158 @@
+"""The results.jsonl record: one JSON object per image, one schema for the writer, resume,
+eval and the report (docs/runtime.md, "Files in OUT_DIR"; a test checks that page's example
+against this type).
+
+    Record.ok(...).to_json()          # what `runner.write` appends
+    Record.error(item, message, run)  # an image that could not be read or written
+    Record.from_json(obj)             # a line read back; `RecordError` says what is wrong
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from xaigraph.errors import BadInputError
+
+__all__ = ["Prediction", "Record", "RecordError", "Target"]
+
+
+class RecordError(BadInputError):
+    """A results.jsonl line that is not a record: what is wrong with it."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One of the model's top classes: index, name, probability (4 decimals)."""
+
+    cls: int
+    label: str
+    score: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"class": self.cls, "label": self.label, "score": self.score}
+
+
+@dataclass(frozen=True)
+class Target:
+    """One map of an image: its class, name and score (a detector's: the box's), its files
+    relative to OUT_DIR (`overlay`, `raw` None when not written) and, for a detector, its
+    box `[x1, y1, x2, y2]` in the original's pixels."""
+
+    cls: int
+    label: str
+    score: float
+    map: str | None
+    overlay: str | None = None
+    raw: str | None = None
+    box: list[float] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"class": self.cls, "label": self.label, "score": self.score, "map": self.map,
+                "overlay": self.overlay, "raw": self.raw, "box": self.box}
+
+    def files(self) -> list[str]:
+        return [f for f in (self.map, self.overlay, self.raw) if f]
+
+
+@dataclass(frozen=True)
+class Record:
+    """One image's line. `status` "ok": the fields from `width` on are set; "error":
+    `error` is the one-line reason and the rest stays empty."""
+
+    index: int
+    path: str
+    key: str
+    status: str
+    run: str
+    error: str | None = None
+    width: int = 0
+    height: int = 0
+    predictions: tuple[Prediction, ...] = ()
+    targets: tuple[Target, ...] = ()
+    ground_truth: dict[str, Any] | None = None
+    method: str | None = None
+    method_reason: str | None = None
+    detector_output: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def files(self) -> list[str]:
+        """The relative paths of the files the record names."""
+        return [f for t in self.targets for f in t.files()]
+
+    def to_json(self) -> dict[str, Any]:
+        """The line's object, keys in the documented order; optional keys only when set."""
+        head: dict[str, Any] = {"index": self.index, "path": self.path, "key": self.key,
+                                "status": self.status}
+        if not self.ok:
+            return {**head, "error": self.error, "run": self.run}
+        out: dict[str, Any] = {
+            **head, "width": self.width, "height": self.height,
+            "predictions": [p.to_json() for p in self.predictions],
+            "targets": [t.to_json() for t in self.targets]}
+        if self.ground_truth is not None:
+            out["ground_truth"] = self.ground_truth
+        out.update(method=self.method, method_reason=self.method_reason)
+        if self.detector_output is not None:
+            out["detector_output"] = self.detector_output
+        out.update(run=self.run, timings=self.timings)
+        return out
+
+    @classmethod
+    def from_json(cls, obj: Any) -> Record:
+        """A record read back; `RecordError` naming what is wrong with a malformed one."""
+        if not isinstance(obj, dict):
+            raise RecordError("not a JSON object")
+        key = obj.get("key")
+        if not isinstance(key, str) or not key:
+            raise RecordError('no "key"')
+        status = obj.get("status")
+        index = obj.get("index", 0)
+        index = index if isinstance(index, int) else 0
+        path, run = str(obj.get("path")), str(obj.get("run", ""))
+        if status == "error":
+            return cls(index, path, key, "error", run, error=str(obj.get("error", "")))
+        if status != "ok":
+            raise RecordError(f'"status" is {status!r}, not "ok" or "error"')
+        return cls(index, path, key, "ok", run, width=_int(obj.get("width")),
+                   height=_int(obj.get("height")),
+                   predictions=tuple(_prediction(p) for p in _objects(obj, "predictions")),
+                   targets=tuple(_target(t) for t in _objects(obj, "targets")),
+                   ground_truth=obj.get("ground_truth"), method=obj.get("method"),
+                   method_reason=obj.get("method_reason"),
+                   detector_output=obj.get("detector_output"),
+                   timings=obj.get("timings") or {})
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) else 0
+
+
+def _objects(obj: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    value = obj.get(name)
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise RecordError(f'"{name}" is not a list of objects')
+    return value
+
+
+def _prediction(p: dict[str, Any]) -> Prediction:
+    score = p.get("score")
+    if not isinstance(score, (int, float)) or isinstance(score, bool):
+        raise RecordError('a prediction without a numeric "score"')
+    return Prediction(_int(p.get("class")), str(p.get("label", "")), float(score))
+
+
+def _target(t: dict[str, Any]) -> Target:
+    files = [t.get(k) for k in ("map", "overlay", "raw")]
+    if not all(isinstance(f, (str, type(None))) for f in files):
+        raise RecordError('a target whose "map" is not a path')
+    box = t.get("box")
+    score = t.get("score")
+    return Target(_int(t.get("class")), str(t.get("label", "")),
+                  float(score) if isinstance(score, (int, float)) else 0.0, files[0], files[1],
+                  files[2],
+                  [float(v) for v in box] if isinstance(box, list) else None)
