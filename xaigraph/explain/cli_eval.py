@@ -12,13 +12,14 @@ from typing import Any
 import click
 
 from xaigraph.cli_common import debug_option, handle_errors, json_option, succeed
-from xaigraph.explain.blackbox import BlackBoxOptions, blackbox_options
+from xaigraph.explain.blackbox import BlackBoxOptions
 from xaigraph.explain.cli_explain import (
     build_report,
     check_report_place,
     precision_option,
     show_progress,
 )
+from xaigraph.explain.cli_options import blackbox_options
 from xaigraph.explain.evaluate import EvalOptions, evaluate, parse_metrics, table
 
 __all__ = ["eval_command"]

@@ -18,7 +18,8 @@ import click
 
 from xaigraph.cli_common import handle_errors, print_json, succeed
 from xaigraph.cli_preprocess import from_flags_kwargs, preprocess_options
-from xaigraph.explain.blackbox import BlackBoxOptions, blackbox_options
+from xaigraph.explain.blackbox import BlackBoxOptions
+from xaigraph.explain.cli_options import blackbox_options
 from xaigraph.explain.render import COLORMAPS
 from xaigraph.explain.runner import PRECISIONS
 
