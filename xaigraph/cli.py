@@ -19,6 +19,7 @@ from xaigraph.demo import run_demo
 from xaigraph.errors import BadInputError, XaiGraphError, file_error
 from xaigraph.explain.commands import COMMANDS
 from xaigraph.methods import METHODS
+from xaigraph.preprocess import Preprocess
 from xaigraph.samples import read_samples
 from xaigraph.version import __version__
 
@@ -183,7 +184,7 @@ def insert(model: Path, out: Path, method: str, target_layer: str | None,
         _print_insert(result.report)
 
 
-def _flag_preprocess(model: Any, flags: dict[str, Any]) -> Any:
+def _flag_preprocess(model: Any, flags: dict[str, Any]) -> Preprocess:
     """The model's preprocessing (or its input's defaults) with the flags over it."""
     info = model_info.read(model)
     base = info.preprocess or info.input
