@@ -20,7 +20,6 @@ from xaigraph.explain.cli_explain import (
     show_progress,
 )
 from xaigraph.explain.cli_options import blackbox_options
-from xaigraph.explain.evaluate import EvalOptions, evaluate, parse_metrics, table
 
 __all__ = ["eval_command"]
 
@@ -76,6 +75,9 @@ def eval_command(model: Path, inputs: tuple[str, ...], out_dir: Path, methods: s
 
     Exit status: 0 written, 2 bad usage or input (nothing written).
     """
+    # here, not at the top: the metrics load scipy, which every other command would pay for
+    from xaigraph.explain.evaluate import EvalOptions, evaluate, parse_metrics, table
+
     names = tuple(m.strip() for m in methods.split(",") if m.strip())
     options = EvalOptions(methods=names, metrics=parse_metrics(metric_list), steps=steps,
                           tolerance=tolerance, from_explain=from_explain, runtime=runtime,
