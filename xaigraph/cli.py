@@ -1,5 +1,8 @@
 """Command line: `xaigraph insert | inspect | strip | demo`, and the runtime layer's
-`explain | eval | report` (registered from `xaigraph.explain.commands`)."""
+`explain | eval | report` (registered from `xaigraph.explain.commands`, the compiler's one
+import of the runtime layer). The installed command runs `xaigraph.__main__.main`, which
+sets up signal handling before importing this module; errors, `--json` and usage errors
+are handled as in every command (`xaigraph.cli_common`)."""
 
 from __future__ import annotations
 
