@@ -56,9 +56,11 @@ fuzz: $(BIN)/.installed-dev
 	XAIGRAPH_SIGNAL_ROUNDS=50 XAIGRAPH_FUZZ_RANDOM=1 $(BIN)/python -m pytest -q \
 	  tests/explain/test_run_signals.py
 
+# ruff, mypy, and the import contracts of pyproject.toml (docs/runtime.md, "Import contracts").
 lint: $(BIN)/.installed-dev
 	$(BIN)/ruff check xaigraph passes tests tools
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 $(PEER_BIN)/.installed:
 	$(PYTHON) -m venv $(PEER_VENV)
@@ -88,4 +90,5 @@ export-demo-model: $(ZOO_BIN)/.installed
 	$(ZOO_BIN)/python tools/export_demo_model.py
 
 clean:
-	rm -rf $(VENV) $(ZOO_VENV) $(PEER_VENV) $(DEMO_OUT) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(ZOO_VENV) $(PEER_VENV) $(DEMO_OUT) .pytest_cache .mypy_cache .ruff_cache \
+		.import_linter_cache

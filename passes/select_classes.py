@@ -7,7 +7,8 @@ from collections.abc import Sequence
 
 from xaigraph.backends import output_port
 from xaigraph.errors import BadInputError, MethodError, XaiGraphError
-from xaigraph.labels import IMAGENET_CLASSES, class_index, imagenet_labels, model_labels, normal
+from xaigraph.labels import IMAGENET_CLASSES, class_index, imagenet_labels, normal
+from xaigraph.model_info import model_labels
 from xaigraph.pipeline import Model, Pass, PassContext, PassResult
 
 __all__ = ["CLASSES_OUTPUT", "SelectClassesPass", "parse_targets"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from xaigraph.pipeline import Model, Pass, PassContext, PassResult
-from xaigraph.stamp import stamp_fields
+from xaigraph.stamp_format import stamp_fields
 
 __all__ = ["StampPass"]
 

@@ -7,7 +7,7 @@ SIGINT, SIGTERM, SIGHUP: exit 128 + signal with one line and no traceback (or 0 
 had finished), and the folder is the old or the new pair at once.
 
 For many SIGKILL rounds in a few seconds, a driver process imports xaigraph once and forks
-a child per round that runs the command line (`xaigraph.signals.main`), killed after a
+a child per round that runs the command line (`xaigraph.__main__.main`), killed after a
 seeded random delay spread over a run's length; a last round runs the real entry point in
 a fresh interpreter. The driver never creates an OpenVINO core, so its forks are safe.
 """
@@ -47,7 +47,7 @@ def _child(model: Path, out: Path, args: list[str]) -> None:
     null = os.open(os.devnull, os.O_WRONLY)
     os.dup2(null, 1)
     os.dup2(null, 2)
-    from xaigraph.signals import main
+    from xaigraph.__main__ import main
 
     try:
         main(["insert", str(model), "-o", str(out), "--force", *args])

@@ -152,7 +152,7 @@ def peak():
     with open(os.environ["XAIGRAPH_BENCH_PEAK"], "w") as out:
         out.write(str(kib * 1024))
 atexit.register(peak)
-from xaigraph.cli import main
+from xaigraph.__main__ import main
 main()
 """
 

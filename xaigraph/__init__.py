@@ -44,7 +44,7 @@ _API = ("InsertResult", "insert", "inspect", "save", "strip")
 
 def __getattr__(name: str) -> Any:
     """The API loads OpenVINO and ONNX on first use, so that the command line's entry point
-    (`xaigraph.signals.main`) can set up its signal handling before those imports."""
+    (`xaigraph.__main__.main`) can set up its signal handling before those imports."""
     if name == "explain":  # the runtime layer's package, callable as `explain(...)`
         import importlib
 

@@ -1,119 +1,32 @@
 """Command line: `xaigraph insert | inspect | strip | demo`, and the runtime layer's
-`explain | eval | report` (registered from `xaigraph.explain.commands`)."""
+`explain | eval | report` (registered from `xaigraph.explain.commands`, the compiler's one
+import of the runtime layer). The installed command runs `xaigraph.__main__.main`, which
+sets up signal handling before importing this module; errors, `--json` and usage errors
+are handled as in every command (`xaigraph.cli_common`)."""
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
-import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any
 
 import click
 
 from xaigraph import api, model_info, model_io
 from xaigraph.backends import backend_for_path, get_backend
+from xaigraph.cli_common import Group, debug_option, handle_errors, json_option, succeed
 from xaigraph.cli_preprocess import any_given, flag_labels, from_flags_kwargs, preprocess_options
+from xaigraph.demo import run_demo
 from xaigraph.errors import BadInputError, XaiGraphError, file_error
-from xaigraph.logs import console
+from xaigraph.explain.commands import COMMANDS
 from xaigraph.methods import METHODS
+from xaigraph.preprocess import Preprocess
 from xaigraph.samples import read_samples
 from xaigraph.version import __version__
 
-__all__ = ["main"]
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-INTERRUPTED = 130
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _fail(kind: str, message: str, code: int, as_json: bool) -> NoReturn:
-    """The one stderr line, with --json the one JSON object on stdout, and the exit code."""
-    message = _one_line(message)
-    click.echo(f"xaigraph: error: {message}", err=True)
-    if as_json:
-        _print_json({"ok": False, "exit_code": code,
-                     "error": {"kind": kind, "message": message}})
-    sys.exit(code)
-
-
-def _print_json(obj: dict[str, Any]) -> None:
-    click.echo(json.dumps(obj, indent=2))
-
-
-def _succeed(report: dict[str, Any]) -> None:
-    _print_json({"ok": True, "exit_code": 0, **report})
-
-
-def _classify(exc: BaseException) -> XaiGraphError:
-    """Any exception as an `XaiGraphError`: ours as they are, a file-system error as one
-    sentence with the real reason, anything else as an internal error."""
-    if isinstance(exc, XaiGraphError):
-        return exc
-    if isinstance(exc, OSError):
-        return file_error(exc)
-    detail = str(exc).strip().splitlines()
-    internal = XaiGraphError(f"internal error: {type(exc).__name__}: "
-                             f"{detail[-1] if detail else ''} (rerun with --debug for the "
-                             "traceback)")
-    internal.kind = "internal"
-    return internal
-
-
-def handle_errors(func: F) -> F:
-    """One line on stderr and the documented exit code (with --json, one JSON object on
-    stdout whatever happens); a traceback only with --debug."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        debug = kwargs.get("debug", False)
-        as_json = kwargs.get("as_json", False)
-        try:
-            with console(debug):
-                return func(*args, **kwargs)
-        except KeyboardInterrupt:
-            _fail("interrupted", "interrupted; nothing written", INTERRUPTED, as_json)
-        except Exception as exc:
-            if debug:
-                traceback.print_exc()
-            err = _classify(exc)
-            _fail(err.kind, str(err), err.exit_code, as_json)
-
-    return wrapper  # type: ignore[return-value]
-
-
-class Group(click.Group):
-    """Usage errors (a missing option, an unknown command, ...) as one line on stderr
-    naming the help to read, and with --json as the JSON object every exit prints."""
-
-    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
-             complete_var: str | None = None, standalone_mode: bool = True,
-             **extra: Any) -> Any:
-        argv = list(sys.argv[1:] if args is None else args)
-        as_json = "--json" in argv[: argv.index("--") if "--" in argv else len(argv)]
-        try:
-            code = super().main(argv, prog_name, complete_var, standalone_mode=False,
-                                **extra)
-        except click.UsageError as exc:
-            where = exc.ctx.command_path if exc.ctx is not None else (prog_name or "xaigraph")
-            message = _one_line(exc.format_message()).rstrip(".")
-            _fail("usage", f"{message[:1].lower()}{message[1:]}; see '{where} --help'",
-                  exc.exit_code, as_json)
-        except click.ClickException as exc:
-            _fail("usage", exc.format_message(), exc.exit_code, as_json)
-        except click.Abort:
-            _fail("interrupted", "interrupted; nothing written", INTERRUPTED, as_json)
-        if not standalone_mode:
-            return code
-        sys.exit(code if isinstance(code, int) else 0)
-
+__all__ = ["cli"]
 
 def _progress(enabled: bool) -> Callable[[str], None] | None:
     if not enabled:
@@ -210,8 +123,8 @@ def cli() -> None:
 @click.option("--force", is_flag=True, help="Overwrite an existing output.")
 @click.option("--replace", is_flag=True,
               help="MODEL is already augmented: take that explanation out and insert this one.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
-@click.option("--debug", is_flag=True, help="Verbose log; tracebacks on errors.")
+@json_option()
+@debug_option
 @handle_errors
 def insert(model: Path, out: Path, method: str, target_layer: str | None,
            num_anchors: int | None, targets: str | None, class_output: str | None,
@@ -269,12 +182,12 @@ def insert(model: Path, out: Path, method: str, target_layer: str | None,
     if result.changed:
         result.report["output"] = str(_save(result, out, force))
     if as_json:
-        _succeed(result.report)
+        succeed(result.report)
     else:
         _print_insert(result.report)
 
 
-def _flag_preprocess(model: Any, flags: dict[str, Any]) -> Any:
+def _flag_preprocess(model: Any, flags: dict[str, Any]) -> Preprocess:
     """The model's preprocessing (or its input's defaults) with the flags over it."""
     info = model_info.read(model)
     base = info.preprocess or info.input
@@ -299,15 +212,15 @@ def _save(result: api.InsertResult, out: Path, force: bool) -> Path:
 @click.argument("model", type=click.Path(dir_okay=True, path_type=Path))
 @click.option("--target-layer", metavar="NAME", help="Inspect with this target instead.")
 @click.option("--class-output", metavar="NAME", help="The output holding the class scores.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
-@click.option("--debug", is_flag=True, help="Verbose log; tracebacks on errors.")
+@json_option()
+@debug_option
 @handle_errors
 def inspect(model: Path, target_layer: str | None, class_output: str | None, as_json: bool,
             debug: bool) -> None:
     """Show MODEL's inputs, outputs, target layer, head, candidates and applicable methods."""
     info = api.inspect(model, target_layer=target_layer, class_output=class_output)
     if as_json:
-        _succeed(info)
+        succeed(info)
         return
     echo = click.echo
     echo(f"model       {info['model']}")
@@ -348,8 +261,8 @@ def inspect(model: Path, target_layer: str | None, class_output: str | None, as_
               help="Output: .xml (IR) or .onnx (from an .onnx MODEL), as for insert.")
 @click.option("--no-validate", is_flag=True, help="Skip the output comparison.")
 @click.option("--force", is_flag=True, help="Overwrite an existing output.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
-@click.option("--debug", is_flag=True, help="Verbose log; tracebacks on errors.")
+@json_option()
+@debug_option
 @handle_errors
 def strip(model: Path, out: Path, no_validate: bool, force: bool, as_json: bool,
           debug: bool) -> None:
@@ -385,8 +298,8 @@ def strip(model: Path, out: Path, no_validate: bool, force: bool, as_json: bool,
 @click.option("-m", "--method", type=click.Choice(list(METHODS)), default="reciprocam",
               show_default=True, help="Saliency method.")
 @click.option("--force", is_flag=True, help="Overwrite earlier demo outputs.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
-@click.option("--debug", is_flag=True, help="Verbose log; tracebacks on errors.")
+@json_option("Print the summary as JSON on stdout.")
+@debug_option
 @handle_errors
 def demo(out: Path, method: str, force: bool, as_json: bool, debug: bool) -> None:
     """Explain the bundled ImageNet EfficientNet-Lite0 on a photo of a cat.
@@ -394,12 +307,10 @@ def demo(out: Path, method: str, force: bool, as_json: bool, debug: bool) -> Non
     Inserts the saliency map into the bundled ONNX model, writes the augmented IR, runs it
     once on the bundled photo and draws the top-1 class map over it (chelsea_saliency.png).
     """
-    from xaigraph.demo import run_demo
-
     summary = run_demo(out, method=method, force=force,
                        progress=_progress(not as_json and sys.stderr.isatty()))
     if as_json:
-        _succeed(summary)
+        succeed(summary)
         return
     echo = click.echo
     echo(f"model       bundled EfficientNet-Lite0 (ImageNet) + {method}: {summary['form']}")
@@ -416,22 +327,5 @@ def demo(out: Path, method: str, force: bool, as_json: bool, debug: bool) -> Non
     echo(f"            {files['summary_json']}")
 
 
-def _register_runtime_commands() -> None:
-    from xaigraph.explain.commands import COMMANDS
-
-    for command in COMMANDS:
-        cli.add_command(command)
-
-
-_register_runtime_commands()
-
-
-def main() -> None:
-    """The installed `xaigraph` command is `xaigraph.signals.main` (signal handling first)."""
-    from xaigraph.signals import main as run
-
-    run()
-
-
-if __name__ == "__main__":
-    main()
+for _command in COMMANDS:  # the runtime layer's explain, eval, report
+    cli.add_command(_command)

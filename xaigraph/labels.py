@@ -2,9 +2,10 @@
 
 A model carries its labels in its metadata, space-separated, a space inside a label written
 as `_` (the OpenVINO Model API convention): OpenVINO IR `rt_info` `model_info` / `labels`,
-ONNX `metadata_props` `labels` (which OpenVINO keeps as `rt_info` `framework` / `labels` when
-it reads the ONNX file). A model with 1000 classes and no labels of its own is taken to be an
-ImageNet classifier: the bundled `xaigraph/data/imagenet_labels.txt` names its classes.
+ONNX `metadata_props` `labels` (which OpenVINO keeps as `rt_info` `framework` / `labels`
+when it reads the ONNX file); `xaigraph.model_info.model_labels` reads them. A model with
+1000 classes and no labels of its own is taken to be an ImageNet classifier: the bundled
+`xaigraph/data/imagenet_labels.txt` names its classes.
 
 Names are matched without regard to case, and `_` matches a space: `tiger_cat`, `Tiger Cat`
 and `tiger cat` are one name.
@@ -16,12 +17,11 @@ import difflib
 import os
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 from xaigraph.errors import BadInputError
 
-__all__ = ["IMAGENET_CLASSES", "class_index", "format_labels", "imagenet_labels",
-           "model_labels", "normal", "parse_labels", "read_labels_file"]
+__all__ = ["IMAGENET_CLASSES", "class_index", "format_labels", "imagenet_labels", "normal",
+           "parse_labels", "read_labels_file"]
 
 IMAGENET_CLASSES = 1000
 
@@ -46,17 +46,6 @@ def format_labels(labels: list[str]) -> str:
     """The `labels` text for class names (`parse_labels` inverts it, up to a `_` in a name
     coming back as a space and runs of spaces as one)."""
     return " ".join("_".join(label.split()) for label in labels)
-
-
-def model_labels(model: Any) -> list[str] | None:
-    """The labels `model` (an `ov.Model` or an `onnx.ModelProto`) carries, or None: its
-    `model_info` `labels` as `xaigraph.model_info.metadata` finds them (IR `rt_info`
-    `model_info`, ONNX `model_info.labels` or bare `labels`, and these keys of an ONNX file
-    read by OpenVINO)."""
-    from xaigraph.model_info import metadata  # model_info imports this module
-
-    text = metadata(model).get("labels", "")
-    return parse_labels(text) or None
 
 
 def read_labels_file(path: str | os.PathLike[str]) -> list[str]:

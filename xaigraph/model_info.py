@@ -59,6 +59,7 @@ __all__ = [
     "from_flags",
     "input_preprocess",
     "metadata",
+    "model_labels",
     "read",
     "write",
 ]
@@ -114,6 +115,14 @@ def metadata(model: Any) -> dict[str, str]:
     for key, value in _onnx_keys(_section(rt, "framework")).items():
         found.setdefault(key, value)
     return found
+
+
+def model_labels(model: Any) -> list[str] | None:
+    """The labels `model` (an `ov.Model` or an `onnx.ModelProto`) carries, or None: its
+    `model_info` `labels` as `metadata` finds them (IR `rt_info` `model_info`, ONNX
+    `model_info.labels` or bare `labels`, and these keys of an ONNX file read by
+    OpenVINO)."""
+    return parse_labels(metadata(model).get("labels", "")) or None
 
 
 def _section(rt: Any, name: str) -> dict[str, str]:

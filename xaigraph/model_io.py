@@ -1,4 +1,4 @@
-"""Reading models (OpenVINO IR or ONNX) and writing IR atomically.
+"""Reading models (OpenVINO IR or ONNX), checking output paths, and writing models atomically.
 
 Files are checked before OpenVINO sees them, so that a malformed or truncated file gives one
 clear sentence instead of a frontend's stack of messages.
@@ -22,6 +22,7 @@ from xaigraph.files import recover, staged
 
 __all__ = [
     "LoadedModel",
+    "backend_for_path",
     "check_output_path",
     "core",
     "load_model",
@@ -35,6 +36,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MODEL_SUFFIXES = (".xml", ".onnx")
+_SUFFIXES = {".xml": "ir", ".onnx": "onnx"}  # an output's suffix -> the backend writing it
 
 _core: ov.Core | None = None
 
@@ -254,6 +256,18 @@ def _load_onnx(path: Path, proto: Any) -> Any:
     return proto
 
 
+def backend_for_path(path: str | Path) -> str:
+    """The backend that writes `path`, by its suffix: "ir" for `.xml`, "onnx" for `.onnx`."""
+    p = Path(path)
+    try:
+        return _SUFFIXES[p.suffix.lower()]
+    except KeyError:
+        raise BadInputError(
+            f"unsupported output suffix '{p.suffix}' ({p.name}): give an output ending in .xml "
+            "(OpenVINO IR, from an .xml or .onnx model) or .onnx (ONNX, from an .onnx model)"
+        ) from None
+
+
 def output_files(out: Path, external_data: bool = False) -> list[Path]:
     """The files an output path stands for (IR: .xml and .bin; ONNX: .onnx, and with
     `external_data` the `.onnx.data` file written beside it)."""
@@ -270,8 +284,6 @@ def check_output_path(out: str | os.PathLike[str], *, force: bool, inputs: list[
     `force_hint`: the CLI's flag, or the API's argument). `external_data` (an ONNX output
     with an `OUT.onnx.data`) defaults to whether the model read had external data, i.e.
     whether `inputs` holds files beside the model's own."""
-    from xaigraph.backends import backend_for_path
-
     p = Path(out)
     backend_for_path(p)
     folder = p.parent if str(p.parent) else Path(".")

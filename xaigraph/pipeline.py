@@ -24,7 +24,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -33,9 +33,7 @@ from xaigraph.errors import PassError, XaiGraphError
 from xaigraph.graph_view import GraphView
 from xaigraph.head import Head
 from xaigraph.target import Target
-
-if TYPE_CHECKING:
-    from xaigraph.validate import ValidationRun
+from xaigraph.validate import ValidationRun
 
 __all__ = [
     "InsertRecord",

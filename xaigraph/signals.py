@@ -1,13 +1,12 @@
-"""The command line's entry point and its signal handling.
+"""Signal handling for the command line (installed by its entry point, `xaigraph.__main__`).
 
-`main` installs the handlers before anything heavy is imported (OpenVINO, ONNX and the
-rest load in `xaigraph.cli`), so Ctrl-C (SIGINT), SIGTERM and SIGHUP at any moment of a run
-end it the same way: the handler raises `Interrupted`, every `finally` block runs (a
-half-written output is rolled back by `files.staged`), and the run ends with one line on
-stderr and exit status 128 + the signal's number (130 for Ctrl-C), never a traceback. A
-second signal while that clean-up runs ends the process at once (whatever staging folder
-is left is completed or rolled back by the next run, see `files.recover`). A signal after
-the command has finished is ignored: the exit status is the command's.
+With `install`'s handlers, Ctrl-C (SIGINT), SIGTERM and SIGHUP at any moment of a run end it
+the same way: the handler raises `Interrupted`, every `finally` block runs (a half-written
+output is rolled back by `files.staged`), and the entry point ends the run with `error_line`
+on stderr and exit status 128 + the signal's number (130 for Ctrl-C), never a traceback
+(`interruption` finds the `Interrupted` behind what reached it). A second signal while that
+clean-up runs ends the process at once (whatever staging folder is left is completed or
+rolled back by the next run, see `files.recover`).
 
 `Interrupted` derives from `BaseException`, not `KeyboardInterrupt`: no `except Exception`
 catches it, and click does not turn it into its "Aborted!". `deferred()` holds a signal
@@ -18,15 +17,13 @@ This module imports nothing from xaigraph and only the standard library.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-__all__ = ["SIGNALS", "Interrupted", "deferred", "install", "main"]
+__all__ = ["SIGNALS", "Interrupted", "deferred", "error_line", "install", "interruption"]
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -49,13 +46,14 @@ class _State:
     raised = False  # an Interrupted was raised already
 
 
-def _line(signum: int) -> str:
+def error_line(signum: int) -> str:
+    """The one stderr line (with its newline) of a run ended by signal `signum`."""
     return f"xaigraph: error: {Interrupted(signum)}\n"
 
 
 def _handler(signum: int, frame: FrameType | None) -> None:
     if _State.raised:  # a second signal: the clean-up is not waited for
-        os.write(2, _line(signum).encode())
+        os.write(2, error_line(signum).encode())
         os._exit(128 + signum)
     if _State.held:
         _State.pending = signum
@@ -89,32 +87,7 @@ def deferred() -> Iterator[None]:
             raise Interrupted(signum)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """`xaigraph ...`: install the handlers, then import and run the click commands."""
-    install()
-    try:
-        try:
-            with deferred():  # a signal inside a native module's initialisation can crash
-                from xaigraph.cli import cli  # it (seen once: SIGSEGV); raised after it
-
-            cli(args=list(argv) if argv is not None else None, prog_name="xaigraph")
-        finally:  # the run is over: a late signal must not kill the interpreter's
-            for sig in SIGNALS:  # teardown (Python resets its handlers, not SIG_IGN)
-                signal.signal(sig, signal.SIG_IGN)
-    except BaseException as caught:
-        exc = _interruption(caught)
-        if exc is None:
-            raise
-        sys.stderr.write(_line(exc.signum))
-        sys.stderr.flush()
-        if _wants_json(sys.argv[1:] if argv is None else argv):  # --json: one object always
-            print(json.dumps({"ok": False, "exit_code": exc.exit_code,
-                              "error": {"kind": "interrupted", "message": str(exc)}},
-                             indent=2), flush=True)
-        sys.exit(exc.exit_code)
-
-
-def _interruption(exc: BaseException | None) -> Interrupted | None:
+def interruption(exc: BaseException | None) -> Interrupted | None:
     """The Interrupted behind `exc`: itself, or the cause of an error raised while a signal
     broke off an import (a native extension turns it into ImportError)."""
     seen = 0
@@ -123,8 +96,3 @@ def _interruption(exc: BaseException | None) -> Interrupted | None:
             return exc
         exc, seen = exc.__cause__ or exc.__context__, seen + 1
     return None
-
-
-def _wants_json(argv: Sequence[str]) -> bool:
-    args = list(argv)
-    return "--json" in args[: args.index("--") if "--" in args else len(args)]

@@ -12,6 +12,10 @@ the pipeline selected classes) present as the model's last outputs. Anything les
 or spoofed `xai.method`, a stamp whose outputs are gone) is not a stamp: the model is taken
 as not augmented, and a warning says why. `undo` (the record of the original ops the
 insertion removed or rewired, `UNDO_KEY`) is optional, so that stamps without it still count.
+
+The keys and the fields a run writes are `xaigraph.stamp_format` (re-exported here), which
+the backends and the stamp pass import; this module reads stamps back with the pipeline
+parser, above the passes.
 """
 
 from __future__ import annotations
@@ -21,32 +25,17 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from xaigraph.backends import Backend
 from xaigraph.errors import XaiGraphError
-from xaigraph.version import __version__
+from xaigraph.methods import METHODS
+from xaigraph.passes import CLASSES_OUTPUT, SALIENCY_OUTPUT, InsertSaliencyPass, parse
+from xaigraph.stamp_format import SCALINGS, STAMP_KEYS, UNDO_KEY, stamp_fields
 
 __all__ = ["STAMP_KEYS", "UNDO_KEY", "Stamp", "check", "problem", "read", "stamp_fields"]
 
 log = logging.getLogger(__name__)
 
-STAMP_KEYS = ("version", "method", "target_layer", "pipeline", "output", "scaling")
-UNDO_KEY = "undo"
-SCALINGS = ("none", "minmax-u8")
 _VERSION = re.compile(r"\d+\.\d+(\.\d+)?([.+-]?[0-9A-Za-z.+-]*)?")
-
-
-def stamp_fields(*, method: str, target_layer: str, pipeline: str, scaling: str,
-                 undo: str | None = None) -> dict[str, str]:
-    fields = {
-        "version": __version__,
-        "method": method,
-        "target_layer": target_layer,
-        "pipeline": pipeline,
-        "output": "saliency_map",
-        "scaling": scaling,
-    }
-    if undo is not None:
-        fields[UNDO_KEY] = undo
-    return fields
 
 
 @dataclass(frozen=True)
@@ -80,9 +69,6 @@ def check(fields: dict[str, str], outputs: list[list[str]]) -> Stamp:
     """The stamp `fields` make for a model whose outputs have the names `outputs` (the names
     of each, in output order); raise `XaiGraphError` saying what is missing or
     inconsistent."""
-    from xaigraph.methods import METHODS
-    from xaigraph.passes import CLASSES_OUTPUT, SALIENCY_OUTPUT, InsertSaliencyPass, parse
-
     missing = [k for k in STAMP_KEYS if not fields.get(k)]
     if missing:
         raise XaiGraphError(f"partial xaigraph stamp (no {', '.join(missing)})")
@@ -110,7 +96,7 @@ def check(fields: dict[str, str], outputs: list[list[str]]) -> Stamp:
     return Stamp(dict(fields), added)
 
 
-def read(backend: Any, model: Any) -> Stamp | None:
+def read(backend: Backend, model: Any) -> Stamp | None:
     """The model's stamp when it is whole and consistent, else None (with a warning when
     there were `xai` keys that do not make a stamp)."""
     stamp, why = _checked(backend, model)
@@ -119,13 +105,13 @@ def read(backend: Any, model: Any) -> Stamp | None:
     return stamp
 
 
-def problem(backend: Any, model: Any) -> str | None:
+def problem(backend: Backend, model: Any) -> str | None:
     """Why the model's `xai` keys do not make a stamp (None when there are none, or when
     they do)."""
     return _checked(backend, model)[1]
 
 
-def _checked(backend: Any, model: Any) -> tuple[Stamp | None, str | None]:
+def _checked(backend: Backend, model: Any) -> tuple[Stamp | None, str | None]:
     fields = backend.read_stamp(model)
     if not fields:
         return None, None

@@ -18,7 +18,8 @@ from PIL import Image
 from xaigraph import model_info
 from xaigraph.demo import EFFICIENTNET_LITE, MODEL_FILE
 from xaigraph.errors import BadInputError
-from xaigraph.labels import imagenet_labels, model_labels, read_labels_file
+from xaigraph.labels import imagenet_labels, read_labels_file
+from xaigraph.model_info import model_labels
 from xaigraph.preprocess import Preprocess
 
 

@@ -4,7 +4,7 @@ results.jsonl record (timings aside), on a local Ray instance with 2
 inference actors, over a handful of generated images, one of them not an image; a resumed
 run with nothing left to do does not start Ray.
 
-The command runs in a child process, as a user runs it (`xaigraph.signals.main`), so Ray
+The command runs in a child process, as a user runs it (`xaigraph.__main__.main`), so Ray
 is started and shut down there and not in the test process.
 """
 
@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-ENTRY = "import sys; from xaigraph.signals import main; sys.argv[0] = 'xaigraph'; main()"
+ENTRY = "import sys; from xaigraph.__main__ import main; sys.argv[0] = 'xaigraph'; main()"
 EXIT_SOME_FAILED = 3
 
 

@@ -12,13 +12,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from xaigraph.errors import BadInputError
 from xaigraph.explain import masks
-from xaigraph.explain.blackbox import (
-    PRESETS,
-    BlackBoxOptions,
-    blackbox_options,
-    class_predict,
-    explain_one,
-)
+from xaigraph.explain.blackbox import PRESETS, BlackBoxOptions, class_predict, explain_one
+from xaigraph.explain.cli_options import blackbox_options
 from xaigraph.explain.rise import auto_batch_size, rise
 from xaigraph.session import Session
 

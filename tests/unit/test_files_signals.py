@@ -14,8 +14,8 @@ from tests.unit.files_models import RESET_SIGNALS, ROOT
 
 def test_the_installed_command_is_the_light_entry_point() -> None:
     scripts = (ROOT / "pyproject.toml").read_text().split("[project.scripts]")[1]
-    assert scripts.split("[")[0].split() == ["xaigraph", "=", '"xaigraph.signals:main"']
-    code = ("import sys, xaigraph.signals; "
+    assert scripts.split("[")[0].split() == ["xaigraph", "=", '"xaigraph.__main__:main"']
+    code = ("import sys, xaigraph.__main__; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in "
             "('openvino', 'onnx', 'onnxruntime', 'numpy', 'click')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -42,7 +42,7 @@ def test_a_second_signal_ends_the_clean_up_at_once(tmp_path: Path) -> None:
     """Ctrl-C twice: the second one does not wait for the first one's clean-up."""
     script = RESET_SIGNALS + "\n" + (
         "import time\n"
-        "from xaigraph.signals import main\n"
+        "from xaigraph.__main__ import main\n"
         "import xaigraph.cli\n"
         "def slow(*a, **k):\n"
         "    try:\n"

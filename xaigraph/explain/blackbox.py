@@ -3,8 +3,9 @@
 The runner calls `explain_one(x, predict, method, options, targets)` once per image (see
 docs/runtime.md, "Black-box samplers"). `predict` is a plain function over batches of model
 inputs: `class_predict(session)` for a classifier, `det_predict(session, options)` for a
-detector (which also names the detector reader it found). `blackbox_options` adds the
-command-line options; `BlackBoxOptions.from_cli` reads them back.
+detector (which also names the detector reader it found). `blackbox_options`
+(`xaigraph.explain.cli_options`) adds the command-line options; `BlackBoxOptions.from_cli`
+reads them back.
 
 Presets (`PRESETS`) for users who do not want to choose numbers; explicit options win:
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
-from typing import Any, NamedTuple, TypeVar, cast
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 
@@ -37,7 +38,6 @@ __all__ = [
     "BlackBoxOptions",
     "BlackBoxResult",
     "Preset",
-    "blackbox_options",
     "class_predict",
     "det_predict",
     "explain_one",
@@ -100,7 +100,8 @@ class BlackBoxOptions:
 
     @classmethod
     def from_cli(cls, kwargs: dict[str, Any]) -> BlackBoxOptions:
-        """The options `blackbox_options` added, popped from a command's `kwargs`."""
+        """The options `cli_options.blackbox_options` added, popped from a command's
+        `kwargs`."""
         values = {name: kwargs.pop(key) for key, name in _CLI.items() if key in kwargs}
         return cls(**{k: v for k, v in values.items() if v is not None})
 
@@ -139,39 +140,6 @@ _CLI = {"num_masks": "num_masks", "mask_cells": "cells", "mask_prob": "prob", "s
         "preset": "preset", "detector_output": "detector_output",
         "postprocess": "postprocess", "score_threshold": "score_threshold"}
 assert set(_CLI.values()) <= {f.name for f in fields(BlackBoxOptions)}
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def blackbox_options(command: F) -> F:
-    """Click decorator: the black-box methods' options (read back with
-    `BlackBoxOptions.from_cli(kwargs)`)."""
-    import click
-
-    decorators = [
-        click.option("--num-masks", type=click.IntRange(min=1), default=None,
-                     help="RISE / D-RISE: number of random masks (default: the preset's)."),
-        click.option("--mask-cells", type=click.IntRange(min=1), default=None,
-                     help="RISE / D-RISE: grid size s, masks of s x s cells (preset's)."),
-        click.option("--mask-prob", type=click.FloatRange(0, 1, min_open=True), default=None,
-                     help="RISE / D-RISE: probability that a cell is kept (preset's)."),
-        click.option("--seed", type=click.IntRange(0, 2**64 - 1), default=0, show_default=True,
-                     help="Black-box methods: same seed, same maps, any batch size."),
-        click.option("--preset", type=click.Choice(list(PRESETS)), default="balance",
-                     show_default=True,
-                     help="Black-box budgets: speed, balance or quality."),
-        click.option("--detector-output", type=click.Choice(list(READERS)), default=None,
-                     help="Detectors: how to read the outputs (default: found from them)."),
-        click.option("--postprocess", metavar="MODULE:FUNCTION", default=None,
-                     help="Detectors: your function from the outputs of one image to "
-                          "(boxes, labels, scores)."),
-        click.option("--score-threshold", type=click.FloatRange(0, 1), default=None,
-                     help="Detectors: boxes scoring at least this get a map (default 0.5)."),
-    ]
-    for decorate in reversed(decorators):
-        command = decorate(command)
-    return command
-
 
 class BlackBoxResult(NamedTuple):
     """`maps` `[T, H, W]` float32 raw; `classes` `[T]` int64; `boxes` `[T, 5]` x1 y1 x2 y2

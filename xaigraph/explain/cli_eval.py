@@ -5,33 +5,23 @@ Exit status: 0 written, 2 bad usage or input (one line on stderr, nothing writte
 
 from __future__ import annotations
 
-import functools
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from xaigraph.explain.blackbox import BlackBoxOptions, blackbox_options
-from xaigraph.explain.cli_explain import precision_option
+from xaigraph.cli_common import debug_option, handle_errors, json_option, succeed
+from xaigraph.explain.blackbox import BlackBoxOptions
+from xaigraph.explain.cli_explain import (
+    build_report,
+    check_report_place,
+    precision_option,
+    show_progress,
+)
+from xaigraph.explain.cli_options import blackbox_options
 
 __all__ = ["eval_command"]
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _handled(func: F) -> F:
-    """`xaigraph.cli.handle_errors`, looked up when the command runs (xaigraph.cli imports
-    this module while it is being defined)."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from xaigraph.cli import handle_errors
-
-        return handle_errors(func)(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
 
 
 @click.command("eval")
@@ -63,9 +53,9 @@ def _handled(func: F) -> F:
 @click.option("--report", "with_report", is_flag=True,
               help="At the end, build the HTML report into DIR/report (as xaigraph report "
                    "DIR does).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
-@click.option("--debug", is_flag=True, help="Verbose log; tracebacks on errors.")
-@_handled
+@json_option()
+@debug_option
+@handle_errors
 def eval_command(model: Path, inputs: tuple[str, ...], out_dir: Path, methods: str,
                  metric_list: str, steps: int, tolerance: float,
                  from_explain: tuple[Path, ...], runtime: str | None, precision: str,
@@ -85,7 +75,7 @@ def eval_command(model: Path, inputs: tuple[str, ...], out_dir: Path, methods: s
 
     Exit status: 0 written, 2 bad usage or input (nothing written).
     """
-    from xaigraph.explain.cli_explain import build_report, check_report_place, show_progress
+    # here, not at the top: the metrics load scipy, which every other command would pay for
     from xaigraph.explain.evaluate import EvalOptions, evaluate, parse_metrics, table
 
     names = tuple(m.strip() for m in methods.split(",") if m.strip())
@@ -99,9 +89,7 @@ def eval_command(model: Path, inputs: tuple[str, ...], out_dir: Path, methods: s
                    progress=show_progress(as_json))
     index = build_report(out_dir, as_json) if with_report else None
     if as_json:
-        from xaigraph.cli import _succeed
-
-        _succeed({"out_dir": str(out_dir), **{k: doc[k] for k in (
+        succeed({"out_dir": str(out_dir), **{k: doc[k] for k in (
             "methods", "metrics", "bootstrap", "summary", "per_class", "images_evaluated",
             "explain_dirs", "seconds")}, **({"report": str(index)} if index else {})})
         return

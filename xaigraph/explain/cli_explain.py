@@ -9,42 +9,27 @@ parse, OUT_DIR holding another run without --force): one line, nothing written.
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
+from xaigraph.cli_common import handle_errors, print_json, succeed
 from xaigraph.cli_preprocess import from_flags_kwargs, preprocess_options
-from xaigraph.explain.blackbox import BlackBoxOptions, blackbox_options
+from xaigraph.explain.blackbox import BlackBoxOptions
+from xaigraph.explain.cli_options import blackbox_options
 from xaigraph.explain.io.rundir import RunDir, check_writable, digest
 from xaigraph.explain.render import COLORMAPS
 from xaigraph.explain.runner import PRECISIONS
 
 __all__ = ["METHOD_CHOICES", "explain"]
 
-F = TypeVar("F", bound=Callable[..., Any])
-
 METHOD_CHOICES = ("auto", "reciprocam", "activationmap", "cam", "eigencam", "vitreciprocam",
                   "detclassprobabilitymap", "rise", "aise")
 EXIT_SOME_FAILED = 3
-
-
-def _handled(func: F) -> F:
-    """`xaigraph.cli.handle_errors`, looked up when the command runs (xaigraph.cli imports
-    this module while it is being defined)."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from xaigraph.cli import handle_errors
-
-        return handle_errors(func)(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
 
 
 def check_report_place(folder: Path) -> None:
@@ -127,7 +112,7 @@ precision_option = click.option(
                    "report OUT_DIR does), also when some images failed.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 @click.option("--debug", is_flag=True, help="Verbose log; tracebacks on errors.")
-@_handled
+@handle_errors
 def explain(model: Path, inputs: tuple[str, ...], out_dir: Path, method: str, targets: str,
             runtime: str | None, precision: str, batch_size: int, colormap: str, opacity: float,
             no_overlay: bool, raw: bool, class_output: str | None, target_layer: str | None,
@@ -251,17 +236,15 @@ def _stderr(text: str, file: Any = None) -> None:
 
 
 def _report(summary: dict[str, Any], as_json: bool) -> None:
-    from xaigraph.cli import _print_json, _succeed
-
     failed = summary["errors"]
     if as_json:
         if failed:
-            _print_json({"ok": False, "exit_code": EXIT_SOME_FAILED,
-                         "error": {"kind": "bad-images", "message":
-                                   f"{failed} of {summary['images']} images could not be read"},
-                         **summary})
+            print_json({"ok": False, "exit_code": EXIT_SOME_FAILED,
+                        "error": {"kind": "bad-images", "message":
+                                  f"{failed} of {summary['images']} images could not be read"},
+                        **summary})
         else:
-            _succeed(summary)
+            succeed(summary)
     else:
         echo = click.echo
         echo(f"method      {summary['method']} ({summary['method_reason']})")

@@ -1,16 +1,17 @@
 """`xaigraph report DIR [-o OUT]`: the static HTML report of an explain or eval output.
 
-Imports only click and the standard library at import time (see `commands`); the builder is
-`xaigraph.explain.report.build_report`.
+The builder is `xaigraph.explain.report.build`.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import click
+
+from xaigraph.cli_common import debug_option, handle_errors, json_option, print_json
+from xaigraph.explain.report import build
 
 __all__ = ["report"]
 
@@ -25,8 +26,9 @@ __all__ = ["report"]
                    "the image has ground-truth labels).")
 @click.option("--title", default=None, help="The page title (default: the folder's name).")
 @click.option("--force", is_flag=True, help="Replace an existing report.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
-@click.option("--debug", is_flag=True, help="Verbose log; tracebacks on errors.")
+@json_option()
+@debug_option
+@handle_errors
 def report(folder: Path, out: Path | None, top_k: int | None, title: str | None, force: bool,
            as_json: bool, debug: bool) -> None:
     """Build a static HTML report (DIR/report/index.html) from an explain OUT_DIR or an eval
@@ -38,23 +40,12 @@ def report(folder: Path, out: Path | None, top_k: int | None, title: str | None,
     malformed results.jsonl line, an existing report without --force). Nothing is written
     unless the whole report was built.
     """
-    from xaigraph.cli import handle_errors
-
-    handle_errors(_run)(folder=folder, out=out, top_k=top_k, title=title, force=force,
-                        as_json=as_json, debug=debug)
-
-
-def _run(folder: Path, out: Path | None, top_k: int | None, title: str | None, force: bool,
-         as_json: bool, debug: bool) -> None:
-    from xaigraph.explain.report import build
-
     built = build(folder, out, force=force, top_k=top_k, title=title,
                   progress=not as_json and sys.stderr.isatty())
     if as_json:
-        click.echo(json.dumps({"ok": True, "exit_code": 0, "report": str(built.index),
-                               "images": built.images, "failed": built.failed,
-                               "methods": built.methods, "seconds": round(built.seconds, 3)},
-                              indent=2))
+        print_json({"ok": True, "exit_code": 0, "report": str(built.index),
+                    "images": built.images, "failed": built.failed,
+                    "methods": built.methods, "seconds": round(built.seconds, 3)})
         return
     click.echo(f"report      {built.images} images ({built.failed} failed), methods "
                f"{', '.join(built.methods)}, built in {built.seconds:.1f} s")

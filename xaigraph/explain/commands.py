@@ -1,17 +1,19 @@
-"""The runtime layer's commands, added to the `xaigraph` group by `xaigraph.cli`.
+"""The runtime layer's commands, added to the `xaigraph` group by `xaigraph.cli` (the one
+import of the runtime layer the compiler makes).
 
-Each command lives in a module of its own (`cli_explain`, `cli_eval`, `cli_report`); a module
-imports only click and the standard library at import time, the rest inside the command.
+Each command lives in a module of its own (`cli_explain`, `cli_eval`, `cli_report`); they
+share the error handling and `--json` printing of the compiler's command line
+(`xaigraph.cli_common`).
 """
 
 from __future__ import annotations
 
 import click
 
-__all__ = ["COMMANDS"]
-
 from xaigraph.explain.cli_eval import eval_command
 from xaigraph.explain.cli_explain import explain
 from xaigraph.explain.cli_report import report
+
+__all__ = ["COMMANDS"]
 
 COMMANDS: list[click.Command] = [explain, eval_command, report]

@@ -39,6 +39,8 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from xaigraph.explain.render import resample
+
 __all__ = [
     "BLUR_SIGMA",
     "METRICS",
@@ -122,8 +124,6 @@ def resize_map(saliency: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """`[h, w]` map resized to `size` = (height, width), float32: bilinear, map cells centred
     on their own grid, edges clamped (`render.resample`'s sampling, the one the maps are
     drawn with)."""
-    from xaigraph.explain.render import resample
-
     m = np.asarray(saliency, dtype=np.float32)
     if m.ndim != 2:
         raise ValueError(f"expected a 2-D map, got shape {m.shape}")

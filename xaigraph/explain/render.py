@@ -40,6 +40,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from xaigraph.overlay import colorize
+
 __all__ = ["BOX_COLOUR", "COLORMAPS", "DEFLATE", "DIM", "Coloured", "box_to_original",
            "colour", "colour_map", "draw_box", "encode_png", "lookup", "overlay", "resample",
            "seen_box"]
@@ -50,8 +52,6 @@ _TIE = 1e-4  # a float32 map of u8 / 255 puts half-way values a hair off .5: tie
 
 
 def _jet() -> np.ndarray:
-    from xaigraph.overlay import colorize
-
     return colorize(np.arange(256, dtype=np.uint8)[None])[0]
 
 

@@ -54,6 +54,8 @@ from PIL import Image, ImageOps
 
 from xaigraph.errors import BadInputError, NotFoundError, OutputExistsError, file_error
 from xaigraph.explain.io.record import Record, RecordError
+from xaigraph.explain.render import lookup
+from xaigraph.overlay import colorize
 from xaigraph.version import __version__
 
 __all__ = [
@@ -244,12 +246,8 @@ def _lut(colormap: str) -> np.ndarray:
     `xaigraph.overlay.colorize`."""
     if colormap not in _LUTS:
         if colormap == "jet":
-            from xaigraph.overlay import colorize
-
             table = colorize(np.arange(256, dtype=np.uint8)[None, :])[0]
         else:
-            from xaigraph.explain.render import lookup
-
             table = lookup(colormap)
         _LUTS[colormap] = np.asarray(table, dtype=np.int32)
     return _LUTS[colormap]

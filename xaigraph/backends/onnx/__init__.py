@@ -16,7 +16,7 @@ from xaigraph.backends.base import Port, undo_insertion
 from xaigraph.backends.onnx.builder import ONNXBuilder, undo_record
 from xaigraph.backends.onnx.view import DTYPES, build_view, real_inputs
 from xaigraph.graph_view import GraphView
-from xaigraph.stamp import STAMP_KEYS, UNDO_KEY
+from xaigraph.stamp_format import STAMP_KEYS, UNDO_KEY
 
 __all__ = ["ONNXBackend"]
 

@@ -19,6 +19,7 @@ import onnx
 from onnx import numpy_helper, shape_inference
 
 from xaigraph.graph_view import Dim, GraphView, OpInfo, TensorInfo, Value
+from xaigraph.model_io import ov_from_onnx
 from xaigraph.opkinds import REDUCTIONS
 from xaigraph.view_builder import (
     DEFAULT_SPATIAL,
@@ -122,8 +123,6 @@ def _ov_probe(model: onnx.ModelProto, inputs: list[tuple[int, ...]]) -> dict[str
     """Tensor name -> static shape at the probe input sizes, from OpenVINO's shape inference,
     which folds shape computations that ONNX shape inference gives up on (padding amounts
     computed by Concat/Slice chains, say). Empty when OpenVINO cannot read the model."""
-    from xaigraph.model_io import ov_from_onnx
-
     if model.ByteSize() > 1_900_000_000:
         return {}
     try:

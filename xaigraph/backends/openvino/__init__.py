@@ -15,7 +15,7 @@ from xaigraph.backends.base import Port, undo_insertion
 from xaigraph.backends.openvino.builder import OVBuilder, undo_record
 from xaigraph.backends.openvino.view import build_view
 from xaigraph.graph_view import GraphView
-from xaigraph.stamp import STAMP_KEYS, UNDO_KEY
+from xaigraph.stamp_format import STAMP_KEYS, UNDO_KEY
 
 __all__ = ["OVBackend"]
 

@@ -1,0 +1,56 @@
+"""The `xaigraph` command's entry point (also `python -m xaigraph`).
+
+`main` installs the signal handlers (`xaigraph.signals`) before anything heavy is imported
+(OpenVINO, ONNX and the rest load with `xaigraph.cli`), so Ctrl-C (SIGINT), SIGTERM and
+SIGHUP at any moment of a run end it the same way: every `finally` block runs, then one line
+on stderr and exit status 128 + the signal's number (130 for Ctrl-C), never a traceback;
+with `--json` also the one JSON object. A signal after the command has finished is ignored:
+the exit status is the command's.
+
+At import time this module loads the standard library and `xaigraph.signals` only.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from collections.abc import Sequence
+
+from xaigraph.signals import SIGNALS, deferred, error_line, install, interruption
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """`xaigraph ...`: install the handlers, then import and run the click commands."""
+    install()
+    try:
+        try:
+            with deferred():  # a signal inside a native module's initialisation can crash
+                from xaigraph.cli import cli  # it (seen once: SIGSEGV); raised after it
+
+            cli(args=list(argv) if argv is not None else None, prog_name="xaigraph")
+        finally:  # the run is over: a late signal must not kill the interpreter's
+            for sig in SIGNALS:  # teardown (Python resets its handlers, not SIG_IGN)
+                signal.signal(sig, signal.SIG_IGN)
+    except BaseException as caught:
+        exc = interruption(caught)
+        if exc is None:
+            raise
+        sys.stderr.write(error_line(exc.signum))
+        sys.stderr.flush()
+        if _wants_json(sys.argv[1:] if argv is None else argv):  # --json: one object always
+            print(json.dumps({"ok": False, "exit_code": exc.exit_code,
+                              "error": {"kind": "interrupted", "message": str(exc)}},
+                             indent=2), flush=True)
+        sys.exit(exc.exit_code)
+
+
+def _wants_json(argv: Sequence[str]) -> bool:
+    args = list(argv)
+    return "--json" in args[: args.index("--") if "--" in args else len(args)]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""What both command lines share: the compiler's (`xaigraph.cli`) and the runtime layer's
+command modules (`xaigraph.explain.cli_explain`, `cli_eval`, `cli_report`).
+
+- `handle_errors`: a command's exceptions as one line on stderr and the documented exit
+  code (with `--json`, also one JSON object on stdout); a traceback only with `--debug`.
+- `fail`, `print_json`, `succeed`: the one line, the JSON object, a success object.
+- `Group`: usage errors (a missing option, an unknown command) as one line naming the help
+  to read.
+- `json_option`, `debug_option`: the `--json` and `--debug` flags every command takes.
+
+It imports click and xaigraph's errors and logging set-up, nothing of either command line,
+so that both import it at module level.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from xaigraph.errors import XaiGraphError, file_error
+from xaigraph.logs import console
+
+__all__ = ["INTERRUPTED", "Group", "debug_option", "fail", "handle_errors", "json_option",
+           "one_line", "print_json", "succeed"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+INTERRUPTED = 130
+
+
+def one_line(text: str) -> str:
+    """`text` with every run of white space (newlines too) as one space."""
+    return " ".join(text.split())
+
+
+def print_json(obj: dict[str, Any]) -> None:
+    """`obj` as the one JSON object on stdout."""
+    click.echo(json.dumps(obj, indent=2))
+
+
+def succeed(report: dict[str, Any]) -> None:
+    """A command's `--json` object on success: `ok`, `exit_code` 0, then `report`."""
+    print_json({"ok": True, "exit_code": 0, **report})
+
+
+def fail(kind: str, message: str, code: int, as_json: bool) -> NoReturn:
+    """The one stderr line, with --json the one JSON object on stdout, and the exit code."""
+    message = one_line(message)
+    click.echo(f"xaigraph: error: {message}", err=True)
+    if as_json:
+        print_json({"ok": False, "exit_code": code,
+                    "error": {"kind": kind, "message": message}})
+    sys.exit(code)
+
+
+def _classify(exc: BaseException) -> XaiGraphError:
+    """Any exception as an `XaiGraphError`: ours as they are, a file-system error as one
+    sentence with the real reason, anything else as an internal error."""
+    if isinstance(exc, XaiGraphError):
+        return exc
+    if isinstance(exc, OSError):
+        return file_error(exc)
+    detail = str(exc).strip().splitlines()
+    internal = XaiGraphError(f"internal error: {type(exc).__name__}: "
+                             f"{detail[-1] if detail else ''} (rerun with --debug for the "
+                             "traceback)")
+    internal.kind = "internal"
+    return internal
+
+
+def handle_errors(func: F) -> F:
+    """One line on stderr and the documented exit code (with --json, one JSON object on
+    stdout whatever happens); a traceback only with --debug. The command takes `as_json`
+    and `debug` keyword arguments (`json_option`, `debug_option`)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        debug = kwargs.get("debug", False)
+        as_json = kwargs.get("as_json", False)
+        try:
+            with console(debug):
+                return func(*args, **kwargs)
+        except KeyboardInterrupt:
+            fail("interrupted", "interrupted; nothing written", INTERRUPTED, as_json)
+        except Exception as exc:
+            if debug:
+                traceback.print_exc()
+            err = _classify(exc)
+            fail(err.kind, str(err), err.exit_code, as_json)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def json_option(help: str = "Print one JSON object on stdout.") -> Callable[[F], F]:
+    """The `--json` flag (the `as_json` argument)."""
+    return click.option("--json", "as_json", is_flag=True, help=help)
+
+
+def debug_option(command: F) -> F:
+    """The `--debug` flag (the `debug` argument)."""
+    return click.option("--debug", is_flag=True,
+                        help="Verbose log; tracebacks on errors.")(command)
+
+
+class Group(click.Group):
+    """Usage errors (a missing option, an unknown command, ...) as one line on stderr
+    naming the help to read, and with --json as the JSON object every exit prints."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             **extra: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        as_json = "--json" in argv[: argv.index("--") if "--" in argv else len(argv)]
+        try:
+            code = super().main(argv, prog_name, complete_var, standalone_mode=False,
+                                **extra)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx is not None else (prog_name or "xaigraph")
+            message = one_line(exc.format_message()).rstrip(".")
+            fail("usage", f"{message[:1].lower()}{message[1:]}; see '{where} --help'",
+                 exc.exit_code, as_json)
+        except click.ClickException as exc:
+            fail("usage", exc.format_message(), exc.exit_code, as_json)
+        except click.Abort:
+            fail("interrupted", "interrupted; nothing written", INTERRUPTED, as_json)
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
