@@ -33,6 +33,7 @@ left running. Every node of a cluster needs xaigraph installed (the same version
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
@@ -49,6 +50,7 @@ import numpy as np
 
 from xaigraph.errors import BadInputError
 from xaigraph.explain.runner import Decoded, Explainer, ExplainSpec, batch, decode, unbatch
+from xaigraph.signals import Interrupted
 
 __all__ = ["RAY_MISSING", "RayOptions", "import_ray", "ray_instance", "run"]
 
@@ -155,6 +157,12 @@ def _start(ray: ModuleType, options: RayOptions) -> None:
         kwargs["num_cpus"] = _local_cpus(options)
     try:
         ray.init(address=options.address, **kwargs)
+    except SystemExit as exc:  # ray.init's own SIGTERM handler exits with the signal's number
+        with contextlib.suppress(Exception):
+            ray.shutdown()  # what it started before the signal
+        if exc.code == signal.SIGTERM:
+            raise Interrupted(signal.SIGTERM) from None
+        raise
     except (ConnectionError, ValueError, RuntimeError) as exc:
         where = options.address or "a local instance"
         raise BadInputError(f"cannot start or reach Ray ({where}): "
