@@ -100,7 +100,8 @@ precision_option = click.option(
 @click.option("--engine", "engine_name", type=click.Choice(["local", "ray"]), default="local",
               show_default=True,
               help="local: threads and the runtime on this machine; ray: a Ray Data pipeline "
-                   "(pip install 'xaigraph[ray]'), same files and results.jsonl.")
+                   "(pip install 'xaigraph[ray]'), the same files and results.jsonl (a colour "
+                   "may differ by one level where an image's batch differs).")
 @click.option("--ray-address", metavar="ADDRESS",
               help="--engine ray: the Ray cluster to join (ray://HOST:10001, auto); default "
                    "a local Ray instance started and stopped by the command.")

@@ -19,7 +19,9 @@ Ray Data instead of threads:
 The driver gets the results back, puts them in input order and yields them; `fail(item,
 message)` (an image that did not decode) and `skip(item)` (resume: an image already done,
 decided before any dataset is built) run on the driver, as in the local engine. Results
-and files are therefore the same as the local engine's; only the timings differ.
+and files are therefore the local engine's, timings aside, within the bound of
+docs/runtime.md ("The run loop": where Ray's blocks batch an image with others than the
+local engine does, a colour may differ by one level).
 
 Items go to Ray a chunk at a time (`options.chunk` images to do), one Dataset per chunk, so
 the driver and the object store hold a bounded number of them whatever the run's size.
