@@ -230,6 +230,30 @@ def test_parse_metrics_and_the_class_rule() -> None:
     assert target_classes(Item(1, Path("b.png"), "b"), labels, np.array([0.1, 0.2, 0.7])) == [2]
 
 
+def test_eval_and_the_report_match_hyphenated_class_names_alike() -> None:
+    # 21 ImageNet labels hold a '-' (black-footed ferret, go-kart, ...). A data set that
+    # spells one with a space or '_' names the same class for the report's flags; eval must
+    # explain that class (not the predicted one) and find its boxes for the pointing game,
+    # and --targets must accept that spelling.
+    from xaigraph.explain import evaluate, report
+    from xaigraph.labels import class_index, imagenet_labels
+
+    labels = imagenet_labels()
+    hyphenated = [i for i, name in enumerate(labels) if "-" in name]
+    assert len(hyphenated) == 21
+    scores = np.full(len(labels), 1e-4)
+    scores[0] = 0.9  # the predicted class is another one (tench)
+    for i in hyphenated:
+        name = labels[i]
+        for spelling in (name.replace("-", " "), name.replace("-", "_").upper()):
+            item = Item(0, Path("a.png"), "a", boxes=(Box((1, 2, 3, 4), None, spelling),))
+            flagged, missed = report.flag_labels([(name, 0.8)], [spelling])
+            assert flagged == [(name, 0.8, "TP")] and missed == []  # the report: the same class
+            assert target_classes(item, labels, scores) == [i], spelling  # eval: the same too
+            assert evaluate._boxes_of(item, name) == [(1, 2, 3, 4)], spelling
+            assert class_index(spelling, labels, "--targets") == i
+
+
 def test_black_box_method_with_its_options(model: Path, coco: Path, tmp_path: Path) -> None:
     # the issue's --methods mix: white-box and RISE side by side; --num-masks reaches RISE
     out = tmp_path / "out"

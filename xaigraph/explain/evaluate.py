@@ -11,8 +11,9 @@ recomputed, except for coherency, which by definition explains the explanation-m
 
 Which classes are explained in an OUT_DIR that eval makes (`CLASS_RULE`): the image's
 ground-truth class names (box names and image labels) that name a model class, compared as
-`xaigraph.labels.normal` does (case, `_` and repeated spaces ignored); an image with none of
-them gets its predicted class. A given OUT_DIR is evaluated on the targets it has.
+`xaigraph.labels.normal` does (case ignored, `_` and `-` as spaces, runs of spaces as one: the
+report's rule too); an image with none of them gets its predicted class. A given OUT_DIR is
+evaluated on the targets it has.
 
 Every target of every image gets one row: the localisation metrics (on the map rendered to
 the original's resolution with `render.resample`, i.e. through `Preprocess.placement`) against
@@ -49,8 +50,8 @@ FAITHFULNESS = ("insertion_auc", "deletion_auc")
 ADCC = ("average_drop", "coherency", "complexity", "adcc")
 MODEL_BASED = FAITHFULNESS + ADCC
 ALL = LOCALISATION + MODEL_BASED
-CLASS_RULE = ("the image's ground-truth class names that name a model class (case, '_' and "
-              "spaces ignored), else the predicted class")
+CLASS_RULE = ("the image's ground-truth class names that name a model class (case ignored; "
+              "'_', '-' and runs of spaces as one space), else the predicted class")
 DETECTOR_REFUSED = ("{model} is a detector: eval measures classifiers only; detector "
                     "evaluation is not yet built (xaigraph explain and xaigraph report show "
                     "a detector's maps and boxes)")
