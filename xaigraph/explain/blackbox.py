@@ -1,7 +1,8 @@
 """The black-box methods' one entry point, their options and presets, and model adapters.
 
 The runner calls `explain_one(x, predict, method, options, targets)` once per image (see
-docs/runtime.md, "Black-box samplers"). `predict` is a plain function over batches of model
+docs/runtime.md, "Black-box samplers"); it dispatches to the method's sampler in the method
+registry (`xaigraph.explain.methods`). `predict` is a plain function over batches of model
 inputs: `class_predict(session)` for a classifier, `det_predict(session, options)` for a
 detector (which also names the detector reader it found). `blackbox_options` adds the
 command-line options; `BlackBoxOptions.from_cli` reads them back.
@@ -24,14 +25,13 @@ from typing import Any, NamedTuple, TypeVar, cast
 import numpy as np
 
 from xaigraph.errors import BadInputError
-from xaigraph.explain.aise import aise
+from xaigraph.explain import methods
 from xaigraph.explain.detections import READERS, Detections, find_reader
-from xaigraph.explain.drise import DetPredict, det_weights, drise, select_targets
-from xaigraph.explain.rise import Predict, Runner, rise
+from xaigraph.explain.drise import DetPredict, select_targets
+from xaigraph.explain.rise import Predict, Runner
 from xaigraph.session import OutputKey, Session
 
 __all__ = [
-    "METHODS",
     "PRESETS",
     "BlackBoxOptions",
     "BlackBoxResult",
@@ -41,9 +41,6 @@ __all__ = [
     "det_predict",
     "explain_one",
 ]
-
-METHODS = ("rise", "aise")
-
 
 @dataclass(frozen=True)
 class Preset:
@@ -111,15 +108,22 @@ class BlackBoxOptions:
                        cells=self.cells or p.cells,
                        prob=self.prob if self.prob is not None else p.prob)
 
+    @property
+    def kernel_widths(self) -> tuple[float, ...]:
+        """AISE's kernel widths (fractions of the input's short side): the preset's."""
+        return PRESETS[self.preset].widths
+
+    @property
+    def evaluations(self) -> int:
+        """AISE's evaluations per kernel width: the preset's."""
+        return PRESETS[self.preset].evals
+
     def settings(self, method: str) -> dict[str, Any]:
-        """The effective numbers of `method`, for run.json."""
-        r = self.resolved
+        """The effective numbers of black-box `method`, for run.json."""
         out: dict[str, Any] = {"preset": self.preset, "seed": self.seed}
-        if method == "aise":
-            p = PRESETS[self.preset]
-            out.update(kernel_widths=list(p.widths), evaluations_per_width=p.evals)
-        else:
-            out.update(num_masks=r.num_masks, cells=r.cells, prob=r.prob)
+        sampler = methods.black_box(method).sampler
+        assert sampler is not None
+        out.update(sampler.settings(self))
         if self.detector_output or self.postprocess:
             out.update(detector_output=self.detector_output, postprocess=self.postprocess)
         return out
@@ -174,49 +178,39 @@ class BlackBoxResult(NamedTuple):
 
 
 def explain_one(x: np.ndarray, predict: Predict | DetPredict, method: str,
-                options: BlackBoxOptions, targets: Sequence[int] | None, *,
+                options: BlackBoxOptions, targets: Sequence[int] | Detections | None, *,
                 detector: bool = False, baseline: np.ndarray | float = 0.0,
                 runner: Runner | None = None,
                 progress: Callable[[int], None] | None = None) -> BlackBoxResult:
-    """Black-box maps of one input `x` `[1, C, H, W]` (docs/runtime.md). `runner`: RISE's
-    masked inputs run another way than through `predict` (`explain.masked`). `progress`:
-    called with the number of RISE / D-RISE masks of each batch done."""
-    if method not in METHODS:
-        raise BadInputError(f"unknown black-box method '{method}'; use one of "
-                            f"{', '.join(METHODS)}")
-    r = options.resolved
-    assert r.num_masks is not None and r.cells is not None and r.prob is not None
-    preset = PRESETS[options.preset]
+    """Black-box maps of one input `x` `[1, C, H, W]` by `method`'s sampler (docs/runtime.md).
+    `targets`: class indices (None: a classifier's top-1 class, a detector's boxes over the
+    score threshold); for a detector also the boxes themselves (`Detections` of `x`, chosen
+    by a `targets.Boxes`). `runner`: RISE's masked inputs run another way than through
+    `predict` (`explain.masked`). `progress`: called with the number of RISE / D-RISE masks
+    of each batch done."""
+    sampler = methods.black_box(method).sampler
+    assert sampler is not None
     if detector:
-        found = predict(x)
-        if not isinstance(found, list) or len(found) != 1:
-            raise BadInputError("the detector must give one list of detections per input")
-        chosen = select_targets(found[0], score_threshold=options.score_threshold,
-                                classes=targets)
-        boxes = np.concatenate([chosen.boxes, chosen.scores[:, None]], axis=1)
         det = _as_det(predict)
-        if method == "rise":
-            maps = drise(x, det, targets=chosen, num_masks=r.num_masks, cells=r.cells,
-                         prob=r.prob, seed=options.seed, batch_size=options.batch_size,
-                         baseline=baseline, progress=progress)
+        if isinstance(targets, Detections):
+            chosen = targets
         else:
-            ones = Detections(chosen.boxes, chosen.labels,
-                              np.ones(len(chosen), np.float32), chosen.probs)
-            maps, _ = aise(x, det_weights(det, ones), targets=len(chosen),
-                           widths=preset.widths, evals=preset.evals, baseline=baseline)
+            found = det(x)
+            if not isinstance(found, list) or len(found) != 1:
+                raise BadInputError("the detector must give one list of detections per input")
+            chosen = select_targets(found[0], score_threshold=options.score_threshold,
+                                    classes=targets)
+        boxes = np.concatenate([chosen.boxes, chosen.scores[:, None]], axis=1)
+        maps = sampler.boxes(x, det, chosen, options, baseline=baseline, progress=progress)
         return BlackBoxResult(maps, chosen.labels.astype(np.int64), boxes.astype(np.float32))
+    if isinstance(targets, Detections):
+        raise BadInputError("boxes are the targets of a detector only")
     classify = _as_class(predict)
     if targets is None:
         targets = [int(np.argmax(np.asarray(classify(x))[0]))]
     picks = [int(t) for t in targets]
-    if method == "rise":
-        maps = rise(x, classify, targets=picks, num_masks=r.num_masks, cells=r.cells,
-                    prob=r.prob, seed=options.seed, batch_size=options.batch_size,
-                    baseline=baseline, runner=runner, progress=progress)
-    else:
-        maps, _ = aise(x, lambda inputs: np.asarray(classify(inputs))[:, picks],
-                       targets=len(picks), widths=preset.widths, evals=preset.evals,
-                       baseline=baseline)
+    maps = sampler.classes(x, classify, picks, options, baseline=baseline, runner=runner,
+                           progress=progress)
     return BlackBoxResult(maps, np.asarray(picks, np.int64), None)
 
 

@@ -15,6 +15,7 @@ import click
 
 from xaigraph.explain.blackbox import BlackBoxOptions, blackbox_options
 from xaigraph.explain.cli_explain import precision_option
+from xaigraph.explain.methods import REGISTRY
 
 __all__ = ["eval_command"]
 
@@ -40,7 +41,8 @@ def _handled(func: F) -> F:
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(path_type=Path),
               help="EVAL_DIR: metrics.json, metrics.md, an explain OUT_DIR per method.")
 @click.option("--methods", default="", metavar="LIST",
-              help="Methods to evaluate, comma-separated (reciprocam,activationmap,rise).")
+              help="Methods to evaluate, comma-separated (reciprocam,activationmap,rise); "
+                   f"any of {', '.join(REGISTRY)}.")
 @click.option("--metrics", "metric_list", default="all", show_default=True, metavar="LIST",
               help="all, or some of pointing_game, mass_in_box, insertion_auc, deletion_auc, "
                    "average_drop, coherency, complexity, adcc (adcc: its four).")

@@ -39,6 +39,7 @@ import numpy as np
 from xaigraph.errors import BadInputError
 from xaigraph.explain import metrics as M
 from xaigraph.explain import stats
+from xaigraph.explain.methods import get as method_info
 
 __all__ = ["CLASS_RULE", "LOCALISATION", "MODEL_BASED", "EvalOptions", "evaluate",
            "markdown", "parse_metrics", "table", "target_classes"]
@@ -278,6 +279,8 @@ def _sources(model: Path, out_dir: Path, options: EvalOptions) -> list[_Source]:
             raise BadInputError(f"--from-explain: two OUT_DIRs of method {method} "
                                 f"({given[method][0]}, {folder})")
         given[method] = (Path(folder), card)
+    for name in options.methods:
+        method_info(name, "--methods")  # an unknown name: one line naming the choices
     methods = list(options.methods) or list(given)
     if not methods:
         raise BadInputError("name the methods to evaluate (--methods) or give explain "

@@ -38,10 +38,10 @@ from typing import Any
 import numpy as np
 
 from xaigraph.errors import BadInputError, MethodError, XaiGraphError
+from xaigraph.explain import methods
 from xaigraph.preprocess import Preprocess
 
 __all__ = [
-    "BLACK_BOX",
     "PRECISIONS",
     "Decoded",
     "DetectorMethodError",
@@ -58,8 +58,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-BLACK_BOX = ("rise", "aise")  # run by xaigraph.explain.blackbox over the plain model
-CLASS_FREE = ("activationmap", "eigencam")  # one map per image, not per class
 # OpenVINO inference precisions; "auto" is the device's default (bf16 on CPUs with AMX or
 # AVX512-BF16, f32 elsewhere). f32 is the default: maps equal to the reference's.
 PRECISIONS = ("f32", "bf16", "f16", "auto")
@@ -174,8 +172,13 @@ class ExplainSpec:
     precision: str = "f32"  # OpenVINO's inference precision (PRECISIONS)
 
     @property
+    def method_info(self) -> methods.MethodInfo:
+        """The method's entry in the registry (`xaigraph.explain.methods`)."""
+        return methods.get(self.method)
+
+    @property
     def white_box(self) -> bool:
-        return self.method not in BLACK_BOX
+        return self.method_info.in_graph
 
     @property
     def blackbox_options(self) -> Any:
@@ -191,7 +194,7 @@ class ExplainSpec:
 
     @property
     def class_free(self) -> bool:
-        return self.method in CLASS_FREE
+        return not self.method_info.per_class
 
     @property
     def batch(self) -> int:
@@ -330,19 +333,17 @@ def _without_target(view: Any, class_output: str | None, stamp: Any,
     return _Analysis(stamp, None, None, index, _final_activation(view, value), k, {}, problem)
 
 
-_AUTO = {"map": "reciprocam", "tokens": "vitreciprocam", "detector": "detclassprobabilitymap"}
-
-
 class DetectorMethodError(MethodError):
     """A white-box method named for a detector it does not apply to (eval refuses
     detectors on this, without reading the model again)."""
 
 
 def _choose(method: str, analysis: _Analysis) -> tuple[str, str]:
-    """(method, why) for `--method` (`auto` or a name) on a plain model."""
-    if method in BLACK_BOX:
-        return method, "--method"
+    """(method, why) for `--method` (`auto` or a name) on a plain model: the registry's
+    auto pick for the target's kind when it applies, else its black-box fallback."""
     if method != "auto":
+        if methods.get(method).black_box:
+            return method, "--method"
         if analysis.kind is None:
             raise MethodError(f"--method {method}: {analysis.problem}")
         reason = analysis.applies.get(method)
@@ -350,14 +351,16 @@ def _choose(method: str, analysis: _Analysis) -> tuple[str, str]:
             error = DetectorMethodError if analysis.kind == "detector" else MethodError
             raise error(f"--method {method} does not apply to this model: {reason}")
         return method, "--method"
+    fallback = methods.auto_fallback()
     if analysis.kind is None:
-        return "rise", f"auto: no white-box method applies ({analysis.problem}); black-box RISE"
-    chosen = _AUTO[analysis.kind]
+        return fallback.name, (f"auto: no white-box method applies ({analysis.problem}); "
+                               f"black-box {fallback.title}")
+    chosen = methods.auto_pick(analysis.kind).name
     reason = analysis.applies.get(chosen)
-    what = {"map": "a CNN", "tokens": "a vision transformer", "detector": "a detector"}
     if reason is None:
-        return chosen, f"auto: {what[analysis.kind]} (target {analysis.target_layer})"
-    return "rise", f"auto: {chosen} does not apply ({reason}); black-box RISE"
+        return chosen, (f"auto: {methods.TARGET_KINDS[analysis.kind]} "
+                        f"(target {analysis.target_layer})")
+    return fallback.name, f"auto: {chosen} does not apply ({reason}); black-box {fallback.title}"
 
 
 def _serialise(model: Any) -> tuple[Any, ...]:
@@ -516,6 +519,8 @@ def prepare(
     pipeline = None
     classes_output = False
     scaling = "minmax-u8"
+    if method != "auto":
+        methods.get(method)  # an unknown name: one line naming the choices
     if stamp is not None:
         if method not in ("auto", stamp.method):
             raise BadInputError(f"{path.name} is augmented with {stamp.method}; --method "
@@ -528,9 +533,9 @@ def prepare(
     else:
         chosen, why = _choose(method, analysis)
         layer = analysis.target_layer
-        if chosen in BLACK_BOX and not engine_given:
+        if methods.get(chosen).black_box and not engine_given:
             runtime = "openvino"  # the faster engine for thousands of small runs (README)
-        if chosen not in BLACK_BOX:
+        if methods.get(chosen).in_graph:
             result, in_graph = _augment(path, chosen, wanted, raw, fmt, analysis, class_output,
                                         target_layer, api)
             payload = _serialise(result.model)
@@ -539,10 +544,11 @@ def prepare(
             classes_output = in_graph
             layer = result.report.get("target", {}).get("name", layer)
     reader = None
-    if stamp is None and chosen in BLACK_BOX:
+    if stamp is None and methods.get(chosen).black_box:
         reader = _detector_reader(loaded, blackbox, analysis, path.name)
     if reader is not None:
-        why = f"{why}; a detector ({reader} outputs){': D-RISE' if chosen == 'rise' else ''}"
+        over = methods.get(chosen).detector_title
+        why = f"{why}; a detector ({reader} outputs){f': {over}' if over else ''}"
         wanted = wanted.for_detector(targets)
     spec_native_dims = _input_dims(loaded)
     static = spec_native_dims[0] if spec_native_dims and spec_native_dims[0] else None
@@ -614,7 +620,7 @@ def _augment(path: Path, method: str, wanted: Targets, raw: bool, fmt: str,
              analysis: _Analysis, class_output: str | None, target_layer: str | None,
              api: Any) -> tuple[Any, bool]:
     """The model augmented in memory; whether it carries the in-graph targets."""
-    in_graph = (wanted.kind != "all" and method not in CLASS_FREE
+    in_graph = (wanted.kind != "all" and methods.get(method).per_class
                 and analysis.kind != "detector")
     kwargs = dict(scaling=not raw, output_format=fmt, class_output=class_output,
                   target_layer=target_layer)
@@ -864,7 +870,8 @@ class Explainer:
         """RISE's masks made inside the model (`explain.masked`) when the engine is OpenVINO
         and the model takes them; None: made on the host."""
         spec = self.spec
-        if spec.method != "rise" or spec.runtime != "openvino" or spec.preprocess.layout != "NCHW":
+        if (not spec.method_info.masks or spec.runtime != "openvino"
+                or spec.preprocess.layout != "NCHW"):
             return None
         if self._masked is None:
             from xaigraph.explain.masked import MaskedModel
