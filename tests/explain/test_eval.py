@@ -16,8 +16,9 @@ from PIL import Image
 from tests.explain.test_metrics import reference_curves
 from xaigraph.cli import cli
 from xaigraph.explain import render, stats
-from xaigraph.explain.evaluate import parse_metrics, target_classes
+from xaigraph.explain.evaluate import parse_metrics
 from xaigraph.explain.inputs import Box, Item
+from xaigraph.explain.targets import GroundTruth, Outputs
 from xaigraph.session import Session
 
 WIDTH, HEIGHT = 40, 32
@@ -225,9 +226,11 @@ def test_parse_metrics_and_the_class_rule() -> None:
                                                     "coherency", "complexity", "adcc")
     item = Item(0, Path("a.png"), "a", boxes=(Box((0, 0, 1, 1), 0, "Tiger_Cat"),),
                 labels=("tiger cat", "dog"))
-    labels = ["dog", "tiger cat", "fish"]
-    assert target_classes(item, labels, np.array([0.1, 0.2, 0.7])) == [1, 0]
-    assert target_classes(Item(1, Path("b.png"), "b"), labels, np.array([0.1, 0.2, 0.7])) == [2]
+    rule = GroundTruth(("dog", "tiger cat", "fish"))
+    scores = np.array([0.1, 0.2, 0.7])
+    assert rule.classes(Outputs(scores, item=item)) == [1, 0]
+    assert rule.classes(Outputs(scores, item=Item(1, Path("b.png"), "b"))) == [2]
+    assert rule.text() == "eval: " + rule.RULE
 
 
 def test_eval_and_the_report_match_hyphenated_class_names_alike() -> None:
@@ -249,7 +252,8 @@ def test_eval_and_the_report_match_hyphenated_class_names_alike() -> None:
             item = Item(0, Path("a.png"), "a", boxes=(Box((1, 2, 3, 4), None, spelling),))
             flagged, missed = report.flag_labels([(name, 0.8)], [spelling])
             assert flagged == [(name, 0.8, "TP")] and missed == []  # the report: the same class
-            assert target_classes(item, labels, scores) == [i], spelling  # eval: the same too
+            eval_classes = GroundTruth(tuple(labels)).classes(Outputs(scores, item=item))
+            assert eval_classes == [i], spelling  # eval: the same class too
             assert evaluate._boxes_of(item, name) == [(1, 2, 3, 4)], spelling
             assert class_index(spelling, labels, "--targets") == i
 

@@ -39,6 +39,7 @@ import numpy as np
 
 from xaigraph.errors import BadInputError, MethodError, XaiGraphError
 from xaigraph.explain import methods
+from xaigraph.explain.targets import Boxes, Classes, Outputs, Predicted, Target, parse
 from xaigraph.preprocess import Preprocess
 
 __all__ = [
@@ -47,7 +48,6 @@ __all__ = [
     "DetectorMethodError",
     "ExplainSpec",
     "Explainer",
-    "Targets",
     "batch",
     "decode",
     "file_safe",
@@ -65,72 +65,6 @@ TOP_PREDICTIONS = 5
 _EPS = 1e-12
 
 
-# -- targets ------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Targets:
-    """Which classes get a map: `kind` "topk" (the `k` best; "predicted" is topk 1), "list"
-    (`classes`, indices) or "all" (every map the model gives). Black-box detectors
-    (`for_detector`): "predicted" (every box whose score is over the threshold), "list"
-    (those boxes of these classes), "topk" (the k best boxes, any score)."""
-
-    kind: str
-    k: int = 1
-    classes: tuple[int, ...] = ()
-
-    @classmethod
-    def parse(cls, text: str, labels: Sequence[str] | None) -> Targets:
-        """`topk:3`, `predicted`, `all`, or a list of indices and names (`3,17`,
-        `tiger cat,tabby`); names are looked up in `labels`."""
-        spec = text.strip()
-        low = spec.lower()
-        if low == "predicted":
-            return cls("topk", 1)
-        if low == "all":
-            return cls("all")
-        if low.startswith("topk:"):
-            try:
-                k = int(low[5:])
-            except ValueError:
-                k = 0
-            if k < 1:
-                raise BadInputError(f"--targets '{text}': topk:K takes a whole number K >= 1")
-            return cls("topk", k)
-        items = [s.strip() for s in spec.split(",")]
-        if not spec or any(not s for s in items):
-            raise BadInputError(f"--targets '{text}': give topk:K, predicted, all, or a list of "
-                                "class indices or names such as 3,17")
-        classes: list[int] = []
-        for s in items:
-            if re.fullmatch(r"\d+", s):
-                classes.append(int(s))
-            elif labels is None:
-                raise BadInputError(f"--targets '{text}': class name '{s}' but the model has no "
-                                    "class names (give --labels FILE, or indices)")
-            else:
-                from xaigraph.labels import class_index
-
-                classes.append(class_index(s, list(labels), f"--targets '{text}'"))
-        if len(set(classes)) != len(classes):
-            raise BadInputError(f"--targets '{text}': a class is listed twice")
-        return cls("list", classes=tuple(classes))
-
-    def for_detector(self, text: str) -> Targets:
-        """These targets for a black-box detector: `predicted` is every box over the score
-        threshold, not topk 1; `all` is the same."""
-        if text.strip().lower() in ("predicted", "all"):
-            return Targets("predicted")
-        return self
-
-    def text(self) -> str:
-        """The in-graph `insert --targets` text, or "all"."""
-        if self.kind == "topk":
-            return f"topk:{self.k}"
-        if self.kind == "list":
-            return ",".join(map(str, self.classes))
-        return self.kind  # "all"; "predicted" (detectors: every box over the threshold)
-
-
 # -- the spec -----------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -146,7 +80,7 @@ class ExplainSpec:
     runtime: str
     method: str
     method_reason: str
-    targets: Targets
+    targets: Target | Boxes  # xaigraph.explain.targets; a black-box detector's: Boxes
     preprocess: Preprocess
     labels: tuple[str, ...] | None
     num_classes: int
@@ -452,7 +386,7 @@ def prepare(
     model: str | os.PathLike[str],
     *,
     method: str = "auto",
-    targets: str = "predicted",
+    targets: str | Target | Boxes = "predicted",
     runtime: str | None = None,
     preprocess: Preprocess | None = None,
     preprocess_flags: dict[str, Any] | None = None,
@@ -472,7 +406,8 @@ def prepare(
     `runtime`: "openvino" (default for `.xml`; also runs `.onnx`) or "onnxruntime"
     (default for `.onnx`). `preprocess`: None for the model's own (its `model_info`, else
     sized to its input); `preprocess_flags`: keyword arguments of `model_info.from_flags`
-    applied over it. `labels`: a file of class names, one a line. `blackbox`: the
+    applied over it. `targets`: `--targets` text (`targets.parse`) or a target object.
+    `labels`: a file of class names, one a line. `blackbox`: the
     `BlackBoxOptions` of a black-box method. `precision`: OpenVINO's inference precision,
     one of `PRECISIONS` ("auto": the device's default; bf16 on CPUs that have it).
     """
@@ -507,9 +442,9 @@ def prepare(
     preprocess = _overridden(preprocess or recorded, preprocess_flags)
     names = _labels(model_labels, Path(labels) if labels is not None else None,
                     analysis.num_classes)
-    wanted = Targets.parse(targets, names)
-    if wanted.kind == "list" and analysis.num_classes is not None:
-        bad = [c for c in wanted.classes if c >= analysis.num_classes]
+    wanted: Target | Boxes = parse(targets, names) if isinstance(targets, str) else targets
+    if isinstance(wanted, Classes) and analysis.num_classes is not None:
+        bad = [c for c in wanted.indices if c >= analysis.num_classes]
         if bad:
             raise BadInputError(f"--targets '{targets}': class {bad[0]} is out of range (the "
                                 f"model has {analysis.num_classes} classes)")
@@ -549,7 +484,10 @@ def prepare(
     if reader is not None:
         over = methods.get(chosen).detector_title
         why = f"{why}; a detector ({reader} outputs){f': {over}' if over else ''}"
-        wanted = wanted.for_detector(targets)
+        from xaigraph.explain.blackbox import BlackBoxOptions
+
+        options = blackbox if blackbox is not None else BlackBoxOptions()
+        wanted = Boxes.of(wanted, options.score_threshold)
     spec_native_dims = _input_dims(loaded)
     static = spec_native_dims[0] if spec_native_dims and spec_native_dims[0] else None
     num_classes = analysis.num_classes
@@ -616,17 +554,17 @@ def _input_name(loaded: Any) -> str:
     return str(get_backend(loaded.backend, loaded.external_data).inputs(loaded.model)[0].name)
 
 
-def _augment(path: Path, method: str, wanted: Targets, raw: bool, fmt: str,
+def _augment(path: Path, method: str, wanted: Target | Boxes, raw: bool, fmt: str,
              analysis: _Analysis, class_output: str | None, target_layer: str | None,
              api: Any) -> tuple[Any, bool]:
     """The model augmented in memory; whether it carries the in-graph targets."""
-    in_graph = (wanted.kind != "all" and methods.get(method).per_class
+    in_graph = (wanted.in_graph() is not None and methods.get(method).per_class
                 and analysis.kind != "detector")
     kwargs = dict(scaling=not raw, output_format=fmt, class_output=class_output,
                   target_layer=target_layer)
     if in_graph:
         try:
-            return api.insert(path, method, targets=wanted.text(), **kwargs), True
+            return api.insert(path, method, targets=wanted.in_graph(), **kwargs), True
         except XaiGraphError as exc:  # e.g. a head where select-classes does not apply
             log.info("in-graph targets not used (%s); computing every class's map", exc)
     return api.insert(path, method, **kwargs), False
@@ -829,24 +767,17 @@ class Explainer:
 
     def _targets(self, scores: np.ndarray, classes: np.ndarray | None
                  ) -> tuple[list[int], list[int]]:
-        """(target classes, the positions of their maps in the model's maps)."""
+        """(target classes, the positions of their maps in the model's maps): `spec.targets`
+        over the classes the model has maps of; one map per image: the predicted class."""
         spec = self.spec
-        kind = spec.targets.kind
-        if spec.class_free:
-            top = int(np.argmax(scores))
-            return [top], [0]
+        if not spec.method_info.per_class:
+            return Predicted().classes(Outputs(scores)), [0]
         available = ([int(c) for c in classes] if classes is not None
                      else list(range(spec.num_classes)))
-        if kind == "all":
-            wanted = available
-        elif kind == "list":
-            wanted = [c for c in spec.targets.classes if c in available]
-        else:
-            pool = np.asarray(available, dtype=np.int64)
-            order = np.argsort(-scores[pool], kind="stable")  # ties: the model's order
-            wanted = [int(c) for c in pool[order[: spec.targets.k]]]
-        where = {c: i for i, c in enumerate(available)}
-        return wanted, [where[c] for c in wanted]
+        out = Outputs(scores, available)
+        assert not isinstance(spec.targets, Boxes)
+        wanted = spec.targets.classes(out)
+        return wanted, out.positions(wanted)
 
     def _select(self, model_maps: np.ndarray, positions: list[int]) -> np.ndarray:
         """The chosen maps `[T, h, w]` of one image's model maps (`[M, h, w]` or `[h, w]`)."""
@@ -929,26 +860,15 @@ class Explainer:
 
     def _blackbox_detector(self, x: np.ndarray) -> tuple[Any, Any]:
         """One input's detections (unmasked) and its `BlackBoxResult` (`explain_one` with
-        `detector=True`): the boxes `spec.targets` picks (see `Targets`)."""
+        `detector=True`) of the boxes `spec.targets` (a `targets.Boxes`) chooses."""
         from xaigraph.explain import blackbox
 
         spec = self.spec
-        options = spec.blackbox_options
+        assert isinstance(spec.targets, Boxes)
         dets = self._det_predict(x)[0]
-        classes: list[int] | None = None
-        if spec.targets.kind == "list":
-            classes = list(spec.targets.classes)
-        elif spec.targets.kind == "topk":
-            ranked = np.sort(dets.scores)[::-1]
-            kth = float(ranked[spec.targets.k - 1]) if len(ranked) >= spec.targets.k else 0.0
-            options = replace(options, score_threshold=min(max(kth, 0.0), 1.0))
-        res = blackbox.explain_one(x, self._det_predict, spec.method, options, classes,
-                                   detector=True, baseline=self._baseline(),
-                                   progress=self.on_masks)
-        if spec.targets.kind == "topk":
-            k = spec.targets.k
-            boxes = None if res.boxes is None else res.boxes[:k]
-            res = blackbox.BlackBoxResult(res.maps[:k], res.classes[:k], boxes)
+        res = blackbox.explain_one(x, self._det_predict, spec.method, spec.blackbox_options,
+                                   spec.targets.select(dets), detector=True,
+                                   baseline=self._baseline(), progress=self.on_masks)
         return dets, res
 
     def _baseline(self) -> np.ndarray:
