@@ -446,7 +446,8 @@ def prepare(
     if isinstance(wanted, Classes) and analysis.num_classes is not None:
         bad = [c for c in wanted.indices if c >= analysis.num_classes]
         if bad:
-            raise BadInputError(f"--targets '{targets}': class {bad[0]} is out of range (the "
+            given = targets if isinstance(targets, str) else wanted.text()
+            raise BadInputError(f"--targets '{given}': class {bad[0]} is out of range (the "
                                 f"model has {analysis.num_classes} classes)")
 
     stamp = analysis.stamp
@@ -468,9 +469,10 @@ def prepare(
     else:
         chosen, why = _choose(method, analysis)
         layer = analysis.target_layer
-        if methods.get(chosen).black_box and not engine_given:
+        info = methods.get(chosen)
+        if info.black_box and not engine_given:
             runtime = "openvino"  # the faster engine for thousands of small runs (README)
-        if methods.get(chosen).in_graph:
+        if info.in_graph:
             result, in_graph = _augment(path, chosen, wanted, raw, fmt, analysis, class_output,
                                         target_layer, api)
             payload = _serialise(result.model)
@@ -479,10 +481,11 @@ def prepare(
             classes_output = in_graph
             layer = result.report.get("target", {}).get("name", layer)
     reader = None
-    if stamp is None and methods.get(chosen).black_box:
+    info = methods.get(chosen)
+    if stamp is None and info.black_box:
         reader = _detector_reader(loaded, blackbox, analysis, path.name)
     if reader is not None:
-        over = methods.get(chosen).detector_title
+        over = info.detector_title
         why = f"{why}; a detector ({reader} outputs){f': {over}' if over else ''}"
         from xaigraph.explain.blackbox import BlackBoxOptions
 
