@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from xaigraph.explain.runner import Decoded, ExplainSpec
+    from xaigraph.explain.targets import Boxes, Target
     from xaigraph.preprocess import Preprocess
 
 __all__ = ["Explanation", "explain"]
@@ -179,7 +180,7 @@ def explain(
     images: Any,
     *,
     method: str = "auto",
-    targets: str = "predicted",
+    targets: str | Target | Boxes = "predicted",
     runtime: str | None = None,
     preprocess: Preprocess | None = None,
     labels: str | os.PathLike[str] | None = None,
@@ -198,7 +199,8 @@ def explain(
     memory with `method`; "auto" picks the white-box method that applies, black-box RISE when
     none does), `.xml` or `.onnx`. `images`: a path (file, folder, list file, COCO / VOC),
     a list of paths, a PIL image or a list of them. `targets`: "predicted", "topk:K", "all",
-    or classes "3,17" / "tiger cat,tabby". `runtime`: "openvino" or "onnxruntime".
+    or classes "3,17" / "tiger cat,tabby", or a target object of `xaigraph.explain.targets`
+    (`TopK(3)`, `Classes((3, 17))`, ...). `runtime`: "openvino" or "onnxruntime".
     `preprocess`: overrides what the model records. `precision`: OpenVINO's inference
     precision ("f32", "bf16", "f16", "auto": the device's default). The other options are
     `xaigraph explain`'s. Images are streamed: memory stays flat however many there are.

@@ -39,18 +39,19 @@ from typing import Any
 import numpy as np
 
 from xaigraph.errors import BadInputError, MethodError, XaiGraphError, file_error
-from xaigraph.explain.io.record import Prediction, Record, Target
+from xaigraph.explain import methods
+from xaigraph.explain.io.record import Prediction, Record
+from xaigraph.explain.io.record import Target as MapTarget
 from xaigraph.explain.io.rundir import image_error, write_file
+from xaigraph.explain.targets import Boxes, Classes, Outputs, Predicted, Target, parse
 from xaigraph.preprocess import Preprocess
 
 __all__ = [
-    "BLACK_BOX",
     "PRECISIONS",
     "Decoded",
     "DetectorMethodError",
     "ExplainSpec",
     "Explainer",
-    "Targets",
     "batch",
     "decode",
     "file_safe",
@@ -61,79 +62,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-BLACK_BOX = ("rise", "aise")  # run by xaigraph.explain.blackbox over the plain model
-CLASS_FREE = ("activationmap", "eigencam")  # one map per image, not per class
 # OpenVINO inference precisions; "auto" is the device's default (bf16 on CPUs with AMX or
 # AVX512-BF16, f32 elsewhere). f32 is the default: maps equal to the reference's.
 PRECISIONS = ("f32", "bf16", "f16", "auto")
 TOP_PREDICTIONS = 5
 _EPS = 1e-12
-
-
-# -- targets ------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Targets:
-    """Which classes get a map: `kind` "topk" (the `k` best; "predicted" is topk 1), "list"
-    (`classes`, indices) or "all" (every map the model gives). Black-box detectors
-    (`for_detector`): "predicted" (every box whose score is over the threshold), "list"
-    (those boxes of these classes), "topk" (the k best boxes, any score)."""
-
-    kind: str
-    k: int = 1
-    classes: tuple[int, ...] = ()
-
-    @classmethod
-    def parse(cls, text: str, labels: Sequence[str] | None) -> Targets:
-        """`topk:3`, `predicted`, `all`, or a list of indices and names (`3,17`,
-        `tiger cat,tabby`); names are looked up in `labels`."""
-        spec = text.strip()
-        low = spec.lower()
-        if low == "predicted":
-            return cls("topk", 1)
-        if low == "all":
-            return cls("all")
-        if low.startswith("topk:"):
-            try:
-                k = int(low[5:])
-            except ValueError:
-                k = 0
-            if k < 1:
-                raise BadInputError(f"--targets '{text}': topk:K takes a whole number K >= 1")
-            return cls("topk", k)
-        items = [s.strip() for s in spec.split(",")]
-        if not spec or any(not s for s in items):
-            raise BadInputError(f"--targets '{text}': give topk:K, predicted, all, or a list of "
-                                "class indices or names such as 3,17")
-        classes: list[int] = []
-        for s in items:
-            if re.fullmatch(r"\d+", s):
-                classes.append(int(s))
-            elif labels is None:
-                raise BadInputError(f"--targets '{text}': class name '{s}' but the model has no "
-                                    "class names (give --labels FILE, or indices)")
-            else:
-                from xaigraph.labels import class_index
-
-                classes.append(class_index(s, list(labels), f"--targets '{text}'"))
-        if len(set(classes)) != len(classes):
-            raise BadInputError(f"--targets '{text}': a class is listed twice")
-        return cls("list", classes=tuple(classes))
-
-    def for_detector(self, text: str) -> Targets:
-        """These targets for a black-box detector: `predicted` is every box over the score
-        threshold, not topk 1; `all` is the same."""
-        if text.strip().lower() in ("predicted", "all"):
-            return Targets("predicted")
-        return self
-
-    def text(self) -> str:
-        """The in-graph `insert --targets` text, or "all"."""
-        if self.kind == "topk":
-            return f"topk:{self.k}"
-        if self.kind == "list":
-            return ",".join(map(str, self.classes))
-        return self.kind  # "all"; "predicted" (detectors: every box over the threshold)
 
 
 # -- the spec -----------------------------------------------------------------------------------
@@ -151,7 +84,7 @@ class ExplainSpec:
     runtime: str
     method: str
     method_reason: str
-    targets: Targets
+    targets: Target | Boxes  # xaigraph.explain.targets; a black-box detector's: Boxes
     preprocess: Preprocess
     labels: tuple[str, ...] | None
     num_classes: int
@@ -177,8 +110,13 @@ class ExplainSpec:
     precision: str = "f32"  # OpenVINO's inference precision (PRECISIONS)
 
     @property
+    def method_info(self) -> methods.MethodInfo:
+        """The method's entry in the registry (`xaigraph.explain.methods`)."""
+        return methods.get(self.method)
+
+    @property
     def white_box(self) -> bool:
-        return self.method not in BLACK_BOX
+        return self.method_info.in_graph
 
     @property
     def blackbox_options(self) -> Any:
@@ -194,7 +132,7 @@ class ExplainSpec:
 
     @property
     def class_free(self) -> bool:
-        return self.method in CLASS_FREE
+        return not self.method_info.per_class
 
     @property
     def batch(self) -> int:
@@ -333,9 +271,6 @@ def _without_target(view: Any, class_output: str | None, stamp: Any,
     return _Analysis(stamp, None, None, index, _final_activation(view, value), k, {}, problem)
 
 
-_AUTO = {"map": "reciprocam", "tokens": "vitreciprocam", "detector": "detclassprobabilitymap"}
-
-
 class Cancelled(XaiGraphError):
     """An image given up because its run was stopped (never reported: the run's stop is)."""
 
@@ -346,10 +281,11 @@ class DetectorMethodError(MethodError):
 
 
 def _choose(method: str, analysis: _Analysis) -> tuple[str, str]:
-    """(method, why) for `--method` (`auto` or a name) on a plain model."""
-    if method in BLACK_BOX:
-        return method, "--method"
+    """(method, why) for `--method` (`auto` or a name) on a plain model: the registry's
+    auto pick for the target's kind when it applies, else its black-box fallback."""
     if method != "auto":
+        if methods.get(method).black_box:
+            return method, "--method"
         if analysis.kind is None:
             raise MethodError(f"--method {method}: {analysis.problem}")
         reason = analysis.applies.get(method)
@@ -357,14 +293,16 @@ def _choose(method: str, analysis: _Analysis) -> tuple[str, str]:
             error = DetectorMethodError if analysis.kind == "detector" else MethodError
             raise error(f"--method {method} does not apply to this model: {reason}")
         return method, "--method"
+    fallback = methods.auto_fallback()
     if analysis.kind is None:
-        return "rise", f"auto: no white-box method applies ({analysis.problem}); black-box RISE"
-    chosen = _AUTO[analysis.kind]
+        return fallback.name, (f"auto: no white-box method applies ({analysis.problem}); "
+                               f"black-box {fallback.title}")
+    chosen = methods.auto_pick(analysis.kind).name
     reason = analysis.applies.get(chosen)
-    what = {"map": "a CNN", "tokens": "a vision transformer", "detector": "a detector"}
     if reason is None:
-        return chosen, f"auto: {what[analysis.kind]} (target {analysis.target_layer})"
-    return "rise", f"auto: {chosen} does not apply ({reason}); black-box RISE"
+        return chosen, (f"auto: {methods.TARGET_KINDS[analysis.kind]} "
+                        f"(target {analysis.target_layer})")
+    return fallback.name, f"auto: {chosen} does not apply ({reason}); black-box {fallback.title}"
 
 
 def _serialise(model: Any) -> tuple[Any, ...]:
@@ -456,7 +394,7 @@ def prepare(
     model: str | os.PathLike[str],
     *,
     method: str = "auto",
-    targets: str = "predicted",
+    targets: str | Target | Boxes = "predicted",
     runtime: str | None = None,
     preprocess: Preprocess | None = None,
     preprocess_flags: dict[str, Any] | None = None,
@@ -476,7 +414,8 @@ def prepare(
     `runtime`: "openvino" (default for `.xml`; also runs `.onnx`) or "onnxruntime"
     (default for `.onnx`). `preprocess`: None for the model's own (its `model_info`, else
     sized to its input); `preprocess_flags`: keyword arguments of `model_info.from_flags`
-    applied over it. `labels`: a file of class names, one a line. `blackbox`: the
+    applied over it. `targets`: `--targets` text (`targets.parse`) or a target object.
+    `labels`: a file of class names, one a line. `blackbox`: the
     `BlackBoxOptions` of a black-box method. `precision`: OpenVINO's inference precision,
     one of `PRECISIONS` ("auto": the device's default; bf16 on CPUs that have it).
     """
@@ -511,11 +450,12 @@ def prepare(
     preprocess = _overridden(preprocess or recorded, preprocess_flags)
     names = _labels(model_labels, Path(labels) if labels is not None else None,
                     analysis.num_classes)
-    wanted = Targets.parse(targets, names)
-    if wanted.kind == "list" and analysis.num_classes is not None:
-        bad = [c for c in wanted.classes if c >= analysis.num_classes]
+    wanted: Target | Boxes = parse(targets, names) if isinstance(targets, str) else targets
+    if isinstance(wanted, Classes) and analysis.num_classes is not None:
+        bad = [c for c in wanted.indices if c >= analysis.num_classes]
         if bad:
-            raise BadInputError(f"--targets '{targets}': class {bad[0]} is out of range (the "
+            given = targets if isinstance(targets, str) else wanted.text()
+            raise BadInputError(f"--targets '{given}': class {bad[0]} is out of range (the "
                                 f"model has {analysis.num_classes} classes)")
 
     stamp = analysis.stamp
@@ -523,6 +463,8 @@ def prepare(
     pipeline = None
     classes_output = False
     scaling = "minmax-u8"
+    if method != "auto":
+        methods.get(method)  # an unknown name: one line naming the choices
     if stamp is not None:
         if method not in ("auto", stamp.method):
             raise BadInputError(f"{path.name} is augmented with {stamp.method}; --method "
@@ -535,9 +477,10 @@ def prepare(
     else:
         chosen, why = _choose(method, analysis)
         layer = analysis.target_layer
-        if chosen in BLACK_BOX and not engine_given:
+        info = methods.get(chosen)
+        if info.black_box and not engine_given:
             runtime = "openvino"  # the faster engine for thousands of small runs (README)
-        if chosen not in BLACK_BOX:
+        if info.in_graph:
             result, in_graph = _augment(path, chosen, wanted, raw, fmt, analysis, class_output,
                                         target_layer, api)
             payload = _serialise(result.model)
@@ -546,11 +489,16 @@ def prepare(
             classes_output = in_graph
             layer = result.report.get("target", {}).get("name", layer)
     reader = None
-    if stamp is None and chosen in BLACK_BOX:
+    info = methods.get(chosen)
+    if stamp is None and info.black_box:
         reader = _detector_reader(loaded, blackbox, analysis, path.name)
     if reader is not None:
-        why = f"{why}; a detector ({reader} outputs){': D-RISE' if chosen == 'rise' else ''}"
-        wanted = wanted.for_detector(targets)
+        over = info.detector_title
+        why = f"{why}; a detector ({reader} outputs){f': {over}' if over else ''}"
+        from xaigraph.explain.blackbox import BlackBoxOptions
+
+        options = blackbox if blackbox is not None else BlackBoxOptions()
+        wanted = Boxes.of(wanted, options.score_threshold)
     spec_native_dims = _input_dims(loaded)
     static = spec_native_dims[0] if spec_native_dims and spec_native_dims[0] else None
     num_classes = analysis.num_classes
@@ -558,10 +506,10 @@ def prepare(
         raise BadInputError(f"{path.name}: no classification output found "
                             f"({analysis.problem}); name it with --class-output")
     sized = _input_preprocess(preprocess, spec_native_dims)
-    if chosen in BLACK_BOX:
+    if info.black_box:
         from xaigraph.explain.blackbox import BlackBoxOptions
 
-        (blackbox or BlackBoxOptions()).check(chosen, sized.size)
+        (blackbox or BlackBoxOptions()).check(info.masks, sized.size)
     return ExplainSpec(
         model=str(path), sha256=_model_sha256(path), runtime=runtime, method=chosen,
         method_reason=why, targets=wanted,
@@ -622,17 +570,17 @@ def _input_name(loaded: Any) -> str:
     return str(get_backend(loaded.backend, loaded.external_data).inputs(loaded.model)[0].name)
 
 
-def _augment(path: Path, method: str, wanted: Targets, raw: bool, fmt: str,
+def _augment(path: Path, method: str, wanted: Target | Boxes, raw: bool, fmt: str,
              analysis: _Analysis, class_output: str | None, target_layer: str | None,
              api: Any) -> tuple[Any, bool]:
     """The model augmented in memory; whether it carries the in-graph targets."""
-    in_graph = (wanted.kind != "all" and method not in CLASS_FREE
+    in_graph = (wanted.in_graph() is not None and methods.get(method).per_class
                 and analysis.kind != "detector")
     kwargs = dict(scaling=not raw, output_format=fmt, class_output=class_output,
                   target_layer=target_layer)
     if in_graph:
         try:
-            return api.insert(path, method, targets=wanted.text(), **kwargs), True
+            return api.insert(path, method, targets=wanted.in_graph(), **kwargs), True
         except XaiGraphError as exc:  # e.g. a head where select-classes does not apply
             log.info("in-graph targets not used (%s); computing every class's map", exc)
     return api.insert(path, method, **kwargs), False
@@ -845,24 +793,17 @@ class Explainer:
 
     def _targets(self, scores: np.ndarray, classes: np.ndarray | None
                  ) -> tuple[list[int], list[int]]:
-        """(target classes, the positions of their maps in the model's maps)."""
+        """(target classes, the positions of their maps in the model's maps): `spec.targets`
+        over the classes the model has maps of; one map per image: the predicted class."""
         spec = self.spec
-        kind = spec.targets.kind
-        if spec.class_free:
-            top = int(np.argmax(scores))
-            return [top], [0]
+        if not spec.method_info.per_class:
+            return Predicted().classes(Outputs(scores)), [0]
         available = ([int(c) for c in classes] if classes is not None
                      else list(range(spec.num_classes)))
-        if kind == "all":
-            wanted = available
-        elif kind == "list":
-            wanted = [c for c in spec.targets.classes if c in available]
-        else:
-            pool = np.asarray(available, dtype=np.int64)
-            order = np.argsort(-scores[pool], kind="stable")  # ties: the model's order
-            wanted = [int(c) for c in pool[order[: spec.targets.k]]]
-        where = {c: i for i, c in enumerate(available)}
-        return wanted, [where[c] for c in wanted]
+        out = Outputs(scores, available)
+        assert not isinstance(spec.targets, Boxes)
+        wanted = spec.targets.classes(out)
+        return wanted, out.positions(wanted)
 
     def _select(self, model_maps: np.ndarray, positions: list[int]) -> np.ndarray:
         """The chosen maps `[T, h, w]` of one image's model maps (`[M, h, w]` or `[h, w]`)."""
@@ -886,7 +827,8 @@ class Explainer:
         """RISE's masks made inside the model (`explain.masked`) when the engine is OpenVINO
         and the model takes them; None: made on the host."""
         spec = self.spec
-        if spec.method != "rise" or spec.runtime != "openvino" or spec.preprocess.layout != "NCHW":
+        if (not spec.method_info.masks or spec.runtime != "openvino"
+                or spec.preprocess.layout != "NCHW"):
             return None
         if self._masked is None:
             from xaigraph.explain.masked import MaskedModel
@@ -944,26 +886,15 @@ class Explainer:
 
     def _blackbox_detector(self, x: np.ndarray) -> tuple[Any, Any]:
         """One input's detections (unmasked) and its `BlackBoxResult` (`explain_one` with
-        `detector=True`): the boxes `spec.targets` picks (see `Targets`)."""
+        `detector=True`) of the boxes `spec.targets` (a `targets.Boxes`) chooses."""
         from xaigraph.explain import blackbox
 
         spec = self.spec
-        options = spec.blackbox_options
+        assert isinstance(spec.targets, Boxes)
         dets = self._det_predict(x)[0]
-        classes: list[int] | None = None
-        if spec.targets.kind == "list":
-            classes = list(spec.targets.classes)
-        elif spec.targets.kind == "topk":
-            ranked = np.sort(dets.scores)[::-1]
-            kth = float(ranked[spec.targets.k - 1]) if len(ranked) >= spec.targets.k else 0.0
-            options = replace(options, score_threshold=min(max(kth, 0.0), 1.0))
-        res = blackbox.explain_one(x, self._det_predict, spec.method, options, classes,
-                                   detector=True, baseline=self._baseline(),
-                                   progress=self._progress)
-        if spec.targets.kind == "topk":
-            k = spec.targets.k
-            boxes = None if res.boxes is None else res.boxes[:k]
-            res = blackbox.BlackBoxResult(res.maps[:k], res.classes[:k], boxes)
+        res = blackbox.explain_one(x, self._det_predict, spec.method, spec.blackbox_options,
+                                   spec.targets.select(dets), detector=True,
+                                   baseline=self._baseline(), progress=self._progress)
         return dets, res
 
     def _baseline(self) -> np.ndarray:
@@ -1081,7 +1012,7 @@ def _put(out: Path, name: str, save: Callable[[Path], object], written: list[Pat
 
 
 def _write_targets(decoded: Decoded, explained: dict[str, Any], spec: ExplainSpec, out: Path,
-                   written: list[Path]) -> list[Target]:
+                   written: list[Path]) -> list[MapTarget]:
     """Each target's files written; its entry of the record's `targets`."""
     from xaigraph.explain import render
 
@@ -1107,7 +1038,7 @@ def _write_targets(decoded: Decoded, explained: dict[str, Any], spec: ExplainSpe
         if files["raw"] is not None:
             raw = np.asarray(explained["raw"][t], dtype=np.float32)
             _put(out, files["raw"], functools.partial(_save_npy, raw), written)
-        entries.append(Target(cls, spec.label(cls), round(score, 4), files["map"],
+        entries.append(MapTarget(cls, spec.label(cls), round(score, 4), files["map"],
                               files["overlay"], files["raw"], box))
     return entries
 
