@@ -46,8 +46,9 @@ if __name__ == "__main__":  # this checkout's xaigraph, not an installed one
 
 import xaigraph
 from xaigraph.explain import images, runloop
+from xaigraph.explain.explainer import Explainer
 from xaigraph.explain.io import rundir
-from xaigraph.explain.runner import Explainer, prepare
+from xaigraph.explain.plan import prepare
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("XAIGRAPH_CACHE", Path.home() / ".cache" / "xaigraph")) / "bench"

@@ -19,7 +19,7 @@ from PIL import Image
 import xaigraph
 from tests import tiny_models
 from xaigraph.cli import cli
-from xaigraph.explain.runner import prepare
+from xaigraph.explain.plan import prepare
 from xaigraph.session import Session
 
 
@@ -284,7 +284,7 @@ def test_precision_reaches_both_sessions_and_run_json(model: Path, tmp_path: Pat
     keep their run.json (no precision key) and so their digest."""
     import openvino as ov
 
-    from xaigraph.explain.runner import Explainer
+    from xaigraph.explain.explainer import Explainer
 
     photo = write_photos(tmp_path / "photos", 1)[0]
     has_bf16 = "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")

@@ -22,7 +22,9 @@ from xaigraph.explain import render
 from xaigraph.explain.blackbox import BlackBoxOptions
 from xaigraph.explain.detections import READERS, Detections
 from xaigraph.explain.drise import drise, select_targets
-from xaigraph.explain.runner import Explainer, batch, decode, prepare, unbatch
+from xaigraph.explain.explainer import Explainer, batch, unbatch
+from xaigraph.explain.io.decode import decode
+from xaigraph.explain.plan import prepare
 from xaigraph.explain.targets import Boxes
 from xaigraph.preprocess import Preprocess
 

@@ -77,7 +77,7 @@ def test_docs_table_is_the_registrys() -> None:
 
 def test_prepare_names_the_choices_for_an_unknown_method(tiny_file: Callable[..., Path]
                                                          ) -> None:
-    from xaigraph.explain.runner import prepare
+    from xaigraph.explain.plan import prepare
 
     model = tiny_file("gap_fc", False, "onnx17")
     with pytest.raises(BadInputError, match="--method: unknown method 'nosuch'; choose one of"):

@@ -23,8 +23,8 @@ from xaigraph.explain import methods
 from xaigraph.explain.blackbox import BlackBoxOptions
 from xaigraph.explain.cli_options import blackbox_options
 from xaigraph.explain.io.rundir import RunDir, check_writable, digest
+from xaigraph.explain.plan import PRECISIONS
 from xaigraph.explain.render import COLORMAPS
-from xaigraph.explain.runner import PRECISIONS
 
 __all__ = ["explain"]
 
@@ -132,7 +132,7 @@ def explain(model: Path, inputs: tuple[str, ...], out_dir: Path, method: str, ta
     usage or input (nothing written).
     """
     from xaigraph.explain.inputs import collect
-    from xaigraph.explain.runner import prepare
+    from xaigraph.explain.plan import prepare
 
     start = time.perf_counter()
     ray_options = _ray_options(engine_name, ray_address, ray_actors)

@@ -30,7 +30,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from xaigraph.explain.runner import Decoded, Explainer, batch, decode, unbatch
+from xaigraph.explain.explainer import Explainer, batch, unbatch
+from xaigraph.explain.io.decode import Decoded, decode
 
 __all__ = ["run"]
 

@@ -137,7 +137,7 @@ class _Model:
         return np.ascontiguousarray(y, dtype=self.dtype)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        from xaigraph.explain.runner import probabilities
+        from xaigraph.explain.explainer import probabilities
 
         spec = self.spec
         feeds = self.model_input(x)
@@ -177,7 +177,7 @@ class _Coherency:
     """`explain_fn` for ADCC's coherency: the method run again on masked images."""
 
     def __init__(self, spec: Any, model: _Model) -> None:
-        from xaigraph.explain.runner import Explainer
+        from xaigraph.explain.explainer import Explainer
 
         self.spec = spec
         self.model = model
@@ -185,7 +185,7 @@ class _Coherency:
 
     def __call__(self, images: np.ndarray, classes: Sequence[int]) -> np.ndarray:
         from xaigraph.explain import blackbox
-        from xaigraph.explain.runner import unit_maps
+        from xaigraph.explain.explainer import unit_maps
 
         spec = self.spec
         if self.explainer is not None:
@@ -252,7 +252,7 @@ def _preprocess_of(card: dict[str, Any], fallback: Any) -> Any:
 
 def _sources(model: Path, out_dir: Path, options: EvalOptions) -> list[_Source]:
     """Every method's source, checked and prepared before anything is written."""
-    from xaigraph.explain.runner import DetectorMethodError, prepare
+    from xaigraph.explain.plan import DetectorMethodError, prepare
 
     if not model.exists():
         raise BadInputError(f"model not found: {model}")
@@ -314,14 +314,9 @@ def _made_card(spec: Any) -> dict[str, Any]:
 def _make(source: _Source, folder: rundir.RunDir, items: Sequence[Any], model: _Model,
           tick: Callable[[], None]) -> None:
     """Write `source.folder` as `xaigraph explain --raw` would, with eval's targets."""
-    from xaigraph.explain.runner import (
-        Explainer,
-        batch,
-        decode,
-        error_record,
-        unit_maps,
-        write,
-    )
+    from xaigraph.explain.explainer import Explainer, batch, unit_maps
+    from xaigraph.explain.io.decode import decode
+    from xaigraph.explain.io.write import error_record, write
 
     spec = source.spec
     out = source.folder
@@ -421,7 +416,8 @@ def _none(v: float) -> float | None:
 def _rows(source: _Source, items: dict[str, Any], model: _Model, options: EvalOptions,
           tick: Callable[[], None]) -> Iterator[dict[str, Any]]:
     from xaigraph.explain import render
-    from xaigraph.explain.runner import decode, unit_maps
+    from xaigraph.explain.explainer import unit_maps
+    from xaigraph.explain.io.decode import decode
 
     spec = source.spec
     wanted = set(options.metrics)

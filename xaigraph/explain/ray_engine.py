@@ -4,8 +4,8 @@ pipeline, on a local Ray instance or a Ray cluster.
     for result in run(spec, items, finish=..., fail=..., skip=..., options=RayOptions()):
         ...                                  # in input order, as `engine.run` yields them
 
-The same per-batch functions as the local engine (`xaigraph.explain.runner`), scheduled by
-Ray Data instead of threads:
+The same per-batch functions as the local engine (`io.decode`, `explainer`, `io.write`),
+scheduled by Ray Data instead of threads:
 
 1. read, decode and preprocess (`runner.decode`): Ray tasks;
 2. inference: `Explainer` in a pool of `options.actors` Ray actors, one compiled model per
@@ -51,7 +51,9 @@ from typing import Any, TypeVar
 import numpy as np
 
 from xaigraph.errors import BadInputError
-from xaigraph.explain.runner import Decoded, Explainer, ExplainSpec, batch, decode, unbatch
+from xaigraph.explain.explainer import Explainer, batch, unbatch
+from xaigraph.explain.io.decode import Decoded, decode
+from xaigraph.explain.plan import ExplainSpec
 from xaigraph.signals import Interrupted
 
 __all__ = ["RAY_MISSING", "RayOptions", "import_ray", "ray_instance", "run"]
