@@ -14,7 +14,7 @@ from PIL import Image
 import xaigraph
 from tests import tiny_models
 from xaigraph.explain import render
-from xaigraph.explain.explainer import probabilities
+from xaigraph.explain.model import probabilities
 from xaigraph.explain.plan import prepare
 from xaigraph.explain.targets import All, Classes, Predicted, TopK, parse
 from xaigraph.session import Session

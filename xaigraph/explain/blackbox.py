@@ -21,6 +21,7 @@ from xaigraph.errors import BadInputError
 from xaigraph.explain import methods
 from xaigraph.explain.detections import Detections, find_reader
 from xaigraph.explain.drise import DetPredict, select_targets
+from xaigraph.explain.model import ModelFn
 from xaigraph.explain.options import PRESETS, BlackBoxOptions, Preset
 from xaigraph.explain.rise import Predict, Runner
 from xaigraph.session import OutputKey, Session
@@ -89,39 +90,6 @@ def _as_class(predict: Any) -> Predict:
     return cast(Predict, predict)
 
 
-def _chunks(inputs: np.ndarray, size: int, pad: bool) -> list[np.ndarray]:
-    out = []
-    for start in range(0, len(inputs), size):
-        part = inputs[start:start + size]
-        if pad and len(part) < size:
-            fill = np.repeat(part[-1:], size - len(part), axis=0)
-            part = np.concatenate([part, fill])
-        out.append(part)
-    return out
-
-
-def _single_input(session: Session) -> tuple[int | None, str]:
-    if len(session.inputs) != 1:
-        raise BadInputError(f"black-box methods run models with one input; this one has "
-                            f"{len(session.inputs)} ({', '.join(session.input_names)})")
-    dims = session.inputs[0].dims
-    return (None if not dims else dims[0]), session.inputs[0].name
-
-
-def _run(session: Session, inputs: np.ndarray, chunk: int, outputs: Sequence[OutputKey] | None,
-         requests: int | None) -> list[list[np.ndarray]]:
-    """The session's outputs for `inputs`, in chunks of `chunk` (padded for a static batch),
-    trimmed back to `len(inputs)` rows."""
-    static, _ = _single_input(session)
-    size = static if static is not None else (chunk or len(inputs))
-    parts = _chunks(inputs, size, pad=static is not None)
-    results = session.run_many([[p] for p in parts], outputs, requests=requests)
-    if static is not None and len(inputs) % size:
-        last = len(inputs) % size
-        results[-1] = [a[:last] if a.ndim and a.shape[0] == size else a for a in results[-1]]
-    return results
-
-
 def class_predict(session: Session, *, output: OutputKey = 0, softmax: bool | None = None,
                   batch_size: int = 0, requests: int | None = None) -> Predict:
     """A classifier session as a `Predict`: `[B, ...]` inputs to `[B, K]` probabilities.
@@ -130,13 +98,12 @@ def class_predict(session: Session, *, output: OutputKey = 0, softmax: bool | No
     whole batch at once), `requests` at a time (OpenVINO's asynchronous requests; None: the
     session's default). `softmax`: None applies it when the first rows seen are not
     probabilities already (not all in [0, 1] summing to 1)."""
-    _single_input(session)
+    fn = ModelFn(session, chunk=batch_size, requests=requests, what="black-box methods run")
     decided: list[bool] = [] if softmax is None else [softmax]
 
     def predict(inputs: np.ndarray) -> np.ndarray:
-        results = _run(session, inputs, batch_size, [output], requests)
-        scores = np.concatenate([r[0].reshape(len(r[0]), -1) for r in results])
-        scores = scores.astype(np.float32, copy=False)
+        found = fn(inputs, [output])[0]
+        scores = found.reshape(len(found), -1).astype(np.float32, copy=False)
         if not decided:
             probs = bool(np.all(scores >= 0) and np.all(scores <= 1) and
                          np.allclose(scores.sum(axis=1), 1.0, atol=1e-3))
@@ -154,13 +121,13 @@ def det_predict(session: Session, options: BlackBoxOptions, *, batch_size: int =
                 requests: int | None = None) -> tuple[DetPredict, str]:
     """A detector session as a `DetPredict`, and the name of the reader found for its outputs
     (or forced by `options.detector_output` / `options.postprocess`)."""
-    _single_input(session)
+    fn = ModelFn(session, chunk=batch_size, requests=requests, what="black-box methods run")
     reader = find_reader(session.outputs, options.detector_output, options.postprocess)
 
     def predict(inputs: np.ndarray) -> list[Detections]:
         size = (int(inputs.shape[2]), int(inputs.shape[3]))
         found: list[Detections] = []
-        for arrays in _run(session, inputs, batch_size, None, requests):
+        for arrays in fn.chunks(inputs, None):
             found.extend(reader.read(arrays, size))
         if len(found) != len(inputs):
             raise BadInputError(f"the {reader.name} reader found results for {len(found)} "

@@ -137,7 +137,7 @@ class _Model:
         return np.ascontiguousarray(y, dtype=self.dtype)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        from xaigraph.explain.explainer import probabilities
+        from xaigraph.explain.model import probabilities
 
         spec = self.spec
         feeds = self.model_input(x)

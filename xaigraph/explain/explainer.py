@@ -25,10 +25,11 @@ import numpy as np
 
 from xaigraph.errors import XaiGraphError
 from xaigraph.explain.io.decode import Decoded
+from xaigraph.explain.model import ModelFn, probabilities
 from xaigraph.explain.plan import ExplainSpec, model_of
 from xaigraph.explain.targets import Boxes, Outputs, Predicted
 
-__all__ = ["Cancelled", "Explainer", "batch", "probabilities", "unbatch", "unit_maps"]
+__all__ = ["Cancelled", "Explainer", "batch", "unbatch", "unit_maps"]
 
 
 _EPS = 1e-12
@@ -48,23 +49,6 @@ def unbatch(out: dict[str, np.ndarray]) -> list[dict[str, Any]]:
     """One dict per image of a batch dict out: the same keys, each image's row."""
     n = len(out["index"])
     return [{k: v[i] for k, v in out.items()} for i in range(n)]
-
-
-def probabilities(logits: np.ndarray, activation: str | None, detector: bool) -> np.ndarray:
-    """Class probabilities `[B, K]` from the class output: softmax of logits unless the
-    output ends in a Softmax or Sigmoid (LogSoftmax: exp). A detector's `[B, M, K]`: each
-    class's best probability over the M anchors."""
-    x = np.asarray(logits, dtype=np.float64)
-    if activation in ("softmax", "sigmoid"):
-        p = x
-    elif activation == "log_softmax":
-        p = np.exp(x)
-    else:
-        z = np.exp(x - x.max(axis=-1, keepdims=True))
-        p = z / z.sum(axis=-1, keepdims=True)
-    if detector and p.ndim == 3:
-        p = p.max(axis=1)
-    return p.reshape(p.shape[0], -1).astype(np.float32)
 
 
 def unit_maps(maps: np.ndarray) -> np.ndarray:
@@ -87,6 +71,7 @@ class Explainer:
         config = {"PERFORMANCE_HINT": "THROUGHPUT"} if spec.runtime == "openvino" else None
         self.session = Session.open(model_of(spec), spec.runtime, config=config,
                                     precision=spec.hint)
+        self.fn = ModelFn(self.session, requests=spec.requests, what="explain runs")
         outputs: list[int | str] = [spec.class_output]
         if spec.white_box:
             if spec.classes_output:
@@ -126,36 +111,25 @@ class Explainer:
             return
         sent: deque[tuple[dict[str, np.ndarray], float]] = deque()
 
-        def feeds() -> Iterator[list[np.ndarray]]:
+        def feeds() -> Iterator[np.ndarray]:
             for b in batches:
                 sent.append((b, time.perf_counter()))
-                yield [b["input"]]
+                yield b["input"]
 
-        for outs in self.session.stream(feeds(), self.outputs, self.spec.requests):
+        for outs in self.fn.stream(feeds(), self.outputs):
             b, started = sent.popleft()
             yield self._finish(b["index"], b["input"], outs, time.perf_counter() - started)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities `[B, K]` of model inputs `x` (the black-box samplers' view)."""
         spec = self.spec
-        if spec.static_batch is None:
-            logits = self.session.run([x], [spec.class_output])[0]
-        else:
-            logits = np.concatenate([o[0] for o in self.session.stream(
-                ([part] for part in _chunks(x, spec.static_batch)), [spec.class_output],
-                spec.requests)])[: len(x)]
+        logits = self.fn(x, [spec.class_output])[0]
         return probabilities(logits, spec.activation, spec.detector)
 
     def _infer(self, x: np.ndarray) -> list[np.ndarray]:
-        spec = self.spec
-        if not spec.white_box:
+        if not self.spec.white_box:
             return [self.predict(x)]
-        if spec.static_batch is None:
-            return self.session.run([x], self.outputs)
-        parts = self.session.run_many(([p] for p in _chunks(x, spec.static_batch)),
-                                      self.outputs, spec.requests)
-        return [np.concatenate([p[i] for p in parts])[: len(x)]
-                for i in range(len(self.outputs))]
+        return self.fn(x, self.outputs)
 
     def _finish(self, index: np.ndarray, x: np.ndarray, outs: list[np.ndarray],
                 seconds: float) -> dict[str, np.ndarray]:
@@ -308,10 +282,3 @@ class Explainer:
         return self._black
 
 
-def _chunks(x: np.ndarray, size: int) -> Iterator[np.ndarray]:
-    """`x` in batches of exactly `size` (the last one padded by repeating its last image)."""
-    for start in range(0, len(x), size):
-        part = x[start:start + size]
-        if len(part) < size:
-            part = np.concatenate([part, np.repeat(part[-1:], size - len(part), axis=0)])
-        yield part
