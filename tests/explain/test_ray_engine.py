@@ -11,6 +11,7 @@ is started and shut down there and not in the test process.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -140,10 +141,17 @@ def test_a_signal_ends_a_ray_run_cleanly_and_it_resumes(tmp_path: Path) -> None:
         out = f"ray{n}"
         proc = subprocess.Popen([sys.executable, "-c", ENTRY, "explain", *common, "-o", out,
                                  "--engine", "ray", "--ray-actors", "1"], cwd=tmp_path,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "PYTHONFAULTHANDLER": "1"})
         time.sleep(delay)
         proc.send_signal(signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=120)
+        try:
+            _, stderr = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:  # a hang: every thread's stack, then fail
+            proc.send_signal(signal.SIGABRT)
+            _, stderr = proc.communicate(timeout=60)
+            raise AssertionError(f"no exit 120 s after SIGTERM at {delay}s:\n{stderr}"
+                                 ) from None
         if proc.returncode != 0:
             assert proc.returncode == 143, (delay, proc.returncode, stderr)
             assert stderr.splitlines() == ["xaigraph: error: interrupted by SIGTERM"], stderr
