@@ -17,6 +17,7 @@ import hashlib
 import logging
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -397,10 +398,59 @@ def prepare(
     `BlackBoxOptions` of a black-box method. `precision`: OpenVINO's inference precision,
     one of `PRECISIONS` ("auto": the device's default; bf16 on CPUs that have it).
     """
-    from xaigraph import api, model_io
-    from xaigraph.explain.render import COLORMAPS
+    from xaigraph import model_io
+    from xaigraph.explain.options import BlackBoxOptions
 
     path = Path(model)
+    _check_writing(path, colormap, opacity, batch_size)
+    runtime_given = runtime is not None
+    runtime = _runtime(path, runtime, precision)
+    onnx_file = path.suffix.lower() == ".onnx"
+    loaded = model_io.load_model(path, "onnx" if onnx_file else "ir")
+    analysis = _analyse(loaded, class_output, target_layer)
+    recorded, model_labels = _model_info(loaded.model)
+    names = _labels(model_labels, Path(labels) if labels is not None else None,
+                    analysis.num_classes)
+    wanted = _wanted(targets, names, analysis.num_classes)
+    if method != "auto":
+        methods.get(method)  # an unknown name: one line naming the choices
+    made = _decide(loaded, path, method, wanted, raw, runtime, analysis, class_output,
+                   target_layer)
+    info = methods.get(made.method)
+    if info.black_box and not runtime_given:
+        runtime = "openvino"  # the faster engine for thousands of small runs (README)
+    options = blackbox if blackbox is not None else BlackBoxOptions()
+    reader = (_detector_reader(loaded, blackbox, analysis, path.name)
+              if analysis.stamp is None and info.black_box else None)
+    why = made.why
+    if reader is not None:
+        over = info.detector_title
+        why = f"{why}; a detector ({reader} outputs){f': {over}' if over else ''}"
+        wanted = Boxes.of(wanted, options.score_threshold)
+    elif analysis.num_classes is None:
+        raise BadInputError(f"{path.name}: no classification output found "
+                            f"({analysis.problem}); name it with --class-output")
+    dims = _input_dims(loaded)
+    sized = _input_preprocess(_overridden(preprocess or recorded, preprocess_flags), dims)
+    if info.black_box:
+        options.check(info.masks, sized.size)
+    return ExplainSpec(
+        model=str(path), sha256=_model_sha256(path), runtime=runtime, method=made.method,
+        method_reason=why, targets=wanted, preprocess=sized, labels=names,
+        num_classes=analysis.num_classes or 0, class_output=analysis.class_output,
+        activation=analysis.activation, detector=analysis.kind == "detector" or bool(reader),
+        input_name=_input_name(loaded), static_batch=dims[0] if dims and dims[0] else None,
+        augmented=analysis.stamp is not None, target_layer=made.layer, pipeline=made.pipeline,
+        scaling=made.scaling, classes_output=made.classes_output, payload=made.payload,
+        batch_size=batch_size, raw=raw, overlay=overlay, colormap=colormap, opacity=opacity,
+        blackbox=blackbox, detector_reader=reader, precision=precision,
+    )
+
+
+def _check_writing(path: Path, colormap: str, opacity: float, batch_size: int) -> None:
+    """The model file and the writer's options, before anything is read."""
+    from xaigraph.explain.render import COLORMAPS
+
     if not path.exists():
         raise BadInputError(f"model not found: {path}")
     if colormap not in COLORMAPS:
@@ -409,11 +459,15 @@ def prepare(
         raise BadInputError(f"--opacity {opacity}: give a number from 0 to 1")
     if batch_size < 1:
         raise BadInputError("--batch-size must be at least 1")
+
+
+def _runtime(path: Path, runtime: str | None, precision: str) -> str:
+    """The engine that runs `path`: `runtime` as given (checked), else ONNX Runtime for an
+    `.onnx` at f32 and OpenVINO otherwise (a precision other than f32 is OpenVINO's)."""
     onnx_file = path.suffix.lower() == ".onnx"
-    engine_given = runtime is not None
     if precision not in PRECISIONS:
         raise BadInputError(f"unknown precision '{precision}'; use one of {', '.join(PRECISIONS)}")
-    if runtime is None:  # a precision other than f32 is OpenVINO's: it picks the engine
+    if runtime is None:
         runtime = "onnxruntime" if onnx_file and precision == "f32" else "openvino"
     if runtime not in ("openvino", "onnxruntime"):
         raise BadInputError(f"unknown runtime '{runtime}'; use openvino or onnxruntime")
@@ -421,84 +475,61 @@ def prepare(
         raise BadInputError(f"--precision {precision} is OpenVINO's; ONNX Runtime runs f32")
     if runtime == "onnxruntime" and not onnx_file:
         raise BadInputError(f"ONNX Runtime runs .onnx models only, not {path.name}")
-    fmt = "onnx" if runtime == "onnxruntime" else "ir"
-    loaded = model_io.load_model(path, "onnx" if onnx_file else "ir")
-    analysis = _analyse(loaded, class_output, target_layer)
-    recorded, model_labels = _model_info(loaded.model)
-    preprocess = _overridden(preprocess or recorded, preprocess_flags)
-    names = _labels(model_labels, Path(labels) if labels is not None else None,
-                    analysis.num_classes)
+    return runtime
+
+
+def _wanted(targets: str | Target | Boxes, names: Sequence[str] | None,
+            num_classes: int | None) -> Target | Boxes:
+    """The target object of `targets` (text parsed with the class names), its classes in
+    the model's range."""
     wanted: Target | Boxes = parse(targets, names) if isinstance(targets, str) else targets
-    if isinstance(wanted, Classes) and analysis.num_classes is not None:
-        bad = [c for c in wanted.indices if c >= analysis.num_classes]
+    if isinstance(wanted, Classes) and num_classes is not None:
+        bad = [c for c in wanted.indices if c >= num_classes]
         if bad:
             given = targets if isinstance(targets, str) else wanted.text()
             raise BadInputError(f"--targets '{given}': class {bad[0]} is out of range (the "
-                                f"model has {analysis.num_classes} classes)")
+                                f"model has {num_classes} classes)")
+    return wanted
+
+
+@dataclass(frozen=True)
+class _Decision:
+    """The method and what it takes: the model's own (a stamp) or an augmentation."""
+
+    method: str
+    why: str
+    layer: str | None
+    pipeline: str | None = None
+    scaling: str = "minmax-u8"
+    classes_output: bool = False
+    payload: tuple[Any, ...] = ()
+
+
+def _decide(loaded: Any, path: Path, method: str, wanted: Target | Boxes, raw: bool,
+            runtime: str, analysis: _Analysis, class_output: str | None,
+            target_layer: str | None) -> _Decision:
+    """The method of an augmented model (its stamp), or the one chosen for a plain model,
+    which an in-graph method augments in memory."""
+    from xaigraph import api
 
     stamp = analysis.stamp
-    payload: tuple[Any, ...] = ()
-    pipeline = None
-    classes_output = False
-    scaling = "minmax-u8"
-    if method != "auto":
-        methods.get(method)  # an unknown name: one line naming the choices
     if stamp is not None:
         if method not in ("auto", stamp.method):
             raise BadInputError(f"{path.name} is augmented with {stamp.method}; --method "
                                 f"{method} needs the plain model (xaigraph strip)")
-        chosen, why = stamp.method, f"the model's stamp ({stamp.describe()})"
-        pipeline = stamp.pipeline
-        scaling = stamp.fields["scaling"]
-        classes_output = len(stamp.outputs) == 2
-        layer = stamp.fields["target_layer"]
-    else:
-        chosen, why = _choose(method, analysis)
-        layer = analysis.target_layer
-        info = methods.get(chosen)
-        if info.black_box and not engine_given:
-            runtime = "openvino"  # the faster engine for thousands of small runs (README)
-        if info.in_graph:
-            result, in_graph = _augment(loaded, chosen, wanted, raw, fmt, analysis,
-                                        class_output, target_layer, api)
-            payload = ("model", result.model)
-            pipeline = result.report.get("pipeline")
-            scaling = "none" if raw else "minmax-u8"
-            classes_output = in_graph
-            layer = result.report.get("target", {}).get("name", layer)
-    reader = None
-    info = methods.get(chosen)
-    if stamp is None and info.black_box:
-        reader = _detector_reader(loaded, blackbox, analysis, path.name)
-    if reader is not None:
-        over = info.detector_title
-        why = f"{why}; a detector ({reader} outputs){f': {over}' if over else ''}"
-        from xaigraph.explain.blackbox import BlackBoxOptions
-
-        options = blackbox if blackbox is not None else BlackBoxOptions()
-        wanted = Boxes.of(wanted, options.score_threshold)
-    spec_native_dims = _input_dims(loaded)
-    static = spec_native_dims[0] if spec_native_dims and spec_native_dims[0] else None
-    num_classes = analysis.num_classes
-    if num_classes is None and reader is None:
-        raise BadInputError(f"{path.name}: no classification output found "
-                            f"({analysis.problem}); name it with --class-output")
-    sized = _input_preprocess(preprocess, spec_native_dims)
-    if info.black_box:
-        from xaigraph.explain.blackbox import BlackBoxOptions
-
-        (blackbox or BlackBoxOptions()).check(info.masks, sized.size)
-    return ExplainSpec(
-        model=str(path), sha256=_model_sha256(path), runtime=runtime, method=chosen,
-        method_reason=why, targets=wanted,
-        preprocess=sized, labels=names,
-        num_classes=num_classes or 0, class_output=analysis.class_output,
-        activation=analysis.activation, detector=analysis.kind == "detector" or bool(reader),
-        input_name=_input_name(loaded), static_batch=static, augmented=stamp is not None,
-        target_layer=layer, pipeline=pipeline, scaling=scaling, classes_output=classes_output,
-        payload=payload, batch_size=batch_size, raw=raw, overlay=overlay, colormap=colormap,
-        opacity=opacity, blackbox=blackbox, detector_reader=reader, precision=precision,
-    )
+        return _Decision(stamp.method, f"the model's stamp ({stamp.describe()})",
+                         stamp.fields["target_layer"], stamp.pipeline,
+                         stamp.fields["scaling"], len(stamp.outputs) == 2)
+    chosen, why = _choose(method, analysis)
+    if not methods.get(chosen).in_graph:
+        return _Decision(chosen, why, analysis.target_layer)
+    fmt = "onnx" if runtime == "onnxruntime" else "ir"
+    result, in_graph = _augment(loaded, chosen, wanted, raw, fmt, analysis, class_output,
+                                target_layer, api)
+    return _Decision(chosen, why, result.report.get("target", {}).get("name",
+                                                                       analysis.target_layer),
+                     result.report.get("pipeline"), "none" if raw else "minmax-u8", in_graph,
+                     ("model", result.model))
 
 
 def _output_infos(loaded: Any) -> list[Any]:
