@@ -390,50 +390,33 @@ def prepare(
 ) -> ExplainSpec:
     """Read `model`, choose the method, augment a plain model in memory; the `ExplainSpec`.
 
-    `runtime`: "openvino" (default for `.xml`; also runs `.onnx`) or "onnxruntime"
-    (default for `.onnx`). `preprocess`: None for the model's own (its `model_info`, else
-    sized to its input); `preprocess_flags`: keyword arguments of `model_info.from_flags`
-    applied over it. `targets`: `--targets` text (`targets.parse`) or a target object.
-    `labels`: a file of class names, one a line. `blackbox`: the
-    `BlackBoxOptions` of a black-box method. `precision`: OpenVINO's inference precision,
-    one of `PRECISIONS` ("auto": the device's default; bf16 on CPUs that have it).
-    """
+    `runtime`: "openvino" (default for `.xml`; also runs `.onnx`) or "onnxruntime" (default
+    for `.onnx`). `preprocess`: None for the model's own (its `model_info`, else sized to its
+    input), `preprocess_flags` (`model_info.from_flags`) over it. `targets`: `--targets`
+    text or a target object. `labels`: a file of class names, one a line. `blackbox`: a
+    black-box method's `BlackBoxOptions`. `precision`: one of `PRECISIONS`."""
     from xaigraph import model_io
     from xaigraph.explain.options import BlackBoxOptions
 
     path = Path(model)
     _check_writing(path, colormap, opacity, batch_size)
-    runtime_given = runtime is not None
-    runtime = _runtime(path, runtime, precision)
-    onnx_file = path.suffix.lower() == ".onnx"
-    loaded = model_io.load_model(path, "onnx" if onnx_file else "ir")
+    given, runtime = runtime, _runtime(path, runtime, precision)
+    loaded = model_io.load_model(path, "onnx" if path.suffix.lower() == ".onnx" else "ir")
     analysis = _analyse(loaded, class_output, target_layer)
     recorded, model_labels = _model_info(loaded.model)
     names = _labels(model_labels, Path(labels) if labels is not None else None,
                     analysis.num_classes)
     wanted = _wanted(targets, names, analysis.num_classes)
-    if method != "auto":
-        methods.get(method)  # an unknown name: one line naming the choices
     made = _decide(loaded, path, method, wanted, raw, runtime, analysis, class_output,
                    target_layer)
     info = methods.get(made.method)
-    if info.black_box and not runtime_given:
+    if info.black_box and given is None:
         runtime = "openvino"  # the faster engine for thousands of small runs (README)
-    options = blackbox if blackbox is not None else BlackBoxOptions()
-    reader = (_detector_reader(loaded, blackbox, analysis, path.name)
-              if analysis.stamp is None and info.black_box else None)
-    why = made.why
-    if reader is not None:
-        over = info.detector_title
-        why = f"{why}; a detector ({reader} outputs){f': {over}' if over else ''}"
-        wanted = Boxes.of(wanted, options.score_threshold)
-    elif analysis.num_classes is None:
-        raise BadInputError(f"{path.name}: no classification output found "
-                            f"({analysis.problem}); name it with --class-output")
+    reader, why, wanted = _as_detector(loaded, path, blackbox, analysis, made, wanted)
     dims = _input_dims(loaded)
     sized = _input_preprocess(_overridden(preprocess or recorded, preprocess_flags), dims)
     if info.black_box:
-        options.check(info.masks, sized.size)
+        (blackbox if blackbox is not None else BlackBoxOptions()).check(info.masks, sized.size)
     return ExplainSpec(
         model=str(path), sha256=_model_sha256(path), runtime=runtime, method=made.method,
         method_reason=why, targets=wanted, preprocess=sized, labels=names,
@@ -445,6 +428,27 @@ def prepare(
         batch_size=batch_size, raw=raw, overlay=overlay, colormap=colormap, opacity=opacity,
         blackbox=blackbox, detector_reader=reader, precision=precision,
     )
+
+
+def _as_detector(loaded: Any, path: Path, blackbox: Any, analysis: _Analysis,
+                 made: _Decision, wanted: Target | Boxes) -> tuple[str | None, str, Any]:
+    """(the detector reader, the method's reason, the targets) of a black-box method on a
+    detector (its targets are boxes); (None, reason, targets) otherwise. A model that is
+    neither a classifier nor a detector is refused."""
+    from xaigraph.explain.options import BlackBoxOptions
+
+    info = methods.get(made.method)
+    reader = (_detector_reader(loaded, blackbox, analysis, path.name)
+              if analysis.stamp is None and info.black_box else None)
+    if reader is not None:
+        over = info.detector_title
+        why = f"{made.why}; a detector ({reader} outputs){f': {over}' if over else ''}"
+        options = blackbox if blackbox is not None else BlackBoxOptions()
+        return reader, why, Boxes.of(wanted, options.score_threshold)
+    if analysis.num_classes is None:
+        raise BadInputError(f"{path.name}: no classification output found "
+                            f"({analysis.problem}); name it with --class-output")
+    return None, made.why, wanted
 
 
 def _check_writing(path: Path, colormap: str, opacity: float, batch_size: int) -> None:
@@ -512,6 +516,8 @@ def _decide(loaded: Any, path: Path, method: str, wanted: Target | Boxes, raw: b
     which an in-graph method augments in memory."""
     from xaigraph import api
 
+    if method != "auto":
+        methods.get(method)  # an unknown name: one line naming the choices
     stamp = analysis.stamp
     if stamp is not None:
         if method not in ("auto", stamp.method):
