@@ -124,7 +124,8 @@ def run(
             if stopping.is_set():
                 return
             try:
-                batches.put((batch([d for d, _ in members]), members), timeout=0.1)
+                batches.put((batch([d for d, _ in members], spec.targets), members),
+                            timeout=0.1)
                 return
             except queue.Full:
                 continue
