@@ -403,13 +403,16 @@ def _localisation(rows: list[dict[str, Any]], unit: np.ndarray, decoded: Any, sp
 def _model_based(rows: list[dict[str, Any]], unit: np.ndarray, x: np.ndarray,
                  targets: list[int], model: _Model, coherency: _Coherency | None,
                  options: EvalOptions) -> None:
-    """Insertion / deletion and ADCC of each row's map, resized to the model input `x`."""
+    """Insertion / deletion and ADCC of each row's map, resized to the model input `x`; the
+    perturbed images through the model `--batch-size` at a time, as explain's batches (in
+    one batch, the 2 x steps images of a curve held the runtime's memory for 60 images)."""
     wanted = set(options.metrics)
     at_input = np.stack([M.resize_map(m, x.shape[2:]) for m in unit])
     if wanted & set(FAITHFULNESS):
         found = M.insertion_deletion(x, at_input, targets, model.predict, steps=options.steps,
                                      baseline=model.baseline,
-                                     baseline_scores=model.baseline_scores)
+                                     baseline_scores=model.baseline_scores,
+                                     batch_size=options.batch_size)
         for t, row in enumerate(rows):
             if "insertion_auc" in wanted:
                 row["insertion_auc"] = _none(found.insertion[t])
@@ -417,7 +420,7 @@ def _model_based(rows: list[dict[str, Any]], unit: np.ndarray, x: np.ndarray,
                 row["deletion_auc"] = _none(found.deletion[t])
     if wanted & set(ADCC):
         scores = M.adcc(x, at_input, targets, model.predict, coherency,
-                        baseline=model.baseline)
+                        baseline=model.baseline, batch_size=options.batch_size)
         for t, row in enumerate(rows):
             for name in ADCC:
                 if name in wanted:
@@ -589,8 +592,18 @@ def _measure(sources: list[_Source], folders: dict[str, rundir.RunDir], items: l
             model = plain if s.spec.preprocess == sources[0].spec.preprocess else \
                 plain.view(s.spec.preprocess)
             rows.extend(_rows(s, by_key, model, options, lambda: bar.update(1), explainer))
-            del explainer  # the next method's compiles into the memory this one let go
+            del explainer, model
+            s.spec = replace(s.spec, payload=())  # its augmented model: no longer needed
+            _release()
     return rows, places
+
+
+def _release() -> None:
+    """What a method let go (its Explainer, its compiled model's cycles) collected before
+    the next method compiles its own."""
+    import gc
+
+    gc.collect()
 
 
 def _coherency_explainer(source: _Source, options: EvalOptions) -> Any:

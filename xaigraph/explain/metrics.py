@@ -325,20 +325,30 @@ def insertion_deletion(
     base = np.broadcast_to(np.asarray(baseline, dtype=x.dtype), x.shape)
     start = blur(x, blur_sigma)
     shared = [x, start] if baseline_scores is not None else [x, start, np.array(base)]
-    batches = [np.concatenate(shared)]
-    for saliency in maps:
-        ranks = saliency_ranks(saliency)
-        chosen = ranks[None] < inner[:, None, None]  # [steps - 1, H, W]: removed / inserted
-        chosen = chosen[:, None]  # over the channels
-        batches.append(np.where(chosen, base, x))  # deletion
-        batches.append(np.where(chosen, x, start))  # insertion
-    images = np.concatenate(batches).astype(x.dtype, copy=False)
-    probs = predict_batched(predict, images, batch_size)
+    ranks = [saliency_ranks(saliency) for saliency in maps]
+    n = steps - 1
+
+    def image(j: int) -> np.ndarray:
+        """Image `j` of the one sequence: the shared ones, then per map its deletion and
+        its insertion curve's inner images (built when its batch is run, not all at once)."""
+        if j < len(shared):
+            return shared[j][0]
+        t, within = divmod(j - len(shared), 2 * n)
+        chosen = (ranks[t] < inner[within % n])[None]  # removed / inserted, all channels
+        if within < n:
+            return np.where(chosen, base[0], x[0])  # deletion
+        return np.where(chosen, x[0], start[0])  # insertion
+
+    total = len(shared) + 2 * n * len(maps)
+    size = total if batch_size is None else max(1, batch_size)
+    probs = np.concatenate([
+        np.asarray(predict(np.stack([image(j) for j in range(i, min(i + size, total))])
+                           .astype(x.dtype, copy=False)), dtype=np.float64)
+        for i in range(0, total, size)])
     full, blurred = probs[0], probs[1]
     black = np.asarray(baseline_scores, dtype=np.float64) if baseline_scores is not None \
         else probs[2]
     offset = len(shared)
-    n = steps - 1
     ins = np.empty((len(maps), steps + 1))
     dele = np.empty((len(maps), steps + 1))
     for t, c in enumerate(targets):
