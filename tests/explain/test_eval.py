@@ -387,3 +387,58 @@ def test_a_second_run_reuses_the_maps(model: Path, coco: Path, tmp_path: Path) -
     assert (out / "activationmap" / "results.jsonl").read_text() == lines
     assert json.loads((out / "metrics.json").read_text())["images"] == first["images"]
     assert "Per class" in stdout and "class 3" in stdout
+
+
+def test_ground_truth_classes_travel_in_the_batch_dict() -> None:
+    """`targets.item_classes`: each item's ground-truth classes, -1 padded; None for targets
+    that read no item; the target reads them back (`Outputs.given`), else the best class."""
+    from xaigraph.explain.targets import TopK, item_classes
+
+    rule = GroundTruth(("a", "b", "c"))
+    items = [Item(0, Path("0.png"), "0", labels=("c", "a")), Item(1, Path("1.png"), "1"),
+             Item(2, Path("2.png"), "2", boxes=(Box((0, 0, 1, 1), None, "B"),))]
+    got = item_classes(rule, items)
+    assert got is not None and got.tolist() == [[2, 0], [-1, -1], [1, -1]]
+    assert item_classes(TopK(2), items) is None
+    scores = np.array([0.1, 0.2, 0.7])
+    assert rule.classes(Outputs(scores, given=[0])) == [0]
+    assert rule.classes(Outputs(scores, given=[])) == [2]
+
+
+@pytest.mark.parametrize("method", ["reciprocam", "activationmap", "rise"])
+def test_the_explainer_explains_the_classes_of_the_batch_dict(model: Path, method: str
+                                                              ) -> None:
+    """A batch dict with `classes` gets maps of those classes: a white-box method's maps
+    selected (equal to the maps of an All run), RISE's computed for those classes only (equal
+    to a run that asks for them), a one-map method's map labelled with each."""
+    from dataclasses import replace
+
+    from xaigraph.explain.blackbox import BlackBoxOptions
+    from xaigraph.explain.explainer import Explainer
+    from xaigraph.explain.plan import prepare
+
+    options = BlackBoxOptions(num_masks=16, cells=3)
+    spec = prepare(model, method=method, targets="all", raw=True, blackbox=options)
+    rule = GroundTruth(tuple(spec.label(i) for i in range(spec.num_classes)))
+    explainer = Explainer(replace(spec, targets=rule))
+    x = np.random.default_rng(0).random((2, 3, *spec.preprocess.size), np.float32) * 255
+    given = np.array([[3, 1], [0, -1]], np.int64)
+    out = explainer({"index": np.arange(2), "input": x, "classes": given})
+    assert out["targets"].tolist() == [[3, 1], [0, -1]]
+    if method == "rise":
+        calls: list[list[int]] = []
+        real = explainer._blackbox
+        explainer._blackbox = lambda xb, classes: calls.append(classes) or real(xb, classes)
+        again = explainer({"index": np.arange(2), "input": x, "classes": given})
+        assert calls == [[3, 1], [0]]  # RISE computes those classes' maps only
+        np.testing.assert_array_equal(again["raw"], out["raw"])
+        return
+    every = Explainer(spec)({"index": np.arange(2), "input": x})
+    if method == "activationmap":
+        np.testing.assert_array_equal(out["raw"][0, 0], every["raw"][0, 0])
+        np.testing.assert_array_equal(out["raw"][0, 1], every["raw"][0, 0])
+    else:
+        pos = every["targets"][0].tolist()
+        np.testing.assert_array_equal(out["raw"][0], every["raw"][0, [pos.index(3),
+                                                                       pos.index(1)]])
+        np.testing.assert_array_equal(out["maps"][1, 0], every["maps"][1, pos.index(0)])

@@ -141,7 +141,8 @@ class _Pipeline:
                     slot.set_exception(self.failure[0])
                 return
             try:
-                self.batches.put((batch([d for d, _ in members]), members), timeout=0.1)
+                self.batches.put((batch([d for d, _ in members], self.explainer.spec.targets),
+                                  members), timeout=0.1)
                 return
             except queue.Full:
                 continue

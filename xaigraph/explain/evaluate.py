@@ -41,9 +41,8 @@ from xaigraph.errors import BadInputError
 from xaigraph.explain import metrics as M
 from xaigraph.explain import stats
 from xaigraph.explain.io import rundir
-from xaigraph.explain.io.record import Record
 from xaigraph.explain.methods import get as method_info
-from xaigraph.explain.targets import GroundTruth, Outputs
+from xaigraph.explain.targets import GroundTruth
 
 __all__ = ["CLASS_RULE", "LOCALISATION", "MODEL_BASED", "EvalOptions", "evaluate",
            "markdown", "parse_metrics", "table"]
@@ -102,31 +101,38 @@ def parse_metrics(text: str) -> tuple[str, ...]:
 
 # -- the model as a function --------------------------------------------------------------------
 
+Predict = Callable[[np.ndarray], np.ndarray]  # model inputs (its layout) -> [B, K] probabilities
+
+
 @dataclass
 class _Model:
-    """The plain MODEL as metrics see it: NCHW float inputs in, probabilities out."""
+    """The plain MODEL as metrics see it: NCHW float inputs in, probabilities out.
 
-    spec: Any
-    session: Any
+    `run` is the model as a function over inputs in its own layout and element type: a
+    black-box method's `Explainer.predict` when the eval has one (its session is the plain
+    model), else one session opened once per eval (`_plain_predict`). `view(preprocess)`
+    shares it with another preprocessing's baseline (a given OUT_DIR's)."""
+
+    run: Predict
     nhwc: bool
     dtype: np.dtype[Any]
     baseline: np.ndarray  # [1, C, H, W] float32: the model input of a black image
     baseline_scores: np.ndarray | None = None
 
     @classmethod
-    def open(cls, spec: Any) -> _Model:
+    def of(cls, run: Predict, preprocess: Any) -> _Model:
         from PIL import Image
 
-        from xaigraph.session import Session
-
-        session = Session.open(spec.model, spec.runtime, precision=spec.hint)
-        h, w = spec.preprocess.size
-        nhwc = spec.preprocess.layout == "NHWC"
-        black = spec.preprocess.apply(Image.new("RGB", (w, h)))
-        model = cls(spec, session, nhwc, np.dtype(spec.preprocess.dtype),
-                    _nchw(black, nhwc))
+        h, w = preprocess.size
+        nhwc = preprocess.layout == "NHWC"
+        black = preprocess.apply(Image.new("RGB", (w, h)))
+        model = cls(run, nhwc, np.dtype(preprocess.dtype), _nchw(black, nhwc))
         model.baseline_scores = model.predict(model.baseline)[0]
         return model
+
+    def view(self, preprocess: Any) -> _Model:
+        """The same model function under another preprocessing (its own baseline)."""
+        return _Model.of(self.run, preprocess)
 
     def model_input(self, x: np.ndarray) -> np.ndarray:
         """NCHW float metric inputs as the model takes them (layout, element type)."""
@@ -137,30 +143,22 @@ class _Model:
         return np.ascontiguousarray(y, dtype=self.dtype)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        from xaigraph.explain.model import probabilities
-
-        spec = self.spec
-        feeds = self.model_input(x)
-        size = spec.static_batch
-        if size is None:
-            logits = self.session.run([feeds], [spec.class_output])[0]
-        else:
-            parts = [self.session.run([_padded(feeds[i:i + size], size)],
-                                      [spec.class_output])[0]
-                     for i in range(0, len(feeds), size)]
-            logits = np.concatenate(parts)[: len(feeds)]
-        return probabilities(logits, spec.activation, spec.detector).astype(np.float64)
+        return np.asarray(self.run(self.model_input(x)), np.float32).astype(np.float64)
 
 
-    def predict_model_layout(self, x: np.ndarray) -> np.ndarray:
-        """`predict` of inputs in the model's own layout (the black-box samplers' view)."""
-        return self.predict(_nchw(x, self.nhwc))
+def _plain_predict(spec: Any) -> Predict:
+    """The plain MODEL as a function (`model.ModelFn`) through one session of its own, for an
+    eval whose first method runs an augmented model."""
+    from xaigraph.explain.model import ModelFn, probabilities
+    from xaigraph.session import Session
 
+    fn = ModelFn(Session.open(spec.model, spec.runtime, precision=spec.hint), requests=1,
+                 what="eval runs")
 
-def _padded(x: np.ndarray, size: int) -> np.ndarray:
-    if len(x) == size:
-        return x
-    return np.concatenate([x, np.repeat(x[-1:], size - len(x), axis=0)])
+    def run(feeds: np.ndarray) -> np.ndarray:
+        return probabilities(fn(feeds, [spec.class_output])[0], spec.activation, spec.detector)
+
+    return run
 
 
 def _nchw(x: np.ndarray, nhwc: bool) -> np.ndarray:
@@ -174,39 +172,23 @@ def _nchw(x: np.ndarray, nhwc: bool) -> np.ndarray:
 
 
 class _Coherency:
-    """`explain_fn` for ADCC's coherency: the method run again on masked images."""
+    """`explain_fn` for ADCC's coherency: the method run again on masked images, by the
+    `Explainer` that made the maps (for a black-box method, through the same mask path),
+    the classes given in the batch dict's `classes` (the spec's target is `GroundTruth`)."""
 
-    def __init__(self, spec: Any, model: _Model) -> None:
-        from xaigraph.explain.explainer import Explainer
-
-        self.spec = spec
+    def __init__(self, explainer: Any, model: _Model) -> None:
+        self.explainer = explainer
         self.model = model
-        self.explainer = Explainer(spec) if spec.white_box else None
 
     def __call__(self, images: np.ndarray, classes: Sequence[int]) -> np.ndarray:
-        from xaigraph.explain import blackbox
-        from xaigraph.explain.explainer import unit_maps
-
-        spec = self.spec
-        if self.explainer is not None:
-            out = self.explainer({"index": np.arange(len(images), dtype=np.int64),
-                                  "input": self.model.model_input(images)})
-            picked = []
-            for b, c in enumerate(classes):
-                row = [int(t) for t in out["targets"][b]]
-                pos = 0 if spec.class_free else (row.index(c) if c in row else -1)
-                picked.append(out["maps"][b, pos] if pos >= 0 else
-                              np.zeros(out["maps"].shape[-2:], np.float32))
-            return np.stack(picked)
-        options = spec.blackbox_options
-        maps = []
-        for b, c in enumerate(classes):
-            found = blackbox.explain_one(
-                self.model.model_input(images[b:b + 1]), self.model.predict_model_layout,
-                spec.method, options, [int(c)],
-                baseline=self.model.model_input(self.model.baseline))
-            maps.append(unit_maps(np.asarray(found.maps, np.float32))[0])
-        return np.stack(maps)
+        out = self.explainer({"index": np.arange(len(images), dtype=np.int64),
+                              "input": self.model.model_input(images),
+                              "classes": np.asarray(classes, np.int64).reshape(-1, 1)})
+        maps = out["maps"]
+        if maps.shape[1] == 0:
+            return np.zeros((len(images), *maps.shape[-2:]), np.float32)
+        return np.where((out["targets"][:, :1] >= 0)[:, :, None, None], maps[:, :1], 0.0
+                        )[:, 0].astype(np.float32)
 
 
 # -- explain OUT_DIRs ---------------------------------------------------------------------------
@@ -282,6 +264,7 @@ def _sources(model: Path, out_dir: Path, options: EvalOptions) -> list[_Source]:
             raise BadInputError(DETECTOR_REFUSED.format(model=model.name))
         if spec.method != method:
             raise BadInputError(f"--methods {method}: the model gives {spec.method}")
+        spec = replace(spec, targets=_ground_truth(spec))
         if method in given:
             folder, card = given[method]
             sha = (card.get("model") or {}).get("sha256")
@@ -305,89 +288,30 @@ def _check_made(source: _Source, force: bool) -> rundir.RunDir:
 
 
 def _made_card(spec: Any) -> dict[str, Any]:
-    card = spec.card()
-    card["options"]["targets"] = _ground_truth(spec).text()
+    card = spec.card()  # options.targets: eval's rule (the spec's target is GroundTruth)
     card["digest"] = rundir.digest(card)
     return card
 
 
-def _make(source: _Source, folder: rundir.RunDir, items: Sequence[Any], model: _Model,
-          tick: Callable[[], None]) -> None:
-    """Write `source.folder` as `xaigraph explain --raw` would, with eval's targets."""
-    from xaigraph.explain.explainer import Explainer, batch, unit_maps
-    from xaigraph.explain.io.decode import decode
-    from xaigraph.explain.io.write import error_record, write
+def _make(source: _Source, folder: rundir.RunDir, items: Sequence[Any],
+          tick: Callable[[], None]) -> Any:
+    """Write `source.folder` as `xaigraph explain --raw` would, with eval's targets: the run
+    loop over the local engine (threads, batches, resume, locks). The `Explainer` that made
+    the maps, for coherency and, for a black-box method, as the plain model."""
+    from xaigraph.explain import runloop
+    from xaigraph.explain.explainer import Explainer
 
-    spec = source.spec
-    out = source.folder
-    run = folder.run
-    explainer = Explainer(spec) if spec.white_box else None
-    options = spec.blackbox_options
-    with folder:
-        for chunk in _chunked(items, spec.batch):
-            todo: list[tuple[Any, Any]] = []
-            for item in chunk:
-                kept = folder.done(item.key)
-                if kept is not None:
-                    todo.append((item, kept))
-                    continue
-                decoded = decode(item, spec.preprocess)
-                todo.append((item, decoded))
-            fresh = [d for _, d in todo if not isinstance(d, Record) and d.error is None]
-            rows = _explain_rows(fresh, explainer, model, spec, options, batch, unit_maps)
-            for item, d in todo:
-                if isinstance(d, Record):
-                    folder.add(d)
-                elif d.error is not None:
-                    folder.add(error_record(item, d.error, run))
-                else:
-                    folder.add(write(d, rows[id(d)], spec, out, run))
-                tick()
-        folder.commit()
-
-
-def _explain_rows(decoded: list[Any], explainer: Any, model: _Model, spec: Any,
-                  options: Any, batch: Any, unit_maps: Any) -> dict[int, dict[str, Any]]:
-    """One image's row (as `runner.write` takes it) per decoded image, with its targets."""
-    from xaigraph.explain import blackbox
-
-    rows: dict[int, dict[str, Any]] = {}
-    if not decoded:
-        return rows
-    rule = _ground_truth(spec)
-    if explainer is not None:
-        out = explainer(batch(decoded))
-        for b, d in enumerate(decoded):
-            scores = out["scores"][b]
-            chosen = rule.classes(Outputs(scores, item=d.item))
-            available = [int(t) for t in out["targets"][b]]
-            pos = [0 if spec.class_free else available.index(c) for c in chosen]
-            rows[id(d)] = {"scores": scores, "targets": np.asarray(chosen),
-                           "maps": out["maps"][b, pos], "raw": out["raw"][b, pos],
-                           "seconds": out["seconds"][b]}
-        return rows
-    for d in decoded:
-        start = time.perf_counter()
-        x = np.asarray(d.input)[None]
-        scores = model.predict(_nchw(x, model.nhwc))[0].astype(np.float32)
-        chosen = rule.classes(Outputs(scores, item=d.item))
-        found = blackbox.explain_one(x, model.predict_model_layout, spec.method, options,
-                                     chosen, baseline=model.model_input(model.baseline))
-        raw = np.asarray(found.maps, np.float32)
-        rows[id(d)] = {"scores": scores, "targets": np.asarray(chosen), "maps": unit_maps(raw),
-                       "raw": raw, "seconds": time.perf_counter() - start}
-    return rows
+    explainer = Explainer(source.spec)
+    runloop.run(source.spec, items, folder, explainer=explainer,
+                on_record=lambda _: tick())
+    explainer.cancel.clear()  # the engine sets it at its end; coherency runs it again
+    return explainer
 
 
 def _ground_truth(spec: Any) -> GroundTruth:
     """eval's target: the ground truth, matched against the model's class names (its
     labels, else `class N`, as explain names them)."""
     return GroundTruth(tuple(spec.label(i) for i in range(spec.num_classes)))
-
-
-def _chunked(items: Sequence[Any], size: int) -> Iterator[list[Any]]:
-    for i in range(0, len(items), size):
-        yield list(items[i:i + size])
 
 
 def _link(source: _Source, out_dir: Path) -> str:
@@ -414,17 +338,16 @@ def _none(v: float) -> float | None:
 
 
 def _rows(source: _Source, items: dict[str, Any], model: _Model, options: EvalOptions,
-          tick: Callable[[], None]) -> Iterator[dict[str, Any]]:
-    from xaigraph.explain import render
+          tick: Callable[[], None], explainer: Any = None) -> Iterator[dict[str, Any]]:
+    """The metrics' rows of one OUT_DIR, one image at a time (its records read lazily, each
+    image decoded again and let go). `explainer`: the method's `Explainer`, for coherency."""
     from xaigraph.explain.explainer import unit_maps
     from xaigraph.explain.io.decode import decode
 
     spec = source.spec
     wanted = set(options.metrics)
-    local = [m for m in LOCALISATION if m in wanted]
-    faithful = bool(wanted & set(FAITHFULNESS))
-    adcc = bool(wanted & set(ADCC))
-    coherency = _Coherency(spec, model) if "coherency" in wanted or "adcc" in wanted else None
+    coherency = (_Coherency(explainer, model) if explainer is not None
+                 and wanted & {"coherency", "adcc"} else None)
     for record in rundir.read_lines(source.folder / rundir.RESULTS):
         item = items.get(str(record.get("key")))
         if item is None or record.get("status") != "ok" or not record.get("targets"):
@@ -436,41 +359,60 @@ def _rows(source: _Source, items: dict[str, Any], model: _Model, options: EvalOp
             continue
         targets = [int(t["class"]) for t in record["targets"]]
         unit = np.stack([unit_maps(_load_raw(source.folder, t)) for t in record["targets"]])
-        x = _nchw(np.asarray(decoded.input), model.nhwc)
         rows = [{"key": item.key, "method": source.method, "class": c,
                  "label": spec.label(c)} for c in targets]
-        if local:
-            tol = M.pointing_tolerance(*_seen(decoded.placement), tolerance=options.tolerance)
-            for row, m in zip(rows, unit, strict=True):
-                boxes = _boxes_of(item, row["label"])
-                values, seen = render.resample(m, decoded.placement, decoded.width,
-                                               decoded.height, spec.preprocess.size)
-                values = np.where(seen, values, np.nan)
-                if "pointing_game" in wanted:
-                    row["pointing_game"] = _none(M.pointing_game(values, boxes, tol))
-                if "mass_in_box" in wanted:
-                    row["mass_in_box"] = _none(M.mass_in_box(values, boxes))
-        if faithful or adcc:
-            size = x.shape[2:]
-            at_input = np.stack([M.resize_map(m, size) for m in unit])
-            if faithful:
-                found = M.insertion_deletion(x, at_input, targets, model.predict,
-                                             steps=options.steps, baseline=model.baseline,
-                                             baseline_scores=model.baseline_scores)
-                for t, row in enumerate(rows):
-                    if "insertion_auc" in wanted:
-                        row["insertion_auc"] = _none(found.insertion[t])
-                    if "deletion_auc" in wanted:
-                        row["deletion_auc"] = _none(found.deletion[t])
-            if adcc:
-                scores = M.adcc(x, at_input, targets, model.predict, coherency,
-                                baseline=model.baseline)
-                for t, row in enumerate(rows):
-                    for name in ADCC:
-                        if name in wanted:
-                            row[name] = _none(scores[name][t])
+        if wanted & set(LOCALISATION):
+            _localisation(rows, unit, decoded, spec, options)
+        if wanted & set(MODEL_BASED):
+            _model_based(rows, unit, _nchw(np.asarray(decoded.input), model.nhwc), targets,
+                         model, coherency, options)
         tick()
         yield from rows
+
+
+def _localisation(rows: list[dict[str, Any]], unit: np.ndarray, decoded: Any, spec: Any,
+                  options: EvalOptions) -> None:
+    """The pointing game and the mass in the boxes of each row's map, on the original."""
+    from xaigraph.explain import render
+
+    wanted = set(options.metrics)
+    tol = M.pointing_tolerance(*_seen(decoded.placement), tolerance=options.tolerance)
+    for row, m in zip(rows, unit, strict=True):
+        boxes = _boxes_of(decoded.item, row["label"])
+        values, seen = render.resample(m, decoded.placement, decoded.width, decoded.height,
+                                       spec.preprocess.size)
+        values = np.where(seen, values, np.nan)
+        if "pointing_game" in wanted:
+            row["pointing_game"] = _none(M.pointing_game(values, boxes, tol))
+        if "mass_in_box" in wanted:
+            row["mass_in_box"] = _none(M.mass_in_box(values, boxes))
+
+
+def _model_based(rows: list[dict[str, Any]], unit: np.ndarray, x: np.ndarray,
+                 targets: list[int], model: _Model, coherency: _Coherency | None,
+                 options: EvalOptions) -> None:
+    """Insertion / deletion and ADCC of each row's map, resized to the model input `x`; the
+    perturbed images through the model `--batch-size` at a time, as explain's batches (in
+    one batch, the 2 x steps images of a curve held the runtime's memory for 60 images)."""
+    wanted = set(options.metrics)
+    at_input = np.stack([M.resize_map(m, x.shape[2:]) for m in unit])
+    if wanted & set(FAITHFULNESS):
+        found = M.insertion_deletion(x, at_input, targets, model.predict, steps=options.steps,
+                                     baseline=model.baseline,
+                                     baseline_scores=model.baseline_scores,
+                                     batch_size=options.batch_size)
+        for t, row in enumerate(rows):
+            if "insertion_auc" in wanted:
+                row["insertion_auc"] = _none(found.insertion[t])
+            if "deletion_auc" in wanted:
+                row["deletion_auc"] = _none(found.deletion[t])
+    if wanted & set(ADCC):
+        scores = M.adcc(x, at_input, targets, model.predict, coherency,
+                        baseline=model.baseline, batch_size=options.batch_size)
+        for t, row in enumerate(rows):
+            for name in ADCC:
+                if name in wanted:
+                    row[name] = _none(scores[name][t])
 
 
 def _load_raw(folder: Path, target: dict[str, Any]) -> np.ndarray:
@@ -586,7 +528,6 @@ def evaluate(model: str | os.PathLike[str], inputs: Sequence[str],
     `metrics.md` into `out_dir` and return the metrics.json object. Bad input raises
     `BadInputError` before anything is written."""
     from xaigraph.explain.inputs import collect
-    from xaigraph.files import atomic_write
 
     options = options or EvalOptions()
     if options.steps < 1:
@@ -594,40 +535,86 @@ def evaluate(model: str | os.PathLike[str], inputs: Sequence[str],
     if options.tolerance < 0:
         raise BadInputError(f"--tolerance must be >= 0, not {options.tolerance}")
     start = time.perf_counter()
-    model_path = Path(model)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise BadInputError(f"-o {out}: a file, not a folder")
     dataset = collect(list(inputs), stdin=stdin if stdin is not None else sys.stdin)
-    sources = _sources(model_path, out, options)
+    sources = _sources(Path(model), out, options)
     rundir.check_writable(out)
     rundir.probe_lock(out)
     folders = {s.method: _check_made(s, options.force) for s in sources if not s.given}
-    plain = _Model.open(sources[0].spec)
-    items = {item.key: item for item in dataset.items}
+    with rundir.locked(out):
+        rows, places = _measure(sources, folders, dataset.items, out, options, progress)
+    doc = _document(str(model), list(inputs), sources, rows, places, options)
+    doc["seconds"] = round(time.perf_counter() - start, 3)
+    _write(out, doc)
+    return doc
 
+
+def _measure(sources: list[_Source], folders: dict[str, rundir.RunDir], items: list[Any],
+             out: Path, options: EvalOptions, progress: bool
+             ) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Each method in turn: its folder made (or linked), then its metrics' rows, with one
+    `Explainer` per method (made, used for coherency, let go) and one plain model function
+    for the whole eval. The rows, and each method's folder as metrics.json names it."""
     from tqdm import tqdm
 
-    made = [s for s in sources if not s.given]
-    total = len(dataset.items) * (len(made) + len(sources))
-    with rundir.locked(out), tqdm(total=total, unit="img", file=sys.stderr,
-                                  disable=not progress, dynamic_ncols=True) as bar:
-        for s in made:
-            _make(s, folders[s.method], dataset.items, plain, lambda: bar.update(1))
-        places = {s.method: (_link(s, out) if s.given else s.method) for s in sources}
-        rows: list[dict[str, Any]] = []
+    by_key = {item.key: item for item in items}
+    total = len(items) * (len(folders) + len(sources))
+    rows: list[dict[str, Any]] = []
+    places: dict[str, str] = {}
+    plain: _Model | None = None
+    with tqdm(total=total, unit="img", file=sys.stderr, disable=not progress,
+              dynamic_ncols=True) as bar:
         for s in sources:
-            model_for = plain if s.spec.preprocess == plain.spec.preprocess else \
-                _Model.open(s.spec)
-            rows.extend(_rows(s, items, model_for, options, lambda: bar.update(1)))
+            if s.given:
+                places[s.method] = _link(s, out)
+                explainer = _coherency_explainer(s, options)
+            else:
+                places[s.method] = s.method
+                explainer = _make(s, folders[s.method], items, lambda: bar.update(1))
+            if plain is None:  # the first method's spec: the plain model's runtime
+                run = explainer.predict if explainer is not None and not \
+                    explainer.spec.white_box else _plain_predict(s.spec)
+                plain = _Model.of(run, s.spec.preprocess)
+            model = plain if s.spec.preprocess == sources[0].spec.preprocess else \
+                plain.view(s.spec.preprocess)
+            rows.extend(_rows(s, by_key, model, options, lambda: bar.update(1), explainer))
+            del explainer, model
+            s.spec = replace(s.spec, payload=())  # its augmented model: no longer needed
+            _release()
+    return rows, places
+
+
+def _release() -> None:
+    """What a method let go (its Explainer, its compiled model's cycles) collected before
+    the next method compiles its own."""
+    import gc
+
+    gc.collect()
+
+
+def _coherency_explainer(source: _Source, options: EvalOptions) -> Any:
+    """A given OUT_DIR's `Explainer`, compiled only when coherency is measured."""
+    from xaigraph.explain.explainer import Explainer
+
+    if not set(options.metrics) & {"coherency", "adcc"}:
+        return None
+    return Explainer(source.spec)
+
+
+def _document(model: str, inputs: list[str], sources: list[_Source],
+              rows: list[dict[str, Any]], places: dict[str, str], options: EvalOptions
+              ) -> dict[str, Any]:
+    """The metrics.json object (its `seconds` added by the caller)."""
     methods = [s.method for s in sources]
     names = list(options.metrics)
     summary, per_class = _summaries(rows, methods, names, options.resamples)
     params = {"tolerance_px": options.tolerance, "steps": options.steps}
-    doc: dict[str, Any] = {
+    return {
         "methods": methods,
-        "model": str(model_path),
-        "data": list(inputs),
+        "model": model,
+        "data": inputs,
         "class_rule": CLASS_RULE,
         "explain_dirs": places,
         "images": rows,
@@ -637,13 +624,16 @@ def evaluate(model: str | os.PathLike[str], inputs: Sequence[str],
                       "resamples": options.resamples, "seed": stats.SEED},
         "summary": summary,
         "per_class": per_class,
-        "seconds": round(time.perf_counter() - start, 3),
     }
+
+
+def _write(out: Path, doc: dict[str, Any]) -> None:
+    from xaigraph.files import atomic_write
+
     text = _json(doc)
     atomic_write(out / METRICS_JSON, lambda p: p.write_text(text, encoding="utf-8"))
     md = markdown(doc)
     atomic_write(out / METRICS_MD, lambda p: p.write_text(md, encoding="utf-8"))
-    return doc
 
 
 def _json(doc: dict[str, Any]) -> str:

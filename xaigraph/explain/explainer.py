@@ -4,7 +4,12 @@ dict in, a batch dict out (docs/runtime.md).
     explainer = Explainer(spec)                                      # once per actor / run
     out = explainer(batch([decoded]))                                # a batch dict in and out
 
-Batch dict in: `index` `[B]` int64, `input` `[B, C, H, W]` (or NHWC). Batch dict out:
+Batch dict in: `index` `[B]` int64, `input` `[B, C, H, W]` (or NHWC), and for a target that
+reads the input (`targets.GroundTruth`, eval's) `classes` `[B, T]` int64 (-1 padding): the
+classes each image brought (`targets.item_classes`, filled by `batch`), which the target
+reads (`Outputs.given`): a white-box method's maps of those classes are selected, a black-box
+sampler computes maps of those classes only; a method with one map per image labels it with
+each of them. Batch dict out:
 `index`, `scores` `[B, K]` float32 class probabilities, `targets` `[B, T]` int64 (-1
 padding), `maps` `[B, T, h, w]` float32 in 0..1, `raw` `[B, T, h, w]` float32 with
 `spec.raw` (the maps as the model gave them), `seconds` `[B]` float64 (inference time per
@@ -27,7 +32,7 @@ from xaigraph.errors import XaiGraphError
 from xaigraph.explain.io.decode import Decoded
 from xaigraph.explain.model import ModelFn, probabilities
 from xaigraph.explain.plan import ExplainSpec, model_of
-from xaigraph.explain.targets import Boxes, Outputs, Predicted
+from xaigraph.explain.targets import Boxes, Outputs, Predicted, Target, item_classes
 
 __all__ = ["Cancelled", "Explainer", "batch", "unbatch", "unit_maps"]
 
@@ -39,10 +44,16 @@ class Cancelled(XaiGraphError):
     """An image given up because its run was stopped (never reported: the run's stop is)."""
 
 
-def batch(decoded: Sequence[Decoded]) -> dict[str, np.ndarray]:
-    """The batch dict of decoded items (all without error)."""
-    return {"index": np.asarray([d.item.index for d in decoded], dtype=np.int64),
-            "input": np.stack([d.input for d in decoded if d.input is not None])}
+def batch(decoded: Sequence[Decoded], target: Target | Boxes | None = None
+          ) -> dict[str, np.ndarray]:
+    """The batch dict of decoded items (all without error); with `classes` when `target`
+    (the spec's) reads the items (`targets.item_classes`)."""
+    out = {"index": np.asarray([d.item.index for d in decoded], dtype=np.int64),
+           "input": np.stack([d.input for d in decoded if d.input is not None])}
+    classes = None if target is None else item_classes(target, [d.item for d in decoded])
+    if classes is not None:
+        out["classes"] = classes
+    return out
 
 
 def unbatch(out: dict[str, np.ndarray]) -> list[dict[str, Any]]:
@@ -99,7 +110,8 @@ class Explainer:
         start = time.perf_counter()
         x = batch["input"]
         outs = self._infer(x)
-        return self._finish(batch["index"], x, outs, time.perf_counter() - start)
+        return self._finish(batch["index"], x, outs, time.perf_counter() - start,
+                            batch.get("classes"))
 
     def stream(self, batches: Iterable[dict[str, np.ndarray]]) -> Iterator[dict[str, np.ndarray]]:
         """`self(b)` for each batch in order, with inferences overlapping (OpenVINO's
@@ -118,7 +130,8 @@ class Explainer:
 
         for outs in self.fn.stream(feeds(), self.outputs):
             b, started = sent.popleft()
-            yield self._finish(b["index"], b["input"], outs, time.perf_counter() - started)
+            yield self._finish(b["index"], b["input"], outs, time.perf_counter() - started,
+                               b.get("classes"))
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities `[B, K]` of model inputs `x` (the black-box samplers' view)."""
@@ -132,14 +145,14 @@ class Explainer:
         return self.fn(x, self.outputs)
 
     def _finish(self, index: np.ndarray, x: np.ndarray, outs: list[np.ndarray],
-                seconds: float) -> dict[str, np.ndarray]:
+                seconds: float, given: np.ndarray | None = None) -> dict[str, np.ndarray]:
         spec = self.spec
         n = len(index)
         scores = outs[0] if not spec.white_box else probabilities(
             outs[0], spec.activation, spec.detector)
         classes = outs[1] if spec.white_box and spec.classes_output else None
-        chosen = [self._targets(scores[b], None if classes is None else classes[b])
-                  for b in range(n)]
+        chosen = [self._targets(scores[b], None if classes is None else classes[b],
+                                None if given is None else given[b]) for b in range(n)]
         if spec.white_box:
             model_maps = outs[-1]
             per_image = [self._select(model_maps[b], chosen[b][1]) for b in range(n)]
@@ -166,17 +179,21 @@ class Explainer:
             out["raw"] = raw
         return out
 
-    def _targets(self, scores: np.ndarray, classes: np.ndarray | None
-                 ) -> tuple[list[int], list[int]]:
+    def _targets(self, scores: np.ndarray, classes: np.ndarray | None,
+                 given: np.ndarray | None = None) -> tuple[list[int], list[int]]:
         """(target classes, the positions of their maps in the model's maps): `spec.targets`
-        over the classes the model has maps of; one map per image: the predicted class."""
+        over the classes the model has maps of (and the classes the image brought, `given`);
+        one map per image: the predicted class, or each class the image brought."""
         spec = self.spec
+        assert not isinstance(spec.targets, Boxes)
+        brought = None if given is None else [int(c) for c in given if c >= 0]
         if not spec.method_info.per_class:
-            return Predicted().classes(Outputs(scores)), [0]
+            rule = spec.targets if brought is not None else Predicted()
+            wanted = rule.classes(Outputs(scores, given=brought))
+            return wanted, [0] * len(wanted)
         available = ([int(c) for c in classes] if classes is not None
                      else list(range(spec.num_classes)))
-        out = Outputs(scores, available)
-        assert not isinstance(spec.targets, Boxes)
+        out = Outputs(scores, available, given=brought)
         wanted = spec.targets.classes(out)
         return wanted, out.positions(wanted)
 

@@ -321,28 +321,22 @@ def insertion_deletion(
         raise ValueError(f"steps must be at least 1, got {steps}")
     _, _, height, width = x.shape
     counts = pixel_counts(height * width, steps)
-    inner = counts[1:-1]  # [steps - 1]
     base = np.broadcast_to(np.asarray(baseline, dtype=x.dtype), x.shape)
     start = blur(x, blur_sigma)
     shared = [x, start] if baseline_scores is not None else [x, start, np.array(base)]
-    batches = [np.concatenate(shared)]
-    for saliency in maps:
-        ranks = saliency_ranks(saliency)
-        chosen = ranks[None] < inner[:, None, None]  # [steps - 1, H, W]: removed / inserted
-        chosen = chosen[:, None]  # over the channels
-        batches.append(np.where(chosen, base, x))  # deletion
-        batches.append(np.where(chosen, x, start))  # insertion
-    images = np.concatenate(batches).astype(x.dtype, copy=False)
-    probs = predict_batched(predict, images, batch_size)
+    curves = _Curves(x, base, start, shared, [saliency_ranks(m) for m in maps], counts[1:-1])
+    size = curves.total if batch_size is None else max(1, batch_size)
+    probs = np.concatenate([
+        np.asarray(predict(curves.batch(i, min(i + size, curves.total))), dtype=np.float64)
+        for i in range(0, curves.total, size)])
     full, blurred = probs[0], probs[1]
     black = np.asarray(baseline_scores, dtype=np.float64) if baseline_scores is not None \
         else probs[2]
-    offset = len(shared)
     n = steps - 1
     ins = np.empty((len(maps), steps + 1))
     dele = np.empty((len(maps), steps + 1))
     for t, c in enumerate(targets):
-        row = offset + 2 * n * t
+        row = len(shared) + 2 * n * t
         dele[t] = np.concatenate([[full[c]], probs[row:row + n, c], [black[c]]])
         ins[t] = np.concatenate([[blurred[c]], probs[row + n:row + 2 * n, c], [full[c]]])
     fractions = counts / float(height * width)
@@ -350,6 +344,31 @@ def insertion_deletion(
         insertion=np.array([auc(c, fractions) for c in ins]),
         deletion=np.array([auc(c, fractions) for c in dele]),
         insertion_curves=ins, deletion_curves=dele, fractions=fractions)
+
+
+class _Curves:
+    """The one sequence of images `insertion_deletion` predicts: the shared ones, then per
+    map its deletion and its insertion curve's inner images, each built when its batch is
+    run (not all at once)."""
+
+    def __init__(self, x: np.ndarray, base: np.ndarray, start: np.ndarray,
+                 shared: list[np.ndarray], ranks: list[np.ndarray], inner: np.ndarray) -> None:
+        self.x, self.base, self.start, self.shared = x, base, start, shared
+        self.ranks, self.inner, self.n = ranks, inner, len(inner)
+        self.total = len(shared) + 2 * self.n * len(ranks)
+
+    def image(self, j: int) -> np.ndarray:
+        if j < len(self.shared):
+            return self.shared[j][0]
+        t, within = divmod(j - len(self.shared), 2 * self.n)
+        chosen = (self.ranks[t] < self.inner[within % self.n])[None]  # all channels
+        if within < self.n:
+            return np.where(chosen, self.base[0], self.x[0])  # deletion
+        return np.where(chosen, self.x[0], self.start[0])  # insertion
+
+    def batch(self, start: int, stop: int) -> np.ndarray:
+        return np.stack([self.image(j) for j in range(start, stop)]).astype(self.x.dtype,
+                                                                            copy=False)
 
 
 def _pearson(a: np.ndarray, b: np.ndarray) -> float:

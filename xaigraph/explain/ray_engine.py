@@ -228,7 +228,8 @@ class _Infer:
         if self.failed is None and good:
             groups = [good[i:i + self.size] for i in range(0, len(good), self.size)]
             try:
-                outs = self.explainer.stream(batch(g) for g in groups)
+                outs = self.explainer.stream(
+                    batch(g, self.explainer.spec.targets) for g in groups)
                 for group, out in zip(groups, outs, strict=True):
                     for d, row in zip(group, unbatch(out), strict=True):
                         explained[id(d)] = row

@@ -38,18 +38,21 @@ from xaigraph.explain.drise import select_targets
 from xaigraph.labels import class_index, normal
 
 __all__ = ["All", "Boxes", "Classes", "GroundTruth", "Outputs", "Predicted", "Target", "TopK",
-           "parse"]
+           "item_classes", "parse"]
 
 
 @dataclass(frozen=True)
 class Outputs:
     """One image's model outputs as a target reads them: `scores` `[K]` class probabilities,
     `available` the classes the model has maps of in the order of its maps (None: all K),
-    and the input `item` (its ground truth, for `GroundTruth`)."""
+    and the input `item` (its ground truth, for `GroundTruth`), or `given`, the classes a
+    target that reads the input found in it before inference (`item_classes`: the batch
+    dict's `classes` row, -1 padding removed)."""
 
     scores: np.ndarray
     available: Sequence[int] | None = None
     item: Any = None
+    given: Sequence[int] | None = None  # the classes the input brought (batch dict `classes`)
 
     @property
     def pool(self) -> list[int]:
@@ -156,15 +159,22 @@ class GroundTruth:
                            "ignored; '_', '-' and runs of spaces as one space), else the "
                            "predicted class")
 
-    def classes(self, out: Outputs) -> list[int]:
+    def of_item(self, item: Any) -> list[int]:
+        """The item's ground-truth classes (the rule's first part; may be empty): what the
+        batch dict's `classes` row brings to the `Explainer` (`item_classes`)."""
         index = {normal(name): i for i, name in reversed(list(enumerate(self.names)))}
-        item = out.item
-        given = [b.name for b in getattr(item, "boxes", ())] + list(getattr(item, "labels", ()))
+        named = [b.name for b in getattr(item, "boxes", ())] + list(getattr(item, "labels", ()))
         found: list[int] = []
-        for name in given:
+        for name in named:
             c = index.get(normal(name))
             if c is not None and c not in found:
                 found.append(c)
+        return found
+
+    def classes(self, out: Outputs) -> list[int]:
+        given = out.given if out.given is not None else self.of_item(out.item)
+        pool = set(out.pool)
+        found = [int(c) for c in given if int(c) in pool]
         return found or [int(np.argmax(out.scores))]
 
     def text(self) -> str:
@@ -213,6 +223,20 @@ class Boxes:
 
     def in_graph(self) -> str | None:
         return None
+
+
+def item_classes(target: Target | Boxes, items: Sequence[Any]) -> np.ndarray | None:
+    """The batch dict's `classes` `[B, T]` int64 (-1 padding) of `items`: the classes each
+    brings for a target that reads its input before inference (`GroundTruth.of_item`);
+    None for the other targets (they read the model's outputs only)."""
+    of_item = getattr(target, "of_item", None)
+    if of_item is None:
+        return None
+    found = [of_item(item) for item in items]
+    out = np.full((len(found), max((len(f) for f in found), default=0)), -1, np.int64)
+    for b, classes in enumerate(found):
+        out[b, : len(classes)] = classes
+    return out
 
 
 def parse(text: str, labels: Sequence[str] | None) -> Target:
