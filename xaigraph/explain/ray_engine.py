@@ -54,7 +54,7 @@ from xaigraph.errors import BadInputError
 from xaigraph.explain.explainer import Explainer, batch, unbatch
 from xaigraph.explain.io.decode import Decoded, decode
 from xaigraph.explain.plan import ExplainSpec
-from xaigraph.signals import Interrupted
+from xaigraph.signals import Interrupted, deferred
 
 __all__ = ["RAY_MISSING", "RayOptions", "import_ray", "ray_instance", "run"]
 
@@ -160,7 +160,8 @@ def _start(ray: ModuleType, options: RayOptions) -> None:
     if options.address is None:
         kwargs["num_cpus"] = _local_cpus(options)
     try:
-        ray.init(address=options.address, **kwargs)
+        with deferred(), _own_sigterm(ray):
+            ray.init(address=options.address, **kwargs)
     except SystemExit as exc:  # ray.init's own SIGTERM handler exits with the signal's number
         with contextlib.suppress(Exception):
             ray.shutdown()  # what it started before the signal
@@ -171,6 +172,24 @@ def _start(ray: ModuleType, options: RayOptions) -> None:
         where = options.address or "a local instance"
         raise BadInputError(f"cannot start or reach Ray ({where}): "
                             f"{' '.join(str(exc).split())}") from exc
+
+
+@contextmanager
+def _own_sigterm(ray: ModuleType) -> Iterator[None]:
+    """`ray.init` without the SIGTERM handler it installs (`sys.exit(15)`, which can land in
+    a fork handler of the logging module, where it is ignored and leaves a lock held: the
+    run then hangs). Our own handler stays, held back by `signals.deferred` until `ray.init`
+    returns. Ray's private hook is looked up, and left alone where it is not there."""
+    utils: Any = getattr(getattr(ray, "_private", None), "utils", None)
+    original = getattr(utils, "set_sigterm_handler", None)
+    if original is None:
+        yield
+        return
+    utils.set_sigterm_handler = lambda handler: None
+    try:
+        yield
+    finally:
+        utils.set_sigterm_handler = original
 
 
 def cluster_actors(ray: ModuleType, options: RayOptions) -> int:
