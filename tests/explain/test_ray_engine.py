@@ -137,7 +137,7 @@ def test_a_signal_ends_a_ray_run_cleanly_and_it_resumes(tmp_path: Path) -> None:
     common = ["m.onnx", "photos", "--batch-size", "2"]
     whole = explain(*common, "-o", "whole", cwd=tmp_path)
     assert whole.returncode == 0, whole.stderr
-    for n, delay in enumerate([1.5, 3.0, 4.5, 6.0, 8.0]):
+    for n, delay in enumerate([1.5, 3.0, 4.0, 4.5, 6.0, 8.0, 10.0, 12.0]):
         out = f"ray{n}"
         proc = subprocess.Popen([sys.executable, "-c", ENTRY, "explain", *common, "-o", out,
                                  "--engine", "ray", "--ray-actors", "1"], cwd=tmp_path,

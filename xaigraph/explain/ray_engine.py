@@ -142,7 +142,8 @@ def ray_instance(options: RayOptions) -> Iterator[ModuleType]:
             yield ray
         finally:
             if started:
-                ray.shutdown()
+                with deferred():  # a signal inside it left Ray half shut down: the
+                    ray.shutdown()  # process then aborted at exit (SIGABRT)
             for name, level in levels.items():
                 logging.getLogger(name).setLevel(level)
 
