@@ -13,8 +13,8 @@ import openvino as ov
 import pytest
 
 import xaigraph
-from tests import tiny_models
 from tests.conftest import image, run
+from tests.integration import tiny_models
 from xaigraph.model_io import load_model
 
 ROUTES = ["ov_static", "ov_dynbatch", "ov_dynamic", "onnx13"]
