@@ -27,7 +27,7 @@ $(BIN)/.installed-dev: $(BIN)/.installed
 
 # The fast tier's tools only, no torch, timm, Ray or browser: pytest and import-linter as in
 # the dev extra (tests/unit/test_imports.py reads the import graph with grimp), and
-# pytest-xdist for two workers.
+# pytest-xdist for two workers (one test file to a worker: a module's fixtures are made once).
 $(BIN)/.installed-fast: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet 'pytest>=8' 'pytest-xdist>=3.5' 'import-linter>=2.17'
 	touch $@
@@ -54,7 +54,7 @@ test: $(BIN)/.installed-dev browser
 # tests (Ray engine, browser, signals), without torch: under a minute on 2 cores. `make test`
 # runs everything, tests/integration (torch and timm exports, many models) included.
 test-fast: $(BIN)/.installed-fast
-	$(BIN)/python -m pytest -q -n 2 -m "not slow" tests/unit tests/explain
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slow" tests/unit tests/explain
 
 # 2000 mutated models through insert and inspect, fresh randomness each run (make test runs
 # 200 with a fixed seed). FUZZ_CASES=N for another count.
