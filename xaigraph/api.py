@@ -56,14 +56,23 @@ class InsertResult:
         return self.report.get("status") in ("inserted", "stripped")
 
 
-def _load(model: ModelLike, output_format: str | None) -> model_io.LoadedModel:
+def _load(model: ModelLike, output_format: str | None
+          ) -> tuple[model_io.LoadedModel, Backend]:
+    """`model` read (see `_read`) and its backend; `BadInputError` for an input with a
+    zero-sized dimension."""
     loaded = _read(model, output_format)
     backend = get_backend(loaded.backend, loaded.external_data)
     for port in backend.inputs(loaded.model):  # OpenVINO corrupts its heap on empty batches
         if port.dims is not None and 0 in port.dims:
             raise BadInputError(f"input '{port.name}' has shape {port.shape}: a zero-sized "
                                 "dimension, so the model takes no data")
-    return loaded
+    return loaded, backend
+
+
+def _source(loaded: model_io.LoadedModel, backend: Backend) -> dict[str, Any]:
+    """The report's first fields: xaigraph's version, the input's path and its format."""
+    return {"version": __version__, "input": str(loaded.path) if loaded.path else None,
+            "format": backend.name}
 
 
 def _read(model: ModelLike, output_format: str | None) -> model_io.LoadedModel:
@@ -123,31 +132,17 @@ def insert(
     """
     get_method(method)  # fail fast on an unknown name
     start = time.perf_counter()
-    loaded = _load(model, output_format)
-    backend = get_backend(loaded.backend, loaded.external_data)
-    load_time = time.perf_counter() - start
+    loaded, backend = _load(model, output_format)
+    load_time = round(time.perf_counter() - start, 4)
     native = loaded.model
-    report: dict[str, Any] = {
-        "version": __version__,
-        "input": str(loaded.path) if loaded.path else None,
-        "format": backend.name,
-        "method": method,
-        "inputs": [p.as_dict() for p in backend.inputs(native)],
-    }
+    report: dict[str, Any] = {**_source(loaded, backend), "method": method,
+                              "inputs": [p.as_dict() for p in backend.inputs(native)]}
     manager = build_pipeline(method, target_layer=target_layer, scaling=scaling,
                              validate=validate, targets=targets, num_anchors=num_anchors,
                              form=form, class_output=class_output)
     stamp = stamp_mod.read(backend, native)
     if stamp is not None and not replace:
-        _refuse_other(stamp, manager, loaded)
-        report.update(
-            method=stamp.method,
-            status="already-augmented",
-            stamp=_readable(stamp),
-            outputs=[p.as_dict() for p in backend.outputs(native)],
-            timings={"load": round(load_time, 4)},
-        )
-        return InsertResult(native, report, loaded, backend)
+        return _already_augmented(report, stamp, manager, loaded, backend, load_time)
     if stamp is not None:
         native = strip_loaded(loaded, backend, stamp)
         report["replaced"] = _readable(stamp)
@@ -156,8 +151,24 @@ def insert(
     if record_preprocess is not None or record_labels is not None:
         report["model_info"] = _record(native, ctx, record_preprocess, record_labels)
     report.update(status="inserted", **_inserted(ctx, backend.outputs(native)),
-                  timings={"load": round(load_time, 4),
-                           **{k: round(v, 4) for k, v in ctx.timings.items()}})
+                  timings={"load": load_time, **{k: round(v, 4) for k, v in ctx.timings.items()}})
+    return InsertResult(native, report, loaded, backend)
+
+
+def _already_augmented(report: dict[str, Any], stamp: Stamp, manager: PassManager,
+                       loaded: model_io.LoadedModel, backend: Backend,
+                       load_time: float) -> InsertResult:
+    """The model unchanged, its report saying it is already augmented (by the stamped
+    method); `BadInputError` when it was made by another pipeline than `manager`'s."""
+    _refuse_other(stamp, manager, loaded)
+    native = loaded.model
+    report.update(
+        method=stamp.method,
+        status="already-augmented",
+        stamp=_readable(stamp),
+        outputs=[p.as_dict() for p in backend.outputs(native)],
+        timings={"load": load_time},
+    )
     return InsertResult(native, report, loaded, backend)
 
 
@@ -206,8 +217,7 @@ def strip(model: ModelLike, *, validate: bool = True, samples: Sequence[np.ndarr
     same (`ValidationError` otherwise). `BadInputError` when `model` carries no whole stamp.
     Paths, formats and `save` as for `insert`."""
     start = time.perf_counter()
-    loaded = _load(model, output_format)
-    backend = get_backend(loaded.backend, loaded.external_data)
+    loaded, backend = _load(model, output_format)
     native = loaded.model
     stamp = stamp_mod.read(backend, native)
     if stamp is None:
@@ -216,9 +226,7 @@ def strip(model: ModelLike, *, validate: bool = True, samples: Sequence[np.ndarr
                             f"augmented by xaigraph ({why}); nothing to strip")
     plain = strip_loaded(loaded, backend, stamp)
     report: dict[str, Any] = {
-        "version": __version__,
-        "input": str(loaded.path) if loaded.path else None,
-        "format": backend.name,
+        **_source(loaded, backend),
         "status": "stripped",
         "stamp": _readable(stamp),
         "removed_outputs": list(stamp.outputs),
@@ -289,8 +297,7 @@ def inspect(model: ModelLike, target_layer: str | None = None,
     (`stamp_problem`)."""
     onnx_in = isinstance(model, onnx.ModelProto) or (
         isinstance(model, str | os.PathLike) and str(model).lower().endswith(".onnx"))
-    loaded = _load(model, "onnx" if onnx_in else None)
-    backend = get_backend(loaded.backend, loaded.external_data)
+    loaded, backend = _load(model, "onnx" if onnx_in else None)
     native = loaded.model
     stamp = stamp_mod.read(backend, native)
     plain = backend.clone(native) if stamp is None else strip_loaded(loaded, backend, stamp)
@@ -367,6 +374,5 @@ def load_samples(paths: Sequence[str | os.PathLike[str]],
     recorded preprocessing (see `xaigraph.samples`). Anything else is a `SampleError`."""
     if model is None:
         return [s.array for s in read_samples([Path(p) for p in paths])]
-    loaded = _load(model, None)
-    backend = get_backend(loaded.backend, loaded.external_data)
+    loaded, backend = _load(model, None)
     return [s.array for s in read_samples([Path(p) for p in paths], backend, loaded.model)]

@@ -189,11 +189,33 @@ def _acts_per_location(view: GraphView, op_id: str, carried: set[Value],
 
 
 def _split_at_pool(view: GraphView, head: Head, pool_id: str, dependent: set[Value]) -> bool:
-    target, scores = head.target, head.scores
+    """Split `head` at the global average pooling `pool_id` into prefix, pool, local and rest
+    (see the module's docstring) when the fast form's structure holds; False otherwise, with
+    `head`'s shape fields possibly extended (the caller restores them)."""
     pool_in = view.ops[pool_id].inputs[0]
     pooled = Value(pool_id, 0)
+    found = _per_location_prefix(view, head.target, pool_in, dependent)
+    if found is None:
+        return False
+    prefix, carried = found
+    after = view.ops_between(pooled, head.scores) if pooled != head.scores else []
+    region = set(prefix) | {pool_id} | set(after)
+    if _prefix_read_elsewhere(view, head, region, carried):
+        return False
+    if not _reads_only_pooled(view, head, after, pooled):
+        return False
+    local = _local_ops(view, after, pooled, dependent)
+    rest, boundary = _rest_and_boundary(view, after, local, pooled, head.scores)
+    head.pool, head.prefix, head.local, head.rest, head.boundary = (
+        pool_id, prefix, local, rest, boundary)
+    return True
 
-    # prefix: every op between target and pooling that carries data acts per location
+
+def _per_location_prefix(view: GraphView, target: Value, pool_in: Value,
+                         dependent: set[Value]) -> tuple[list[str], set[Value]] | None:
+    """The ops between `target` and the pooling's input `pool_in` that carry the target's
+    values, and the values they carry, when each acts per location and they lead to
+    `pool_in`; None otherwise."""
     before = [] if pool_in == target else view.ops_between(target, pool_in)
     carried = {target}
     prefix = []
@@ -201,21 +223,29 @@ def _split_at_pool(view: GraphView, head: Head, pool_id: str, dependent: set[Val
         if view.is_shape_computation(o) or not any(v in dependent for v in view.ops[o].inputs):
             continue
         if not _acts_per_location(view, o, carried, dependent):
-            return False
+            return None
         prefix.append(o)
         carried.update(Value(o, p) for p in range(len(view.ops[o].outputs)))
     if pool_in not in carried:
-        return False
+        return None
+    return prefix, carried
 
-    # nothing else reads what the prefix carries
-    after = view.ops_between(pooled, scores) if pooled != scores else []
-    region = set(prefix) | {pool_id} | set(after)
+
+def _prefix_read_elsewhere(view: GraphView, head: Head, region: set[str],
+                           carried: set[Value]) -> bool:
+    """Whether an op of the head outside `region` (prefix, pooling and what follows it)
+    reads a value the prefix carries (shape computations aside)."""
     for o in head.ops:
         skip = o in region or view.is_shape_computation(o)
         if not skip and any(v in carried for v in view.ops[o].inputs):
-            return False
-    # the ops after the pooling read only the pooled value, each other, constants, and shapes
-    # (of the target, say, for a flatten), which a copy recomputes with its own batch size
+            return True
+    return False
+
+
+def _reads_only_pooled(view: GraphView, head: Head, after: list[str], pooled: Value) -> bool:
+    """Whether the ops `after` the pooling read only the pooled value, each other, constants,
+    and shapes (of the target, say, for a flatten), which a copy recomputes with its own
+    batch size: those are added to `head.shape_inputs`."""
     mine = set(after)
     for o in after:
         for v in view.ops[o].inputs:
@@ -227,24 +257,34 @@ def _split_at_pool(view: GraphView, head: Head, pool_id: str, dependent: set[Val
                 head.shape_inputs.append(v)
                 continue
             return False
+    return True
 
-    # local: per-location ops on the rank-4 pooled tensor, right after the pooling
+
+def _local_ops(view: GraphView, after: list[str], pooled: Value,
+               dependent: set[Value]) -> list[str]:
+    """`local`: the per-location ops on the rank-4 pooled tensor, right after the pooling."""
     local: list[str] = []
-    carried_after = {pooled} if view.tensor(pooled).rank == 4 else set()
+    carried = {pooled} if view.tensor(pooled).rank == 4 else set()
     for o in after:
         op = view.ops[o]
-        reads = [v for v in op.inputs if v in carried_after]
+        reads = [v for v in op.inputs if v in carried]
         if not reads or view.is_shape_computation(o):
             continue
-        if any(v in dependent and v not in carried_after for v in op.inputs):
+        if any(v in dependent and v not in carried for v in op.inputs):
             continue
         if all(view.tensor(Value(o, p)).rank == 4 for p in range(len(op.outputs))) and \
-                _acts_per_location(view, o, carried_after, dependent):
+                _acts_per_location(view, o, carried, dependent):
             local.append(o)
-            carried_after.update(Value(o, p) for p in range(len(op.outputs)))
+            carried.update(Value(o, p) for p in range(len(op.outputs)))
+    return local
 
-    # rest: what still leads to the scores once `local` is taken out
-    local_set = set(local)
+
+def _rest_and_boundary(view: GraphView, after: list[str], local: list[str], pooled: Value,
+                       scores: Value) -> tuple[list[str], list[Value]]:
+    """`rest`, the ops of `after` that still lead to the scores once `local` is taken out,
+    and `boundary`, the values (pooled, or made by `local`) that `rest` reads; with no
+    `rest`, the boundary is the scores themselves."""
+    mine, local_set = set(after), set(local)
     rest_set: set[str] = set()
     if scores.op not in local_set and scores != pooled:
         stack = [scores.op]
@@ -260,9 +300,4 @@ def _split_at_pool(view: GraphView, head: Head, pool_id: str, dependent: set[Val
         for v in view.ops[o].inputs:
             if (v == pooled or v.op in local_set) and v not in boundary:
                 boundary.append(v)
-    if not rest:
-        boundary = [scores]
-
-    head.pool, head.prefix, head.local, head.rest, head.boundary = (
-        pool_id, prefix, local, rest, boundary)
-    return True
+    return rest, (boundary if rest else [scores])

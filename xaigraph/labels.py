@@ -7,8 +7,10 @@ when it reads the ONNX file); `xaigraph.model_info.model_labels` reads them. A m
 1000 classes and no labels of its own is taken to be an ImageNet classifier: the bundled
 `xaigraph/data/imagenet_labels.txt` names its classes.
 
-Names are matched without regard to case, and `_` matches a space: `tiger_cat`, `Tiger Cat`
-and `tiger cat` are one name.
+Names are matched by `normal`, the one rule for every comparison of class names (`--targets`
+names, eval's ground truth against the model's classes, the report's flags): without regard
+to case, `_` and `-` matching a space: `tiger_cat`, `Tiger Cat` and `tiger cat` are one
+name, and so are `black-footed ferret` and `black footed ferret`.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ IMAGENET_CLASSES = 1000
 
 
 def normal(name: str) -> str:
-    """`name` as names are compared: lower case, `_` as a space, single spaces."""
-    return " ".join(name.replace("_", " ").lower().split())
+    """`name` as class names are compared: lower case, `_` and `-` as spaces, runs of spaces
+    as one (no two ImageNet labels share a key)."""
+    return " ".join(name.lower().replace("_", " ").replace("-", " ").split())
 
 
 def imagenet_labels() -> list[str]:

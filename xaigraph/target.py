@@ -261,55 +261,93 @@ def _reject_reason(view: GraphView, v: Value, scores: Value) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class _ClassOutput:
+    """The classification output a target is found for: what every `Target` of it shares."""
+
+    value: Value
+    index: int
+    scores: Value
+    num_classes: int
+
+    def target(self, v: Value, name: str, shape: tuple[int | None, ...],
+               candidates: list[Candidate], *, dominates: bool, forced: bool,
+               tokens: TokenGrid | None = None, channels_last: str | None = None,
+               branches: list[Branch] | None = None) -> Target:
+        """A `Target` at `v` (named `name`, shaped `shape`) for these class scores."""
+        return Target(v, name, shape, self.value, self.index, self.scores,
+                      self.num_classes, dominates=dominates, forced=forced,
+                      candidates=candidates, tokens=tokens, channels_last=channels_last,
+                      branches=branches or [])
+
+
 def find_target(view: GraphView, target_layer: str | None = None,
                 output: str | int | None = None) -> Target:
-    """The target of the class scores of `output` (see `classification_output`)."""
-    out_index, out, k = classification_output(view, output)
-    scores = class_scores(view, out)
-    all_doms = view.dominators(scores)
-    doms = [
-        d for d in all_doms
-        if len(_shape(view, d) or ()) == 4 and view.ops[d.op].kind != "input"
-    ]
-    if scores != out and len(_shape(view, scores) or ()) == 4:
-        doms = [d for d in doms if d != scores]
-    candidates = [
-        Candidate(d, view.describe(d), _shape(view, d) or (), _reject_reason(view, d, scores))
-        for d in doms
-    ]
-
+    """The target of the class scores of `output` (see `classification_output`): the layer
+    `target_layer` names, else a transformer's token map, else the last spatial map."""
+    index, value, k = classification_output(view, output)
+    out = _ClassOutput(value, index, class_scores(view, value), k)
+    all_doms = view.dominators(out.scores)
+    candidates = _candidates(view, all_doms, out)
     if target_layer is not None:
-        v = view.find(target_layer)
-        if v is None:
-            near = difflib.get_close_matches(target_layer, view.all_names(), n=5, cutoff=0.4)
-            hint = f"; near names: {', '.join(near)}" if near else ""
-            raise UnknownLayerError(f"unknown target layer '{target_layer}'{hint}")
-        if scores.op not in view.value_descendants(v):
-            raise UnknownLayerError(
-                f"target layer '{target_layer}' does not feed the classification output "
-                f"'{view.describe(out)}'"
-            )
-        shape = _shape(view, v) or ()
-        grid = token_grid(view, v, all_doms) if len(shape) == 3 else None
-        if len(shape) != 4 and grid is None:
-            raise UnknownLayerError(
-                f"target layer '{target_layer}' has shape {_fmt(shape)}; a 4-D [N, C, H, W] "
-                "feature map (or a transformer's [N, L, D] token map) is needed"
-            )
-        for c in candidates:
-            c.reason = "overridden by --target-layer" if c.value != v else None
-        return Target(v, view.describe(v), shape, out, out_index, scores, k,
-                      dominates=v in all_doms, forced=True, candidates=candidates, tokens=grid)
-
-    found = find_token_target(view, all_doms, scores)
+        return _forced_target(view, target_layer, all_doms, out, candidates)
+    found = find_token_target(view, all_doms, out.scores)
     if found is not None:
         tokens, grid = found
         for c in candidates:
             c.reason = "before the transformer blocks (the token map is the target)"
-        shape = _shape(view, tokens) or ()
-        return Target(tokens, view.describe(tokens), shape, out, out_index, scores, k,
-                      dominates=True, forced=False, candidates=candidates, tokens=grid)
+        return out.target(tokens, view.describe(tokens), _shape(view, tokens) or (), candidates,
+                          dominates=True, forced=False, tokens=grid)
+    return _spatial_target(view, out, candidates)
 
+
+def _candidates(view: GraphView, all_doms: list[Value], out: _ClassOutput) -> list[Candidate]:
+    """Every 4-D map (not a model input) that dominates the scores, nearest the output
+    first, each with the reason it cannot be the target (None for one that can). A 4-D
+    score map before a final Softmax/Sigmoid is not its own candidate."""
+    doms = [
+        d for d in all_doms
+        if len(_shape(view, d) or ()) == 4 and view.ops[d.op].kind != "input"
+    ]
+    if out.scores != out.value and len(_shape(view, out.scores) or ()) == 4:
+        doms = [d for d in doms if d != out.scores]
+    return [
+        Candidate(d, view.describe(d), _shape(view, d) or (), _reject_reason(view, d, out.scores))
+        for d in doms
+    ]
+
+
+def _forced_target(view: GraphView, target_layer: str, all_doms: list[Value], out: _ClassOutput,
+                   candidates: list[Candidate]) -> Target:
+    """The target `--target-layer` names: a 4-D map or a transformer's token map that feeds
+    the scores; `UnknownLayerError` otherwise, with near names for an unknown one."""
+    v = view.find(target_layer)
+    if v is None:
+        near = difflib.get_close_matches(target_layer, view.all_names(), n=5, cutoff=0.4)
+        hint = f"; near names: {', '.join(near)}" if near else ""
+        raise UnknownLayerError(f"unknown target layer '{target_layer}'{hint}")
+    if out.scores.op not in view.value_descendants(v):
+        raise UnknownLayerError(
+            f"target layer '{target_layer}' does not feed the classification output "
+            f"'{view.describe(out.value)}'"
+        )
+    shape = _shape(view, v) or ()
+    grid = token_grid(view, v, all_doms) if len(shape) == 3 else None
+    if len(shape) != 4 and grid is None:
+        raise UnknownLayerError(
+            f"target layer '{target_layer}' has shape {_fmt(shape)}; a 4-D [N, C, H, W] "
+            "feature map (or a transformer's [N, L, D] token map) is needed"
+        )
+    for c in candidates:
+        c.reason = "overridden by --target-layer" if c.value != v else None
+    return out.target(v, view.describe(v), shape, candidates, dominates=v in all_doms,
+                      forced=True, tokens=grid)
+
+
+def _spatial_target(view: GraphView, out: _ClassOutput, candidates: list[Candidate]) -> Target:
+    """The candidate nearest the output that nothing rejects (the others lose to it), or
+    the nearest channels-last one (marked so) when that comes first; failing both, a
+    multi-branch transformer's token maps (see `_branch_target`)."""
     chosen: Candidate | None = None
     for c in candidates:
         if chosen is not None:
@@ -318,27 +356,32 @@ def find_target(view: GraphView, target_layer: str | None = None,
             chosen = c
         elif c.reason.startswith("channels-last"):  # the target, seen through a transpose
             evidence = c.reason.split(": ", 1)[-1]
-            return Target(c.value, c.name, c.shape, out, out_index, scores, k, dominates=True,
-                          forced=False, candidates=candidates, channels_last=(
-                              f"the last spatial feature map {c.name} {_fmt(c.shape)} is "
-                              f"channels-last (NHWC: {evidence})"))
+            return out.target(c.value, c.name, c.shape, candidates, dominates=True,
+                              forced=False, channels_last=(
+                                  f"the last spatial feature map {c.name} {_fmt(c.shape)} is "
+                                  f"channels-last (NHWC: {evidence})"))
     if chosen is None:
-        found_branches = find_branch_targets(view, scores)
-        if found_branches is not None:
-            branches = [Branch(v, view.describe(v), g) for v, g in found_branches]
-            first = branches[0]
-            return Target(first.value, first.name, _shape(view, first.value) or (), out,
-                          out_index, scores, k, dominates=False, forced=False,
-                          candidates=candidates, tokens=first.tokens, branches=branches)
+        return _branch_target(view, out, candidates)
+    return out.target(chosen.value, chosen.name, chosen.shape, candidates, dominates=True,
+                      forced=False)
+
+
+def _branch_target(view: GraphView, out: _ClassOutput, candidates: list[Candidate]) -> Target:
+    """The first branch's token map of a transformer with several branches, all of them in
+    `branches`; `TargetError` naming the nearest candidates when the model has none."""
+    found_branches = find_branch_targets(view, out.scores)
+    if found_branches is None:
         lost = "; ".join(f"{c.name} {_fmt(c.shape)}: {c.reason}" for c in candidates[:3])
         detail = f" (candidates: {lost})" if lost else ""
         raise TargetError(
             "no spatial feature map: no 4-D [N, C, H, W] tensor with H, W > 1 lies on every "
-            f"path to the output '{view.describe(out)}'{detail}; pass --target-layer NAME to "
-            "choose one"
+            f"path to the output '{view.describe(out.value)}'{detail}; pass --target-layer "
+            "NAME to choose one"
         )
-    return Target(chosen.value, chosen.name, chosen.shape, out, out_index, scores, k,
-                  dominates=True, forced=False, candidates=candidates)
+    branches = [Branch(v, view.describe(v), g) for v, g in found_branches]
+    first = branches[0]
+    return out.target(first.value, first.name, _shape(view, first.value) or (), candidates,
+                      dominates=False, forced=False, tokens=first.tokens, branches=branches)
 
 
 def find_detector_target(view: GraphView, target_layer: str | None = None,

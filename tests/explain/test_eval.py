@@ -16,8 +16,9 @@ from PIL import Image
 from tests.explain.test_metrics import reference_curves
 from xaigraph.cli import cli
 from xaigraph.explain import render, stats
-from xaigraph.explain.evaluate import parse_metrics, target_classes
+from xaigraph.explain.evaluate import parse_metrics
 from xaigraph.explain.inputs import Box, Item
+from xaigraph.explain.targets import GroundTruth, Outputs
 from xaigraph.session import Session
 
 WIDTH, HEIGHT = 40, 32
@@ -225,9 +226,36 @@ def test_parse_metrics_and_the_class_rule() -> None:
                                                     "coherency", "complexity", "adcc")
     item = Item(0, Path("a.png"), "a", boxes=(Box((0, 0, 1, 1), 0, "Tiger_Cat"),),
                 labels=("tiger cat", "dog"))
-    labels = ["dog", "tiger cat", "fish"]
-    assert target_classes(item, labels, np.array([0.1, 0.2, 0.7])) == [1, 0]
-    assert target_classes(Item(1, Path("b.png"), "b"), labels, np.array([0.1, 0.2, 0.7])) == [2]
+    rule = GroundTruth(("dog", "tiger cat", "fish"))
+    scores = np.array([0.1, 0.2, 0.7])
+    assert rule.classes(Outputs(scores, item=item)) == [1, 0]
+    assert rule.classes(Outputs(scores, item=Item(1, Path("b.png"), "b"))) == [2]
+    assert rule.text() == "eval: " + rule.RULE
+
+
+def test_eval_and_the_report_match_hyphenated_class_names_alike() -> None:
+    # 21 ImageNet labels hold a '-' (black-footed ferret, go-kart, ...). A data set that
+    # spells one with a space or '_' names the same class for the report's flags; eval must
+    # explain that class (not the predicted one) and find its boxes for the pointing game,
+    # and --targets must accept that spelling.
+    from xaigraph.explain import evaluate, report
+    from xaigraph.labels import class_index, imagenet_labels
+
+    labels = imagenet_labels()
+    hyphenated = [i for i, name in enumerate(labels) if "-" in name]
+    assert len(hyphenated) == 21
+    scores = np.full(len(labels), 1e-4)
+    scores[0] = 0.9  # the predicted class is another one (tench)
+    for i in hyphenated:
+        name = labels[i]
+        for spelling in (name.replace("-", " "), name.replace("-", "_").upper()):
+            item = Item(0, Path("a.png"), "a", boxes=(Box((1, 2, 3, 4), None, spelling),))
+            flagged, missed = report.flag_labels([(name, 0.8)], [spelling])
+            assert flagged == [(name, 0.8, "TP")] and missed == []  # the report: the same class
+            eval_classes = GroundTruth(tuple(labels)).classes(Outputs(scores, item=item))
+            assert eval_classes == [i], spelling  # eval: the same class too
+            assert evaluate._boxes_of(item, name) == [(1, 2, 3, 4)], spelling
+            assert class_index(spelling, labels, "--targets") == i
 
 
 def test_black_box_method_with_its_options(model: Path, coco: Path, tmp_path: Path) -> None:

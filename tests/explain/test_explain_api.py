@@ -19,7 +19,7 @@ from PIL import Image
 import xaigraph
 from tests import tiny_onnx
 from xaigraph.cli import cli
-from xaigraph.explain.runner import prepare
+from xaigraph.explain.plan import prepare
 from xaigraph.session import Session
 
 
@@ -97,6 +97,20 @@ def test_api_yields_maps_predictions_save_and_overlay(model: Path, tmp_path: Pat
                     assert np.array_equal(np.asarray(a), np.asarray(b))
     with Image.open(api_out / records[0]["targets"][0]["overlay"]) as saved:
         assert np.array_equal(np.asarray(saved), np.asarray(good[0].overlay()))
+
+
+def test_api_takes_a_target_object_as_it_takes_its_text(model: Path) -> None:
+    from xaigraph.explain.targets import Classes, TopK
+
+    image = Image.fromarray(np.random.default_rng(5).integers(0, 256, (30, 40, 3), np.uint8))
+    for text, target in (("topk:2", TopK(2)), ("3,1", Classes((3, 1)))):
+        (by_text,) = xaigraph.explain(model, image, targets=text)
+        (by_object,) = xaigraph.explain(model, image, targets=target)
+        assert by_object.targets == by_text.targets and len(by_text.targets) == 2
+        for c in by_text.targets:
+            np.testing.assert_array_equal(by_object.maps[c], by_text.maps[c])
+    (top,) = xaigraph.explain(model, image, targets=TopK(2))
+    assert top.targets == [int(c) for c in np.argsort(-top.scores, kind="stable")[:2]]
 
 
 def test_api_takes_pil_images_and_raw_maps(model: Path) -> None:
@@ -270,7 +284,7 @@ def test_precision_reaches_both_sessions_and_run_json(model: Path, tmp_path: Pat
     keep their run.json (no precision key) and so their digest."""
     import openvino as ov
 
-    from xaigraph.explain.runner import Explainer
+    from xaigraph.explain.explainer import Explainer
 
     photo = write_photos(tmp_path / "photos", 1)[0]
     has_bf16 = "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")

@@ -22,7 +22,10 @@ from xaigraph.explain import render
 from xaigraph.explain.blackbox import BlackBoxOptions
 from xaigraph.explain.detections import READERS, Detections
 from xaigraph.explain.drise import drise, select_targets
-from xaigraph.explain.runner import Explainer, batch, decode, prepare, unbatch
+from xaigraph.explain.explainer import Explainer, batch, unbatch
+from xaigraph.explain.io.decode import decode
+from xaigraph.explain.plan import prepare
+from xaigraph.explain.targets import Boxes
 from xaigraph.preprocess import Preprocess
 
 WIDTH, HEIGHT = 96, 64
@@ -107,7 +110,7 @@ def test_spec_names_the_reader_and_maps_equal_drise_over_the_numpy_twin(
                    preprocess_flags={"resize": "letterbox"})
     assert spec.detector_reader == "boxes_labels_scores" and spec.detector
     assert spec.card()["detector_output"] == "boxes_labels_scores"
-    assert spec.card()["num_classes"] is None and spec.targets.kind == "predicted"
+    assert spec.card()["num_classes"] is None and spec.targets == Boxes(0.5)
     from xaigraph.explain.inputs import collect
 
     decoded = [decode(item, spec.preprocess) for item in collect([str(p) for p in photos]).items]

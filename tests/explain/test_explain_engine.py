@@ -14,7 +14,8 @@ import pytest
 from PIL import Image
 
 from xaigraph.explain import engine
-from xaigraph.explain.runner import Explainer, prepare
+from xaigraph.explain.explainer import Explainer
+from xaigraph.explain.plan import prepare
 
 
 @dataclass(frozen=True)

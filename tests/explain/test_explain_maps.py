@@ -14,7 +14,9 @@ from PIL import Image
 import xaigraph
 from tests import tiny_onnx
 from xaigraph.explain import render
-from xaigraph.explain.runner import Targets, prepare, probabilities
+from xaigraph.explain.model import probabilities
+from xaigraph.explain.plan import prepare
+from xaigraph.explain.targets import All, Classes, Predicted, TopK, parse
 from xaigraph.session import Session
 
 
@@ -180,10 +182,10 @@ def test_overlay_is_the_colour_map_blended(cnn_file: Callable[..., Path],
 
 def test_targets_text() -> None:
     labels = ["cat", "tiger cat", "dog"]
-    assert Targets.parse("predicted", labels) == Targets("topk", 1)
-    assert Targets.parse("topk:3", labels) == Targets("topk", 3)
-    assert Targets.parse("all", None) == Targets("all")
-    assert Targets.parse("2,tiger_cat", labels) == Targets("list", classes=(2, 1))
+    assert parse("predicted", labels) == Predicted()
+    assert parse("topk:3", labels) == TopK(3)
+    assert parse("all", None) == All()
+    assert parse("2,tiger_cat", labels) == Classes((2, 1))
     for bad in ("topk:0", "3,3", "", "tigr cat"):
         with pytest.raises(xaigraph.BadInputError):
-            Targets.parse(bad, labels)
+            parse(bad, labels)

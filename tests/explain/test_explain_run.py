@@ -23,8 +23,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from xaigraph.cli import cli
-from xaigraph.explain import runner
-from xaigraph.explain.runner import prepare
+from xaigraph.explain.io import write as runner_write
+from xaigraph.explain.plan import prepare
 
 XAIGRAPH = Path(sys.executable).with_name("xaigraph")
 
@@ -100,7 +100,7 @@ def test_interrupted_run_leaves_no_half_png_and_resumes(model: Path, photos: Pat
                                                        tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "out"
-    real_save = runner._save_bytes
+    real_save = runner_write._save_bytes
     calls = {"n": 0}
 
     def dying_save(data: bytes, path: Path) -> None:
@@ -112,10 +112,10 @@ def test_interrupted_run_leaves_no_half_png_and_resumes(model: Path, photos: Pat
             raise KeyboardInterrupt
         real_save(data, path)
 
-    monkeypatch.setattr(runner, "_save_bytes", dying_save)
+    monkeypatch.setattr(runner_write, "_save_bytes", dying_save)
     code, _, _ = invoke("explain", model, photos, "-o", out, "--batch-size", "2")
     assert code != 0
-    monkeypatch.setattr(runner, "_save_bytes", real_save)
+    monkeypatch.setattr(runner_write, "_save_bytes", real_save)
     pngs = sorted(out.rglob("*.png"))
     for png in pngs:  # every PNG there is whole
         with Image.open(png) as im:

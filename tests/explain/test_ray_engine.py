@@ -11,6 +11,7 @@ is started and shut down there and not in the test process.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -120,3 +121,44 @@ def test_ray_options_need_the_ray_engine(cnn_file: Callable[..., Path], tmp_path
     assert proc.stderr.strip().splitlines() == [
         "xaigraph: error: --ray-address and --ray-actors need --engine ray"]
     assert not (tmp_path / "out").exists()
+
+
+def test_a_signal_ends_a_ray_run_cleanly_and_it_resumes(tmp_path: Path) -> None:
+    """SIGTERM while Ray starts (ray.init's own handler exited with status 15 and nothing
+    printed) and while it runs: exit 143 and one line; a resume writes what one run writes."""
+    import signal
+    import time
+
+    import onnx
+
+    from tests.explain import run_models
+
+    onnx.save(run_models.classifier(size=64, width=16), str(tmp_path / "m.onnx"))
+    run_models.photos(tmp_path / "photos", 24, size=(120, 160))
+    common = ["m.onnx", "photos", "--batch-size", "2"]
+    whole = explain(*common, "-o", "whole", cwd=tmp_path)
+    assert whole.returncode == 0, whole.stderr
+    for n, delay in enumerate([1.5, 3.0, 4.5, 6.0, 8.0]):
+        out = f"ray{n}"
+        proc = subprocess.Popen([sys.executable, "-c", ENTRY, "explain", *common, "-o", out,
+                                 "--engine", "ray", "--ray-actors", "1"], cwd=tmp_path,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "PYTHONFAULTHANDLER": "1"})
+        time.sleep(delay)
+        proc.send_signal(signal.SIGTERM)
+        try:
+            _, stderr = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:  # a hang: every thread's stack, then fail
+            proc.send_signal(signal.SIGABRT)
+            _, stderr = proc.communicate(timeout=60)
+            raise AssertionError(f"no exit 120 s after SIGTERM at {delay}s:\n{stderr}"
+                                 ) from None
+        if proc.returncode != 0:
+            assert proc.returncode == 143, (delay, proc.returncode, stderr)
+            assert stderr.splitlines() == ["xaigraph: error: interrupted by SIGTERM"], stderr
+        again = explain(*common, "-o", out, cwd=tmp_path)
+        assert again.returncode == 0, again.stderr
+        assert ([{k: v for k, v in r.items() if k != "timings"} for r in records(tmp_path / out)]
+                == [{k: v for k, v in r.items() if k != "timings"}
+                    for r in records(tmp_path / "whole")])
+        assert files(tmp_path / out) == files(tmp_path / "whole")

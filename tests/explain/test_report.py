@@ -67,8 +67,12 @@ def test_flag_labels(preds: list, truth: list, k: int | None, flagged: list,
     assert rep.flag_labels(preds, truth, k) == (flagged, missed)
 
 
-def test_label_key_normalises_names() -> None:
-    assert rep.label_key("  Tiger_cat-Big  ") == "tiger cat big"
+def test_names_are_normalised_as_labels_normal_does() -> None:
+    from xaigraph.labels import normal
+
+    assert normal("  Tiger_cat-Big  ") == "tiger cat big"
+    assert rep.flag_labels([("black-footed ferret", 0.9)], ["Black_Footed  Ferret"]) == (
+        [("black-footed ferret", 0.9, "TP")], [])
 
 
 def test_disagreement_is_one_minus_pearson_averaged_over_pairs() -> None:

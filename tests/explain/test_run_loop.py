@@ -126,7 +126,7 @@ def test_a_name_too_long_for_its_maps_is_that_images_error(model: Path, photos: 
 
 FULL_DISK = """
 import errno, itertools
-from xaigraph.explain import runner
+from xaigraph.explain.io import write as runner
 _calls = itertools.count()
 _real = runner._save_bytes
 def _save_bytes(data, path):

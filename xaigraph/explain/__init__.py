@@ -25,7 +25,9 @@ import numpy as np
 if TYPE_CHECKING:
     from PIL import Image
 
-    from xaigraph.explain.runner import Decoded, ExplainSpec
+    from xaigraph.explain.io.decode import Decoded
+    from xaigraph.explain.plan import ExplainSpec
+    from xaigraph.explain.targets import Boxes, Target
     from xaigraph.preprocess import Preprocess
 
 __all__ = ["Explanation", "explain"]
@@ -142,7 +144,7 @@ class Explanation:
     def save(self, out_dir: str | os.PathLike[str]) -> dict[str, Any]:
         """Write this image's maps/ and overlays/ (and raw/) files under `out_dir`, named
         as `xaigraph explain` names them; their record (a results.jsonl line)."""
-        from xaigraph.explain.runner import write
+        from xaigraph.explain.io.write import write
 
         self._check()
         assert self._decoded is not None and self._row is not None and self._spec is not None
@@ -179,7 +181,7 @@ def explain(
     images: Any,
     *,
     method: str = "auto",
-    targets: str = "predicted",
+    targets: str | Target | Boxes = "predicted",
     runtime: str | None = None,
     preprocess: Preprocess | None = None,
     labels: str | os.PathLike[str] | None = None,
@@ -198,12 +200,14 @@ def explain(
     memory with `method`; "auto" picks the white-box method that applies, black-box RISE when
     none does), `.xml` or `.onnx`. `images`: a path (file, folder, list file, COCO / VOC),
     a list of paths, a PIL image or a list of them. `targets`: "predicted", "topk:K", "all",
-    or classes "3,17" / "tiger cat,tabby". `runtime`: "openvino" or "onnxruntime".
+    or classes "3,17" / "tiger cat,tabby", or a target object of `xaigraph.explain.targets`
+    (`TopK(3)`, `Classes((3, 17))`, ...). `runtime`: "openvino" or "onnxruntime".
     `preprocess`: overrides what the model records. `precision`: OpenVINO's inference
     precision ("f32", "bf16", "f16", "auto": the device's default). The other options are
     `xaigraph explain`'s. Images are streamed: memory stays flat however many there are.
     """
-    from xaigraph.explain.runner import Explainer, ExplainSpec, prepare
+    from xaigraph.explain.explainer import Explainer
+    from xaigraph.explain.plan import ExplainSpec, prepare
 
     spec = model if isinstance(model, ExplainSpec) else prepare(
         model, method=method, targets=targets, runtime=runtime, preprocess=preprocess,
@@ -238,7 +242,7 @@ sys.modules[__name__].__class__ = _CallableModule
 
 
 def _explanation(spec: ExplainSpec, decoded: Decoded, row: dict[str, Any]) -> Explanation:
-    from xaigraph.explain.runner import predictions
+    from xaigraph.explain.io.write import predictions
 
     item = decoded.item
     scores = np.asarray(row["scores"])

@@ -91,65 +91,94 @@ class _Barrier:
             self._flush()
 
 
+class _Sampler:
+    """The searches' shared state: for each (target, width) search, the samples it
+    evaluated; `run` scores a batch of pending centres (keep and remove masks) and counts
+    the inferences."""
+
+    def __init__(self, x: np.ndarray, scores: Scores, searches: list[tuple[int, float]],
+                 baseline: np.ndarray | float) -> None:
+        base = np.asarray(baseline, x.dtype)
+        self.base = base[0] if base.ndim == 4 else base
+        self.diff = (x[0] - self.base).astype(x.dtype)
+        self.dtype = x.dtype
+        self.size = (x.shape[2], x.shape[3])
+        self.scores = scores
+        self.searches = searches
+        self.samples: list[list[tuple[float, float, float]]] = [[] for _ in searches]
+        self.inferences = 0
+
+    def run(self, points: list[tuple[int, np.ndarray]]) -> list[float]:
+        """`f(c)` of each search's pending centre `c` (pixels), recorded as its sample."""
+        ks = np.stack([kernel((p[0], p[1]), self.searches[k][1], self.size)
+                       for k, p in points])
+        keep = self.base + ks[:, None] * self.diff
+        remove = self.base + (1.0 - ks[:, None]) * self.diff
+        s = np.asarray(self.scores(np.concatenate([keep, remove]).astype(self.dtype)),
+                       np.float64)
+        self.inferences += 2 * len(points)
+        n = len(points)
+        values = []
+        for j, (k, p) in enumerate(points):
+            t = self.searches[k][0]
+            value = float(s[j, t] - s[n + j, t])
+            self.samples[k].append((float(p[0]), float(p[1]), value))
+            values.append(value)
+        return values
+
+    def maps(self, targets: int) -> np.ndarray:
+        """`[T, H, W]` float32: each target's samples' kernels, weighted by their values."""
+        maps = np.zeros((targets, *self.size), np.float64)
+        for (t, sigma), found in zip(self.searches, self.samples, strict=True):
+            for cy, cx, value in found:
+                maps[t] += value * kernel((cy, cx), sigma, self.size)
+        return maps.astype(np.float32)
+
+
+def _check(evals: int, widths: Sequence[float]) -> None:
+    """`BadInputError` unless `evals` is positive and every width is in (0, 1]."""
+    if evals < 1:
+        raise BadInputError(f"AISE needs at least one evaluation per kernel width, not {evals}")
+    if not widths or any(not 0 < w <= 1 for w in widths):
+        raise BadInputError(f"AISE kernel widths must be in (0, 1], not {list(widths)}")
+
+
+def _search(barrier: _Barrier, k: int, evals: int, size: tuple[int, int]) -> None:
+    """Search `k`: DIRECT over the centres in the unit square (scaled to `size` pixels),
+    each asked through `barrier`, at most `evals` of them answered."""
+    calls = 0
+
+    def objective(c: np.ndarray) -> float:
+        nonlocal calls
+        calls += 1
+        if calls > evals:
+            return 0.0
+        return -barrier.ask(k, np.array([c[0] * size[0], c[1] * size[1]]))
+
+    try:
+        from scipy.optimize import direct  # lazily: scipy's import is slow
+
+        direct(objective, [(0.0, 1.0), (0.0, 1.0)], maxfun=evals, maxiter=10 * evals,
+               locally_biased=True)
+    finally:
+        barrier.done()
+
+
 def aise(x: np.ndarray, scores: Scores, *, targets: int, widths: Sequence[float], evals: int,
          baseline: np.ndarray | float = 0.0) -> tuple[np.ndarray, int]:
     """AISE maps `[T, H, W]` float32 for one input `x` `[1, C, H, W]`, and the number of
     model inferences it took. `scores(inputs)` gives the `[B, targets]` target scores."""
     check_input(x)
-    if evals < 1:
-        raise BadInputError(f"AISE needs at least one evaluation per kernel width, not {evals}")
-    if not widths or any(not 0 < w <= 1 for w in widths):
-        raise BadInputError(f"AISE kernel widths must be in (0, 1], not {list(widths)}")
+    _check(evals, widths)
     height, width = x.shape[2], x.shape[3]
     if targets == 0:
         return np.zeros((0, height, width), np.float32), 0
     side = float(min(height, width))
-    base = np.asarray(baseline, x.dtype)
-    if base.ndim == 4:
-        base = base[0]
-    diff = (x[0] - base).astype(x.dtype)
     searches = [(t, float(w) * side) for t in range(targets) for w in widths]
-    samples: list[list[tuple[float, float, float]]] = [[] for _ in searches]
-    inferences = 0
-
-    def run(points: list[tuple[int, np.ndarray]]) -> list[float]:
-        nonlocal inferences
-        ks = np.stack([kernel((p[0], p[1]), searches[k][1], (height, width))
-                       for k, p in points])
-        keep = base + ks[:, None] * diff
-        remove = base + (1.0 - ks[:, None]) * diff
-        s = np.asarray(scores(np.concatenate([keep, remove]).astype(x.dtype)), np.float64)
-        inferences += 2 * len(points)
-        n = len(points)
-        values = []
-        for j, (k, p) in enumerate(points):
-            t = searches[k][0]
-            value = float(s[j, t] - s[n + j, t])
-            samples[k].append((float(p[0]), float(p[1]), value))
-            values.append(value)
-        return values
-
-    barrier = _Barrier(len(searches), run)
-
-    def search(k: int) -> None:
-        calls = 0
-
-        def objective(c: np.ndarray) -> float:
-            nonlocal calls
-            calls += 1
-            if calls > evals:
-                return 0.0
-            return -barrier.ask(k, np.array([c[0] * height, c[1] * width]))
-
-        try:
-            from scipy.optimize import direct  # lazily: scipy's import is slow
-
-            direct(objective, [(0.0, 1.0), (0.0, 1.0)], maxfun=evals, maxiter=10 * evals,
-                   locally_biased=True)
-        finally:
-            barrier.done()
-
-    threads = [threading.Thread(target=search, args=(k,), daemon=True)
+    sampler = _Sampler(x, scores, searches, baseline)
+    barrier = _Barrier(len(searches), sampler.run)
+    threads = [threading.Thread(target=_search, args=(barrier, k, evals, (height, width)),
+                                daemon=True)
                for k in range(len(searches))]
     for th in threads:
         th.start()
@@ -157,8 +186,4 @@ def aise(x: np.ndarray, scores: Scores, *, targets: int, widths: Sequence[float]
         th.join()
     if barrier.error is not None:
         raise barrier.error
-    maps = np.zeros((targets, height, width), np.float64)
-    for (t, sigma), found in zip(searches, samples, strict=True):
-        for cy, cx, value in found:
-            maps[t] += value * kernel((cy, cx), sigma, (height, width))
-    return maps.astype(np.float32), inferences
+    return sampler.maps(targets), sampler.inferences

@@ -20,6 +20,7 @@ from xaigraph.explain.cli_explain import (
     show_progress,
 )
 from xaigraph.explain.cli_options import blackbox_options
+from xaigraph.explain.methods import REGISTRY
 
 __all__ = ["eval_command"]
 
@@ -30,7 +31,8 @@ __all__ = ["eval_command"]
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(path_type=Path),
               help="EVAL_DIR: metrics.json, metrics.md, an explain OUT_DIR per method.")
 @click.option("--methods", default="", metavar="LIST",
-              help="Methods to evaluate, comma-separated (reciprocam,activationmap,rise).")
+              help="Methods to evaluate, comma-separated (reciprocam,activationmap,rise); "
+                   f"any of {', '.join(REGISTRY)}.")
 @click.option("--metrics", "metric_list", default="all", show_default=True, metavar="LIST",
               help="all, or some of pointing_game, mass_in_box, insertion_auc, deletion_auc, "
                    "average_drop, coherency, complexity, adcc (adcc: its four).")

@@ -19,16 +19,15 @@ import click
 
 from xaigraph.cli_common import handle_errors, print_json, succeed
 from xaigraph.cli_preprocess import from_flags_kwargs, preprocess_options
+from xaigraph.explain import methods
 from xaigraph.explain.blackbox import BlackBoxOptions
 from xaigraph.explain.cli_options import blackbox_options
 from xaigraph.explain.io.rundir import RunDir, check_writable, digest
+from xaigraph.explain.plan import PRECISIONS
 from xaigraph.explain.render import COLORMAPS
-from xaigraph.explain.runner import PRECISIONS
 
-__all__ = ["METHOD_CHOICES", "explain"]
+__all__ = ["explain"]
 
-METHOD_CHOICES = ("auto", "reciprocam", "activationmap", "cam", "eigencam", "vitreciprocam",
-                  "detclassprobabilitymap", "rise", "aise")
 EXIT_SOME_FAILED = 3
 
 
@@ -70,11 +69,8 @@ precision_option = click.option(
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(path_type=Path),
               help="Folder for maps/, overlays/, raw/, results.jsonl and run.json.")
-@click.option("-m", "--method", type=click.Choice(METHOD_CHOICES), default="auto",
-              show_default=True,
-              help="For a plain MODEL: auto is the white-box method that applies (reciprocam "
-                   "for CNNs, vitreciprocam for ViTs, detclassprobabilitymap for detectors), "
-                   "black-box rise when none does. An augmented MODEL uses its own.")
+@click.option("-m", "--method", type=click.Choice(methods.choices()), default="auto",
+              show_default=True, help=methods.auto_help())
 @click.option("--targets", default="predicted", show_default=True, metavar="SPEC",
               help="Classes with a map: predicted (top-1), topk:K, all, or a list of indices "
                    "or names (3,17 or 'tiger cat,tabby').")
@@ -100,7 +96,8 @@ precision_option = click.option(
 @click.option("--engine", "engine_name", type=click.Choice(["local", "ray"]), default="local",
               show_default=True,
               help="local: threads and the runtime on this machine; ray: a Ray Data pipeline "
-                   "(pip install 'xaigraph[ray]'), same files and results.jsonl.")
+                   "(pip install 'xaigraph[ray]'), the same files and results.jsonl (a colour "
+                   "may differ by one level where an image's batch differs).")
 @click.option("--ray-address", metavar="ADDRESS",
               help="--engine ray: the Ray cluster to join (ray://HOST:10001, auto); default "
                    "a local Ray instance started and stopped by the command.")
@@ -135,7 +132,7 @@ def explain(model: Path, inputs: tuple[str, ...], out_dir: Path, method: str, ta
     usage or input (nothing written).
     """
     from xaigraph.explain.inputs import collect
-    from xaigraph.explain.runner import prepare
+    from xaigraph.explain.plan import prepare
 
     start = time.perf_counter()
     ray_options = _ray_options(engine_name, ray_address, ray_actors)
@@ -197,7 +194,7 @@ def _run(spec: Any, items: list[Any], out: RunDir, ray_options: Any, progress: b
 def _masks_bar(spec: Any, explainer: Any, disabled: bool) -> Any:
     """A second bar under the images' for RISE / D-RISE on the local engine: the masks of the
     image being explained (thousands of inferences an image), with their rate and ETA."""
-    if disabled or explainer is None or spec.method != "rise":
+    if disabled or explainer is None or not spec.method_info.masks:
         return None
     from tqdm import tqdm
 

@@ -30,7 +30,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from xaigraph.explain.runner import Decoded, Explainer, batch, decode, unbatch
+from xaigraph.explain.explainer import Explainer, batch, unbatch
+from xaigraph.explain.io.decode import Decoded, decode
 
 __all__ = ["run"]
 
@@ -42,6 +43,9 @@ def _workers() -> int:
     """Threads per pool: one per core, at most 4. On 2 cores 1 decoder + 1 writer fell behind
     inference with overlays (0.62 of the floor's images/s against 0.68 with 2 + 2)."""
     return max(1, min(4, os.cpu_count() or 1))
+
+
+Member = tuple[Decoded, "Future[Any]"]
 
 
 def run(
@@ -56,115 +60,132 @@ def run(
     queue_size: int = 4,
 ) -> Generator[R, None, None]:
     """The results of `items` in input order (see the module's docstring)."""
-    spec = explainer.spec
-    size = spec.batch
-    explainer.cancel.clear()
-    decode_workers = decode_workers or _workers()
-    write_workers = write_workers or _workers()
-    prefetch = size + 2 * decode_workers
-    window = size * (queue_size + 4) + prefetch
-    batches: queue.Queue[tuple[dict[str, np.ndarray], list[tuple[Decoded, Future[R]]]] | None]
-    batches = queue.Queue(maxsize=queue_size)
-    decoders = ThreadPoolExecutor(decode_workers, thread_name_prefix="xaigraph-decode")
-    writers = ThreadPoolExecutor(write_workers, thread_name_prefix="xaigraph-write")
-    failure: list[BaseException] = []
-    stopping = threading.Event()
+    pipeline = _Pipeline(explainer, finish, decode_workers or _workers(),
+                         write_workers or _workers(), queue_size)
+    try:
+        yield from pipeline.results(items, fail, skip)
+    finally:
+        pipeline.close()
 
-    def infer() -> None:
-        waiting: deque[list[tuple[Decoded, Future[R]]]] = deque()
+
+class _Pipeline:
+    """The three stages of one run: pools, the batch queue, the inference thread."""
+
+    def __init__(self, explainer: Explainer, finish: Callable[[Decoded, dict[str, Any]], Any],
+                 decode_workers: int, write_workers: int, queue_size: int) -> None:
+        self.explainer = explainer
+        self.finish = finish
+        self.size = explainer.spec.batch
+        self.prefetch = self.size + 2 * decode_workers
+        self.window = self.size * (queue_size + 4) + self.prefetch
+        self.batches: queue.Queue[tuple[dict[str, np.ndarray], list[Member]] | None]
+        self.batches = queue.Queue(maxsize=queue_size)
+        self.decoders = ThreadPoolExecutor(decode_workers, thread_name_prefix="xaigraph-decode")
+        self.writers = ThreadPoolExecutor(write_workers, thread_name_prefix="xaigraph-write")
+        self.failure: list[BaseException] = []
+        self.stopping = threading.Event()
+        self.current: list[Member] = []
+        explainer.cancel.clear()
+        self.worker = threading.Thread(target=self._infer, name="xaigraph-infer", daemon=True)
+        self.worker.start()
+
+    def _infer(self) -> None:
+        """The inference thread: batches from the queue through the explainer, each image's
+        row to a writer; a failure goes to the main thread, which raises it."""
+        waiting: deque[list[Member]] = deque()
 
         def feed() -> Iterator[dict[str, np.ndarray]]:
-            while not stopping.is_set():
-                got = batches.get()
+            while not self.stopping.is_set():
+                got = self.batches.get()
                 if got is _STOP:
                     return
                 waiting.append(got[1])
                 yield got[0]
 
         try:
-            for out in explainer.stream(feed()):
-                if stopping.is_set():
+            for out in self.explainer.stream(feed()):
+                if self.stopping.is_set():
                     break
                 members = waiting.popleft()
                 for (decoded, slot), row in zip(members, unbatch(out), strict=True):
-                    done = writers.submit(finish, decoded, row)
+                    done = self.writers.submit(self.finish, decoded, row)
                     done.add_done_callback(functools.partial(_transfer, slot=slot))
-        except BaseException as exc:  # to the main thread, which raises it
-            failure.append(exc)
-            for members in waiting:
-                for _, slot in members:
-                    if not slot.done():
-                        slot.set_exception(exc)
-            while True:  # fail what is still queued, unblock the main thread
-                try:
-                    got = batches.get_nowait()
-                except queue.Empty:
-                    break
-                if got is not _STOP:
-                    for _, slot in got[1]:
-                        if not slot.done():
-                            slot.set_exception(exc)
+        except BaseException as exc:
+            self.failure.append(exc)
+            self._fail_all(waiting, exc)
 
-    worker = threading.Thread(target=infer, name="xaigraph-infer", daemon=True)
-    worker.start()
-    slots: deque[Future[R]] = deque()
-    current: list[tuple[Decoded, Future[R]]] = []
-
-    def send() -> None:
-        nonlocal current
-        if not current:
-            return
-        members, current = current, []
+    def _fail_all(self, waiting: deque[list[Member]], exc: BaseException) -> None:
+        """Fail the slots waiting for inference and those still queued (which unblocks the
+        main thread)."""
+        groups = list(waiting)
         while True:
-            if failure:
+            try:
+                got = self.batches.get_nowait()
+            except queue.Empty:
+                break
+            if got is not _STOP:
+                groups.append(got[1])
+        for members in groups:
+            for _, slot in members:
+                if not slot.done():
+                    slot.set_exception(exc)
+
+    def _send(self) -> None:
+        """The batch being formed to the inference thread (or failed with its failure)."""
+        if not self.current:
+            return
+        members, self.current = self.current, []
+        while not self.stopping.is_set():
+            if self.failure:
                 for _, slot in members:
-                    slot.set_exception(failure[0])
-                return
-            if stopping.is_set():
+                    slot.set_exception(self.failure[0])
                 return
             try:
-                batches.put((batch([d for d, _ in members]), members), timeout=0.1)
+                self.batches.put((batch([d for d, _ in members]), members), timeout=0.1)
                 return
             except queue.Full:
                 continue
 
-    try:
-        for entry in _ordered(items, skip, decoders, prefetch, spec.preprocess):
-            if isinstance(entry, Decoded):
-                slot: Future[R] = Future()
-                if entry.error is not None:
-                    slot.set_result(fail(entry.item, entry.error))
-                else:
-                    current.append((entry, slot))
-                    if len(current) >= size:
-                        send()
-            else:
-                slot = Future()
+    def results(self, items: Iterable[Any], fail: Callable[[Any, str], Any],
+                skip: Callable[[Any], Any] | None) -> Iterator[Any]:
+        """Every item's result in input order; at most `window` images not yet yielded."""
+        slots: deque[Future[Any]] = deque()
+        preprocess = self.explainer.spec.preprocess
+        for entry in _ordered(items, skip, self.decoders, self.prefetch, preprocess):
+            slot: Future[Any] = Future()
+            if not isinstance(entry, Decoded):
                 slot.set_result(entry[0])
+            elif entry.error is not None:
+                slot.set_result(fail(entry.item, entry.error))
+            else:
+                self.current.append((entry, slot))
+                if len(self.current) >= self.size:
+                    self._send()
             slots.append(slot)
             while slots and slots[0].done():
                 yield slots.popleft().result()
-            if len(slots) > window:
-                send()  # the oldest slot may wait in the batch being formed
+            if len(slots) > self.window:
+                self._send()  # the oldest slot may wait in the batch being formed
                 yield slots.popleft().result()
-        send()
-        _put_stop(batches, failure)
+        self._send()
+        _put_stop(self.batches, self.failure)
         while slots:
             yield slots.popleft().result()
-        worker.join()
-        if failure:
-            raise failure[0]
-    finally:
-        # Whatever ends the run (the last result, an error, a signal in the main thread),
-        # the inference thread is stopped and joined before anything else: a process that
-        # leaves while that thread is inside the runtime dies with SIGABRT.
-        stopping.set()
-        explainer.cancel.set()
-        if worker.is_alive():
-            _put_stop(batches, failure, wait=False)
-            worker.join()
-        decoders.shutdown(wait=True, cancel_futures=True)
-        writers.shutdown(wait=True, cancel_futures=True)
+        self.worker.join()
+        if self.failure:
+            raise self.failure[0]
+
+    def close(self) -> None:
+        """Whatever ends the run (the last result, an error, a signal in the main thread),
+        the inference thread is stopped and joined before anything else: a process that
+        leaves while that thread is inside the runtime dies with SIGABRT."""
+        self.stopping.set()
+        self.explainer.cancel.set()
+        if self.worker.is_alive():
+            _put_stop(self.batches, self.failure, wait=False)
+            self.worker.join()
+        self.decoders.shutdown(wait=True, cancel_futures=True)
+        self.writers.shutdown(wait=True, cancel_futures=True)
 
 
 def _transfer(done: Future[Any], slot: Future[Any]) -> None:

@@ -9,10 +9,12 @@ the raw maps, `xaigraph explain --raw`; it is linked as `EVAL_DIR/<method>`), el
 `EVAL_DIR/<method>/` (resumed like `xaigraph explain` when run again). Maps are never
 recomputed, except for coherency, which by definition explains the explanation-masked image.
 
-Which classes are explained in an OUT_DIR that eval makes (`CLASS_RULE`): the image's
+Which classes are explained in an OUT_DIR that eval makes (`CLASS_RULE`, the target
+`targets.GroundTruth`): the image's
 ground-truth class names (box names and image labels) that name a model class, compared as
-`xaigraph.labels.normal` does (case, `_` and repeated spaces ignored); an image with none of
-them gets its predicted class. A given OUT_DIR is evaluated on the targets it has.
+`xaigraph.labels.normal` does (case ignored, `_` and `-` as spaces, runs of spaces as one: the
+report's rule too); an image with none of them gets its predicted class. A given OUT_DIR is
+evaluated on the targets it has.
 
 Every target of every image gets one row: the localisation metrics (on the map rendered to
 the original's resolution with `render.resample`, i.e. through `Preprocess.placement`) against
@@ -40,9 +42,11 @@ from xaigraph.explain import metrics as M
 from xaigraph.explain import stats
 from xaigraph.explain.io import rundir
 from xaigraph.explain.io.record import Record
+from xaigraph.explain.methods import get as method_info
+from xaigraph.explain.targets import GroundTruth, Outputs
 
 __all__ = ["CLASS_RULE", "LOCALISATION", "MODEL_BASED", "EvalOptions", "evaluate",
-           "markdown", "parse_metrics", "table", "target_classes"]
+           "markdown", "parse_metrics", "table"]
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +55,7 @@ FAITHFULNESS = ("insertion_auc", "deletion_auc")
 ADCC = ("average_drop", "coherency", "complexity", "adcc")
 MODEL_BASED = FAITHFULNESS + ADCC
 ALL = LOCALISATION + MODEL_BASED
-CLASS_RULE = ("the image's ground-truth class names that name a model class (case, '_' and "
-              "spaces ignored), else the predicted class")
+CLASS_RULE = GroundTruth.RULE
 DETECTOR_REFUSED = ("{model} is a detector: eval measures classifiers only; detector "
                     "evaluation is not yet built (xaigraph explain and xaigraph report show "
                     "a detector's maps and boxes)")
@@ -97,23 +100,6 @@ def parse_metrics(text: str) -> tuple[str, ...]:
     return tuple(n for n in ALL if n in names)
 
 
-def target_classes(item: Any, labels: Sequence[str] | None, scores: np.ndarray) -> list[int]:
-    """The classes explained for `item` (`CLASS_RULE`), in the order of its ground truth."""
-    from xaigraph.labels import normal
-
-    if labels:
-        index = {normal(name): i for i, name in reversed(list(enumerate(labels)))}
-        names = [b.name for b in getattr(item, "boxes", ())] + list(getattr(item, "labels", ()))
-        found: list[int] = []
-        for name in names:
-            c = index.get(normal(name))
-            if c is not None and c not in found:
-                found.append(c)
-        if found:
-            return found
-    return [int(np.argmax(scores))]
-
-
 # -- the model as a function --------------------------------------------------------------------
 
 @dataclass
@@ -151,7 +137,7 @@ class _Model:
         return np.ascontiguousarray(y, dtype=self.dtype)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        from xaigraph.explain.runner import probabilities
+        from xaigraph.explain.model import probabilities
 
         spec = self.spec
         feeds = self.model_input(x)
@@ -191,7 +177,7 @@ class _Coherency:
     """`explain_fn` for ADCC's coherency: the method run again on masked images."""
 
     def __init__(self, spec: Any, model: _Model) -> None:
-        from xaigraph.explain.runner import Explainer
+        from xaigraph.explain.explainer import Explainer
 
         self.spec = spec
         self.model = model
@@ -199,7 +185,7 @@ class _Coherency:
 
     def __call__(self, images: np.ndarray, classes: Sequence[int]) -> np.ndarray:
         from xaigraph.explain import blackbox
-        from xaigraph.explain.runner import unit_maps
+        from xaigraph.explain.explainer import unit_maps
 
         spec = self.spec
         if self.explainer is not None:
@@ -266,7 +252,7 @@ def _preprocess_of(card: dict[str, Any], fallback: Any) -> Any:
 
 def _sources(model: Path, out_dir: Path, options: EvalOptions) -> list[_Source]:
     """Every method's source, checked and prepared before anything is written."""
-    from xaigraph.explain.runner import DetectorMethodError, prepare
+    from xaigraph.explain.plan import DetectorMethodError, prepare
 
     if not model.exists():
         raise BadInputError(f"model not found: {model}")
@@ -277,6 +263,8 @@ def _sources(model: Path, out_dir: Path, options: EvalOptions) -> list[_Source]:
             raise BadInputError(f"--from-explain: two OUT_DIRs of method {method} "
                                 f"({given[method][0]}, {folder})")
         given[method] = (Path(folder), card)
+    for name in options.methods:
+        method_info(name, "--methods")  # an unknown name: one line naming the choices
     methods = list(options.methods) or list(given)
     if not methods:
         raise BadInputError("name the methods to evaluate (--methods) or give explain "
@@ -318,7 +306,7 @@ def _check_made(source: _Source, force: bool) -> rundir.RunDir:
 
 def _made_card(spec: Any) -> dict[str, Any]:
     card = spec.card()
-    card["options"]["targets"] = "eval: " + CLASS_RULE
+    card["options"]["targets"] = _ground_truth(spec).text()
     card["digest"] = rundir.digest(card)
     return card
 
@@ -326,14 +314,9 @@ def _made_card(spec: Any) -> dict[str, Any]:
 def _make(source: _Source, folder: rundir.RunDir, items: Sequence[Any], model: _Model,
           tick: Callable[[], None]) -> None:
     """Write `source.folder` as `xaigraph explain --raw` would, with eval's targets."""
-    from xaigraph.explain.runner import (
-        Explainer,
-        batch,
-        decode,
-        error_record,
-        unit_maps,
-        write,
-    )
+    from xaigraph.explain.explainer import Explainer, batch, unit_maps
+    from xaigraph.explain.io.decode import decode
+    from xaigraph.explain.io.write import error_record, write
 
     spec = source.spec
     out = source.folder
@@ -371,11 +354,12 @@ def _explain_rows(decoded: list[Any], explainer: Any, model: _Model, spec: Any,
     rows: dict[int, dict[str, Any]] = {}
     if not decoded:
         return rows
+    rule = _ground_truth(spec)
     if explainer is not None:
         out = explainer(batch(decoded))
         for b, d in enumerate(decoded):
             scores = out["scores"][b]
-            chosen = target_classes(d.item, _names(spec), scores)
+            chosen = rule.classes(Outputs(scores, item=d.item))
             available = [int(t) for t in out["targets"][b]]
             pos = [0 if spec.class_free else available.index(c) for c in chosen]
             rows[id(d)] = {"scores": scores, "targets": np.asarray(chosen),
@@ -386,7 +370,7 @@ def _explain_rows(decoded: list[Any], explainer: Any, model: _Model, spec: Any,
         start = time.perf_counter()
         x = np.asarray(d.input)[None]
         scores = model.predict(_nchw(x, model.nhwc))[0].astype(np.float32)
-        chosen = target_classes(d.item, _names(spec), scores)
+        chosen = rule.classes(Outputs(scores, item=d.item))
         found = blackbox.explain_one(x, model.predict_model_layout, spec.method, options,
                                      chosen, baseline=model.model_input(model.baseline))
         raw = np.asarray(found.maps, np.float32)
@@ -395,9 +379,10 @@ def _explain_rows(decoded: list[Any], explainer: Any, model: _Model, spec: Any,
     return rows
 
 
-def _names(spec: Any) -> list[str]:
-    """The model's class names: its labels, else `class N` (as explain names them)."""
-    return [spec.label(i) for i in range(spec.num_classes)]
+def _ground_truth(spec: Any) -> GroundTruth:
+    """eval's target: the ground truth, matched against the model's class names (its
+    labels, else `class N`, as explain names them)."""
+    return GroundTruth(tuple(spec.label(i) for i in range(spec.num_classes)))
 
 
 def _chunked(items: Sequence[Any], size: int) -> Iterator[list[Any]]:
@@ -431,7 +416,8 @@ def _none(v: float) -> float | None:
 def _rows(source: _Source, items: dict[str, Any], model: _Model, options: EvalOptions,
           tick: Callable[[], None]) -> Iterator[dict[str, Any]]:
     from xaigraph.explain import render
-    from xaigraph.explain.runner import decode, unit_maps
+    from xaigraph.explain.explainer import unit_maps
+    from xaigraph.explain.io.decode import decode
 
     spec = source.spec
     wanted = set(options.metrics)

@@ -32,6 +32,7 @@ import numpy as np
 
 from xaigraph.errors import BadInputError
 from xaigraph.explain.masks import Draws, draw_batches, windows
+from xaigraph.explain.model import pad_rows
 from xaigraph.explain.rise import MaskPlan, Runner
 from xaigraph.session import OutputKey, Session
 
@@ -148,8 +149,4 @@ class MaskedModel:
 
 def _padded(d: Draws, batch: int) -> list[np.ndarray]:
     """The draws as the masked model's feeds, padded to `batch` rows."""
-    fill = batch - d.length
-    arrays = [d.grids, d.dy.astype(np.int32), d.dx.astype(np.int32)]
-    if fill:
-        arrays = [np.concatenate([a, np.repeat(a[-1:], fill, axis=0)]) for a in arrays]
-    return arrays
+    return [pad_rows(a, batch) for a in (d.grids, d.dy.astype(np.int32), d.dx.astype(np.int32))]

@@ -4,8 +4,8 @@ pipeline, on a local Ray instance or a Ray cluster.
     for result in run(spec, items, finish=..., fail=..., skip=..., options=RayOptions()):
         ...                                  # in input order, as `engine.run` yields them
 
-The same per-batch functions as the local engine (`xaigraph.explain.runner`), scheduled by
-Ray Data instead of threads:
+The same per-batch functions as the local engine (`io.decode`, `explainer`, `io.write`),
+scheduled by Ray Data instead of threads:
 
 1. read, decode and preprocess (`runner.decode`): Ray tasks;
 2. inference: `Explainer` in a pool of `options.actors` Ray actors, one compiled model per
@@ -19,7 +19,9 @@ Ray Data instead of threads:
 The driver gets the results back, puts them in input order and yields them; `fail(item,
 message)` (an image that did not decode) and `skip(item)` (resume: an image already done,
 decided before any dataset is built) run on the driver, as in the local engine. Results
-and files are therefore the same as the local engine's; only the timings differ.
+and files are therefore the local engine's, timings aside, within the bound of
+docs/runtime.md ("The run loop": where Ray's blocks batch an image with others than the
+local engine does, a colour may differ by one level).
 
 Items go to Ray a chunk at a time (`options.chunk` images to do), one Dataset per chunk, so
 the driver and the object store hold a bounded number of them whatever the run's size.
@@ -33,6 +35,7 @@ left running. Every node of a cluster needs xaigraph installed (the same version
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
@@ -48,7 +51,10 @@ from typing import Any, TypeVar
 import numpy as np
 
 from xaigraph.errors import BadInputError
-from xaigraph.explain.runner import Decoded, Explainer, ExplainSpec, batch, decode, unbatch
+from xaigraph.explain.explainer import Explainer, batch, unbatch
+from xaigraph.explain.io.decode import Decoded, decode
+from xaigraph.explain.plan import ExplainSpec
+from xaigraph.signals import Interrupted
 
 __all__ = ["RAY_MISSING", "RayOptions", "import_ray", "ray_instance", "run"]
 
@@ -155,6 +161,12 @@ def _start(ray: ModuleType, options: RayOptions) -> None:
         kwargs["num_cpus"] = _local_cpus(options)
     try:
         ray.init(address=options.address, **kwargs)
+    except SystemExit as exc:  # ray.init's own SIGTERM handler exits with the signal's number
+        with contextlib.suppress(Exception):
+            ray.shutdown()  # what it started before the signal
+        if exc.code == signal.SIGTERM:
+            raise Interrupted(signal.SIGTERM) from None
+        raise
     except (ConnectionError, ValueError, RuntimeError) as exc:
         where = options.address or "a local instance"
         raise BadInputError(f"cannot start or reach Ray ({where}): "

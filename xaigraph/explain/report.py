@@ -21,9 +21,10 @@ Contract of `build_report(source, out=None)`:
 - Flags (`flag_labels`): the predicted labels of an image are its top `k` predictions, `k`
   = `top_k` when given, else the number of ground-truth labels (at least 1). A predicted
   label found among the ground-truth labels is TP, one not found is FP; a ground-truth label
-  not predicted is FN. Names match after `label_key` normalisation (case, `_`, `-` and
-  spaces), and a prediction such as "tabby, tabby cat" matches any of its comma-separated
-  names. An image without ground truth gets no flags.
+  not predicted is FN. Names match after `xaigraph.labels.normal` (case, `_`, `-` and
+  spaces: the rule eval matches ground truth by), and a prediction such as "tabby, tabby
+  cat" matches any of its comma-separated names. An image without ground truth gets no
+  flags.
 - Disagreement (`disagreement`) between methods, per image: the mean over pairs of methods
   of 1 - Pearson correlation of their maps of the same class (the first method's first
   target; a method without that class uses its first target), on a `DIS_SIZE` square grid
@@ -55,6 +56,7 @@ from PIL import Image, ImageOps
 from xaigraph.errors import BadInputError, NotFoundError, OutputExistsError, file_error
 from xaigraph.explain.io.record import Record, RecordError
 from xaigraph.explain.render import lookup
+from xaigraph.labels import normal
 from xaigraph.overlay import colorize
 from xaigraph.version import __version__
 
@@ -71,7 +73,6 @@ __all__ = [
     "colormap_of",
     "disagreement",
     "flag_labels",
-    "label_key",
     "map_values",
     "read_source",
 ]
@@ -205,14 +206,8 @@ def _read_eval(root: Path) -> Source:
 
 # --- flags and disagreement (pure functions) ---------------------------------------------
 
-def label_key(name: str) -> str:
-    """A class name as compared between a model and a data set: lower case, `_` and `-` as
-    spaces, runs of spaces as one."""
-    return " ".join(name.lower().replace("_", " ").replace("-", " ").split())
-
-
 def _names(label: str) -> set[str]:
-    keys = {label_key(label)} | {label_key(part) for part in label.split(",")}
+    keys = {normal(label)} | {normal(part) for part in label.split(",")}
     return {k for k in keys if k}
 
 
@@ -227,7 +222,7 @@ def flag_labels(predictions: Sequence[tuple[str, float]], truth: Sequence[str],
     shown = list(predictions[:k])
     if not truth:
         return [(label, score, "") for label, score in shown], []
-    truth_keys = [label_key(t) for t in truth]
+    truth_keys = [normal(t) for t in truth]
     found: set[int] = set()
     flagged = []
     for label, score in shown:
@@ -467,7 +462,7 @@ class _Builder:
         dis = disagreement(dis_maps) if len(dis_maps) > 1 else None
         return {"key": entry.key, "path": str(first.get("path") or entry.key),
                 "w": width, "h": height, "img": _url(original) if original else None,
-                "gt": truth, "gk": [label_key(t) for t in truth], "boxes": boxes,
+                "gt": truth, "gk": [normal(t) for t in truth], "boxes": boxes,
                 "dis": None if dis is None else round(dis, 4), "m": per_method}
 
     def method_item(self, entry: _Entry, m_index: int, method: Method, record: dict[str, Any],
@@ -504,7 +499,7 @@ class _Builder:
         flags = sorted({f for _, _, f in flagged if f} | ({"FN"} if missed else set()))
         return {"s": "ok", "thumb": thumb,
                 "pred": [[label, round(score, 4), flag] for label, score, flag in flagged],
-                "pk": [label_key(label) for label, _, _ in flagged],
+                "pk": [normal(label) for label, _, _ in flagged],
                 "all": [[label, round(score, 4)] for label, score in preds],
                 "fn": missed, "flags": flags, "top": round(preds[0][1], 4) if preds else None,
                 "t": targets, "mv": means}
@@ -525,14 +520,14 @@ def _metric_values(rows: list[dict[str, Any]], target: dict[str, Any]) -> dict[s
 
 def _data(source: Source, images: list[dict[str, Any]], top_k: int | None,
           title: str) -> dict[str, Any]:
-    spelled: dict[str, str] = {}  # label_key -> the first spelling seen, predictions first
+    spelled: dict[str, str] = {}  # normal(name) -> the first spelling seen, predictions first
     for im in images:
         for m in im["m"]:
             for p in m.get("pred", []):
-                spelled.setdefault(label_key(p[0]), p[0])
+                spelled.setdefault(normal(p[0]), p[0])
     for im in images:
         for g in im["gt"]:
-            spelled.setdefault(label_key(g), g)
+            spelled.setdefault(normal(g), g)
     labels = sorted(([k, v] for k, v in spelled.items()), key=lambda kv: kv[1].lower())
     metrics = source.metrics or {}
     names = list((metrics.get("metrics") or {}).keys())

@@ -19,9 +19,11 @@ from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
 from xaigraph.explain import engine
+from xaigraph.explain.explainer import Explainer
 from xaigraph.explain.io.record import Record
 from xaigraph.explain.io.rundir import RunDir
-from xaigraph.explain.runner import Explainer, ExplainSpec, error_record, write
+from xaigraph.explain.io.write import error_record, write
+from xaigraph.explain.plan import ExplainSpec
 
 __all__ = ["run"]
 

@@ -178,8 +178,10 @@ def read_lines(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def is_output(folder: Path) -> bool:
-    """Whether `folder` is an xaigraph run's OUT_DIR or EVAL_DIR (it has the lock file)."""
-    return (folder / LOCK).is_file()
+    """Whether `folder` is an xaigraph run's OUT_DIR or EVAL_DIR: it has the lock file, or
+    (written before there was one) a run.json and a results.jsonl."""
+    return (folder / LOCK).is_file() or ((folder / RUN).is_file()
+                                          and (folder / RESULTS).is_file())
 
 
 def check_writable(out: Path) -> None:
