@@ -123,6 +123,7 @@ def test_ray_options_need_the_ray_engine(cnn_file: Callable[..., Path], tmp_path
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow  # `make test-fast` leaves it out (and needs Ray, the `ray` extra)
 def test_a_signal_ends_a_ray_run_cleanly_and_it_resumes(tmp_path: Path) -> None:
     """SIGTERM while Ray starts (ray.init's own handler exited with status 15 and nothing
     printed) and while it runs: exit 143 and one line; a resume writes what one run writes."""
