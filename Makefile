@@ -25,6 +25,13 @@ $(BIN)/.installed-dev: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[dev,ray]'
 	touch $@
 
+# The fast tier's tools only, no torch, timm, Ray or browser: pytest and import-linter as in
+# the dev extra (tests/unit/test_imports.py reads the import graph with grimp), and
+# pytest-xdist for two workers (one test file to a worker: a module's fixtures are made once).
+$(BIN)/.installed-fast: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet 'pytest>=8' 'pytest-xdist>=3.5' 'import-linter>=2.17'
+	touch $@
+
 # The report's browser tests drive Debian's Chromium (Playwright never downloads a browser).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 browser:
@@ -43,16 +50,19 @@ demo: $(BIN)/.installed
 test: $(BIN)/.installed-dev browser
 	$(BIN)/python -m pytest -q
 
-# Hand-built graphs through both views, no model export: well under a minute.
-test-fast: $(BIN)/.installed-dev
-	$(BIN)/python -m pytest -q tests/unit
+# The unit tier (hand-built graphs through both views) and the explain tier less its `slow`
+# tests (Ray engine, browser, signals), without torch: under a minute on 2 cores. `make test`
+# runs everything, tests/integration (torch and timm exports, many models) included.
+test-fast: $(BIN)/.installed-fast
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slow" tests/unit tests/explain
 
 # 2000 mutated models through insert and inspect, fresh randomness each run (make test runs
 # 200 with a fixed seed). FUZZ_CASES=N for another count.
 FUZZ_CASES ?= 2000
 # Also 50 explain runs stopped by SIGINT / SIGTERM at random moments (make test runs 10).
 fuzz: $(BIN)/.installed-dev
-	XAIGRAPH_FUZZ_CASES=$(FUZZ_CASES) XAIGRAPH_FUZZ_RANDOM=1 $(BIN)/python -m pytest -q tests/test_fuzz.py
+	XAIGRAPH_FUZZ_CASES=$(FUZZ_CASES) XAIGRAPH_FUZZ_RANDOM=1 $(BIN)/python -m pytest -q \
+	  tests/integration/test_fuzz.py
 	XAIGRAPH_SIGNAL_ROUNDS=50 XAIGRAPH_FUZZ_RANDOM=1 $(BIN)/python -m pytest -q \
 	  tests/explain/test_run_signals.py
 

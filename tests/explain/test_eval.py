@@ -52,8 +52,8 @@ def coco(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def model(tiny_file: Callable[..., Path]) -> Path:
-    return tiny_file("gap_fc", False, "onnx17")
+def model(cnn_file: Callable[..., Path]) -> Path:
+    return cnn_file("gap_fc", False, "onnx17")
 
 
 @pytest.fixture(scope="module")
@@ -316,11 +316,9 @@ def test_precision_reaches_the_maps_and_the_metrics(model: Path, coco: Path, tmp
     assert not (tmp_path / "ort").exists()
 
 
-def test_a_detector_is_refused_in_one_line(exported: Callable[..., Path], coco: Path,
+def test_a_detector_is_refused_in_one_line(detector_file: Callable[..., Path], coco: Path,
                                            tmp_path: Path) -> None:
-    from tests import tiny_models
-
-    detector = exported("det3", lambda: tiny_models.TinyDetector(3), "onnx17")
+    detector = detector_file(3, "onnx17")
     for methods in ("reciprocam", "rise", "detclassprobabilitymap"):
         out = tmp_path / methods
         code, _, stderr = invoke("eval", detector, coco, "-o", out, "--methods", methods)

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 import xaigraph
-from tests import tiny_models
+from tests import tiny_onnx
 from xaigraph.cli import cli
 from xaigraph.explain.plan import prepare
 from xaigraph.session import Session
@@ -44,8 +44,8 @@ def write_photos(folder: Path, n: int = 3, seed: int = 0) -> list[Path]:
 
 
 @pytest.fixture()
-def model(tiny_file: Callable[..., Path]) -> Path:
-    return tiny_file("gap_fc", False, "onnx17")
+def model(cnn_file: Callable[..., Path]) -> Path:
+    return cnn_file("gap_fc", False, "onnx17")
 
 
 # -- the Python API -------------------------------------------------------------------------------
@@ -67,8 +67,8 @@ def test_api_yields_maps_predictions_save_and_overlay(model: Path, tmp_path: Pat
         for cls, m in ex.maps.items():
             assert isinstance(m, np.ndarray) and m.dtype == np.float32 and m.ndim == 2
             assert m.min() >= 0.0 and m.max() <= 1.0
-            assert 0 <= cls < tiny_models.CLASSES
-        assert isinstance(ex.scores, np.ndarray) and ex.scores.shape == (tiny_models.CLASSES,)
+            assert 0 <= cls < tiny_onnx.CLASSES
+        assert isinstance(ex.scores, np.ndarray) and ex.scores.shape == (tiny_onnx.CLASSES,)
         top = [p["class"] for p in ex.predictions]
         assert top[:2] == ex.targets  # the targets are the top 2 predictions
         assert [p["score"] for p in ex.predictions] == sorted(
@@ -81,7 +81,7 @@ def test_api_yields_maps_predictions_save_and_overlay(model: Path, tmp_path: Pat
         colour = ex.colour()
         assert colour.mode == "RGBA" and colour.size == (ex.width, ex.height)
         with pytest.raises(ValueError, match="no map"):
-            ex.overlay(next(c for c in range(tiny_models.CLASSES) if c not in ex.maps))
+            ex.overlay(next(c for c in range(tiny_onnx.CLASSES) if c not in ex.maps))
 
     # save() writes the files `xaigraph explain` writes, with the same names and pixels
     api_out, cli_out = tmp_path / "api", tmp_path / "cli"
@@ -129,9 +129,9 @@ def test_api_takes_pil_images_and_raw_maps(model: Path) -> None:
 # -- detectors -------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def detector(exported: Callable[..., Path]) -> Callable[[str], Path]:
+def detector(detector_file: Callable[..., Path]) -> Callable[[str], Path]:
     def get(route: str) -> Path:
-        return exported("det3", lambda: tiny_models.TinyDetector(3), route)
+        return detector_file(3, route)
 
     return get
 
@@ -143,7 +143,7 @@ def test_detector_gives_per_class_maps(detector: Callable[[str], Path], tmp_path
     plain = detector(route)
     spec = prepare(plain, targets="all")
     assert spec.detector and spec.method == "detclassprobabilitymap"
-    assert "detector" in spec.method_reason and spec.num_classes == tiny_models.DET_CLASSES
+    assert "detector" in spec.method_reason and spec.num_classes == tiny_onnx.DET_CLASSES
     aug = tmp_path / ("det_aug.onnx" if runtime == "onnxruntime" else "det_aug.xml")
     xaigraph.save(xaigraph.insert(plain, "detclassprobabilitymap",
                                   output_format="onnx" if aug.suffix == ".onnx" else "ir"),
@@ -156,8 +156,8 @@ def test_detector_gives_per_class_maps(detector: Callable[[str], Path], tmp_path
         for ex, image in zip(found, images, strict=True):
             x = spec.preprocess.apply(image)
             maps = Session.open(aug, runtime).run([x], outputs=["saliency_map"])[0][0]
-            assert maps.shape == (tiny_models.DET_CLASSES, 8, 8)
-            assert ex.targets == list(range(tiny_models.DET_CLASSES))
+            assert maps.shape == (tiny_onnx.DET_CLASSES, 8, 8)
+            assert ex.targets == list(range(tiny_onnx.DET_CLASSES))
             for c in ex.targets:
                 np.testing.assert_array_equal(ex.maps[c], maps[c].astype(np.float32) / 255)
     # the CLI writes one map and overlay per class
@@ -305,9 +305,9 @@ def test_precision_reaches_both_sessions_and_run_json(model: Path, tmp_path: Pat
 
     explainer = Explainer(prepare(model, method="rise", precision="bf16"))
     assert explainer.session.precision == ("bf16" if has_bf16 else "f32")
-    x = np.zeros((1, 3, tiny_models.SIZE, tiny_models.SIZE), np.float32)
+    x = np.zeros((1, 3, tiny_onnx.SIZE, tiny_onnx.SIZE), np.float32)
     assert explainer._mask_runner(x) is not None
-    masked, _ = explainer._masked.session(4, (tiny_models.SIZE, tiny_models.SIZE))
+    masked, _ = explainer._masked.session(4, (tiny_onnx.SIZE, tiny_onnx.SIZE))
     assert masked.precision == explainer.session.precision
 
 

@@ -43,8 +43,8 @@ def photos(tmp_path: Path) -> Path:
 
 
 @pytest.fixture()
-def model(tiny_file: Callable[..., Path]) -> Path:
-    return tiny_file("gap_fc", False, "onnx17")
+def model(cnn_file: Callable[..., Path]) -> Path:
+    return cnn_file("gap_fc", False, "onnx17")
 
 
 def test_files_and_results(model: Path, photos: Path, tmp_path: Path) -> None:
@@ -200,12 +200,12 @@ def test_usage_errors_write_nothing(model: Path, photos: Path, tmp_path: Path,
         assert code == 2 and afile.read_text() == "x", stderr
 
 
-def test_ir_and_static_batch_on_openvino(tiny_file: Callable[..., Path], photos: Path,
+def test_ir_and_static_batch_on_openvino(cnn_file: Callable[..., Path], photos: Path,
                                          tmp_path: Path) -> None:
     results = {}
     for route in ("ov_static", "ov_dynbatch"):
         out = tmp_path / route
-        code, _, stderr = invoke("explain", tiny_file("gap_fc", False, route), photos, "-o",
+        code, _, stderr = invoke("explain", cnn_file("gap_fc", False, route), photos, "-o",
                                  out, "--targets", "all", "--raw", "--batch-size", "2")
         assert code == 0, stderr
         results[route] = lines(out)

@@ -268,14 +268,14 @@ def identity_model(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("case", ["forced_yolo", "unrecognised", "forced_on_classifier"])
 def test_bad_detector_outputs_are_one_line_and_write_nothing(
-        tmp_path: Path, photos: list[Path], tiny_file: Callable[..., Path], case: str) -> None:
+        tmp_path: Path, photos: list[Path], cnn_file: Callable[..., Path], case: str) -> None:
     if case == "forced_yolo":
         model, extra = dm.save(dm.bright_box_detector(), tmp_path / "d.onnx"), [
             "--detector-output", "yolo"]
     elif case == "unrecognised":
         model, extra = identity_model(tmp_path), []
     else:
-        model, extra = tiny_file("gap_fc", False, "onnx17"), ["--detector-output", "modelapi"]
+        model, extra = cnn_file("gap_fc", False, "onnx17"), ["--detector-output", "modelapi"]
     out = tmp_path / "out"
     code, _, stderr = invoke("explain", model, photos[0], "-o", out, "--method", "rise",
                              "--num-masks", "8", *extra)
@@ -286,8 +286,8 @@ def test_bad_detector_outputs_are_one_line_and_write_nothing(
 
 
 def test_auto_says_which_method_and_why_on_every_line(
-        tmp_path: Path, photos: list[Path], tiny_file: Callable[..., Path]) -> None:
-    classifier = tiny_file("gap_fc", False, "onnx17")
+        tmp_path: Path, photos: list[Path], cnn_file: Callable[..., Path]) -> None:
+    classifier = cnn_file("gap_fc", False, "onnx17")
     detector = dm.save(dm.bright_box_detector(), tmp_path / "det.onnx")
     for model, method, words in ((classifier, "reciprocam", "auto: a CNN"),
                                  (detector, "rise", "auto: no white-box method applies")):

@@ -34,8 +34,8 @@ def _image(i: int) -> Image.Image:
 
 
 @pytest.fixture(scope="module")
-def explainer(tiny_file: Callable[..., Path]) -> Explainer:
-    return Explainer(prepare(tiny_file("gap_fc", False, "onnx17"), batch_size=4))
+def explainer(cnn_file: Callable[..., Path]) -> Explainer:
+    return Explainer(prepare(cnn_file("gap_fc", False, "onnx17"), batch_size=4))
 
 
 def test_generator_is_read_a_bounded_way_ahead(explainer: Explainer) -> None:

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 import xaigraph
-from tests import tiny_models
+from tests import tiny_onnx
 from xaigraph.explain import render
 from xaigraph.explain.model import probabilities
 from xaigraph.explain.plan import prepare
@@ -53,9 +53,9 @@ CASES = [("onnx17", ".onnx", "onnxruntime"), ("onnx17", ".onnx", "openvino"),
 
 
 @pytest.mark.parametrize(("route", "suffix", "runtime"), CASES)
-def test_maps_equal_the_augmented_models_own(tiny_file: Callable[..., Path], tmp_path: Path,
+def test_maps_equal_the_augmented_models_own(cnn_file: Callable[..., Path], tmp_path: Path,
                                              route: str, suffix: str, runtime: str) -> None:
-    aug = augmented(tiny_file("gap_fc", False, route), tmp_path, suffix)
+    aug = augmented(cnn_file("gap_fc", False, route), tmp_path, suffix)
     images = photos(3)
     found = list(xaigraph.explain(aug, images, targets="all", runtime=runtime, batch_size=2))
     assert [e.index for e in found] == [0, 1, 2]
@@ -63,8 +63,8 @@ def test_maps_equal_the_augmented_models_own(tiny_file: Callable[..., Path], tmp
     assert spec.augmented and spec.method == "reciprocam"
     for ex, image in zip(found, images, strict=True):
         logits, maps = direct(aug, runtime, spec.preprocess, image)
-        assert ex.targets == list(range(tiny_models.CLASSES))
-        for c in range(tiny_models.CLASSES):
+        assert ex.targets == list(range(tiny_onnx.CLASSES))
+        for c in range(tiny_onnx.CLASSES):
             np.testing.assert_array_equal(ex.maps[c], maps[c].astype(np.float32) / 255)
         np.testing.assert_allclose(ex.scores, softmax(logits), rtol=1e-5, atol=1e-7)
         assert ex.predictions[0]["class"] == int(np.argmax(logits))
@@ -73,9 +73,9 @@ def test_maps_equal_the_augmented_models_own(tiny_file: Callable[..., Path], tmp
 @pytest.mark.parametrize(("route", "runtime"), [("onnx17", "onnxruntime"),
                                                 ("onnx17", "openvino"),
                                                 ("ov_dynbatch", "openvino")])
-def test_plain_model_augmented_in_memory(tiny_file: Callable[..., Path], tmp_path: Path,
+def test_plain_model_augmented_in_memory(cnn_file: Callable[..., Path], tmp_path: Path,
                                          route: str, runtime: str) -> None:
-    plain = tiny_file("gap_mlp", False, route)
+    plain = cnn_file("gap_mlp", False, route)
     suffix = ".onnx" if runtime == "onnxruntime" else ".xml"
     aug = augmented(plain, tmp_path, suffix)
     before = sorted(p.name for p in plain.parent.iterdir())
@@ -86,13 +86,13 @@ def test_plain_model_augmented_in_memory(tiny_file: Callable[..., Path], tmp_pat
     assert not spec.augmented and spec.method == "reciprocam" and "auto" in spec.method_reason
     for ex, image in zip(found, images, strict=True):
         _, maps = direct(aug, runtime, spec.preprocess, image)
-        for c in range(tiny_models.CLASSES):
+        for c in range(tiny_onnx.CLASSES):
             np.testing.assert_array_equal(ex.maps[c], maps[c].astype(np.float32) / 255)
 
 
-def test_in_graph_targets_give_the_same_maps(tiny_file: Callable[..., Path],
+def test_in_graph_targets_give_the_same_maps(cnn_file: Callable[..., Path],
                                              tmp_path: Path) -> None:
-    plain = tiny_file("gap_fc", False, "onnx17")
+    plain = cnn_file("gap_fc", False, "onnx17")
     aug = augmented(plain, tmp_path, ".onnx")
     images = photos(4, seed=3)
     spec = prepare(plain, targets="topk:2")
@@ -107,9 +107,9 @@ def test_in_graph_targets_give_the_same_maps(tiny_file: Callable[..., Path],
     assert [e.targets for e in listed] == [[3, 1], [3, 1]]
 
 
-def test_selecting_from_an_augmented_models_maps(tiny_file: Callable[..., Path],
+def test_selecting_from_an_augmented_models_maps(cnn_file: Callable[..., Path],
                                                  tmp_path: Path) -> None:
-    aug = augmented(tiny_file("gap_fc", False, "onnx17"), tmp_path, ".onnx")
+    aug = augmented(cnn_file("gap_fc", False, "onnx17"), tmp_path, ".onnx")
     image = photos(1, seed=9)[0]
     spec = prepare(aug)
     logits, maps = direct(aug, "onnxruntime", spec.preprocess, image)
@@ -121,10 +121,10 @@ def test_selecting_from_an_augmented_models_maps(tiny_file: Callable[..., Path],
                                   maps[pred.targets[0]].astype(np.float32) / 255)
 
 
-def test_static_and_dynamic_batch_give_the_same_maps(tiny_file: Callable[..., Path]) -> None:
+def test_static_and_dynamic_batch_give_the_same_maps(cnn_file: Callable[..., Path]) -> None:
     images = photos(5, seed=4)
-    static = prepare(tiny_file("gap_fc", False, "ov_static"), targets="all")
-    dynamic = prepare(tiny_file("gap_fc", False, "ov_dynbatch"), targets="all", batch_size=2)
+    static = prepare(cnn_file("gap_fc", False, "ov_static"), targets="all")
+    dynamic = prepare(cnn_file("gap_fc", False, "ov_dynbatch"), targets="all", batch_size=2)
     assert static.static_batch == 1 and dynamic.static_batch is None
     a = list(xaigraph.explain(static, images))
     b = list(xaigraph.explain(dynamic, images))
@@ -135,8 +135,8 @@ def test_static_and_dynamic_batch_give_the_same_maps(tiny_file: Callable[..., Pa
         np.testing.assert_allclose(x.scores, y.scores, rtol=1e-5)
 
 
-def test_softmax_output_is_taken_as_probabilities(tiny_file: Callable[..., Path]) -> None:
-    plain = tiny_file("gap_fc", True, "onnx17")  # ends in a Softmax
+def test_softmax_output_is_taken_as_probabilities(cnn_file: Callable[..., Path]) -> None:
+    plain = cnn_file("gap_fc", True, "onnx17")  # ends in a Softmax
     spec = prepare(plain)
     assert spec.activation == "softmax"
     image = photos(1)[0]
@@ -147,9 +147,9 @@ def test_softmax_output_is_taken_as_probabilities(tiny_file: Callable[..., Path]
         probs[None], rel=1e-5)
 
 
-def test_overlay_is_the_colour_map_blended(tiny_file: Callable[..., Path],
+def test_overlay_is_the_colour_map_blended(cnn_file: Callable[..., Path],
                                            tmp_path: Path) -> None:
-    aug = augmented(tiny_file("gap_fc", False, "onnx17"), tmp_path, ".onnx")
+    aug = augmented(cnn_file("gap_fc", False, "onnx17"), tmp_path, ".onnx")
     image = photos(1, seed=7)[0]
     (ex,) = xaigraph.explain(aug, [image], opacity=0.4, colormap="cubehelix")
     c = ex.targets[0]

@@ -50,8 +50,8 @@ def photos(tmp_path: Path) -> Path:
 
 
 @pytest.fixture()
-def model(tiny_file: Callable[..., Path]) -> Path:
-    return tiny_file("gap_fc", False, "onnx17")
+def model(cnn_file: Callable[..., Path]) -> Path:
+    return cnn_file("gap_fc", False, "onnx17")
 
 
 # -- the progress bar -----------------------------------------------------------------------------

@@ -142,9 +142,9 @@ def _lines(out: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
 
 
-def test_explain_keeps_coco_and_voc_ground_truth(tiny_file: Callable[..., Path],
+def test_explain_keeps_coco_and_voc_ground_truth(cnn_file: Callable[..., Path],
                                                 tmp_path: Path) -> None:
-    model = tiny_file("gap_fc", False, "onnx17")
+    model = cnn_file("gap_fc", False, "onnx17")
     coco = write_coco(tmp_path / "coco")
     out = tmp_path / "out"
     result = CliRunner().invoke(cli, ["explain", str(model), str(coco), "-o", str(out)])

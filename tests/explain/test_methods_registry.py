@@ -75,11 +75,11 @@ def test_docs_table_is_the_registrys() -> None:
         assert f"| `{name}` |" in text[start:end]
 
 
-def test_prepare_names_the_choices_for_an_unknown_method(tiny_file: Callable[..., Path]
+def test_prepare_names_the_choices_for_an_unknown_method(cnn_file: Callable[..., Path]
                                                          ) -> None:
     from xaigraph.explain.plan import prepare
 
-    model = tiny_file("gap_fc", False, "onnx17")
+    model = cnn_file("gap_fc", False, "onnx17")
     with pytest.raises(BadInputError, match="--method: unknown method 'nosuch'; choose one of"):
         prepare(model, method="nosuch")
     spec = prepare(model, method="auto")  # a CNN: the registry's pick for a `map` target

@@ -324,8 +324,8 @@ def test_adcc_coherency_resizes_a_coarse_map() -> None:
 
 # -- a tiny real model through Session ------------------------------------------------------------
 
-def test_insertion_deletion_and_adcc_on_a_real_model(tiny_file: Callable[..., Path]) -> None:
-    session = Session.open(tiny_file("gap_fc", True, "onnx17"))
+def test_insertion_deletion_and_adcc_on_a_real_model(cnn_file: Callable[..., Path]) -> None:
+    session = Session.open(cnn_file("gap_fc", True, "onnx17"))
 
     def predict(batch: np.ndarray) -> np.ndarray:
         return session.run([np.ascontiguousarray(batch, np.float32)])[0]

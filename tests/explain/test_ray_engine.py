@@ -55,13 +55,14 @@ def records(out: Path) -> list[dict[str, Any]]:
     return found
 
 
+@pytest.mark.slow  # `make test-fast` leaves it out (and needs Ray, the `ray` extra)
 @pytest.mark.parametrize("method", [
     [],  # auto: reciprocam inserted in memory
     ["--method", "rise", "--num-masks", "40", "--mask-cells", "3", "--seed", "5"],
 ], ids=["white-box", "rise"])
 def test_ray_engine_writes_what_the_local_engine_writes(
-        tiny_file: Callable[..., Path], tmp_path: Path, method: list[str]) -> None:
-    model = tiny_file("gap_fc", False, "onnx17")
+        cnn_file: Callable[..., Path], tmp_path: Path, method: list[str]) -> None:
+    model = cnn_file("gap_fc", False, "onnx17")
     photos(tmp_path / "photos", 7)
     common = [str(model), "photos", "--targets", "topk:2", "--raw", "--batch-size", "3",
               *method]
@@ -97,9 +98,9 @@ def test_ray_engine_writes_what_the_local_engine_writes(
     assert files(tmp_path / "ray") == written
 
 
-def test_without_ray_one_line_and_exit_2(tiny_file: Callable[..., Path], tmp_path: Path
+def test_without_ray_one_line_and_exit_2(cnn_file: Callable[..., Path], tmp_path: Path
                                         ) -> None:
-    model = tiny_file("gap_fc", False, "onnx17")
+    model = cnn_file("gap_fc", False, "onnx17")
     photos(tmp_path / "photos", 1)
     hide_ray = "import sys; sys.modules['ray'] = None; "  # `import ray` raises ImportError
     proc = subprocess.run([sys.executable, "-c", hide_ray + ENTRY, "explain", str(model),
@@ -111,9 +112,9 @@ def test_without_ray_one_line_and_exit_2(tiny_file: Callable[..., Path], tmp_pat
     assert not (tmp_path / "out").exists()
 
 
-def test_ray_options_need_the_ray_engine(tiny_file: Callable[..., Path], tmp_path: Path
+def test_ray_options_need_the_ray_engine(cnn_file: Callable[..., Path], tmp_path: Path
                                          ) -> None:
-    model = tiny_file("gap_fc", False, "onnx17")
+    model = cnn_file("gap_fc", False, "onnx17")
     photos(tmp_path / "photos", 1)
     proc = explain(str(model), "photos", "-o", "out", "--ray-actors", "2", cwd=tmp_path)
     assert proc.returncode == 2
@@ -122,6 +123,7 @@ def test_ray_options_need_the_ray_engine(tiny_file: Callable[..., Path], tmp_pat
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow  # `make test-fast` leaves it out (and needs Ray, the `ray` extra)
 def test_a_signal_ends_a_ray_run_cleanly_and_it_resumes(tmp_path: Path) -> None:
     """SIGTERM while Ray starts (ray.init's own handler exited with status 15 and nothing
     printed) and while it runs: exit 143 and one line; a resume writes what one run writes."""

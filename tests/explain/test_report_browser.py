@@ -1,6 +1,8 @@
 """The report in a real browser: Debian's Chromium (/usr/bin/chromium, `make browser`) driven
 by Playwright, the page opened from the file system. One browser for the module; a small
-eval report and one 10 000-image explain report. A missing Chromium fails, never skips."""
+eval report and one 10 000-image explain report. A missing Chromium fails, never skips; a
+missing Playwright skips the module only outside CI (`tests.extras`: the fast tier's venv
+has no Playwright)."""
 
 from __future__ import annotations
 
@@ -13,10 +15,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.explain.report_fixtures import Img, many, write_eval, write_explain
+from tests.extras import require
 from xaigraph.explain.report import build_report
+
+require("playwright")
+from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+
+pytestmark = pytest.mark.slow  # `make test-fast` leaves it out
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]

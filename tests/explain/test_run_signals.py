@@ -24,6 +24,8 @@ from tests.explain import run_models
 ROUNDS = int(os.environ.get("XAIGRAPH_SIGNAL_ROUNDS", "10"))
 SEED = None if os.environ.get("XAIGRAPH_FUZZ_RANDOM") else 20261207
 
+pytestmark = pytest.mark.slow  # `make test-fast` leaves it out
+
 
 def comparable(out: Path) -> list[dict[str, Any]]:
     lines = (out / "results.jsonl").read_text().splitlines()

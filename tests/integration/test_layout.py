@@ -13,10 +13,10 @@ import torch
 from torch import nn
 
 import xaigraph
-from tests import tiny_models
 from tests.conftest import image, run
-from tests.test_onnx import ort_run
-from tests.test_reciprocam import assert_close_to_reference
+from tests.integration import tiny_models
+from tests.integration.test_onnx import ort_run
+from tests.integration.test_reciprocam import assert_close_to_reference
 
 
 class SwinLike(nn.Module):

@@ -10,10 +10,10 @@ import pytest
 from click.testing import CliRunner
 
 import xaigraph
-from tests import tiny_models
 from tests.conftest import LIGHT_MODELS, image, run
-from tests.test_onnx import ort_run
-from tests.test_reciprocam import assert_close_to_reference
+from tests.integration import tiny_models
+from tests.integration.test_onnx import ort_run
+from tests.integration.test_reciprocam import assert_close_to_reference
 from xaigraph.cli import cli
 
 

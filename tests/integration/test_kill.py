@@ -107,7 +107,8 @@ def folder(tmp_path: Path) -> Path:
 
 
 def test_sigkill_at_random_moments_leaves_the_old_or_the_new_pair(folder: Path) -> None:
-    code = f"from tests.test_kill import drive; drive({str(folder)!r}, {ROUNDS}, {SEED})"
+    code = (f"from tests.integration.test_kill import drive; "
+            f"drive({str(folder)!r}, {ROUNDS}, {SEED})")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

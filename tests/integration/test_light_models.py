@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import xaigraph
-from tests import reference
 from tests.conftest import LIGHT_MODELS, image, run
+from tests.integration import reference
 from xaigraph.model_io import load_model
 
 

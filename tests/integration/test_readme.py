@@ -12,7 +12,7 @@ from click.testing import CliRunner
 import xaigraph
 from xaigraph.cli import cli
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_every_documented_insert_option_exists() -> None:

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import xaigraph
-from tests import tiny_models
 from tests.conftest import image, run
+from tests.integration import tiny_models
 
 CASES = [(head, softmax) for head in tiny_models.HEADS for softmax in (False, True)]
 

@@ -1,5 +1,5 @@
 """Small deployment fixes: the demo's caption names the method, the Python API's messages
-speak Python, `make demo` installs only what the demo needs."""
+speak Python, `make demo` installs only what the demo needs (and `make test-fast` no torch)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from tests.unit.deploy_graphs import Net, rand
 from xaigraph.demo import caption, run_demo
 from xaigraph.errors import BadInputError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(("method", "per_class", "named"), [
@@ -70,3 +70,14 @@ def test_make_demo_installs_only_the_runtime(tmp_path: Path) -> None:
     runtime = [i for i, line in enumerate(test) if line.endswith("-e .")]
     pytest_at = next(i for i, line in enumerate(test) if "-m pytest" in line)
     assert runtime and extras and runtime[0] < extras[0] < pytest_at
+
+
+def test_make_test_fast_installs_no_torch(tmp_path: Path) -> None:
+    fast = _recipe("test-fast", tmp_path)
+    installs = [line for line in fast if "pip install" in line and "--upgrade pip" not in line]
+    assert installs[0].endswith("-e .") and len(installs) == 2, installs
+    tools = installs[1]
+    assert "pytest" in tools and "import-linter" in tools, tools
+    assert not any(name in tools for name in ("[dev", "torch", "timm", "ray", "playwright"))
+    (run,) = [line for line in fast if "-m pytest" in line]
+    assert '-m "not slow"' in run and run.endswith("tests/unit tests/explain"), run

@@ -13,8 +13,8 @@ import openvino as ov
 import pytest
 
 import xaigraph
-from tests import tiny_models
 from tests.conftest import image, run
+from tests.integration import tiny_models
 from xaigraph.model_io import load_model
 
 ROUTES = ["ov_static", "ov_dynbatch", "ov_dynamic", "onnx13"]
@@ -157,7 +157,7 @@ def test_stamp_and_second_insert_is_a_no_op(
     assert stamp["target_layer"] == result.report["target"]["name"]
     assert stamp["output"] == "saliency_map"
 
-    again = xaigraph.insert(out, "reciprocam")  # another method exits 2: tests/test_strip.py
+    again = xaigraph.insert(out, "reciprocam")  # another method exits 2: test_strip.py
     assert again.report["status"] == "already-augmented"
     assert not again.changed
     assert len(again.model.outputs) == len(reread.outputs)

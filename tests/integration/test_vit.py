@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 import xaigraph
-from tests import tiny_models
 from tests.conftest import image, run
-from tests.test_onnx import ort_run
-from tests.test_reciprocam import assert_close_to_reference
+from tests.integration import tiny_models
+from tests.integration.test_onnx import ort_run
+from tests.integration.test_reciprocam import assert_close_to_reference
 
 ROUTES = ["ov_static", "ov_dynbatch", "onnx14", "onnx17"]
 VARIANTS = [(1, True), (1, False), (2, True), (0, False)]  # (prefix tokens, fused attention)

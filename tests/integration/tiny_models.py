@@ -2,7 +2,9 @@
 
 Each model splits at the tensor xaigraph should choose as its target: `body(x)` computes it
 and `tail(t)` the class scores (logits, before any final softmax), so a test can compute a
-brute-force ReciproCAM in torch, independently of the graph being tested.
+brute-force ReciproCAM in torch, independently of the graph being tested. (The sizes are
+shared with `tests.tiny_onnx`, which builds `gap_fc`, `gap_mlp` and the detector without
+torch.)
 
 Heads (drawn from the target T to the scores):
 
@@ -27,10 +29,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from tests.tiny_onnx import CLASSES, DET_CLASSES, SIZE
+
 HEADS = ("gap_fc", "gap_mlp", "conv_gap", "maxpool_fc", "gap_view", "maxpool_view")
 MOSAIC_HEADS = ("maxpool_fc", "maxpool_view")  # no global average pooling: mosaic form
-SIZE = 16  # input height and width
-CLASSES = 5
 
 
 class Tiny(nn.Module):
@@ -256,9 +258,6 @@ def brute_force_vitreciprocam(model: TinyViT, x: np.ndarray) -> np.ndarray:
 
 
 # -- a tiny single-stage detector ----------------------------------------------------------------
-
-DET_CLASSES = 6
-
 
 class TinyDetector(nn.Module):
     """Two feature levels (8x8 and 4x4 for a 16x16 input); on each, a shared class conv

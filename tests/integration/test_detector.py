@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import xaigraph
-from tests import tiny_models
 from tests.conftest import image, run
-from tests.test_onnx import ort_run
+from tests.integration import tiny_models
+from tests.integration.test_onnx import ort_run
 
 
 @pytest.fixture(scope="module")

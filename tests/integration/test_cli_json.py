@@ -23,12 +23,12 @@ from xaigraph.passes import build_pipeline
 
 import xaigraph.api
 from tests import fuzz_models
-from tests.test_cli import CorruptOutput
+from tests.integration.test_cli import CorruptOutput
 from xaigraph.cli import cli
 from xaigraph.errors import KINDS
 from xaigraph.pipeline import PassManager
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def run_json(*args: str) -> tuple[int, dict[str, Any], list[str]]:

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from xaigraph.cli import cli
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 MODEL = "efficientnet_lite0.onnx"
 PHOTO = "chelsea.png"
 

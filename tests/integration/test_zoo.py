@@ -13,7 +13,7 @@ import pytest
 
 from xaigraph.methods import METHODS
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load_zoo() -> ModuleType:

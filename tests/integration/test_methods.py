@@ -10,9 +10,9 @@ import pytest
 import torch
 
 import xaigraph
-from tests import tiny_models
 from tests.conftest import image, run
-from tests.test_onnx import ort_run
+from tests.integration import tiny_models
+from tests.integration.test_onnx import ort_run
 
 BACKENDS = ["ir", "onnx"]
 

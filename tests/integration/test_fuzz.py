@@ -3,8 +3,8 @@
 Hypothesis mutates the hand-built classifier of `tests.fuzz_models`: its IR's XML text, its
 `.bin` bytes, its ONNX bytes and its ONNX structure (inputs, nodes, attributes,
 initializers, shapes, types, opset). Each case runs `inspect` and `insert` by one route
-(IR->IR, ONNX->IR, ONNX->ONNX) in a worker process (`tests.fuzz_worker`, click's CliRunner
-in-process, so a signal or a hang is caught), and one case in 20 also through the real
+(IR->IR, ONNX->IR, ONNX->ONNX) in a worker process (`tests.integration.fuzz_worker`, click's
+CliRunner in-process, so a signal or a hang is caught), and one case in 20 also through the real
 `xaigraph` executable. Whatever the input, it must hold that:
 
 - no crash by a signal, no hang (30 s a command);
@@ -40,7 +40,7 @@ from tests import fuzz_models
 CASES = int(os.environ.get("XAIGRAPH_FUZZ_CASES", "200"))
 RANDOM = os.environ.get("XAIGRAPH_FUZZ_RANDOM", "") == "1"
 TIMEOUT = 30.0
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXE = Path(sys.executable).with_name("xaigraph")
 
 
@@ -53,7 +53,7 @@ class Worker:
     def start(self) -> subprocess.Popen[str]:
         if self.proc is None or self.proc.poll() is not None:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "tests.fuzz_worker"], cwd=ROOT, text=True,
+                [sys.executable, "-m", "tests.integration.fuzz_worker"], cwd=ROOT, text=True,
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         return self.proc
 

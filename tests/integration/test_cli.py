@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from xaigraph.passes import build_pipeline
 
 import xaigraph.api
-from tests import tiny_models
+from tests.integration import tiny_models
 from xaigraph.cli import cli
 from xaigraph.pipeline import Pass, PassContext, PassManager, PassResult
 

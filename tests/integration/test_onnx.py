@@ -15,9 +15,9 @@ from click.testing import CliRunner
 from onnx import helper
 
 import xaigraph
-from tests import tiny_models
 from tests.conftest import LIGHT_MODELS, image, run
-from tests.test_reciprocam import assert_close_to_reference
+from tests.integration import tiny_models
+from tests.integration.test_reciprocam import assert_close_to_reference
 from xaigraph.cli import cli
 
 ONNX_ROUTES = ("onnx11", "onnx13", "onnx17", "onnx18")

@@ -21,8 +21,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-timm = pytest.importorskip("timm")
+from tests.extras import require
+
+torch = require("torch")
+timm = require("timm")
 
 import onnx  # noqa: E402
 import onnxruntime as ort  # noqa: E402
