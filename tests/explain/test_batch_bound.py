@@ -19,6 +19,7 @@ from xaigraph.cli import cli
 from xaigraph.explain.report import map_values
 
 MODEL = Path(str(resources.files("xaigraph.data") / "efficientnet_lite0.onnx"))
+pytestmark = pytest.mark.slow  # `make test-fast` leaves it out (three runs of the bundled model)
 
 
 def explain(*args: str | Path) -> None:
