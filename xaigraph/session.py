@@ -31,6 +31,7 @@ import numpy as np
 
 from xaigraph.errors import BadInputError
 from xaigraph.model_io import core, load_model, ov_from_onnx, ov_message
+from xaigraph.signals import deferred
 
 __all__ = ["ENGINES", "Inputs", "OutputKey", "Session", "TensorInfo"]
 
@@ -103,8 +104,8 @@ class _OpenVINO:
         result = self.request.infer(feeds)
         return [np.asarray(result[i]) for i in picks]
 
-    def stream(self, batches: Iterable[list[np.ndarray]], picks: list[int], requests: int
-               ) -> Iterator[list[np.ndarray]]:
+    def stream(self, batches: Iterable[list[np.ndarray] | None], picks: list[int],
+               requests: int) -> Iterator[list[np.ndarray]]:
         import openvino as ov
 
         if requests not in self.queues:  # 0: OpenVINO's optimal number of requests
@@ -117,10 +118,12 @@ class _OpenVINO:
             done[index] = [request.get_output_tensor(i).data.copy() for i in picks]
 
         queue.set_callback(finished)
-        ready = 0
+        ready = index = 0
         try:
-            for index, feeds in enumerate(batches):
-                queue.start_async(feeds, userdata=index)
+            for feeds in batches:
+                if feeds is not None:  # None: a tick, to hand back what is done
+                    queue.start_async(feeds, userdata=index)
+                    index += 1
                 while ready in done:
                     yield done.pop(ready)
                     ready += 1
@@ -139,7 +142,8 @@ class _OnnxRuntime:
     """An ONNX Runtime CPU session; batches in parallel on a small thread pool."""
 
     def __init__(self, model: Any, optimize: bool, config: Mapping[str, str]) -> None:
-        import onnxruntime as ort
+        with deferred():  # a signal inside its native initialisation broke every later
+            import onnxruntime as ort  # import ("type ... is already registered"): after it
 
         options = ort.SessionOptions()
         if not optimize:
@@ -168,15 +172,20 @@ class _OnnxRuntime:
         named = {t.name: a for t, a in zip(self.inputs, feeds, strict=True)}
         return [np.asarray(a) for a in self.session.run(names, named)]
 
-    def stream(self, batches: Iterable[list[np.ndarray]], picks: list[int], requests: int
-               ) -> Iterator[list[np.ndarray]]:
+    def stream(self, batches: Iterable[list[np.ndarray] | None], picks: list[int],
+               requests: int) -> Iterator[list[np.ndarray]]:
         if requests <= 1:  # sequential: ONNX Runtime already uses every core for one run
             for feeds in batches:
-                yield self.run(feeds, picks)
+                if feeds is not None:
+                    yield self.run(feeds, picks)
             return
         pending: deque[Future[list[np.ndarray]]] = deque()
         with ThreadPoolExecutor(max_workers=requests) as pool:
             for feeds in batches:
+                if feeds is None:  # a tick: hand back what is done
+                    while pending and pending[0].done():
+                        yield pending.popleft().result()
+                    continue
                 pending.append(pool.submit(self.run, feeds, picks))
                 if len(pending) >= 2 * requests:
                     yield pending.popleft().result()
@@ -257,15 +266,19 @@ class Session:
         """`run` on every batch, `requests` at a time; results in the order of `batches`."""
         return list(self.stream(batches, outputs, requests))
 
-    def stream(self, batches: Iterable[Inputs], outputs: Sequence[OutputKey] | None = None,
+    def stream(self, batches: Iterable[Inputs | None],
+               outputs: Sequence[OutputKey] | None = None,
                requests: int | None = None) -> Iterator[list[np.ndarray]]:
         """Like `run_many`, yielding each batch's outputs as soon as it and every batch
-        before it are done (for data sets that do not fit in memory)."""
+        before it are done (for data sets that do not fit in memory). A `None` among the
+        batches is a tick: nothing runs, and the outputs done by then are yielded (a caller
+        that waits for its next batch keeps getting what is finished)."""
         picks = self._picks(outputs)  # checked now, not at the first result
         count = requests if requests is not None else (0 if self.engine == "openvino" else 1)
-        return self._stream((self._feeds(b) for b in batches), picks, count)
+        return self._stream((None if b is None else self._feeds(b) for b in batches), picks,
+                            count)
 
-    def _stream(self, feeds: Iterator[list[np.ndarray]], picks: list[int], count: int
+    def _stream(self, feeds: Iterator[list[np.ndarray] | None], picks: list[int], count: int
                 ) -> Iterator[list[np.ndarray]]:
         try:
             yield from self._impl.stream(feeds, picks, count)

@@ -9,6 +9,7 @@ A dynamic batch, so that every batch size runs; the weights are seeded.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -81,9 +82,19 @@ def popen(*args: str | Path, cwd: Path | None = None) -> subprocess.Popen[str]:
 def cli(*args: str | Path, cwd: Path | None = None, timeout: float = 120,
         prelude: str = "") -> subprocess.CompletedProcess[str]:
     """`xaigraph ARGS` in a subprocess; `prelude` is Python run first (a test's fault
-    injection), so that a crash by signal or an abort shows as an exit status."""
-    return subprocess.run([sys.executable, "-c", prelude + ENTRY, *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout, env=_env())
+    injection), so that a crash by signal or an abort shows as an exit status. A run that
+    does not end within `timeout` fails the test with every thread's stack."""
+    proc = subprocess.Popen([sys.executable, "-c", prelude + ENTRY, *map(str, args)], cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**_env(), "PYTHONFAULTHANDLER": "1"})
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)  # faulthandler prints every thread's stack
+        _, stderr = proc.communicate(timeout=60)
+        raise AssertionError(f"xaigraph {' '.join(map(str, args))}: no exit in {timeout} s:"
+                             f"\n{stderr}") from None
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
 
 HOLD_LOCK = """

@@ -4,6 +4,7 @@ materialised), bad images in their place, failures raised rather than hung on.""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,3 +108,39 @@ def test_a_failing_inference_is_raised(explainer: Explainer) -> None:
     with pytest.raises(RuntimeError, match="runtime failed"):
         list(engine.run(Broken(), items, finish=lambda d, r: 0,  # type: ignore[arg-type]
                         fail=lambda i, m: -1))
+
+
+def test_results_keep_coming_while_the_main_thread_waits(explainer: Explainer) -> None:
+    """A runtime's stream hands back a batch's result only when it is asked for more (it
+    pulls the next batch, then yields what is done). When the main thread waits for its
+    oldest image (the window is full) before it sends another batch, the inference thread
+    ticks (`None` batches) so that the results it holds come back: before the ticks, both
+    threads waited for each other for ever."""
+
+    class Lazy:
+        spec = explainer.spec
+        cancel = threading.Event()
+
+        def stream(self, batches: Any) -> Iterator[Any]:
+            started: list[tuple[float, Any]] = []
+            for b in batches:
+                if b is not None:
+                    started.append((time.perf_counter(), b))
+                while started and time.perf_counter() - started[0][0] > 0.1:  # 100 ms each
+                    yield explainer(started.pop(0)[1])
+            for _, b in started:
+                yield explainer(b)
+
+    items = [Item(i, Path(f"<{i}>"), f"k{i}", _image(i % 7)) for i in range(40)]
+    done: list[int] = []
+
+    def consume() -> None:
+        for result in engine.run(Lazy(), items, finish=lambda d, row: d.item.index,  # type: ignore[arg-type]
+                                 fail=lambda item, msg: -1, queue_size=1):
+            done.append(result)
+
+    worker = threading.Thread(target=consume, daemon=True)
+    worker.start()
+    worker.join(timeout=60)
+    assert not worker.is_alive(), f"no result after {len(done)} of 40 images: a deadlock"
+    assert done == list(range(40))

@@ -37,6 +37,7 @@ __all__ = ["run"]
 
 R = TypeVar("R")
 _STOP = None
+_TICK = 0.05  # seconds the inference thread waits for a batch before it hands back results
 
 
 def _workers() -> int:
@@ -94,9 +95,13 @@ class _Pipeline:
         row to a writer; a failure goes to the main thread, which raises it."""
         waiting: deque[list[Member]] = deque()
 
-        def feed() -> Iterator[dict[str, np.ndarray]]:
+        def feed() -> Iterator[dict[str, np.ndarray] | None]:
             while not self.stopping.is_set():
-                got = self.batches.get()
+                try:
+                    got = self.batches.get(timeout=_TICK)
+                except queue.Empty:  # the main thread may wait for a batch already done
+                    yield None  # before it sends the next one: hand back what is done
+                    continue
                 if got is _STOP:
                     return
                 waiting.append(got[1])

@@ -113,20 +113,25 @@ class Explainer:
         return self._finish(batch["index"], x, outs, time.perf_counter() - start,
                             batch.get("classes"))
 
-    def stream(self, batches: Iterable[dict[str, np.ndarray]]) -> Iterator[dict[str, np.ndarray]]:
+    def stream(self, batches: Iterable[dict[str, np.ndarray] | None]
+               ) -> Iterator[dict[str, np.ndarray]]:
         """`self(b)` for each batch in order, with inferences overlapping (OpenVINO's
-        asynchronous requests); the batches are read lazily, a few ahead."""
+        asynchronous requests); the batches are read lazily, a few ahead. A `None` batch is
+        a tick: the batches done by then are yielded, so that a caller waiting for results
+        before it sends its next batch is never left waiting (`Session.stream`)."""
         if not self.spec.white_box or (self.spec.static_batch is not None
                                        and self.spec.static_batch != 1):
             for b in batches:
-                yield self(b)
+                if b is not None:
+                    yield self(b)
             return
         sent: deque[tuple[dict[str, np.ndarray], float]] = deque()
 
-        def feeds() -> Iterator[np.ndarray]:
+        def feeds() -> Iterator[np.ndarray | None]:
             for b in batches:
-                sent.append((b, time.perf_counter()))
-                yield b["input"]
+                if b is not None:
+                    sent.append((b, time.perf_counter()))
+                yield None if b is None else b["input"]
 
         for outs in self.fn.stream(feeds(), self.outputs):
             b, started = sent.popleft()

@@ -87,8 +87,10 @@ class ModelFn:
         results = self.chunks(x, outputs)
         return [np.concatenate([r[i] for r in results]) for i in range(len(outputs))]
 
-    def stream(self, batches: Iterable[np.ndarray], outputs: Sequence[OutputKey]
+    def stream(self, batches: Iterable[np.ndarray | None], outputs: Sequence[OutputKey]
                ) -> Iterator[list[np.ndarray]]:
         """Each batch's outputs as soon as it and those before it are done (a dynamic batch
-        model: one inference per batch, with the session's asynchronous requests)."""
-        return self.session.stream(([b] for b in batches), outputs, self.requests)
+        model: one inference per batch, with the session's asynchronous requests); a `None`
+        batch is a tick that hands back what is done (`Session.stream`)."""
+        return self.session.stream((None if b is None else [b] for b in batches), outputs,
+                                   self.requests)

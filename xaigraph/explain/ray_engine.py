@@ -95,8 +95,9 @@ class RayOptions:
 def import_ray() -> ModuleType:
     """`ray` with Ray Data, or `BadInputError(RAY_MISSING)`."""
     try:
-        import ray
-        import ray.data  # the `data` extra
+        with deferred():  # a signal inside a native module's initialisation breaks it
+            import ray
+            import ray.data  # the `data` extra
     except ImportError as exc:
         raise BadInputError(RAY_MISSING) from exc
     return ray
