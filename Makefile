@@ -86,6 +86,7 @@ bench-compiler: $(ZOO_BIN)/.installed
 	$(ZOO_BIN)/python tools/bench.py
 
 bench-runtime: $(BIN)/.installed-dev browser $(PEER_BIN)/.installed
+	$(BIN)/python tools/bench_startup.py $(BENCH_ARGS)
 	$(BIN)/python tools/bench_explain.py $(BENCH_ARGS)
 	$(BIN)/python tools/bench_blackbox.py --peer $(PEER_BIN)/python $(BENCH_ARGS)
 	$(BIN)/python tools/bench_eval.py $(BENCH_ARGS)
