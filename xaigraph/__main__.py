@@ -24,8 +24,8 @@ __all__ = ["main"]
 
 def main(argv: Sequence[str] | None = None) -> None:
     """`xaigraph ...`: install the handlers, then import and run the click commands."""
-    install()
     try:
+        install()  # inside the try: a signal right after it is this run's interruption too
         try:
             with deferred():  # a signal inside a native module's initialisation can crash
                 from xaigraph.cli import cli  # it (seen once: SIGSEGV); raised after it

@@ -187,7 +187,7 @@ def test_json_on_a_signal_prints_one_object(folder: Path) -> None:
     _handlers_installed(proc.pid)
     proc.send_signal(signal.SIGTERM)
     stdout, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 128 + signal.SIGTERM
+    assert proc.returncode == 128 + signal.SIGTERM, stderr
     assert stderr.splitlines() == ["xaigraph: error: interrupted by SIGTERM"]
     assert json.loads(stdout) == {"ok": False, "exit_code": 143, "error": {
         "kind": "interrupted", "message": "interrupted by SIGTERM"}}

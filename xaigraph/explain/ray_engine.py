@@ -40,6 +40,7 @@ import logging
 import os
 import pickle
 import signal
+import threading
 import warnings
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
@@ -130,11 +131,9 @@ def ray_instance(options: RayOptions) -> Iterator[ModuleType]:
         try:
             _silence()
             if not ray.is_initialized():
+                started = True  # shut down below also when a signal ends `_start`
                 _start(ray, options)
-                started = True
-            for sig, handler in handlers.items():
-                if handler is not None:
-                    signal.signal(sig, handler)
+            _restore(handlers)
             _silence()  # ray.init configures the "ray" logger again
             context = ray.data.DataContext.get_current()
             context.enable_progress_bars = False
@@ -145,8 +144,18 @@ def ray_instance(options: RayOptions) -> Iterator[ModuleType]:
             if started:
                 with deferred():  # a signal inside it left Ray half shut down: the
                     ray.shutdown()  # process then aborted at exit (SIGABRT)
+            _restore(handlers)  # what Ray set (at init, at shutdown) is not ours
             for name, level in levels.items():
                 logging.getLogger(name).setLevel(level)
+
+
+def _restore(handlers: dict[signal.Signals, Any]) -> None:
+    """The signal handlers as they were before Ray (it sets its own at init and at
+    shutdown, in the main thread)."""
+    if threading.current_thread() is threading.main_thread():
+        for sig, handler in handlers.items():
+            if handler is not None:
+                signal.signal(sig, handler)
 
 
 def _silence() -> None:
