@@ -34,6 +34,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         finally:  # the run is over: a late signal must not kill the interpreter's
             for sig in SIGNALS:  # teardown (Python resets its handlers, not SIG_IGN)
                 signal.signal(sig, signal.SIG_IGN)
+            # and blocked, since a native library's teardown may reset a handler (Ray's
+            # did: a SIGTERM after a finished run killed it, -15)
+            signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
     except BaseException as caught:
         exc = interruption(caught)
         if exc is None:

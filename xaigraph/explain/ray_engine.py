@@ -141,9 +141,9 @@ def ray_instance(options: RayOptions) -> Iterator[ModuleType]:
             context.enable_auto_log_stats = False
             yield ray
         finally:
-            if started:
-                with deferred():  # a signal inside it left Ray half shut down: the
-                    ray.shutdown()  # process then aborted at exit (SIGABRT)
+            if started:  # (ray.shutdown sets SIGTERM's default action while it runs: a
+                with deferred():  # SIGTERM then ends the process, by then committed)
+                    ray.shutdown()  # a signal inside it left Ray half shut down: SIGABRT
             _restore(handlers)  # what Ray set (at init, at shutdown) is not ours
             for name, level in levels.items():
                 logging.getLogger(name).setLevel(level)
