@@ -50,19 +50,6 @@ TARGET_RSS_MIB = 200  # eval's peak over explain's, MiB
 ROOT = Path(__file__).resolve().parent.parent
 MIB = 1 << 20
 
-# The child reports its own peak (VmHWM, read at exit): the ru_maxrss that wait4 returns
-# would start from this process's size.
-CHILD = """
-import atexit, os
-def peak():
-    with open("/proc/self/status") as f:
-        kib = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
-    with open(os.environ["XAIGRAPH_BENCH_PEAK"], "w") as out:
-        out.write(str(kib * 1024))
-atexit.register(peak)
-from xaigraph.__main__ import main
-main()
-"""
 
 
 def insertion_deletion(args: argparse.Namespace) -> None:
@@ -120,7 +107,11 @@ def labelled_photos(count: int, folder: Path) -> str:
 
 
 def child(args: list[str], peak: Path) -> float:
-    """One `xaigraph ARGS` child process: its seconds; its peak RSS is written to `peak`."""
+    """One `xaigraph ARGS` child process (bench_explain's CHILD, which writes its own peak
+    RSS to `peak` at exit): its seconds."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    from bench_explain import CHILD
+
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", CHILD, *args], stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE, cwd=ROOT,
