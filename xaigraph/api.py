@@ -31,7 +31,8 @@ from xaigraph.stripping import check_stripped, strip_loaded
 from xaigraph.target import Target
 from xaigraph.version import __version__
 
-__all__ = ["InsertResult", "insert", "inspect", "load_samples", "save", "strip"]
+__all__ = ["Analysed", "InsertResult", "analyse", "insert", "inspect", "load_samples", "save",
+           "strip"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,38 @@ class InsertResult:
     @property
     def changed(self) -> bool:
         return self.report.get("status") in ("inserted", "stripped")
+
+
+@dataclass
+class Analysed:
+    """A plain model through the analysis passes (`analysis_pipeline`: detect-target, and
+    channels-first when it asks), which `insert` augments without analysing it again.
+
+    `model` is the clone the passes ran on (`insert` augments it in place), `ctx` what they
+    found (`ctx.original` is the model as read), `manager` the analysis pipeline, `loaded`
+    the model as read."""
+
+    loaded: model_io.LoadedModel
+    model: Any
+    ctx: PassContext
+    manager: PassManager
+
+    @property
+    def view(self) -> GraphView:
+        return self.ctx.view(self.model)
+
+
+def analyse(model: ModelLike, *, target_layer: str | None = None,
+            num_anchors: int | None = None, class_output: str | None = None,
+            output_format: str | None = None) -> Analysed:
+    """Run the analysis passes on a clone of a plain `model` (read as for `insert`): the
+    target, its head, the class output. Raises what detect-target raises (`TargetError`
+    when no target is found)."""
+    loaded, backend = _load(model, output_format)
+    manager = analysis_pipeline(target_layer, num_anchors, class_output)
+    ctx = PassContext(backend=backend, original=loaded.model)
+    clone = backend.clone(loaded.model)
+    return Analysed(loaded, manager.run(clone, ctx), ctx, manager)
 
 
 def _load(model: ModelLike, output_format: str | None
@@ -96,7 +129,7 @@ def _shape_text(shape: Sequence[int | None]) -> str:
 
 
 def insert(
-    model: ModelLike,
+    model: ModelLike | Analysed,
     method: str = "reciprocam",
     *,
     target_layer: str | None = None,
@@ -116,14 +149,16 @@ def insert(
     """Return the model with a `saliency_map` output built by `method`.
 
     `model` is a path (`.xml` IR or `.onnx`), an `ov.Model` or an `onnx.ModelProto`; an
-    in-memory model is modified in place. `output_format` is "ir" (an `ov.Model` comes back;
-    the default for paths and `ov.Model`s) or "onnx" (an `onnx.ModelProto`; needs an ONNX
-    model; the default for a `ModelProto`). A model that already carries an xaigraph stamp
-    is returned unchanged with `report["status"] == "already-augmented"` when it was made
-    with this method and these options; otherwise `BadInputError`, unless `replace`, which
-    takes the old explanation out (as `strip` does) and inserts this one
-    (`report["replaced"]` holds the old stamp). `form` builds a method with several forms in
-    that one (e.g. "mosaic" for reciprocam; for comparisons).
+    in-memory model is modified in place. An `Analysed` model (`analyse`) is augmented without
+    analysing it again: its analysis options must be this call's (`target_layer`, `num_anchors`,
+    `class_output`), and it keeps its format. `output_format` is "ir" (an `ov.Model` comes back;
+    the default for paths and `ov.Model`s) or "onnx" (an `onnx.ModelProto`; needs an ONNX model;
+    the default for a `ModelProto`). A model that already carries an xaigraph stamp is returned
+    unchanged with `report["status"] == "already-augmented"` when it was made with this method
+    and these options; otherwise `BadInputError`, unless `replace`, which takes the old
+    explanation out (as `strip` does) and inserts this one (`report["replaced"]` holds the old
+    stamp). `form` builds a method with several forms in that one (e.g. "mosaic" for reciprocam;
+    for comparisons).
     `targets` chooses classes: "topk:K", or indices and names ("3,17", "tiger cat,tabby").
     `class_output` names the output holding the class scores (detected by default).
     `record_preprocess` and `record_labels` are written into the output model's metadata
@@ -131,15 +166,18 @@ def insert(
     is not the model's class count are a `BadInputError`.
     """
     get_method(method)  # fail fast on an unknown name
+    manager = build_pipeline(method, target_layer=target_layer, scaling=scaling,
+                             validate=validate, targets=targets, num_anchors=num_anchors,
+                             form=form, class_output=class_output)
+    if isinstance(model, Analysed):
+        return _go_on(model, method, manager, samples, progress, record_preprocess,
+                      record_labels)
     start = time.perf_counter()
     loaded, backend = _load(model, output_format)
     load_time = round(time.perf_counter() - start, 4)
     native = loaded.model
-    report: dict[str, Any] = {**_source(loaded, backend), "method": method,
-                              "inputs": [p.as_dict() for p in backend.inputs(native)]}
-    manager = build_pipeline(method, target_layer=target_layer, scaling=scaling,
-                             validate=validate, targets=targets, num_anchors=num_anchors,
-                             form=form, class_output=class_output)
+    report = {**_source(loaded, backend), "method": method,
+              "inputs": [p.as_dict() for p in backend.inputs(native)]}
     stamp = stamp_mod.read(backend, native)
     if stamp is not None and not replace:
         return _already_augmented(report, stamp, manager, loaded, backend, load_time)
@@ -148,11 +186,31 @@ def insert(
         report["replaced"] = _readable(stamp)
     ctx = PassContext(backend=backend, original=backend.clone(native), samples=list(samples))
     native = manager.run(native, ctx, progress)
-    if record_preprocess is not None or record_labels is not None:
-        report["model_info"] = _record(native, ctx, record_preprocess, record_labels)
-    report.update(status="inserted", **_inserted(ctx, backend.outputs(native)),
-                  timings={"load": load_time, **{k: round(v, 4) for k, v in ctx.timings.items()}})
-    return InsertResult(native, report, loaded, backend)
+    return _finish(native, ctx, report, loaded, record_preprocess, record_labels,
+                   timings={"load": load_time})
+
+
+def _go_on(analysed: Analysed, method: str, manager: PassManager, samples: Sequence[np.ndarray],
+           progress: Callable[[str], None] | None, preprocess: Preprocess | None,
+           labels: list[str] | None) -> InsertResult:
+    """`insert` of an `Analysed` model: `manager` resumed after its analysis."""
+    ctx = analysed.ctx
+    ctx.samples = list(samples) or ctx.samples
+    native = manager.resume(analysed.model, ctx, analysed.manager, progress)
+    report = {**_source(analysed.loaded, ctx.backend), "method": method,
+              "inputs": [p.as_dict() for p in ctx.backend.inputs(native)]}
+    return _finish(native, ctx, report, analysed.loaded, preprocess, labels, timings={})
+
+
+def _finish(native: Any, ctx: PassContext, report: dict[str, Any],
+            loaded: model_io.LoadedModel, preprocess: Preprocess | None,
+            labels: list[str] | None, timings: dict[str, float]) -> InsertResult:
+    """The `InsertResult` of a pipeline run: what it recorded, what the passes did."""
+    if preprocess is not None or labels is not None:
+        report["model_info"] = _record(native, ctx, preprocess, labels)
+    report.update(status="inserted", **_inserted(ctx, ctx.backend.outputs(native)),
+                  timings={**timings, **{k: round(v, 4) for k, v in ctx.timings.items()}})
+    return InsertResult(native, report, loaded, ctx.backend)
 
 
 def _already_augmented(report: dict[str, Any], stamp: Stamp, manager: PassManager,

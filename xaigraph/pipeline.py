@@ -219,8 +219,29 @@ class PassManager:
         progress: Callable[[str], None] | None = None,
     ) -> Model:
         ctx.plan = list(self.passes)
-        ran: list[str] = []
-        i = 0
+        return self._run_from(0, model, ctx, [], progress)
+
+    def resume(
+        self,
+        model: Model,
+        ctx: PassContext,
+        done: PassManager,
+        progress: Callable[[str], None] | None = None,
+    ) -> Model:
+        """Run this pipeline on `model` and the `ctx` that `done` (its first passes) already
+        ran them on, from the first pass `done` does not hold: the analysis is not run
+        again. `ctx.plan` (`done`'s, follow-ups included) gets the rest of this plan."""
+        if self.passes[:len(done.passes)] != done.passes:
+            raise ValueError(f"cannot resume {self.text()} after {done.text()}: it does not "
+                             "start with those passes")
+        ran = [p.name for p in ctx.plan]
+        first = len(ctx.plan)
+        ctx.plan = ctx.plan + self.passes[len(done.passes):]
+        return self._run_from(first, model, ctx, ran, progress)
+
+    def _run_from(self, i: int, model: Model, ctx: PassContext, ran: list[str],
+                  progress: Callable[[str], None] | None) -> Model:
+        """Run `ctx.plan` from its pass `i` (see `run`)."""
         while i < len(ctx.plan):
             p = ctx.plan[i]
             if progress is not None:

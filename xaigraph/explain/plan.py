@@ -190,6 +190,7 @@ class _Analysis:
     num_classes: int | None
     applies: dict[str, str | None]  # method -> why it does not apply (None: it does)
     problem: str | None  # why no target was found
+    analysed: Any = None  # api.Analysed of a plain model, for insert to go on from
 
 
 def _final_activation(view: Any, out: Any) -> str | None:
@@ -205,34 +206,46 @@ def _final_activation(view: Any, out: Any) -> str | None:
         return None
 
 
-def _analyse(loaded: Any, class_output: str | None, target_layer: str | None) -> _Analysis:
+def _analyse(loaded: Any, fmt: str, class_output: str | None,
+             target_layer: str | None) -> _Analysis:
     """What `inspect` finds, as data: the stamp, the target, the class output and its final
-    activation, which methods apply."""
+    activation, which methods apply. A plain model is analysed in the format `fmt` it is to
+    be augmented in (`api.analyse`), so that the augmentation does not analyse it again."""
+    from xaigraph import api
     from xaigraph import stamp as stamp_mod
     from xaigraph.backends import get_backend
     from xaigraph.methods import METHODS
     from xaigraph.methods.base import why_not
-    from xaigraph.passes import analysis_pipeline
-    from xaigraph.pipeline import PassContext
+    from xaigraph.model_io import LoadedModel
     from xaigraph.stripping import strip_loaded
 
     backend = get_backend(loaded.backend, loaded.external_data)
-    native = loaded.model
-    stamp = stamp_mod.read(backend, native)
-    plain = backend.clone(native) if stamp is None else strip_loaded(loaded, backend, stamp)
-    ctx = PassContext(backend=backend, original=plain)
+    stamp = stamp_mod.read(backend, loaded.model)
+    subject = _in_format(loaded, fmt) if stamp is None else LoadedModel(
+        strip_loaded(loaded, backend, stamp), loaded.path, loaded.backend, loaded.data_files)
     try:
-        clone = analysis_pipeline(target_layer, None, class_output).run(plain, ctx)
+        analysed = api.analyse(subject, target_layer=target_layer, class_output=class_output)
     except XaiGraphError as exc:
         if target_layer is not None:
             raise
-        return _without_target(ctx.view(plain), class_output, stamp, str(exc))
-    target, head = ctx.target, ctx.head
+        view = get_backend(subject.backend, subject.external_data).build_view(subject.model)
+        return _without_target(view, class_output, stamp, str(exc))
+    target, head, view = analysed.ctx.target, analysed.ctx.head, analysed.view
     assert target is not None and head is not None
-    view = ctx.view(clone)
     applies = {name: why_not(m, view, target, head) for name, m in METHODS.items()}
     return _Analysis(stamp, target.kind, target.name, target.output_index,
-                     _final_activation(view, target.output), target.num_classes, applies, None)
+                     _final_activation(view, target.output), target.num_classes, applies, None,
+                     analysed if stamp is None and subject.backend == fmt else None)
+
+
+def _in_format(loaded: Any, fmt: str) -> Any:
+    """`loaded` as a model of format `fmt` ("ir" or "onnx") when it can be converted in
+    memory (an ONNX model without external data, for OpenVINO); else `loaded` itself."""
+    from xaigraph.model_io import LoadedModel, ov_from_onnx
+
+    if loaded.backend == fmt or fmt != "ir" or loaded.external_data:
+        return loaded
+    return LoadedModel(ov_from_onnx(loaded.model), None)
 
 
 def _without_target(view: Any, class_output: str | None, stamp: Any,
@@ -402,7 +415,7 @@ def prepare(
     _check_writing(path, colormap, opacity, batch_size)
     given, runtime = runtime, _runtime(path, runtime, precision)
     loaded = model_io.load_model(path, "onnx" if path.suffix.lower() == ".onnx" else "ir")
-    analysis = _analyse(loaded, class_output, target_layer)
+    analysis = _analyse(loaded, _format(method, path, runtime), class_output, target_layer)
     recorded, model_labels = _model_info(loaded.model)
     names = _labels(model_labels, Path(labels) if labels is not None else None,
                     analysis.num_classes)
@@ -449,6 +462,14 @@ def _as_detector(loaded: Any, path: Path, blackbox: Any, analysis: _Analysis,
         raise BadInputError(f"{path.name}: no classification output found "
                             f"({analysis.problem}); name it with --class-output")
     return None, made.why, wanted
+
+
+def _format(method: str, path: Path, runtime: str) -> str:
+    """The format a plain model is analysed (and augmented) in: the runtime's ("onnx" for
+    ONNX Runtime, else "ir"); the file's own for a black-box method (nothing inserted)."""
+    if method != "auto" and methods.get(method).black_box:
+        return "onnx" if path.suffix.lower() == ".onnx" else "ir"
+    return "onnx" if runtime == "onnxruntime" else "ir"
 
 
 def _check_writing(path: Path, colormap: str, opacity: float, batch_size: int) -> None:
@@ -588,34 +609,36 @@ def _input_name(loaded: Any) -> str:
 def _augment(loaded: Any, method: str, wanted: Target | Boxes, raw: bool, fmt: str,
              analysis: _Analysis, class_output: str | None, target_layer: str | None,
              api: Any) -> tuple[Any, bool]:
-    """The model augmented in memory, from the model `prepare` read (not the file again);
-    whether it carries the in-graph targets."""
+    """The model augmented in memory, from the model `prepare` read and analysed (neither
+    read nor analysed again); whether it carries the in-graph targets."""
     in_graph = (wanted.in_graph() is not None and methods.get(method).per_class
                 and analysis.kind != "detector")
     kwargs = dict(scaling=not raw, output_format=fmt, class_output=class_output,
                   target_layer=target_layer)
+    analysed = analysis.analysed
     if in_graph:
         try:
-            return api.insert(_copy(loaded, fmt), method, targets=wanted.in_graph(),
-                              **kwargs), True
+            return api.insert(analysed if analysed is not None else _copy(loaded, fmt),
+                              method, targets=wanted.in_graph(), **kwargs), True
         except XaiGraphError as exc:  # e.g. a head where select-classes does not apply
             log.info("in-graph targets not used (%s); computing every class's map", exc)
-    return api.insert(_copy(loaded, fmt), method, **kwargs), False
+            analysed = None  # the failed attempt went on from it
+    return api.insert(analysed if analysed is not None else _copy(loaded, fmt), method,
+                      **kwargs), False
 
 
 def _copy(loaded: Any, fmt: str) -> Any:
-    """What `api.insert` augments (in place): a copy of the read model in format `fmt`; the
-    file itself for an ONNX model with external data run by OpenVINO."""
+    """What `api.insert` reads and augments (in place): a copy of the read model in format
+    `fmt`; the file itself for an ONNX model with external data run by OpenVINO."""
     from xaigraph.backends import get_backend
-    from xaigraph.model_io import LoadedModel, ov_from_onnx
+    from xaigraph.model_io import LoadedModel
 
     if loaded.backend == fmt:
         backend = get_backend(loaded.backend, loaded.external_data)
         return LoadedModel(backend.clone(loaded.model), loaded.path, loaded.backend,
                            list(loaded.data_files))
-    if loaded.external_data:
-        return loaded.path
-    return LoadedModel(ov_from_onnx(loaded.model), None)
+    subject = _in_format(loaded, fmt)
+    return subject.path if subject is loaded else subject
 
 
 def with_options(spec: ExplainSpec, **changes: Any) -> ExplainSpec:
