@@ -6,6 +6,7 @@ import logging
 
 import numpy as np
 
+from xaigraph import signals
 from xaigraph.backends import output_port
 from xaigraph.errors import BadInputError, MethodError, XaiGraphError
 from xaigraph.graph_view import GraphView
@@ -141,6 +142,7 @@ class InsertSaliencyPass(Pass):
             builder.finish()
             worst, span = self._compare_last_two(model, ctx)
         except Exception as exc:  # the form does not even build or run here
+            signals.check()  # an interrupted run ends here, never goes on another way
             log.info("%s: the %s form failed: %s", self.method.name, form, exc)
             worst, span = float("inf"), 0.0
         passed = worst <= 1e-4 * span + 1e-6

@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from xaigraph import signals
 from xaigraph.backends import Backend
 from xaigraph.errors import PassError, XaiGraphError
 from xaigraph.graph_view import GraphView
@@ -274,9 +275,11 @@ class PassManager:
                 ctx.invalidate()
             p.ensures(result.model, ctx)
         except XaiGraphError as exc:  # same type, message prefixed with where it happened
+            _stop_if_interrupted(exc)
             exc.args = (self._where(p, ran) + str(exc), *exc.args[1:])
             raise
         except Exception as exc:
+            _stop_if_interrupted(exc)
             detail = str(exc).strip().splitlines()
             msg = detail[-1] if detail else type(exc).__name__
             raise PassError(
@@ -290,3 +293,11 @@ class PassManager:
     def _where(p: Pass, ran: list[str]) -> str:
         before = f" (after {', '.join(ran)})" if ran else ""
         return f"{p.text()}{before}: "
+
+
+def _stop_if_interrupted(exc: BaseException) -> None:
+    """A signal's `Interrupted` that a runtime turned into an error of its own ends the run
+    as the interruption it is (never as a pass's error, which a fallback might take)."""
+    stopped = signals.interruption(exc)
+    if stopped is not None:
+        raise stopped from exc

@@ -23,7 +23,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-__all__ = ["SIGNALS", "Interrupted", "deferred", "error_line", "install", "interruption"]
+__all__ = ["SIGNALS", "Interrupted", "check", "deferred", "error_line", "install",
+           "interruption"]
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -44,6 +45,7 @@ class _State:
     held = 0  # depth of `deferred` blocks
     pending: int | None = None  # a signal that arrived while held
     raised = False  # an Interrupted was raised already
+    signum: int | None = None  # its signal
 
 
 def error_line(signum: int) -> str:
@@ -58,13 +60,14 @@ def _handler(signum: int, frame: FrameType | None) -> None:
     if _State.held:
         _State.pending = signum
         return
-    _State.raised = True
+    _State.raised, _State.signum = True, signum
     raise Interrupted(signum)
 
 
 def install() -> None:
     """Handle `SIGNALS` in this (the main) thread by raising `Interrupted`. A signal that is
     ignored when the process starts (SIGHUP under nohup) stays ignored."""
+    _State.raised, _State.signum, _State.pending = False, None, None
     for sig in SIGNALS:
         if signal.getsignal(sig) is not signal.SIG_IGN:
             signal.signal(sig, _handler)
@@ -83,16 +86,27 @@ def deferred() -> Iterator[None]:
         _State.held -= 1
         if _State.held == 0 and _State.pending is not None:
             signum, _State.pending = _State.pending, None
-            _State.raised = True
+            _State.raised, _State.signum = True, signum
             raise Interrupted(signum)
 
 
 def interruption(exc: BaseException | None) -> Interrupted | None:
     """The Interrupted behind `exc`: itself, or the cause of an error raised while a signal
-    broke off an import (a native extension turns it into ImportError)."""
+    broke off an import (a native extension turns it into ImportError); else the one a
+    handler raised that a native layer turned into an error of its own, without a cause
+    (a signal handled inside a runtime's call), since the run was interrupted all the same."""
     seen = 0
     while exc is not None and seen < 20:
         if isinstance(exc, Interrupted):
             return exc
         exc, seen = exc.__cause__ or exc.__context__, seen + 1
-    return None
+    return Interrupted(_State.signum) if _State.raised and _State.signum is not None else None
+
+
+def check() -> None:
+    """Raise the interruption of a run whose `Interrupted` a native layer swallowed or turned
+    into an error of its own. Every fallback (an `except` that goes on another way) calls it
+    first: an interrupted run must end, never go on with another choice."""
+    stopped = interruption(None)
+    if stopped is not None:
+        raise stopped

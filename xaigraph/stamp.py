@@ -25,6 +25,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from xaigraph import signals
 from xaigraph.backends import Backend
 from xaigraph.errors import XaiGraphError
 from xaigraph.methods import METHODS
@@ -118,4 +119,5 @@ def _checked(backend: Backend, model: Any) -> tuple[Stamp | None, str | None]:
     try:
         return check(fields, [p.name.split(", ") for p in backend.outputs(model)]), None
     except XaiGraphError as exc:
+        signals.check()  # an interrupted run ends here, never goes on another way
         return None, str(exc)

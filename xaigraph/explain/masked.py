@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from xaigraph import signals
 from xaigraph.errors import BadInputError
 from xaigraph.explain.masks import Draws, draw_batches, windows
 from xaigraph.explain.model import pad_rows
@@ -117,6 +118,7 @@ class MaskedModel:
         try:
             model.reshape({param.output(0): ov.PartialShape([batch, *dims[1:]])})
         except Exception:
+            signals.check()  # an interrupted run ends here, never goes on another way
             if not dims[0].is_static:
                 raise BadInputError("OpenVINO cannot give the model a fixed batch for "
                                     "in-graph masks") from None

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from xaigraph import signals
 from xaigraph.errors import BadInputError, MethodError, XaiGraphError
 from xaigraph.explain import methods
 from xaigraph.explain.targets import Boxes, Classes, Target, parse
@@ -226,6 +227,7 @@ def _analyse(loaded: Any, fmt: str, class_output: str | None,
     try:
         analysed = api.analyse(subject, target_layer=target_layer, class_output=class_output)
     except XaiGraphError as exc:
+        signals.check()  # an interrupted run ends here, never goes on another way
         if target_layer is not None:
             raise
         view = get_backend(subject.backend, subject.external_data).build_view(subject.model)
@@ -257,6 +259,7 @@ def _without_target(view: Any, class_output: str | None, stamp: Any,
     try:
         index, value, k = classification_output(view, class_output)
     except XaiGraphError:
+        signals.check()  # an interrupted run ends here, never goes on another way
         if class_output is not None:
             raise
         return _Analysis(stamp, None, None, 0, None, None, {}, problem)
@@ -551,9 +554,9 @@ def _decide(loaded: Any, path: Path, method: str, wanted: Target | Boxes, raw: b
     if not methods.get(chosen).in_graph:
         return _Decision(chosen, why, analysis.target_layer)
     fmt = "onnx" if runtime == "onnxruntime" else "ir"
-    result, in_graph = _augment(loaded, chosen, wanted, raw, fmt, analysis, class_output,
-                                target_layer, api)
-    return _Decision(chosen, why, result.report.get("target", {}).get("name",
+    result, in_graph, note = _augment(loaded, chosen, wanted, raw, fmt, analysis,
+                                      class_output, target_layer, api)
+    return _Decision(chosen, why if note is None else f"{why}; {note}", result.report.get("target", {}).get("name",
                                                                        analysis.target_layer),
                      result.report.get("pipeline"), "none" if raw else "minmax-u8", in_graph,
                      ("model", result.model))
@@ -608,9 +611,10 @@ def _input_name(loaded: Any) -> str:
 
 def _augment(loaded: Any, method: str, wanted: Target | Boxes, raw: bool, fmt: str,
              analysis: _Analysis, class_output: str | None, target_layer: str | None,
-             api: Any) -> tuple[Any, bool]:
+             api: Any) -> tuple[Any, bool, str | None]:
     """The model augmented in memory, from the model `prepare` read and analysed (neither
-    read nor analysed again); whether it carries the in-graph targets."""
+    read nor analysed again); whether it carries the in-graph targets; the fallback taken,
+    if one was (said in the method's reason: a fallback is never silent)."""
     in_graph = (wanted.in_graph() is not None and methods.get(method).per_class
                 and analysis.kind != "detector")
     kwargs = dict(scaling=not raw, output_format=fmt, class_output=class_output,
@@ -619,12 +623,14 @@ def _augment(loaded: Any, method: str, wanted: Target | Boxes, raw: bool, fmt: s
     if in_graph:
         try:
             return api.insert(analysed if analysed is not None else _copy(loaded, fmt),
-                              method, targets=wanted.in_graph(), **kwargs), True
+                              method, targets=wanted.in_graph(), **kwargs), True, None
         except XaiGraphError as exc:  # e.g. a head where select-classes does not apply
-            log.info("in-graph targets not used (%s); computing every class's map", exc)
-            analysed = None  # the failed attempt went on from it
+            signals.check()  # an interrupted run ends here, never goes on another way
+            note = f"in-graph targets not used ({exc}); every class's map computed"
+            log.info(note)
+            return api.insert(_copy(loaded, fmt), method, **kwargs), False, note
     return api.insert(analysed if analysed is not None else _copy(loaded, fmt), method,
-                      **kwargs), False
+                      **kwargs), False, None
 
 
 def _copy(loaded: Any, fmt: str) -> Any:

@@ -18,6 +18,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper, shape_inference
 
+from xaigraph import signals
 from xaigraph.graph_view import Dim, GraphView, OpInfo, TensorInfo, Value
 from xaigraph.model_io import ov_from_onnx
 from xaigraph.opkinds import REDUCTIONS
@@ -109,6 +110,7 @@ def _infer(model: onnx.ModelProto, inputs: list[tuple[int, ...]] | None
     try:
         inferred = shape_inference.infer_shapes(m, strict_mode=False, data_prop=True)
     except Exception as exc:  # inference is best effort: unknown shapes stay unknown
+        signals.check()  # an interrupted run ends here, never goes on another way
         log.info("ONNX shape inference failed: %s", exc)
         inferred = m
     g = inferred.graph
@@ -129,6 +131,7 @@ def _ov_probe(model: onnx.ModelProto, inputs: list[tuple[int, ...]]) -> dict[str
         ov_model = ov_from_onnx(model)
         ov_model.reshape({i: list(s) for i, s in enumerate(inputs)})
     except Exception as exc:
+        signals.check()  # an interrupted run ends here, never goes on another way
         log.info("OpenVINO cannot probe the ONNX model's shapes: %s", exc)
         return {}
     shapes: dict[str, tuple[int, ...]] = {}

@@ -14,6 +14,7 @@ import numpy as np
 import openvino as ov
 from openvino.passes import ConstantFolding, Manager
 
+from xaigraph import signals
 from xaigraph.graph_view import Dim, GraphView, OpInfo, TensorInfo, Value
 from xaigraph.opkinds import REDUCTIONS
 from xaigraph.view_builder import (
@@ -170,6 +171,7 @@ def _probe(model: ov.Model, shapes: list[tuple[int, ...]]) -> list[list[Probe]]:
         manager.register_pass(ConstantFolding())
         manager.run_passes(clone)
     except Exception as exc:
+        signals.check()  # an interrupted run ends here, never goes on another way
         log.info("cannot propagate shapes at input %s (%s); shapes stay symbolic",
                     shapes, str(exc).strip().splitlines()[-1:])
         return unknown
