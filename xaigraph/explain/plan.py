@@ -556,8 +556,8 @@ def _decide(loaded: Any, path: Path, method: str, wanted: Target | Boxes, raw: b
     fmt = "onnx" if runtime == "onnxruntime" else "ir"
     result, in_graph, note = _augment(loaded, chosen, wanted, raw, fmt, analysis,
                                       class_output, target_layer, api)
-    return _Decision(chosen, why if note is None else f"{why}; {note}", result.report.get("target", {}).get("name",
-                                                                       analysis.target_layer),
+    layer = result.report.get("target", {}).get("name", analysis.target_layer)
+    return _Decision(chosen, why if note is None else f"{why}; {note}", layer,
                      result.report.get("pipeline"), "none" if raw else "minmax-u8", in_graph,
                      ("model", result.model))
 
