@@ -24,7 +24,8 @@ from tests.unit.files_models import ENTRY
 __all__ = ["ENTRY", "classifier", "cli", "photos", "popen", "popen_holding_lock"]
 
 
-def classifier(seed: int = 0, size: int = 32, width: int = 8) -> onnx.ModelProto:
+def classifier(seed: int = 0, size: int = 32, width: int = 8,
+               classes: int = 5) -> onnx.ModelProto:
     """`width` channels in each Conv (a wider model spends longer in the runtime)."""
     rng = np.random.default_rng(seed)
 
@@ -47,9 +48,9 @@ def classifier(seed: int = 0, size: int = 32, width: int = 8) -> onnx.ModelProto
     graph = helper.make_graph(
         nodes, "run_loop",
         [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", 3, size, size])],
-        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["N", 5])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["N", classes])],
         [tensor("w1", width, 3, 3, 3), tensor("w2", width, width, 3, 3),
-         tensor("fc", 5, width)],
+         tensor("fc", classes, width)],
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 

@@ -19,16 +19,18 @@ import click
 
 from xaigraph.cli_common import handle_errors, print_json, succeed
 from xaigraph.cli_preprocess import from_flags_kwargs, preprocess_options
+from xaigraph.errors import BadInputError
 from xaigraph.explain import methods
 from xaigraph.explain.blackbox import BlackBoxOptions
 from xaigraph.explain.cli_options import blackbox_options
 from xaigraph.explain.io.rundir import RunDir, check_writable, digest
-from xaigraph.explain.plan import PRECISIONS
+from xaigraph.explain.plan import PRECISIONS, ExplainSpec
 from xaigraph.explain.render import COLORMAPS
 
 __all__ = ["explain"]
 
 EXIT_SOME_FAILED = 3
+MAX_MAPS = 100  # maps per image above which a run is refused without --max-maps
 
 
 def check_report_place(folder: Path) -> None:
@@ -87,6 +89,9 @@ precision_option = click.option(
               help="Of the map over the photo in overlays.")
 @click.option("--no-overlay", is_flag=True, help="Write the colour maps only.")
 @click.option("--raw", is_flag=True, help="Also write the float maps as raw/KEY_CLASS.npy.")
+@click.option("--max-maps", type=click.IntRange(min=1), default=MAX_MAPS, show_default=True,
+              metavar="N", help="Refuse targets that ask for more maps per image (--targets "
+                                "all on a 1000-class model asks for 1000).")
 @click.option("--class-output", metavar="NAME", help="The output holding the class scores.")
 @click.option("--target-layer", metavar="NAME", help="Target layer for in-memory insertion.")
 @click.option("--force", is_flag=True,
@@ -112,7 +117,8 @@ precision_option = click.option(
 @handle_errors
 def explain(model: Path, inputs: tuple[str, ...], out_dir: Path, method: str, targets: str,
             runtime: str | None, precision: str, batch_size: int, colormap: str, opacity: float,
-            no_overlay: bool, raw: bool, class_output: str | None, target_layer: str | None,
+            no_overlay: bool, raw: bool, max_maps: int, class_output: str | None,
+            target_layer: str | None,
             force: bool, preprocess_flags: dict[str, Any], engine_name: str,
             ray_address: str | None, ray_actors: int | None, with_report: bool,
             as_json: bool, debug: bool, **blackbox: Any) -> None:
@@ -147,6 +153,7 @@ def explain(model: Path, inputs: tuple[str, ...], out_dir: Path, method: str, ta
                    target_layer=target_layer, batch_size=batch_size, raw=raw,
                    overlay=not no_overlay, colormap=colormap, opacity=opacity,
                    blackbox=options, precision=precision)
+    _check_maps(spec, len(dataset.items), max_maps)
     card = spec.card()
     card["digest"] = digest(card)
     out = RunDir(out_dir, card, force=force)
@@ -226,6 +233,18 @@ def _ray_options(engine_name: str, address: str | None, actors: int | None) -> A
 
     ray_engine.import_ray()
     return ray_engine.RayOptions(address=address, actors=actors)
+
+
+def _check_maps(spec: ExplainSpec, images: int, max_maps: int) -> None:
+    """Refuse a run whose targets ask for more than `max_maps` maps per image, saying what
+    it would write (before anything is)."""
+    n = spec.maps_per_image
+    if n is None or n <= max_maps:
+        return
+    files = n * (1 + int(spec.overlay) + int(spec.raw)) * images
+    raise BadInputError(f"--targets {spec.targets.text()} asks for {n} maps per image "
+                        f"({files} files for the {images} image{'s' * (images != 1)} given); "
+                        f"pass --max-maps {n} to write them")
 
 
 def _stderr(text: str, file: Any = None) -> None:

@@ -27,7 +27,16 @@ import numpy as np
 from xaigraph import signals
 from xaigraph.errors import BadInputError, MethodError, XaiGraphError
 from xaigraph.explain import methods
-from xaigraph.explain.targets import Boxes, Classes, Target, parse
+from xaigraph.explain.targets import (
+    All,
+    Boxes,
+    Classes,
+    GroundTruth,
+    Predicted,
+    Target,
+    TopK,
+    parse,
+)
 from xaigraph.preprocess import Preprocess
 
 __all__ = ["PRECISIONS", "DetectorMethodError", "ExplainSpec", "model_of", "prepare",
@@ -81,6 +90,7 @@ class ExplainSpec:
     blackbox: Any = None  # BlackBoxOptions of a black-box method
     detector_reader: str | None = None  # black-box detector: its reader (detections.READERS)
     precision: str = "f32"  # OpenVINO's inference precision (PRECISIONS)
+    fixed_classes: tuple[int, ...] | None = None  # the only classes an augmented model maps
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled (for Ray's actors): the in-memory model as bytes."""
@@ -122,6 +132,20 @@ class ExplainSpec:
         if not self.white_box:
             return 1
         return self.static_batch if self.static_batch is not None else self.batch_size
+
+    @property
+    def maps_per_image(self) -> int | None:
+        """The maps each image gets at most (None: as many as it has boxes or ground-truth
+        classes)."""
+        t = self.targets
+        if isinstance(t, TopK | Classes):
+            return t.k if isinstance(t, TopK) else len(t.indices)
+        if isinstance(t, Predicted) or not self.method_info.per_class:
+            return 1
+        if isinstance(t, All):
+            return len(self.fixed_classes) if self.fixed_classes is not None else (
+                self.num_classes)
+        return None
 
     def label(self, index: int) -> str:
         if self.labels is not None and 0 <= index < len(self.labels):
@@ -425,6 +449,8 @@ def prepare(
     wanted = _wanted(targets, names, analysis.num_classes)
     made = _decide(loaded, path, method, wanted, raw, runtime, analysis, class_output,
                    target_layer)
+    fixed = (_check_honoured(analysis.stamp, wanted, names, path.name)
+             if analysis.stamp is not None and made.classes_output else None)
     info = methods.get(made.method)
     if info.black_box and given is None:
         runtime = "openvino"  # the faster engine for thousands of small runs (README)
@@ -442,7 +468,7 @@ def prepare(
         augmented=analysis.stamp is not None, target_layer=made.layer, pipeline=made.pipeline,
         scaling=made.scaling, classes_output=made.classes_output, payload=made.payload,
         batch_size=batch_size, raw=raw, overlay=overlay, colormap=colormap, opacity=opacity,
-        blackbox=blackbox, detector_reader=reader, precision=precision,
+        blackbox=blackbox, detector_reader=reader, precision=precision, fixed_classes=fixed,
     )
 
 
@@ -473,6 +499,43 @@ def _format(method: str, path: Path, runtime: str) -> str:
     if method != "auto" and methods.get(method).black_box:
         return "onnx" if path.suffix.lower() == ".onnx" else "ir"
     return "onnx" if runtime == "onnxruntime" else "ir"
+
+
+def _stamped_selection(stamp: Any) -> tuple[str, tuple[int, ...]]:
+    """What an augmented model's select-classes chose: ("topk", (K,)) for each image's K
+    best classes, ("list", classes) for fixed classes."""
+    from xaigraph.passes import parse as parse_pipeline
+    from xaigraph.passes.select_classes import SelectClassesPass
+
+    for p in parse_pipeline(stamp.pipeline).passes:
+        if isinstance(p, SelectClassesPass):
+            return p.kind, tuple(int(i) for i in p.items)
+    raise BadInputError(f"the stamp's pipeline has no select-classes ({stamp.pipeline})")
+
+
+def _check_honoured(stamp: Any, wanted: Target | Boxes, names: Sequence[str] | None,
+                    model: str) -> tuple[int, ...] | None:
+    """Refuse targets an augmented model's fixed set of maps (`insert --targets`) cannot
+    give: never a map of another class under the requested class's name. The model's
+    fixed classes (None: each image's best)."""
+    kind, items = _stamped_selection(stamp)
+    if kind == "topk":
+        k = items[0]
+        if isinstance(wanted, Predicted) or (isinstance(wanted, TopK) and wanted.k <= k):
+            return None
+        has, ask = f"the maps of each image's {k} best classes only", (
+            f"predicted or topk:K with K <= {k}")
+    else:
+        if isinstance(wanted, All) or (isinstance(wanted, Classes)
+                                       and set(wanted.indices) <= set(items)):
+            return items
+        shown = ", ".join(names[c] if names is not None and c < len(names) else str(c)
+                          for c in items)
+        has, ask = f"the maps of {shown} only", f"all, or some of {','.join(map(str, items))}"
+    asked = "eval's ground-truth classes" if isinstance(wanted, GroundTruth) else (
+        f"--targets {wanted.text()}")
+    raise BadInputError(f"{asked}: {model} computes {has} (insert --targets); ask for {ask}, "
+                        "or explain the plain model (xaigraph strip)")
 
 
 def _check_writing(path: Path, colormap: str, opacity: float, batch_size: int) -> None:
