@@ -451,9 +451,8 @@ def prepare(
                    target_layer)
     fixed = (_check_honoured(analysis.stamp, wanted, names, path.name)
              if analysis.stamp is not None and made.classes_output else None)
-    info = methods.get(made.method)
-    if info.black_box and given is None:
-        runtime = "openvino"  # the faster engine for thousands of small runs (README)
+    info = methods.get(made.method)  # black-box: OpenVINO, faster for many small runs
+    runtime = "openvino" if info.black_box and given is None else runtime
     reader, why, wanted = _as_detector(loaded, path, blackbox, analysis, made, wanted)
     dims = _input_dims(loaded)
     sized = _input_preprocess(_overridden(preprocess or recorded, preprocess_flags), dims)
