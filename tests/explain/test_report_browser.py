@@ -354,3 +354,23 @@ def test_a_report_outside_dir_stands_alone(tmp_path: Path, open_report) -> None:
     on = stage_pixels(page)
     page.get_by_label("Overlay").uncheck()
     assert np.abs(on - stage_pixels(page)).mean() > 10  # map and photo both load
+
+
+def test_switch_method_after_viewing_an_image_then_filter(small: Path, open_report) -> None:
+    """View an image, close the view, switch the method, filter (the list no longer holds the
+    image last viewed), switch the method again: no page error, each switch applied."""
+    page = open_report(small)
+    open_image(page, "photos/other/cat.png: open")  # the last image: position 5
+    page.keyboard.press("Escape")
+    method = page.locator("#method")
+    method.select_option(label="rise")
+    expect(page.locator("#grid .tile").nth(0).locator("img")).to_have_attribute(
+        "src", "thumbs/1/0.jpg")
+    page.get_by_label("Label").select_option(label="golden retriever")
+    expect(page.locator("#count")).to_have_text("2 of 6 images, showing 1-2")
+    method.select_option(label="reciprocam")
+    expect(method).to_have_value("0")
+    expect(page.locator("#grid .tile").nth(0).locator("img")).to_have_attribute(
+        "src", "thumbs/0/1.jpg")
+    open_image(page, "photos/dog.png: open")
+    expect(page.locator("#stage-caption")).to_contain_text("Method: reciprocam")

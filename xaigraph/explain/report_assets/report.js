@@ -72,6 +72,7 @@
     } else if (S.order === "desc") {
       list.reverse();
     }
+    if (!$("viewer").open) S.pos = -1; // a position in the old list means nothing in the new
     S.list = list;
     const pages = Math.max(1, Math.ceil(list.length / S.perPage));
     if (!keepPage || S.page >= pages) S.page = 0;
@@ -251,17 +252,20 @@
   }
   function setOverlay(on) {
     S.overlay = on; $("overlay").checked = on;
-    if (S.pos >= 0) renderViewer();
+    if (viewing()) renderViewer();
   }
   function closed() {
     if (S.pos < 0) return;
     const page = Math.floor(S.pos / S.perPage);
     if (page !== S.page) { S.page = page; renderPage(); }
     focusTile(S.pos - S.page * S.perPage);
+    S.pos = -1; // no image is shown: method and filter changes have none to follow
   }
+  const viewing = () => $("viewer").open && S.pos >= 0 && S.pos < S.list.length;
   function setMethod(k) {
-    if (S.pos >= 0) { // keep the class shown, when the other method has a map of it
-      const im = R.images[S.list[S.pos]];
+    const shownImage = viewing() ? S.list[S.pos] : -1;
+    if (shownImage >= 0) { // keep the class shown, when the other method has a map of it
+      const im = R.images[shownImage];
       const shown = (mOf(im).t || [])[S.cls];
       S.method = k;
       const same = (mOf(im).t || []).findIndex((t) => shown && t.cls === shown.cls && t.label === shown.label);
@@ -269,7 +273,10 @@
     }
     S.method = k; $("method").value = String(k); $("viewer-method").value = String(k);
     apply(true);
-    if ($("viewer").open) renderViewer();
+    if (shownImage < 0) return;
+    S.pos = S.list.indexOf(shownImage); // the list may be sorted or filtered by the method
+    if (S.pos >= 0) renderViewer();
+    else $("viewer").close(); // the image is not in the new method's list
   }
 
   // ---- metrics and model card ----------------------------------------------------------
@@ -398,7 +405,7 @@
       S.opacity = Number(e.target.value);
       $("opacity-value").textContent = `${S.opacity} %`;
       $("map").style.opacity = String(S.opacity / 100);
-      if (S.pos >= 0) renderViewer();
+      if (viewing()) renderViewer();
     });
     renderMetrics();
     renderCards();
