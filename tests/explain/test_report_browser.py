@@ -374,3 +374,48 @@ def test_switch_method_after_viewing_an_image_then_filter(small: Path, open_repo
         "src", "thumbs/0/1.jpg")
     open_image(page, "photos/dog.png: open")
     expect(page.locator("#stage-caption")).to_contain_text("Method: reciprocam")
+
+
+def _rects(page: Page, selector: str) -> list[dict]:
+    return page.eval_on_selector_all(selector, """(els) => els.map((e) => {
+        const r = e.getBoundingClientRect();
+        return {x: r.left, y: r.top, r: r.right, b: r.bottom, text: e.textContent}; })""")
+
+
+def _meet(a: dict, b: dict) -> bool:
+    return a["x"] < b["r"] and b["x"] < a["r"] and a["y"] < b["b"] and b["y"] < a["b"]
+
+
+@pytest.mark.parametrize("width", [1280, 700])
+def test_box_labels_lie_in_the_image_without_overlap(tmp_path: Path, browser: Browser,
+                                                     width: int) -> None:
+    """Ground-truth boxes sharing corners and touching the image's top edge: every label
+    lies inside the picture, meets no other label and none of the view's controls."""
+    boxes = [(0, 0, 30, 20, "tiger cat"), (1, 0, 40, 30, "golden retriever"),
+             (0, 2, 20, 40, "Egyptian cat"), (2, 1, 64, 48, "tabby, tabby cat"),
+             (30, 0, 64, 10, "a rather long label for a small box")]
+    write_explain(tmp_path / "out", [Img("crowd", boxes=boxes, truth=["tiger cat"])])
+    index = build_report(tmp_path / "out")
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    problems: list[str] = []
+    try:
+        page = context.new_page()
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.goto(index.resolve().as_uri())
+        open_image(page, "photos/crowd.png: open")
+        stage_pixels(page)  # the pictures have loaded
+        labels = _rects(page, "#boxes span")
+        assert sorted(r["text"] for r in labels) == sorted(f"truth: {b[4]}" for b in boxes)
+        stage = _rects(page, "#stage")[0]
+        controls = _rects(page, ".viewer-controls, .viewer-controls *")
+        for k, a in enumerate(labels):
+            assert (a["x"] >= stage["x"] - 0.5 and a["r"] <= stage["r"] + 0.5
+                    and a["y"] >= stage["y"] - 0.5 and a["b"] <= stage["b"] + 0.5), (a, stage)
+            assert a["r"] - a["x"] > 4 and a["b"] - a["y"] > 4, a  # still visible
+            for b in labels[k + 1:]:
+                assert not _meet(a, b), (a, b)
+            for c in controls:
+                assert not _meet(a, c), (a, c)
+    finally:
+        context.close()
+    assert problems == []
