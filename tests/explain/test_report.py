@@ -333,6 +333,123 @@ def test_a_build_that_fails_half_way_leaves_the_old_report(explain_dir: Path,
     assert not (explain_dir / "fresh").exists() and leftovers(explain_dir) == []
 
 
+# --- what a killed build leaves, and the next build tidies -----------------------------------
+
+def _stage_left(folder: Path, name: str, *, marker: bool = True) -> Path:
+    """A staging folder as a build killed half-way leaves it (unlocked)."""
+    stage = folder / name
+    (stage / "images").mkdir(parents=True)
+    (stage / "images" / "0.png").write_bytes(b"x" * 1000)
+    if marker:
+        (stage / rep.MARKER).write_text("xaigraph report\n")
+    return stage
+
+
+def _report_copy(index: Path, where: Path) -> Path:
+    """A copy of the report of `index` at `where` (a parked report)."""
+    import shutil
+
+    shutil.copytree(index.parent, where)
+    return where
+
+
+def test_stages_a_killed_build_left_are_removed_by_the_next(explain_dir: Path) -> None:
+    _stage_left(explain_dir, ".xaigraph-report-abcd1234")
+    (explain_dir / ".xaigraph-report-killed00").mkdir()  # killed before its marker
+    mine = explain_dir / ".xaigraph-report-notours1"
+    mine.mkdir()
+    (mine / "keep.txt").write_text("not a report's")  # not ours: left alone
+    rep.build_report(explain_dir)
+    assert leftovers(explain_dir) == [".xaigraph-report-notours1"]
+    assert (mine / "keep.txt").read_text() == "not a report's"
+
+
+def test_a_stage_another_build_is_writing_is_left_alone(explain_dir: Path) -> None:
+    import fcntl
+
+    stage = _stage_left(explain_dir, ".xaigraph-report-live0000")
+    fd = os.open(stage, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # as a live build holds it
+        rep.build_report(explain_dir)
+        assert leftovers(explain_dir) == [".xaigraph-report-live0000"]
+    finally:
+        os.close(fd)
+    rep.build_report(explain_dir, force=True)
+    assert leftovers(explain_dir) == []
+
+
+def test_a_report_parked_by_a_killed_force_is_put_back(explain_dir: Path) -> None:
+    """Killed between the two renames: report/ is missing, the old one parked. The next
+    build puts it back (and then, without --force, refuses to replace it)."""
+    index = rep.build_report(explain_dir)
+    old = index.with_name("data.js").read_bytes()
+    parked = explain_dir / ".xaigraph-report-old-abcd1234"
+    parked.mkdir()
+    os.rename(index.parent, parked / "report")
+    _stage_left(explain_dir, ".xaigraph-report-efgh5678")  # the new one, never placed
+    with pytest.raises(OutputExistsError, match="--force"):
+        rep.build_report(explain_dir)
+    assert index.with_name("data.js").read_bytes() == old
+    assert leftovers(explain_dir) == []
+
+
+def test_a_parked_report_is_removed_once_the_new_one_is_in_place(explain_dir: Path,
+                                                                 tmp_path: Path) -> None:
+    """Killed after the second rename, before the old report was deleted: the parked copy
+    goes; the same for a report built elsewhere (-o)."""
+    index = rep.build_report(explain_dir)
+    _report_copy(index, explain_dir / ".xaigraph-report-old-abcd1234" / "report")
+    site = rep.build_report(explain_dir, tmp_path / "site")
+    _report_copy(site, tmp_path / ".xaigraph-report-old-efgh5678" / "site")
+    rep.build_report(explain_dir, force=True)
+    rep.build_report(explain_dir, tmp_path / "site", force=True)
+    assert leftovers(explain_dir) == [] and leftovers(tmp_path) == []
+    assert index.is_file() and site.is_file()
+
+
+KILLER = """
+import os, signal, sys
+from xaigraph.explain import report as rep
+calls = []
+where = sys.argv[2]
+real_rename, real_thumbnail = os.rename, rep._thumbnail
+def rename(a, b):
+    calls.append(a)
+    if where == "between-renames" and len(calls) == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_rename(a, b)
+def thumbnail(a, b):
+    if where == "staging":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_thumbnail(a, b)
+rep.os.rename = rename
+rep._thumbnail = thumbnail
+rep.build_report(sys.argv[1], force=True, workers=1)
+"""
+
+
+@pytest.mark.parametrize("where", ["staging", "between-renames"])
+def test_sigkill_during_force_then_the_next_build_recovers(explain_dir: Path,
+                                                           where: str) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    index = rep.build_report(explain_dir)
+    old = index.with_name("data.js").read_bytes()
+    done = subprocess.run([sys.executable, "-c", KILLER, str(explain_dir), where],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    assert leftovers(explain_dir)  # what the kill left
+    with pytest.raises(OutputExistsError, match="--force"):
+        rep.build_report(explain_dir)
+    assert index.with_name("data.js").read_bytes() == old  # the old report, in place
+    assert leftovers(explain_dir) == []
+    rep.build_report(explain_dir, force=True)
+    assert leftovers(explain_dir) == []
+
+
 def test_cli_json(explain_dir: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["report", str(explain_dir), "-o", str(tmp_path / "r"),
                                       "--json", "--top-k", "2"])

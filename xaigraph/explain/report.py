@@ -11,7 +11,9 @@ Contract of `build_report(source, out=None)`:
 - `out` defaults to `source/report`. The report is built in a hidden temporary folder beside
   `out` and renamed into place at the end, so `out` is either absent, the old report, or the
   complete new one. An existing `out` is replaced only with `force=True` and only when it is
-  a report (it holds the marker file `.xaigraph-report`); anything else is refused.
+  a report (it holds the marker file `.xaigraph-report`); anything else is refused. What a
+  build stopped on the way left beside `out` (its stage; an old report moved aside between
+  the two renames) is put back or removed by the next build (`report_stage.recover`).
 - Files: the originals are always copied into `images/` (byte for byte when the browser shows
   them as the model saw them, else re-encoded as JPEG with EXIF rotation applied), so the
   report never depends on where the inputs were. The colour maps are referenced by relative
@@ -41,7 +43,6 @@ import math
 import os
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -53,9 +54,10 @@ from urllib.parse import quote
 import numpy as np
 from PIL import Image, ImageOps
 
-from xaigraph.errors import BadInputError, NotFoundError, OutputExistsError, file_error
+from xaigraph.errors import BadInputError, NotFoundError, file_error
 from xaigraph.explain.io.record import Record, RecordError
 from xaigraph.explain.render import lookup
+from xaigraph.explain.report_stage import MARKER, Stage, check_out, place, recover
 from xaigraph.labels import normal
 from xaigraph.overlay import colorize
 from xaigraph.version import __version__
@@ -80,7 +82,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ASSETS = Path(__file__).with_name("report_assets")
-MARKER = ".xaigraph-report"
 THUMB_SIZE = 160
 DIS_SIZE = 24
 _SHOWN_AS_IS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif"}
@@ -554,39 +555,6 @@ def _progress(total: int, enabled: bool) -> Callable[[], None]:
     return lambda: bar.update(1)
 
 
-def _is_report(folder: Path) -> bool:
-    return (folder / MARKER).is_file()
-
-
-def _place(stage: Path, out: Path, force: bool) -> None:
-    """Rename the finished stage onto `out`; an old report is moved aside first and deleted
-    after, so `out` is never a half-built report."""
-    if out.exists() or out.is_symlink():
-        if not force:
-            raise OutputExistsError(f"{out} exists; use --force to replace the report")
-        if not out.is_dir() or not _is_report(out):
-            raise OutputExistsError(f"{out} exists and is not an xaigraph report; not "
-                                    "replacing it (remove it or choose another -o)")
-        old = Path(tempfile.mkdtemp(prefix=".xaigraph-report-old-", dir=out.parent))
-        os.rename(out, old / "report")
-        try:
-            os.rename(stage, out)
-        except OSError:
-            os.rename(old / "report", out)
-            raise
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(stage, out)
-
-
-def _check_out(out: Path, force: bool) -> None:
-    if out.exists() and not force:
-        raise OutputExistsError(f"{out} exists; use --force to replace the report")
-    if out.exists() and (not out.is_dir() or not _is_report(out)):
-        raise OutputExistsError(f"{out} exists and is not an xaigraph report; not replacing "
-                                "it (remove it or choose another -o)")
-
-
 @dataclass(frozen=True)
 class Built:
     """What `build` made: the report's index.html and what it holds."""
@@ -615,49 +583,56 @@ def build(source: str | os.PathLike[str], out: str | os.PathLike[str] | None = N
         raise BadInputError(f"--top-k must be at least 1, got {top_k}")
     src = read_source(source)
     target = Path(out) if out is not None else src.folder / "report"
-    _check_out(target, force)
+    recover(target.parent)  # what builds killed there left: an old report put back
+    check_out(target, force)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        stage = Path(tempfile.mkdtemp(prefix=".xaigraph-report-", dir=target.parent))
+        stage = Stage(target, f"xaigraph {__version__} report\n")
     except OSError as exc:
         raise file_error(exc, target, "cannot write") from None
     try:
         started = time.perf_counter()
-        for sub in ("images", "thumbs", "maps"):
-            (stage / sub).mkdir()
-        for m_index in range(len(src.methods)):
-            (stage / "thumbs" / str(m_index)).mkdir()
-            (stage / "maps" / str(m_index)).mkdir()
-        builder = _Builder(src, stage, target, top_k)
-        entries = _entries(src)
-        tick = _progress(len(entries), progress)
-
-        def one(entry: _Entry) -> dict[str, Any]:
-            result = builder.image(entry)
-            tick()
-            return result
-
-        count = workers or min(4, os.cpu_count() or 1)
-        with ThreadPoolExecutor(max_workers=count) as pool:
-            images = list(pool.map(one, entries))
-        name = title or f"xaigraph report: {src.folder.resolve().name}"
-        data = _data(src, images, top_k, name)
-        # data.js is JavaScript, where NaN and Infinity are valid values
-        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-        (stage / "data.js").write_text(f"window.XAIGRAPH_REPORT = {text};\n", encoding="utf-8")
-        for asset in sorted(ASSETS.iterdir()):
-            if asset.is_file():
-                shutil.copyfile(asset, stage / asset.name)
-        (stage / MARKER).write_text(f"xaigraph {__version__} report of {src.folder}\n",
-                                    encoding="utf-8")
-        os.chmod(stage, 0o755)
+        images, data = _fill(stage.path, src, target, top_k, title, workers, progress)
         seconds = time.perf_counter() - started
         log.info("report built in %.1f s", seconds)
-        _place(stage, target, force)
+        place(stage.path, target, force)
     except BaseException as exc:
-        shutil.rmtree(stage, ignore_errors=True)
+        stage.close(remove=True)
         if isinstance(exc, OSError):
             raise file_error(exc, target, "cannot write the report") from None
         raise
+    stage.close(remove=False)
     failed = sum(1 for im in images if any(m.get("s") == "error" for m in im["m"]))
     return Built(target / "index.html", len(images), failed, data["methods"], seconds)
+
+
+def _fill(stage: Path, src: Source, target: Path, top_k: int | None, title: str | None,
+          workers: int | None, progress: bool) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Write the report's files into `stage`; the images' records and data.js's content."""
+    for sub in ("images", "thumbs", "maps"):
+        (stage / sub).mkdir()
+    for m_index in range(len(src.methods)):
+        (stage / "thumbs" / str(m_index)).mkdir()
+        (stage / "maps" / str(m_index)).mkdir()
+    builder = _Builder(src, stage, target, top_k)
+    entries = _entries(src)
+    tick = _progress(len(entries), progress)
+
+    def one(entry: _Entry) -> dict[str, Any]:
+        result = builder.image(entry)
+        tick()
+        return result
+
+    count = workers or min(4, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        images = list(pool.map(one, entries))
+    name = title or f"xaigraph report: {src.folder.resolve().name}"
+    data = _data(src, images, top_k, name)
+    # data.js is JavaScript, where NaN and Infinity are valid values
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    (stage / "data.js").write_text(f"window.XAIGRAPH_REPORT = {text};\n", encoding="utf-8")
+    for asset in sorted(ASSETS.iterdir()):
+        if asset.is_file():
+            shutil.copyfile(asset, stage / asset.name)
+    os.chmod(stage, 0o755)
+    return images, data
