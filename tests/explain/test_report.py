@@ -333,6 +333,122 @@ def test_a_build_that_fails_half_way_leaves_the_old_report(explain_dir: Path,
     assert not (explain_dir / "fresh").exists() and leftovers(explain_dir) == []
 
 
+# --- the report reads nothing outside its run ------------------------------------------------
+
+def _edit_records(folder: Path, edit) -> None:
+    path = folder / "results.jsonl"
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    edit(records)
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def _refused(folder: Path, site: Path, *more: str) -> str:
+    """`xaigraph report FOLDER -o SITE`: exit 2, one stderr line (returned), nothing written."""
+    before = sorted(os.listdir(site.parent))
+    result = CliRunner().invoke(cli, ["report", str(folder), "-o", str(site), *more])
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert sorted(os.listdir(site.parent)) == before  # nothing written
+    assert not (folder / "report").exists()
+    return result.stderr
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("map", "../../../../../../../../etc/passwd"), ("overlay", "../../../../etc/passwd"),
+    ("raw", "../run.json/../../secret.npy"), ("map", "/etc/passwd"), ("overlay", "/etc/hosts"),
+    ("map", "maps/../../secret.png"),
+])
+def test_a_record_naming_a_file_outside_its_run_is_refused(explain_dir: Path, tmp_path: Path,
+                                                           field: str, value: str) -> None:
+    def edit(records: list[dict]) -> None:
+        records[1]["targets"][0][field] = value
+
+    _edit_records(explain_dir, edit)
+    line = _refused(explain_dir, tmp_path / "site")
+    assert f"line 2: targets[0].{field}" in line and "outside" in line
+
+
+def test_a_map_that_is_a_link_leading_out_is_refused(explain_dir: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.png"
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(secret)
+    record = json.loads((explain_dir / "results.jsonl").read_text().splitlines()[0])
+    target = explain_dir / record["targets"][0]["map"]
+    target.unlink()
+    target.symlink_to(secret)
+    assert "outside" in _refused(explain_dir, tmp_path / "site")
+
+
+@pytest.mark.parametrize("how", ["absolute", "relative", "link"])
+def test_an_original_outside_the_run_inputs_is_refused(explain_dir: Path, tmp_path: Path,
+                                                       how: str) -> None:
+    """An image that is not under the folders the run recorded (run.json `inputs`) is not
+    copied into a report, whatever the record says, even through a link."""
+    secret = tmp_path / "private" / "secret.png"
+    secret.parent.mkdir()
+    Image.new("RGB", (64, 48), (200, 10, 10)).save(secret)
+    if how == "link":
+        photo = tmp_path / "photos" / "cat.png"
+        photo.unlink()
+        photo.symlink_to(secret)
+    else:
+        def edit(records: list[dict]) -> None:
+            records[0]["path"] = str(secret) if how == "absolute" else "private/secret.png"
+
+        _edit_records(explain_dir, edit)
+    line = _refused(explain_dir, tmp_path / "site")
+    assert "line 1" in line and "outside the inputs" in line
+
+
+def test_a_run_without_recorded_inputs_shows_no_originals(explain_dir: Path) -> None:
+    card = json.loads((explain_dir / "run.json").read_text())
+    del card["inputs"]
+    (explain_dir / "run.json").write_text(json.dumps(card))
+    data = load(rep.build_report(explain_dir))
+    assert [im["img"] for im in data["images"]] == [None] * 4
+    assert [im["m"][0].get("thumb") is not None for im in data["images"]] == [True] * 3 + [False]
+
+
+def test_an_eval_naming_a_method_folder_outside_it_is_refused(tmp_path: Path) -> None:
+    folder = write_eval(tmp_path / "ev", images()[:2], {"reciprocam": (0.0, 0.0)})
+    write_explain(tmp_path / "elsewhere", images()[:2], method="rise")
+    metrics = json.loads((folder / "metrics.json").read_text())
+    metrics["methods"].append("../elsewhere")
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    with pytest.raises(BadInputError, match="not a folder name"):
+        rep.build_report(folder)
+    assert not (folder / "report").exists() and leftovers(folder) == []
+
+
+def _urls(data: dict) -> list[str]:
+    urls = []
+    for im in data["images"]:
+        urls += [im["img"]] if im["img"] else []
+        for m in im["m"]:
+            urls += [m["thumb"]] if m.get("thumb") else []
+            urls += [t["map"] for t in m.get("t", []) if t["map"]]
+    return urls
+
+
+def test_the_default_report_links_nothing_outside_dir(tmp_path: Path) -> None:
+    """Inside DIR the report refers to DIR's maps; a method folder that is a link to an
+    explain output elsewhere (eval --from-explain) is referred to through the link."""
+    folder = write_eval(tmp_path / "ev", images(), {"reciprocam": (0.0, 0.0),
+                                                    "rise": (0.3, 0.1)})
+    import shutil
+
+    shutil.rmtree(folder / "rise")
+    write_explain(tmp_path / "rise-run", images(), method="rise", photos=tmp_path / "photos",
+                  peak_shift=(0.3, 0.1))
+    (folder / "rise").symlink_to(tmp_path / "rise-run")
+    index = rep.build_report(folder)
+    urls = _urls(load(index))
+    assert any(u.startswith("../rise/") for u in urls)
+    for url in urls:
+        where = os.path.normpath(os.path.join(index.parent, unquote(url)))
+        assert where.startswith(str(folder) + os.sep), url
+        assert os.path.isfile(where), url
+
+
 # --- what a killed build leaves, and the next build tidies -----------------------------------
 
 def _stage_left(folder: Path, name: str, *, marker: bool = True) -> Path:

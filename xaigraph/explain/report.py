@@ -14,6 +14,9 @@ Contract of `build_report(source, out=None)`:
   a report (it holds the marker file `.xaigraph-report`); anything else is refused. What a
   build stopped on the way left beside `out` (its stage; an old report moved aside between
   the two renames) is put back or removed by the next build (`report_stage.recover`).
+- Nothing outside the run is read (`report_paths`): the files records name must lie inside
+  their run's folder, originals inside the folders run.json `inputs` names; anything else is
+  a `BadInputError`, found before anything is written.
 - Files: the originals are always copied into `images/` (byte for byte when the browser shows
   them as the model saw them, else re-encoded as JPEG with EXIF rotation applied), so the
   report never depends on where the inputs were. The colour maps are referenced by relative
@@ -57,6 +60,13 @@ from PIL import Image, ImageOps
 from xaigraph.errors import BadInputError, NotFoundError, file_error
 from xaigraph.explain.io.record import Record, RecordError
 from xaigraph.explain.render import lookup
+from xaigraph.explain.report_paths import (
+    TARGET_FILES,
+    find_original,
+    input_roots,
+    plain_name,
+    target_file,
+)
 from xaigraph.explain.report_stage import MARKER, Stage, check_out, place, recover
 from xaigraph.labels import normal
 from xaigraph.overlay import colorize
@@ -97,6 +107,8 @@ class Method:
     folder: Path
     card: dict[str, Any]
     records: list[dict[str, Any]]
+    originals: dict[str, Path] = field(default_factory=dict)
+    """The original image of each ok record, by key, where found in the run's inputs."""
 
 
 @dataclass
@@ -122,7 +134,9 @@ def _read_json(path: Path, what: str) -> Any:
         raise BadInputError(f"{path}: {what} is not valid JSON ({exc})") from None
 
 
-def _read_results(path: Path) -> list[dict[str, Any]]:
+def _read_results(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """The records of a results.jsonl, each with where it is (`FILE line N`); the files
+    their targets name checked to lie inside the run's folder."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
@@ -133,37 +147,66 @@ def _read_results(path: Path) -> list[dict[str, Any]]:
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
+        where = f"{path} line {number}"
         try:
             record = json.loads(line)
         except ValueError as exc:
-            raise BadInputError(f"{path} line {number}: not valid JSON ({exc})") from None
+            raise BadInputError(f"{where}: not valid JSON ({exc})") from None
         try:
             Record.from_json(record)
         except RecordError as exc:
-            raise BadInputError(f"{path} line {number}: {exc}") from None
-        records.append(record)
+            raise BadInputError(f"{where}: {exc}") from None
+        for t_index, target in enumerate(record.get("targets") or []):
+            for name in TARGET_FILES:
+                target_file(path.parent, target.get(name),
+                            f"{where}: targets[{t_index}].{name}")
+        records.append((where, record))
     return records
+
+
+def _read_card(folder: Path) -> dict[str, Any]:
+    if not (folder / "run.json").is_file():
+        log.warning("%s: no run.json; the model card will be empty", folder)
+        return {}
+    card = _read_json(folder / "run.json", "run.json")
+    if not isinstance(card, dict):
+        raise BadInputError(f"{folder / 'run.json'}: not a JSON object")
+    return card
+
+
+def _originals(folder: Path, card: dict[str, Any],
+               records: list[tuple[str, dict[str, Any]]]) -> dict[str, Path]:
+    """The original of each ok record found in the run's recorded inputs (none for a run
+    that recorded none)."""
+    roots = input_roots(folder, card)
+    if roots is None:
+        log.warning("%s: run.json records no inputs (a run of an older xaigraph); the report "
+                    "shows the maps without their originals", folder)
+        return {}
+    bases = [Path.cwd(), folder.parent, folder]
+    found = {}
+    for where, record in records:
+        if record.get("status") == "ok":
+            original = find_original(record.get("path"), bases, roots, where)
+            if original is not None:
+                found[str(record["key"])] = original
+    return found
 
 
 def _read_method(folder: Path, name: str | None) -> Method:
     results = folder / "results.jsonl"
     if not results.is_file():
         raise BadInputError(f"{folder}: no results.jsonl (not an explain output)")
-    records = _read_results(results)
-    card: dict[str, Any] = {}
-    if (folder / "run.json").is_file():
-        card = _read_json(folder / "run.json", "run.json")
-        if not isinstance(card, dict):
-            raise BadInputError(f"{folder / 'run.json'}: not a JSON object")
-    else:
-        log.warning("%s: no run.json; the model card will be empty", folder)
+    lines = _read_results(results)
+    card = _read_card(folder)
+    records = [record for _, record in lines]
     if name is None:
         first = next((r.get("method") for r in records if r.get("method")), None)
         given = card.get("method")  # run.json writes {"name": ..., "why": ...}
         if isinstance(given, dict):
             given = given.get("name")
         name = str(given or first or folder.name)
-    return Method(name, folder, card, records)
+    return Method(name, folder, card, records, _originals(folder, card, lines))
 
 
 def read_source(folder: str | os.PathLike[str]) -> Source:
@@ -195,6 +238,7 @@ def _read_eval(root: Path) -> Source:
         raise BadInputError(f"{root / 'metrics.json'}: \"images\" is not a list of objects")
     methods = []
     for name in names:
+        plain_name(name, str(root / "metrics.json"))
         if not (root / name).is_dir():
             raise BadInputError(f"{root}: metrics.json names the method {name!r} but there is "
                                 f"no folder {name}/")
@@ -302,25 +346,11 @@ def _url(path: str) -> str:
     return quote(path.replace(os.sep, "/"))
 
 
-def _inside(path: Path, folder: Path) -> bool:
-    try:
-        path.resolve().relative_to(folder.resolve())
-    except ValueError:
-        return False
-    return True
-
-
-def _find_original(record: dict[str, Any], method: Method, source: Source) -> Path | None:
-    raw = record.get("path")
-    if not isinstance(raw, str) or not raw:
-        return None
-    path = Path(raw)
-    if path.is_absolute():
-        return path if path.is_file() else None
-    for base in (Path.cwd(), method.folder.parent, method.folder, source.folder):
-        if (base / path).is_file():
-            return base / path
-    return None
+def _lexically_inside(path: Path, folder: Path) -> bool:
+    """Whether `path` lies in `folder` by their names alone (as a browser resolves a
+    relative URL), links not followed."""
+    a, b = os.path.abspath(path), os.path.abspath(folder)
+    return a == b or a.startswith(b.rstrip(os.sep) + os.sep)
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
@@ -408,15 +438,15 @@ class _Builder:
         self.source = source
         self.stage = stage
         self.top_k = top_k
-        self.link = _inside(out, source.folder)
+        self.link = _lexically_inside(out, source.folder)
         self.out = out
 
     def map_url(self, path: Path, name: str) -> str | None:
         if not path.is_file():
             log.warning("%s: map file missing", path)
             return None
-        if self.link:
-            return _url(os.path.relpath(path.resolve(), self.out.resolve()))
+        if self.link:  # path lies in its run's folder by name: the URL stays in DIR
+            return _url(os.path.relpath(os.path.abspath(path), os.path.abspath(self.out)))
         rel = f"maps/{name}{path.suffix}"
         _link_or_copy(path, self.stage / rel)
         return _url(rel)
@@ -430,7 +460,7 @@ class _Builder:
         original = None
         for m_index, record in enumerate(entry.records):
             if record is not None and record["status"] == "ok":
-                src = _find_original(record, self.source.methods[m_index], self.source)
+                src = self.source.methods[m_index].originals.get(entry.key)
                 if src is not None:
                     original = _original(src, self.stage, str(entry.index), size)
                     break

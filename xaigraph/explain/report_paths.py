@@ -1,0 +1,92 @@
+"""Which files `xaigraph report` may read, checked before anything is written.
+
+A report is often published: it must never carry a file from outside the run it shows. So
+
+- a method's folder in an eval DIR is named by a plain folder name (`plain_name`);
+- a file a record's target names (`map`, `overlay`, `raw`) is a relative path without `..`
+  that lies inside the run's folder, links followed (`target_file`);
+- an original is looked up from the record's `path` (absolute, or relative to the current
+  folder, the run's parent or the run) and taken only when its real path lies in one of the
+  folders the run recorded in run.json `inputs` (`input_roots`, `find_original`). One that
+  exists but lies elsewhere is refused; a run.json without `inputs` (an older run) gets no
+  originals.
+
+Each refusal is a `BadInputError` naming the results.jsonl line and the field.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from xaigraph.errors import BadInputError
+
+__all__ = ["TARGET_FILES", "find_original", "input_roots", "inside", "plain_name",
+           "target_file"]
+
+TARGET_FILES = ("map", "overlay", "raw")
+
+
+def inside(path: str | os.PathLike[str], folder: str | os.PathLike[str]) -> bool:
+    """Whether the real path of `path` lies in the real path of `folder` (links followed)."""
+    real, base = os.path.realpath(path), os.path.realpath(folder)
+    return real == base or real.startswith(base.rstrip(os.sep) + os.sep)
+
+
+def plain_name(name: str, where: str) -> str:
+    """A method's folder name from metrics.json: one path component, not `.` or `..`."""
+    if (not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name):
+        raise BadInputError(f"{where}: the method name {name!r} is not a folder name (a "
+                            "report reads nothing outside its DIR)")
+    return name
+
+
+def target_file(folder: Path, value: Any, where: str) -> Path | None:
+    """The file `value` (a target's `map`, `overlay` or `raw`) names in the run `folder`;
+    None when it names none."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise BadInputError(f"{where}: not a path")
+    pure = PurePosixPath(value)
+    if pure.is_absolute() or ".." in pure.parts or "\\" in value or "\0" in value:
+        raise BadInputError(f"{where}: {value!r} lies outside the run's folder {folder} (a "
+                            "report reads nothing outside its run)")
+    path = folder / value
+    if not inside(path, folder):
+        raise BadInputError(f"{where}: {value!r} is a link leading outside the run's folder "
+                            f"{folder} (a report reads nothing outside its run)")
+    return path
+
+
+def input_roots(folder: Path, card: dict[str, Any]) -> list[str] | None:
+    """The real paths of the folders run.json `inputs` names (relative to the run's real
+    path); None when it names none (a run of an older xaigraph)."""
+    given = card.get("inputs")
+    if given is None:
+        return None
+    if not isinstance(given, list) or not all(isinstance(f, str) for f in given):
+        raise BadInputError(f"{folder / 'run.json'}: \"inputs\" is not a list of folders")
+    base = os.path.realpath(folder)
+    return [os.path.realpath(os.path.join(base, f)) for f in given]
+
+
+def find_original(value: Any, bases: Sequence[Path], roots: Sequence[str],
+                  where: str) -> Path | None:
+    """The original image a record's `path` names, when it exists in one of `roots`; None
+    when it is not found (the report shows the map alone)."""
+    if not isinstance(value, str) or not value or "\0" in value:
+        return None
+    path = Path(value)
+    candidates = [path] if path.is_absolute() else [base / path for base in bases]
+    found = [c for c in candidates if c.is_file()]
+    for candidate in found:
+        if any(inside(candidate, root) for root in roots):
+            return candidate
+    if found:
+        raise BadInputError(f"{where}: the image {value!r} lies outside the inputs the run "
+                            "recorded (run.json \"inputs\"); a report reads nothing outside "
+                            "its run")
+    return None
