@@ -449,6 +449,65 @@ def test_the_default_report_links_nothing_outside_dir(tmp_path: Path) -> None:
         assert os.path.isfile(where), url
 
 
+# --- no absolute local path in a report ------------------------------------------------------
+
+def _far_run(tmp_path: Path) -> Path:
+    """A run whose records name their images by absolute paths (photos far from the run),
+    with an absolute model path and a failed image's message naming its path."""
+    out = write_explain(tmp_path / "proj" / "out", images(),
+                        photos=tmp_path / "home" / "alice" / "photos")
+    card = json.loads((out / "run.json").read_text())
+    card["model"]["path"] = str(tmp_path / "home" / "alice" / "models" / "tiny.onnx")
+    (out / "run.json").write_text(json.dumps(card))
+
+    def edit(records: list[dict]) -> None:
+        records[3]["error"] = f"{records[3]['path']}: not an image"
+
+    _edit_records(out, edit)
+    return out
+
+
+def _report_text(index: Path) -> str:
+    return "".join(p.read_text(encoding="utf-8", errors="replace")
+                   for p in index.parent.rglob("*") if p.is_file() and p.suffix != ".png"
+                   and p.suffix != ".jpg")
+
+
+@pytest.mark.parametrize("elsewhere", [False, True])
+def test_no_absolute_local_path_reaches_the_report(tmp_path: Path, elsewhere: bool) -> None:
+    out = _far_run(tmp_path)
+    index = rep.build_report(out, tmp_path / "site" if elsewhere else None)
+    assert str(tmp_path) not in _report_text(index)
+    data = load(index)
+    assert data["source"] == "out"
+    assert data["cards"]["reciprocam"]["model"] == {"path": "tiny.onnx", "sha256": "ab" * 32,
+                                                    "augmented": False}
+    assert [im["path"] for im in data["images"]] == [
+        "../../home/alice/photos/cat.png", "../../home/alice/photos/dog.png",
+        "../../home/alice/photos/sub/plain.png", "../../home/alice/photos/broken.png"]
+    assert data["images"][3]["m"][0]["err"] == "../../home/alice/photos/broken.png: not an image"
+    assert all(im["img"] for im in data["images"][:3])  # the originals are still copied
+
+
+def test_absolute_paths_keeps_them(tmp_path: Path) -> None:
+    out = _far_run(tmp_path)
+    result = CliRunner().invoke(cli, ["report", str(out), "--absolute-paths"])
+    assert result.exit_code == 0, result.stderr
+    data = load(out / "report" / "index.html")
+    photos = tmp_path / "home" / "alice" / "photos"
+    assert data["source"] == str(out.resolve())
+    assert data["cards"]["reciprocam"]["model"]["path"] == str(
+        tmp_path / "home" / "alice" / "models" / "tiny.onnx")
+    assert data["images"][0]["path"] == str(photos / "cat.png")
+    assert data["images"][3]["m"][0]["err"] == f"{photos / 'broken.png'}: not an image"
+
+
+def test_relative_paths_are_kept_as_the_run_wrote_them(explain_dir: Path) -> None:
+    data = load(rep.build_report(explain_dir))
+    assert [im["path"] for im in data["images"]] == [
+        "photos/cat.png", "photos/dog.png", "photos/sub/plain.png", "photos/broken.png"]
+
+
 # --- what a killed build leaves, and the next build tidies -----------------------------------
 
 def _stage_left(folder: Path, name: str, *, marker: bool = True) -> Path:

@@ -65,6 +65,8 @@ from xaigraph.explain.report_paths import (
     find_original,
     input_roots,
     plain_name,
+    public_card,
+    shown_path,
     target_file,
 )
 from xaigraph.explain.report_stage import MARKER, Stage, check_out, place, recover
@@ -434,10 +436,12 @@ def _target_path(method: Method, target: dict[str, Any], name: str) -> Path | No
 
 
 class _Builder:
-    def __init__(self, source: Source, stage: Path, out: Path, top_k: int | None) -> None:
+    def __init__(self, source: Source, stage: Path, out: Path, top_k: int | None,
+                 absolute: bool = False) -> None:
         self.source = source
         self.stage = stage
         self.top_k = top_k
+        self.absolute = absolute
         self.link = _lexically_inside(out, source.folder)
         self.out = out
 
@@ -473,7 +477,7 @@ class _Builder:
                 per_method.append({"s": "absent"})
                 continue
             if record["status"] == "error":
-                per_method.append({"s": "error", "err": str(record.get("error") or "failed")})
+                per_method.append({"s": "error", "err": self.message(record, method)})
                 continue
             item = self.method_item(entry, m_index, method, record, truth, original)
             per_method.append(item)
@@ -491,10 +495,27 @@ class _Builder:
                     except (OSError, ValueError) as exc:
                         log.warning("%s: cannot read the map (%s)", path, exc)
         dis = disagreement(dis_maps) if len(dis_maps) > 1 else None
-        return {"key": entry.key, "path": str(first.get("path") or entry.key),
+        return {"key": entry.key, "path": self.path(first, entry),
                 "w": width, "h": height, "img": _url(original) if original else None,
                 "gt": truth, "gk": [normal(t) for t in truth], "boxes": boxes,
                 "dis": None if dis is None else round(dis, 4), "m": per_method}
+
+    def path(self, record: dict[str, Any], entry: _Entry) -> str:
+        """The image's path as the report shows it (docs/runtime.md)."""
+        value = record.get("path")
+        if not isinstance(value, str) or not value:
+            return entry.key
+        if self.absolute:
+            return value
+        return shown_path(value, self.source.methods[0].folder)
+
+    def message(self, record: dict[str, Any], method: Method) -> str:
+        """A failed image's message, its absolute path shown as `path` shows it."""
+        text = str(record.get("error") or "failed")
+        value = record.get("path")
+        if self.absolute or not isinstance(value, str) or not os.path.isabs(value):
+            return text
+        return text.replace(value, shown_path(value, method.folder))
 
     def method_item(self, entry: _Entry, m_index: int, method: Method, record: dict[str, Any],
                     truth: list[str], original: str | None) -> dict[str, Any]:
@@ -550,7 +571,7 @@ def _metric_values(rows: list[dict[str, Any]], target: dict[str, Any]) -> dict[s
 
 
 def _data(source: Source, images: list[dict[str, Any]], top_k: int | None,
-          title: str) -> dict[str, Any]:
+          title: str, absolute: bool = False) -> dict[str, Any]:
     spelled: dict[str, str] = {}  # normal(name) -> the first spelling seen, predictions first
     for im in images:
         for m in im["m"]:
@@ -565,10 +586,11 @@ def _data(source: Source, images: list[dict[str, Any]], top_k: int | None,
     if not names:
         names = sorted({n for im in images for m in im["m"] for n in m.get("mv", {})})
     return {
-        "title": title, "kind": source.kind, "source": str(source.folder),
+        "title": title, "kind": source.kind,
+        "source": str(source.folder.resolve()) if absolute else source.folder.resolve().name,
         "generator": f"xaigraph {__version__}",
         "methods": [m.name for m in source.methods],
-        "cards": {m.name: m.card for m in source.methods},
+        "cards": {m.name: m.card if absolute else public_card(m.card) for m in source.methods},
         "top_k": top_k, "labels": labels, "metric_names": names,
         "metrics": {k: metrics.get(k, {}) for k in ("metrics", "summary", "per_class")}
         if source.metrics else None,
@@ -598,16 +620,18 @@ class Built:
 
 def build_report(source: str | os.PathLike[str], out: str | os.PathLike[str] | None = None,
                  *, force: bool = False, top_k: int | None = None, title: str | None = None,
-                 workers: int | None = None, progress: bool = False) -> Path:
+                 workers: int | None = None, progress: bool = False,
+                 absolute_paths: bool = False) -> Path:
     """Build the report of an explain OUT_DIR or eval DIR `source` into `out` (default
     `source/report`) and return the path of its `index.html`. See the module docstring."""
     return build(source, out, force=force, top_k=top_k, title=title, workers=workers,
-                 progress=progress).index
+                 progress=progress, absolute_paths=absolute_paths).index
 
 
 def build(source: str | os.PathLike[str], out: str | os.PathLike[str] | None = None,
           *, force: bool = False, top_k: int | None = None, title: str | None = None,
-          workers: int | None = None, progress: bool = False) -> Built:
+          workers: int | None = None, progress: bool = False,
+          absolute_paths: bool = False) -> Built:
     """`build_report`, returning the counts as well."""
     if top_k is not None and top_k < 1:
         raise BadInputError(f"--top-k must be at least 1, got {top_k}")
@@ -622,7 +646,8 @@ def build(source: str | os.PathLike[str], out: str | os.PathLike[str] | None = N
         raise file_error(exc, target, "cannot write") from None
     try:
         started = time.perf_counter()
-        images, data = _fill(stage.path, src, target, top_k, title, workers, progress)
+        settings = _Settings(top_k, title, workers, progress, absolute_paths)
+        images, data = _fill(stage.path, src, target, settings)
         seconds = time.perf_counter() - started
         log.info("report built in %.1f s", seconds)
         place(stage.path, target, force)
@@ -636,28 +661,37 @@ def build(source: str | os.PathLike[str], out: str | os.PathLike[str] | None = N
     return Built(target / "index.html", len(images), failed, data["methods"], seconds)
 
 
-def _fill(stage: Path, src: Source, target: Path, top_k: int | None, title: str | None,
-          workers: int | None, progress: bool) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+@dataclass(frozen=True)
+class _Settings:
+    top_k: int | None
+    title: str | None
+    workers: int | None
+    progress: bool
+    absolute: bool
+
+
+def _fill(stage: Path, src: Source, target: Path, settings: _Settings
+          ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Write the report's files into `stage`; the images' records and data.js's content."""
     for sub in ("images", "thumbs", "maps"):
         (stage / sub).mkdir()
     for m_index in range(len(src.methods)):
         (stage / "thumbs" / str(m_index)).mkdir()
         (stage / "maps" / str(m_index)).mkdir()
-    builder = _Builder(src, stage, target, top_k)
+    builder = _Builder(src, stage, target, settings.top_k, settings.absolute)
     entries = _entries(src)
-    tick = _progress(len(entries), progress)
+    tick = _progress(len(entries), settings.progress)
 
     def one(entry: _Entry) -> dict[str, Any]:
         result = builder.image(entry)
         tick()
         return result
 
-    count = workers or min(4, os.cpu_count() or 1)
+    count = settings.workers or min(4, os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=count) as pool:
         images = list(pool.map(one, entries))
-    name = title or f"xaigraph report: {src.folder.resolve().name}"
-    data = _data(src, images, top_k, name)
+    name = settings.title or f"xaigraph report: {src.folder.resolve().name}"
+    data = _data(src, images, settings.top_k, name, settings.absolute)
     # data.js is JavaScript, where NaN and Infinity are valid values
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     (stage / "data.js").write_text(f"window.XAIGRAPH_REPORT = {text};\n", encoding="utf-8")

@@ -12,10 +12,16 @@ A report is often published: it must never carry a file from outside the run it 
   originals.
 
 Each refusal is a `BadInputError` naming the results.jsonl line and the field.
+
+What a report shows of local paths (unless `--absolute-paths`): an image's path as its record
+gives it when relative, else relative to the run's folder (`shown_path`, also inside a failed
+image's message); the model by its file name and digest (`public_card`); the source folder by
+its name.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
@@ -24,7 +30,7 @@ from typing import Any
 from xaigraph.errors import BadInputError
 
 __all__ = ["TARGET_FILES", "find_original", "input_roots", "inside", "plain_name",
-           "target_file"]
+           "public_card", "shown_path", "target_file"]
 
 TARGET_FILES = ("map", "overlay", "raw")
 
@@ -90,3 +96,23 @@ def find_original(value: Any, bases: Sequence[Path], roots: Sequence[str],
                             "recorded (run.json \"inputs\"); a report reads nothing outside "
                             "its run")
     return None
+
+
+def shown_path(value: str, folder: Path) -> str:
+    """A record's path as a report shows it: as written when relative, else relative to the
+    run's folder (`folder`)."""
+    if not os.path.isabs(value):
+        return value
+    try:
+        return os.path.relpath(value, os.path.abspath(folder))
+    except ValueError:  # another drive
+        return os.path.basename(value)
+
+
+def public_card(card: dict[str, Any]) -> dict[str, Any]:
+    """run.json as a report shows it: the model by its file name (and digest)."""
+    shown = copy.deepcopy(card)
+    model = shown.get("model")
+    if isinstance(model, dict) and isinstance(model.get("path"), str):
+        model["path"] = os.path.basename(model["path"].rstrip("/\\")) or model["path"]
+    return shown
