@@ -317,7 +317,7 @@ def test_metric_tables_and_model_card(small: Path, open_report) -> None:
     for key, value in (("target_layer", "/features/conv_last"), ("xaigraph_version", "0.1.0"),
                        ("pipeline", "detect-target,insert-saliency{method=rise},"
                                     "embed-scaling,validate"),
-                       ("model.path", "models/tiny.onnx"), ("model.sha256", "ab" * 32),
+                       ("model.path", "tiny.onnx"), ("model.sha256", "ab" * 32),
                        ("method.name", "rise"), ("method.why", "given by --method"),
                        ("preprocessing.size", "224, 224")):
         expect(card.locator("tr").filter(has=page.get_by_role("rowheader", name=key,
