@@ -62,12 +62,13 @@ from xaigraph.explain.io.record import Record, RecordError
 from xaigraph.explain.render import lookup
 from xaigraph.explain.report_paths import (
     TARGET_FILES,
+    Resolver,
+    check_target,
     find_original,
     input_roots,
     plain_name,
     public_card,
     shown_path,
-    target_file,
 )
 from xaigraph.explain.report_stage import MARKER, Stage, check_out, place, recover
 from xaigraph.labels import normal
@@ -136,7 +137,7 @@ def _read_json(path: Path, what: str) -> Any:
         raise BadInputError(f"{path}: {what} is not valid JSON ({exc})") from None
 
 
-def _read_results(path: Path) -> list[tuple[str, dict[str, Any]]]:
+def _read_results(path: Path, resolver: Resolver) -> list[tuple[str, dict[str, Any]]]:
     """The records of a results.jsonl, each with where it is (`FILE line N`); the files
     their targets name checked to lie inside the run's folder."""
     try:
@@ -160,8 +161,8 @@ def _read_results(path: Path) -> list[tuple[str, dict[str, Any]]]:
             raise BadInputError(f"{where}: {exc}") from None
         for t_index, target in enumerate(record.get("targets") or []):
             for name in TARGET_FILES:
-                target_file(path.parent, target.get(name),
-                            f"{where}: targets[{t_index}].{name}")
+                check_target(path.parent, target.get(name),
+                             f"{where}: targets[{t_index}].{name}", resolver)
         records.append((where, record))
     return records
 
@@ -176,8 +177,8 @@ def _read_card(folder: Path) -> dict[str, Any]:
     return card
 
 
-def _originals(folder: Path, card: dict[str, Any],
-               records: list[tuple[str, dict[str, Any]]]) -> dict[str, Path]:
+def _originals(folder: Path, card: dict[str, Any], records: list[tuple[str, dict[str, Any]]],
+               resolver: Resolver) -> dict[str, Path]:
     """The original of each ok record found in the run's recorded inputs (none for a run
     that recorded none)."""
     roots = input_roots(folder, card)
@@ -189,7 +190,7 @@ def _originals(folder: Path, card: dict[str, Any],
     found = {}
     for where, record in records:
         if record.get("status") == "ok":
-            original = find_original(record.get("path"), bases, roots, where)
+            original = find_original(record.get("path"), bases, roots, where, resolver)
             if original is not None:
                 found[str(record["key"])] = original
     return found
@@ -199,7 +200,8 @@ def _read_method(folder: Path, name: str | None) -> Method:
     results = folder / "results.jsonl"
     if not results.is_file():
         raise BadInputError(f"{folder}: no results.jsonl (not an explain output)")
-    lines = _read_results(results)
+    resolver = Resolver()
+    lines = _read_results(results, resolver)
     card = _read_card(folder)
     records = [record for _, record in lines]
     if name is None:
@@ -208,7 +210,7 @@ def _read_method(folder: Path, name: str | None) -> Method:
         if isinstance(given, dict):
             given = given.get("name")
         name = str(given or first or folder.name)
-    return Method(name, folder, card, records, _originals(folder, card, lines))
+    return Method(name, folder, card, records, _originals(folder, card, lines, resolver))
 
 
 def read_source(folder: str | os.PathLike[str]) -> Source:
