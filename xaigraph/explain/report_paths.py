@@ -29,16 +29,10 @@ from typing import Any
 
 from xaigraph.errors import BadInputError
 
-__all__ = ["TARGET_FILES", "Resolver", "check_target", "find_original", "input_roots", "inside",
+__all__ = ["TARGET_FILES", "Resolver", "check_target", "find_original", "input_roots",
            "plain_name", "public_card", "shown_path"]
 
 TARGET_FILES = ("map", "overlay", "raw")
-
-
-def inside(path: str | os.PathLike[str], folder: str | os.PathLike[str]) -> bool:
-    """Whether the real path of `path` lies in the real path of `folder` (links followed)."""
-    real, base = os.path.realpath(path), os.path.realpath(folder)
-    return real == base or real.startswith(base.rstrip(os.sep) + os.sep)
 
 
 class Resolver:
@@ -106,7 +100,7 @@ def input_roots(folder: Path, card: dict[str, Any]) -> list[str] | None:
 
 
 def find_original(value: Any, bases: Sequence[Path], roots: Sequence[str],
-                  where: str, resolver: Resolver | None = None) -> Path | None:
+                  where: str, resolver: Resolver) -> Path | None:
     """The original image a record's `path` names, when it exists in one of `roots`; None
     when it is not found (the report shows the map alone)."""
     if not isinstance(value, str) or not value or "\0" in value:
@@ -114,7 +108,6 @@ def find_original(value: Any, bases: Sequence[Path], roots: Sequence[str],
     path = Path(value)
     candidates = [path] if path.is_absolute() else [base / path for base in bases]
     found = [c for c in candidates if c.is_file()]
-    resolver = resolver or Resolver()
     for candidate in found:
         if any(resolver.inside(candidate, root) for root in roots):
             return candidate
