@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from xaigraph.explain.io.rundir import input_folders
 from xaigraph.overlay import colorize
 
 __all__ = ["CATS", "Img", "float_map", "many", "write_eval", "write_explain"]
@@ -147,7 +148,9 @@ def write_explain(out_dir: Path, images: list[Img], *, method: str = "reciprocam
             "preprocessing": {"resize": "stretch", "size": [224, 224]},
             "labels": [f"class {i}" for i in range(20)], "num_classes": 20,
             "options": {"targets": "topk:2", "colormap": "jet", "opacity": 0.5},
-            "digest": "digest0"}
+            "digest": "digest0",
+            "inputs": input_folders({(photos / f"{img.key}.png").parent for img in images},
+                                    out_dir)}
     (out_dir / "run.json").write_text(json.dumps(card, indent=2), encoding="utf-8")
     return out_dir
 

@@ -158,6 +158,30 @@ def test_explain_report_is_built_at_the_end(model: Path, photos: Path, tmp_path:
     assert "broken" in (out / "report" / "data.js").read_text()  # replaced: the new run's
 
 
+def test_run_json_records_the_input_folders(model: Path, photos: Path, tmp_path: Path) -> None:
+    """run.json `inputs`: the images' real folders relative to OUT_DIR, joined over the runs
+    of one digest (not part of it); the report takes originals from there only."""
+    out = tmp_path / "out"
+    more = tmp_path / "more" / "deep"
+    more.mkdir(parents=True)
+    Image.new("RGB", (20, 16), (9, 99, 199)).save(more / "x.png")
+    (tmp_path / "linked.png").symlink_to(more / "x.png")
+    code, _, stderr = invoke("explain", model, photos, "-o", out)
+    assert code == 0, stderr
+    card = json.loads((out / "run.json").read_text())
+    assert card["inputs"] == ["../photos"]
+    code, _, stderr = invoke("explain", model, tmp_path / "linked.png", "-o", out)
+    assert code == 0, stderr  # the same digest: this run adds to the other
+    again = json.loads((out / "run.json").read_text())
+    assert again["inputs"] == ["../more/deep", "../photos"]
+    assert again["digest"] == card["digest"]
+    code, _, stderr = invoke("report", out)
+    assert code == 0, stderr
+    data = json.loads((out / "report" / "data.js").read_text().split("=", 1)[1].rstrip()
+                      .rstrip(";"))
+    assert len(data["images"]) == 7 and all(im["img"] for im in data["images"])
+
+
 def test_explain_report_place_taken_is_refused_first(model: Path, photos: Path,
                                                      tmp_path: Path) -> None:
     out = tmp_path / "out"

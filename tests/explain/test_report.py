@@ -333,6 +333,298 @@ def test_a_build_that_fails_half_way_leaves_the_old_report(explain_dir: Path,
     assert not (explain_dir / "fresh").exists() and leftovers(explain_dir) == []
 
 
+# --- the report reads nothing outside its run ------------------------------------------------
+
+def _edit_records(folder: Path, edit) -> None:
+    path = folder / "results.jsonl"
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    edit(records)
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def _refused(folder: Path, site: Path, *more: str) -> str:
+    """`xaigraph report FOLDER -o SITE`: exit 2, one stderr line (returned), nothing written."""
+    before = sorted(os.listdir(site.parent))
+    result = CliRunner().invoke(cli, ["report", str(folder), "-o", str(site), *more])
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert sorted(os.listdir(site.parent)) == before  # nothing written
+    assert not (folder / "report").exists()
+    return result.stderr
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("map", "../../../../../../../../etc/passwd"), ("overlay", "../../../../etc/passwd"),
+    ("raw", "../run.json/../../secret.npy"), ("map", "/etc/passwd"), ("overlay", "/etc/hosts"),
+    ("map", "maps/../../secret.png"),
+])
+def test_a_record_naming_a_file_outside_its_run_is_refused(explain_dir: Path, tmp_path: Path,
+                                                           field: str, value: str) -> None:
+    def edit(records: list[dict]) -> None:
+        records[1]["targets"][0][field] = value
+
+    _edit_records(explain_dir, edit)
+    line = _refused(explain_dir, tmp_path / "site")
+    assert f"line 2: targets[0].{field}" in line and "outside" in line
+
+
+def test_a_map_that_is_a_link_leading_out_is_refused(explain_dir: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.png"
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(secret)
+    record = json.loads((explain_dir / "results.jsonl").read_text().splitlines()[0])
+    target = explain_dir / record["targets"][0]["map"]
+    target.unlink()
+    target.symlink_to(secret)
+    assert "outside" in _refused(explain_dir, tmp_path / "site")
+
+
+@pytest.mark.parametrize("how", ["absolute", "relative", "link"])
+def test_an_original_outside_the_run_inputs_is_refused(explain_dir: Path, tmp_path: Path,
+                                                       how: str) -> None:
+    """An image that is not under the folders the run recorded (run.json `inputs`) is not
+    copied into a report, whatever the record says, even through a link."""
+    secret = tmp_path / "private" / "secret.png"
+    secret.parent.mkdir()
+    Image.new("RGB", (64, 48), (200, 10, 10)).save(secret)
+    if how == "link":
+        photo = tmp_path / "photos" / "cat.png"
+        photo.unlink()
+        photo.symlink_to(secret)
+    else:
+        def edit(records: list[dict]) -> None:
+            records[0]["path"] = str(secret) if how == "absolute" else "private/secret.png"
+
+        _edit_records(explain_dir, edit)
+    line = _refused(explain_dir, tmp_path / "site")
+    assert "line 1" in line and "outside the inputs" in line
+
+
+def test_a_run_without_recorded_inputs_shows_no_originals(explain_dir: Path) -> None:
+    card = json.loads((explain_dir / "run.json").read_text())
+    del card["inputs"]
+    (explain_dir / "run.json").write_text(json.dumps(card))
+    data = load(rep.build_report(explain_dir))
+    assert [im["img"] for im in data["images"]] == [None] * 4
+    assert [im["m"][0].get("thumb") is not None for im in data["images"]] == [True] * 3 + [False]
+
+
+def test_an_eval_naming_a_method_folder_outside_it_is_refused(tmp_path: Path) -> None:
+    folder = write_eval(tmp_path / "ev", images()[:2], {"reciprocam": (0.0, 0.0)})
+    write_explain(tmp_path / "elsewhere", images()[:2], method="rise")
+    metrics = json.loads((folder / "metrics.json").read_text())
+    metrics["methods"].append("../elsewhere")
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    with pytest.raises(BadInputError, match="not a folder name"):
+        rep.build_report(folder)
+    assert not (folder / "report").exists() and leftovers(folder) == []
+
+
+def _urls(data: dict) -> list[str]:
+    urls = []
+    for im in data["images"]:
+        urls += [im["img"]] if im["img"] else []
+        for m in im["m"]:
+            urls += [m["thumb"]] if m.get("thumb") else []
+            urls += [t["map"] for t in m.get("t", []) if t["map"]]
+    return urls
+
+
+def test_the_default_report_links_nothing_outside_dir(tmp_path: Path) -> None:
+    """Inside DIR the report refers to DIR's maps; a method folder that is a link to an
+    explain output elsewhere (eval --from-explain) is referred to through the link."""
+    folder = write_eval(tmp_path / "ev", images(), {"reciprocam": (0.0, 0.0),
+                                                    "rise": (0.3, 0.1)})
+    import shutil
+
+    shutil.rmtree(folder / "rise")
+    write_explain(tmp_path / "rise-run", images(), method="rise", photos=tmp_path / "photos",
+                  peak_shift=(0.3, 0.1))
+    (folder / "rise").symlink_to(tmp_path / "rise-run")
+    index = rep.build_report(folder)
+    urls = _urls(load(index))
+    assert any(u.startswith("../rise/") for u in urls)
+    for url in urls:
+        where = os.path.normpath(os.path.join(index.parent, unquote(url)))
+        assert where.startswith(str(folder) + os.sep), url
+        assert os.path.isfile(where), url
+
+
+# --- no absolute local path in a report ------------------------------------------------------
+
+def _far_run(tmp_path: Path) -> Path:
+    """A run whose records name their images by absolute paths (photos far from the run),
+    with an absolute model path and a failed image's message naming its path."""
+    out = write_explain(tmp_path / "proj" / "out", images(),
+                        photos=tmp_path / "home" / "alice" / "photos")
+    card = json.loads((out / "run.json").read_text())
+    card["model"]["path"] = str(tmp_path / "home" / "alice" / "models" / "tiny.onnx")
+    (out / "run.json").write_text(json.dumps(card))
+
+    def edit(records: list[dict]) -> None:
+        records[3]["error"] = f"{records[3]['path']}: not an image"
+
+    _edit_records(out, edit)
+    return out
+
+
+def _report_text(index: Path) -> str:
+    return "".join(p.read_text(encoding="utf-8", errors="replace")
+                   for p in index.parent.rglob("*") if p.is_file() and p.suffix != ".png"
+                   and p.suffix != ".jpg")
+
+
+@pytest.mark.parametrize("elsewhere", [False, True])
+def test_no_absolute_local_path_reaches_the_report(tmp_path: Path, elsewhere: bool) -> None:
+    out = _far_run(tmp_path)
+    index = rep.build_report(out, tmp_path / "site" if elsewhere else None)
+    assert str(tmp_path) not in _report_text(index)
+    data = load(index)
+    assert data["source"] == "out"
+    assert data["cards"]["reciprocam"]["model"] == {"path": "tiny.onnx", "sha256": "ab" * 32,
+                                                    "augmented": False}
+    assert [im["path"] for im in data["images"]] == [
+        "../../home/alice/photos/cat.png", "../../home/alice/photos/dog.png",
+        "../../home/alice/photos/sub/plain.png", "../../home/alice/photos/broken.png"]
+    assert data["images"][3]["m"][0]["err"] == "../../home/alice/photos/broken.png: not an image"
+    assert all(im["img"] for im in data["images"][:3])  # the originals are still copied
+
+
+def test_absolute_paths_keeps_them(tmp_path: Path) -> None:
+    out = _far_run(tmp_path)
+    result = CliRunner().invoke(cli, ["report", str(out), "--absolute-paths"])
+    assert result.exit_code == 0, result.stderr
+    data = load(out / "report" / "index.html")
+    photos = tmp_path / "home" / "alice" / "photos"
+    assert data["source"] == str(out.resolve())
+    assert data["cards"]["reciprocam"]["model"]["path"] == str(
+        tmp_path / "home" / "alice" / "models" / "tiny.onnx")
+    assert data["images"][0]["path"] == str(photos / "cat.png")
+    assert data["images"][3]["m"][0]["err"] == f"{photos / 'broken.png'}: not an image"
+
+
+def test_relative_paths_are_kept_as_the_run_wrote_them(explain_dir: Path) -> None:
+    data = load(rep.build_report(explain_dir))
+    assert [im["path"] for im in data["images"]] == [
+        "photos/cat.png", "photos/dog.png", "photos/sub/plain.png", "photos/broken.png"]
+
+
+# --- what a killed build leaves, and the next build tidies -----------------------------------
+
+def _stage_left(folder: Path, name: str, *, marker: bool = True) -> Path:
+    """A staging folder as a build killed half-way leaves it (unlocked)."""
+    stage = folder / name
+    (stage / "images").mkdir(parents=True)
+    (stage / "images" / "0.png").write_bytes(b"x" * 1000)
+    if marker:
+        (stage / rep.MARKER).write_text("xaigraph report\n")
+    return stage
+
+
+def _report_copy(index: Path, where: Path) -> Path:
+    """A copy of the report of `index` at `where` (a parked report)."""
+    import shutil
+
+    shutil.copytree(index.parent, where)
+    return where
+
+
+def test_stages_a_killed_build_left_are_removed_by_the_next(explain_dir: Path) -> None:
+    _stage_left(explain_dir, ".xaigraph-report-abcd1234")
+    (explain_dir / ".xaigraph-report-killed00").mkdir()  # killed before its marker
+    mine = explain_dir / ".xaigraph-report-notours1"
+    mine.mkdir()
+    (mine / "keep.txt").write_text("not a report's")  # not ours: left alone
+    rep.build_report(explain_dir)
+    assert leftovers(explain_dir) == [".xaigraph-report-notours1"]
+    assert (mine / "keep.txt").read_text() == "not a report's"
+
+
+def test_a_stage_another_build_is_writing_is_left_alone(explain_dir: Path) -> None:
+    import fcntl
+
+    stage = _stage_left(explain_dir, ".xaigraph-report-live0000")
+    fd = os.open(stage, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # as a live build holds it
+        rep.build_report(explain_dir)
+        assert leftovers(explain_dir) == [".xaigraph-report-live0000"]
+    finally:
+        os.close(fd)
+    rep.build_report(explain_dir, force=True)
+    assert leftovers(explain_dir) == []
+
+
+def test_a_report_parked_by_a_killed_force_is_put_back(explain_dir: Path) -> None:
+    """Killed between the two renames: report/ is missing, the old one parked. The next
+    build puts it back (and then, without --force, refuses to replace it)."""
+    index = rep.build_report(explain_dir)
+    old = index.with_name("data.js").read_bytes()
+    parked = explain_dir / ".xaigraph-report-old-abcd1234"
+    parked.mkdir()
+    os.rename(index.parent, parked / "report")
+    _stage_left(explain_dir, ".xaigraph-report-efgh5678")  # the new one, never placed
+    with pytest.raises(OutputExistsError, match="--force"):
+        rep.build_report(explain_dir)
+    assert index.with_name("data.js").read_bytes() == old
+    assert leftovers(explain_dir) == []
+
+
+def test_a_parked_report_is_removed_once_the_new_one_is_in_place(explain_dir: Path,
+                                                                 tmp_path: Path) -> None:
+    """Killed after the second rename, before the old report was deleted: the parked copy
+    goes; the same for a report built elsewhere (-o)."""
+    index = rep.build_report(explain_dir)
+    _report_copy(index, explain_dir / ".xaigraph-report-old-abcd1234" / "report")
+    site = rep.build_report(explain_dir, tmp_path / "site")
+    _report_copy(site, tmp_path / ".xaigraph-report-old-efgh5678" / "site")
+    rep.build_report(explain_dir, force=True)
+    rep.build_report(explain_dir, tmp_path / "site", force=True)
+    assert leftovers(explain_dir) == [] and leftovers(tmp_path) == []
+    assert index.is_file() and site.is_file()
+
+
+KILLER = """
+import os, signal, sys
+from xaigraph.explain import report as rep
+calls = []
+where = sys.argv[2]
+real_rename, real_thumbnail = os.rename, rep._thumbnail
+def rename(a, b):
+    calls.append(a)
+    if where == "between-renames" and len(calls) == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_rename(a, b)
+def thumbnail(a, b):
+    if where == "staging":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_thumbnail(a, b)
+rep.os.rename = rename
+rep._thumbnail = thumbnail
+rep.build_report(sys.argv[1], force=True, workers=1)
+"""
+
+
+@pytest.mark.parametrize("where", ["staging", "between-renames"])
+def test_sigkill_during_force_then_the_next_build_recovers(explain_dir: Path,
+                                                           where: str) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    index = rep.build_report(explain_dir)
+    old = index.with_name("data.js").read_bytes()
+    done = subprocess.run([sys.executable, "-c", KILLER, str(explain_dir), where],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    assert leftovers(explain_dir)  # what the kill left
+    with pytest.raises(OutputExistsError, match="--force"):
+        rep.build_report(explain_dir)
+    assert index.with_name("data.js").read_bytes() == old  # the old report, in place
+    assert leftovers(explain_dir) == []
+    rep.build_report(explain_dir, force=True)
+    assert leftovers(explain_dir) == []
+
+
 def test_cli_json(explain_dir: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["report", str(explain_dir), "-o", str(tmp_path / "r"),
                                       "--json", "--top-k", "2"])

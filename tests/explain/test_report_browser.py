@@ -317,7 +317,7 @@ def test_metric_tables_and_model_card(small: Path, open_report) -> None:
     for key, value in (("target_layer", "/features/conv_last"), ("xaigraph_version", "0.1.0"),
                        ("pipeline", "detect-target,insert-saliency{method=rise},"
                                     "embed-scaling,validate"),
-                       ("model.path", "models/tiny.onnx"), ("model.sha256", "ab" * 32),
+                       ("model.path", "tiny.onnx"), ("model.sha256", "ab" * 32),
                        ("method.name", "rise"), ("method.why", "given by --method"),
                        ("preprocessing.size", "224, 224")):
         expect(card.locator("tr").filter(has=page.get_by_role("rowheader", name=key,
@@ -354,3 +354,68 @@ def test_a_report_outside_dir_stands_alone(tmp_path: Path, open_report) -> None:
     on = stage_pixels(page)
     page.get_by_label("Overlay").uncheck()
     assert np.abs(on - stage_pixels(page)).mean() > 10  # map and photo both load
+
+
+def test_switch_method_after_viewing_an_image_then_filter(small: Path, open_report) -> None:
+    """View an image, close the view, switch the method, filter (the list no longer holds the
+    image last viewed), switch the method again: no page error, each switch applied."""
+    page = open_report(small)
+    open_image(page, "photos/other/cat.png: open")  # the last image: position 5
+    page.keyboard.press("Escape")
+    method = page.locator("#method")
+    method.select_option(label="rise")
+    expect(page.locator("#grid .tile").nth(0).locator("img")).to_have_attribute(
+        "src", "thumbs/1/0.jpg")
+    page.get_by_label("Label").select_option(label="golden retriever")
+    expect(page.locator("#count")).to_have_text("2 of 6 images, showing 1-2")
+    method.select_option(label="reciprocam")
+    expect(method).to_have_value("0")
+    expect(page.locator("#grid .tile").nth(0).locator("img")).to_have_attribute(
+        "src", "thumbs/0/1.jpg")
+    open_image(page, "photos/dog.png: open")
+    expect(page.locator("#stage-caption")).to_contain_text("Method: reciprocam")
+
+
+def _rects(page: Page, selector: str) -> list[dict]:
+    return page.eval_on_selector_all(selector, """(els) => els.map((e) => {
+        const r = e.getBoundingClientRect();
+        return {x: r.left, y: r.top, r: r.right, b: r.bottom, text: e.textContent}; })""")
+
+
+def _meet(a: dict, b: dict) -> bool:
+    return a["x"] < b["r"] and b["x"] < a["r"] and a["y"] < b["b"] and b["y"] < a["b"]
+
+
+@pytest.mark.parametrize("width", [1280, 700])
+def test_box_labels_lie_in_the_image_without_overlap(tmp_path: Path, browser: Browser,
+                                                     width: int) -> None:
+    """Ground-truth boxes sharing corners and touching the image's top edge: every label
+    lies inside the picture, meets no other label and none of the view's controls."""
+    boxes = [(0, 0, 30, 20, "tiger cat"), (1, 0, 40, 30, "golden retriever"),
+             (0, 2, 20, 40, "Egyptian cat"), (2, 1, 64, 48, "tabby, tabby cat"),
+             (30, 0, 64, 10, "a rather long label for a small box")]
+    write_explain(tmp_path / "out", [Img("crowd", boxes=boxes, truth=["tiger cat"])])
+    index = build_report(tmp_path / "out")
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    problems: list[str] = []
+    try:
+        page = context.new_page()
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.goto(index.resolve().as_uri())
+        open_image(page, "photos/crowd.png: open")
+        stage_pixels(page)  # the pictures have loaded
+        labels = _rects(page, "#boxes span")
+        assert sorted(r["text"] for r in labels) == sorted(f"truth: {b[4]}" for b in boxes)
+        stage = _rects(page, "#stage")[0]
+        controls = _rects(page, ".viewer-controls, .viewer-controls *")
+        for k, a in enumerate(labels):
+            assert (a["x"] >= stage["x"] - 0.5 and a["r"] <= stage["r"] + 0.5
+                    and a["y"] >= stage["y"] - 0.5 and a["b"] <= stage["b"] + 0.5), (a, stage)
+            assert a["r"] - a["x"] > 4 and a["b"] - a["y"] > 4, a  # still visible
+            for b in labels[k + 1:]:
+                assert not _meet(a, b), (a, b)
+            for c in controls:
+                assert not _meet(a, c), (a, c)
+    finally:
+        context.close()
+    assert problems == []

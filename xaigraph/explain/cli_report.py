@@ -26,11 +26,16 @@ __all__ = ["report"]
                    "the image has ground-truth labels).")
 @click.option("--title", default=None, help="The page title (default: the folder's name).")
 @click.option("--force", is_flag=True, help="Replace an existing report.")
+@click.option("--absolute-paths", is_flag=True,
+              help="Show the images' and the model's paths as the run wrote them (absolute "
+                   "ones included). Without it the report shows no absolute local path: "
+                   "an absolute image path relative to DIR, the model by its file name and "
+                   "digest, DIR by its name.")
 @json_option()
 @debug_option
 @handle_errors
 def report(folder: Path, out: Path | None, top_k: int | None, title: str | None, force: bool,
-           as_json: bool, debug: bool) -> None:
+           absolute_paths: bool, as_json: bool, debug: bool) -> None:
     """Build a static HTML report (DIR/report/index.html) from an explain OUT_DIR or an eval
     DIR: a gallery with thumbnails, TP/FP/FN flags, every class's map over the original with
     an opacity slider, filters, sorting, the metric tables and the model card. It opens from
@@ -41,7 +46,7 @@ def report(folder: Path, out: Path | None, top_k: int | None, title: str | None,
     unless the whole report was built.
     """
     built = build(folder, out, force=force, top_k=top_k, title=title,
-                  progress=not as_json and sys.stderr.isatty())
+                  progress=not as_json and sys.stderr.isatty(), absolute_paths=absolute_paths)
     if as_json:
         print_json({"ok": True, "exit_code": 0, "report": str(built.index),
                     "images": built.images, "failed": built.failed,

@@ -11,7 +11,12 @@ Contract of `build_report(source, out=None)`:
 - `out` defaults to `source/report`. The report is built in a hidden temporary folder beside
   `out` and renamed into place at the end, so `out` is either absent, the old report, or the
   complete new one. An existing `out` is replaced only with `force=True` and only when it is
-  a report (it holds the marker file `.xaigraph-report`); anything else is refused.
+  a report (it holds the marker file `.xaigraph-report`); anything else is refused. What a
+  build stopped on the way left beside `out` (its stage; an old report moved aside between
+  the two renames) is put back or removed by the next build (`report_stage.recover`).
+- Nothing outside the run is read (`report_paths`): the files records name must lie inside
+  their run's folder, originals inside the folders run.json `inputs` names; anything else is
+  a `BadInputError`, found before anything is written.
 - Files: the originals are always copied into `images/` (byte for byte when the browser shows
   them as the model saw them, else re-encoded as JPEG with EXIF rotation applied), so the
   report never depends on where the inputs were. The colour maps are referenced by relative
@@ -41,7 +46,6 @@ import math
 import os
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -53,9 +57,20 @@ from urllib.parse import quote
 import numpy as np
 from PIL import Image, ImageOps
 
-from xaigraph.errors import BadInputError, NotFoundError, OutputExistsError, file_error
+from xaigraph.errors import BadInputError, NotFoundError, file_error
 from xaigraph.explain.io.record import Record, RecordError
 from xaigraph.explain.render import lookup
+from xaigraph.explain.report_paths import (
+    TARGET_FILES,
+    Resolver,
+    check_target,
+    find_original,
+    input_roots,
+    plain_name,
+    public_card,
+    shown_path,
+)
+from xaigraph.explain.report_stage import MARKER, Stage, check_out, place, recover
 from xaigraph.labels import normal
 from xaigraph.overlay import colorize
 from xaigraph.version import __version__
@@ -80,7 +95,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ASSETS = Path(__file__).with_name("report_assets")
-MARKER = ".xaigraph-report"
 THUMB_SIZE = 160
 DIS_SIZE = 24
 _SHOWN_AS_IS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif"}
@@ -96,6 +110,8 @@ class Method:
     folder: Path
     card: dict[str, Any]
     records: list[dict[str, Any]]
+    originals: dict[str, Path] = field(default_factory=dict)
+    """The original image of each ok record, by key, where found in the run's inputs."""
 
 
 @dataclass
@@ -121,7 +137,9 @@ def _read_json(path: Path, what: str) -> Any:
         raise BadInputError(f"{path}: {what} is not valid JSON ({exc})") from None
 
 
-def _read_results(path: Path) -> list[dict[str, Any]]:
+def _read_results(path: Path, resolver: Resolver) -> list[tuple[str, dict[str, Any]]]:
+    """The records of a results.jsonl, each with where it is (`FILE line N`); the files
+    their targets name checked to lie inside the run's folder."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
@@ -132,37 +150,67 @@ def _read_results(path: Path) -> list[dict[str, Any]]:
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
+        where = f"{path} line {number}"
         try:
             record = json.loads(line)
         except ValueError as exc:
-            raise BadInputError(f"{path} line {number}: not valid JSON ({exc})") from None
+            raise BadInputError(f"{where}: not valid JSON ({exc})") from None
         try:
             Record.from_json(record)
         except RecordError as exc:
-            raise BadInputError(f"{path} line {number}: {exc}") from None
-        records.append(record)
+            raise BadInputError(f"{where}: {exc}") from None
+        for t_index, target in enumerate(record.get("targets") or []):
+            for name in TARGET_FILES:
+                check_target(path.parent, target.get(name),
+                             f"{where}: targets[{t_index}].{name}", resolver)
+        records.append((where, record))
     return records
+
+
+def _read_card(folder: Path) -> dict[str, Any]:
+    if not (folder / "run.json").is_file():
+        log.warning("%s: no run.json; the model card will be empty", folder)
+        return {}
+    card = _read_json(folder / "run.json", "run.json")
+    if not isinstance(card, dict):
+        raise BadInputError(f"{folder / 'run.json'}: not a JSON object")
+    return card
+
+
+def _originals(folder: Path, card: dict[str, Any], records: list[tuple[str, dict[str, Any]]],
+               resolver: Resolver) -> dict[str, Path]:
+    """The original of each ok record found in the run's recorded inputs (none for a run
+    that recorded none)."""
+    roots = input_roots(folder, card)
+    if roots is None:
+        log.warning("%s: run.json records no inputs (a run of an older xaigraph); the report "
+                    "shows the maps without their originals", folder)
+        return {}
+    bases = [Path.cwd(), folder.parent, folder]
+    found = {}
+    for where, record in records:
+        if record.get("status") == "ok":
+            original = find_original(record.get("path"), bases, roots, where, resolver)
+            if original is not None:
+                found[str(record["key"])] = original
+    return found
 
 
 def _read_method(folder: Path, name: str | None) -> Method:
     results = folder / "results.jsonl"
     if not results.is_file():
         raise BadInputError(f"{folder}: no results.jsonl (not an explain output)")
-    records = _read_results(results)
-    card: dict[str, Any] = {}
-    if (folder / "run.json").is_file():
-        card = _read_json(folder / "run.json", "run.json")
-        if not isinstance(card, dict):
-            raise BadInputError(f"{folder / 'run.json'}: not a JSON object")
-    else:
-        log.warning("%s: no run.json; the model card will be empty", folder)
+    resolver = Resolver()
+    lines = _read_results(results, resolver)
+    card = _read_card(folder)
+    records = [record for _, record in lines]
     if name is None:
         first = next((r.get("method") for r in records if r.get("method")), None)
         given = card.get("method")  # run.json writes {"name": ..., "why": ...}
         if isinstance(given, dict):
             given = given.get("name")
         name = str(given or first or folder.name)
-    return Method(name, folder, card, records)
+    return Method(name, folder, card, records, _originals(folder, card, lines, resolver))
 
 
 def read_source(folder: str | os.PathLike[str]) -> Source:
@@ -194,6 +242,7 @@ def _read_eval(root: Path) -> Source:
         raise BadInputError(f"{root / 'metrics.json'}: \"images\" is not a list of objects")
     methods = []
     for name in names:
+        plain_name(name, str(root / "metrics.json"))
         if not (root / name).is_dir():
             raise BadInputError(f"{root}: metrics.json names the method {name!r} but there is "
                                 f"no folder {name}/")
@@ -301,25 +350,11 @@ def _url(path: str) -> str:
     return quote(path.replace(os.sep, "/"))
 
 
-def _inside(path: Path, folder: Path) -> bool:
-    try:
-        path.resolve().relative_to(folder.resolve())
-    except ValueError:
-        return False
-    return True
-
-
-def _find_original(record: dict[str, Any], method: Method, source: Source) -> Path | None:
-    raw = record.get("path")
-    if not isinstance(raw, str) or not raw:
-        return None
-    path = Path(raw)
-    if path.is_absolute():
-        return path if path.is_file() else None
-    for base in (Path.cwd(), method.folder.parent, method.folder, source.folder):
-        if (base / path).is_file():
-            return base / path
-    return None
+def _lexically_inside(path: Path, folder: Path) -> bool:
+    """Whether `path` lies in `folder` by their names alone (as a browser resolves a
+    relative URL), links not followed."""
+    a, b = os.path.abspath(path), os.path.abspath(folder)
+    return a == b or a.startswith(b.rstrip(os.sep) + os.sep)
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
@@ -403,19 +438,21 @@ def _target_path(method: Method, target: dict[str, Any], name: str) -> Path | No
 
 
 class _Builder:
-    def __init__(self, source: Source, stage: Path, out: Path, top_k: int | None) -> None:
+    def __init__(self, source: Source, stage: Path, out: Path, top_k: int | None,
+                 absolute: bool = False) -> None:
         self.source = source
         self.stage = stage
         self.top_k = top_k
-        self.link = _inside(out, source.folder)
+        self.absolute = absolute
+        self.link = _lexically_inside(out, source.folder)
         self.out = out
 
     def map_url(self, path: Path, name: str) -> str | None:
         if not path.is_file():
             log.warning("%s: map file missing", path)
             return None
-        if self.link:
-            return _url(os.path.relpath(path.resolve(), self.out.resolve()))
+        if self.link:  # path lies in its run's folder by name: the URL stays in DIR
+            return _url(os.path.relpath(os.path.abspath(path), os.path.abspath(self.out)))
         rel = f"maps/{name}{path.suffix}"
         _link_or_copy(path, self.stage / rel)
         return _url(rel)
@@ -429,7 +466,7 @@ class _Builder:
         original = None
         for m_index, record in enumerate(entry.records):
             if record is not None and record["status"] == "ok":
-                src = _find_original(record, self.source.methods[m_index], self.source)
+                src = self.source.methods[m_index].originals.get(entry.key)
                 if src is not None:
                     original = _original(src, self.stage, str(entry.index), size)
                     break
@@ -442,7 +479,7 @@ class _Builder:
                 per_method.append({"s": "absent"})
                 continue
             if record["status"] == "error":
-                per_method.append({"s": "error", "err": str(record.get("error") or "failed")})
+                per_method.append({"s": "error", "err": self.message(record, method)})
                 continue
             item = self.method_item(entry, m_index, method, record, truth, original)
             per_method.append(item)
@@ -460,10 +497,27 @@ class _Builder:
                     except (OSError, ValueError) as exc:
                         log.warning("%s: cannot read the map (%s)", path, exc)
         dis = disagreement(dis_maps) if len(dis_maps) > 1 else None
-        return {"key": entry.key, "path": str(first.get("path") or entry.key),
+        return {"key": entry.key, "path": self.path(first, entry),
                 "w": width, "h": height, "img": _url(original) if original else None,
                 "gt": truth, "gk": [normal(t) for t in truth], "boxes": boxes,
                 "dis": None if dis is None else round(dis, 4), "m": per_method}
+
+    def path(self, record: dict[str, Any], entry: _Entry) -> str:
+        """The image's path as the report shows it (docs/runtime.md)."""
+        value = record.get("path")
+        if not isinstance(value, str) or not value:
+            return entry.key
+        if self.absolute:
+            return value
+        return shown_path(value, self.source.methods[0].folder)
+
+    def message(self, record: dict[str, Any], method: Method) -> str:
+        """A failed image's message, its absolute path shown as `path` shows it."""
+        text = str(record.get("error") or "failed")
+        value = record.get("path")
+        if self.absolute or not isinstance(value, str) or not os.path.isabs(value):
+            return text
+        return text.replace(value, shown_path(value, method.folder))
 
     def method_item(self, entry: _Entry, m_index: int, method: Method, record: dict[str, Any],
                     truth: list[str], original: str | None) -> dict[str, Any]:
@@ -519,7 +573,7 @@ def _metric_values(rows: list[dict[str, Any]], target: dict[str, Any]) -> dict[s
 
 
 def _data(source: Source, images: list[dict[str, Any]], top_k: int | None,
-          title: str) -> dict[str, Any]:
+          title: str, absolute: bool = False) -> dict[str, Any]:
     spelled: dict[str, str] = {}  # normal(name) -> the first spelling seen, predictions first
     for im in images:
         for m in im["m"]:
@@ -534,10 +588,11 @@ def _data(source: Source, images: list[dict[str, Any]], top_k: int | None,
     if not names:
         names = sorted({n for im in images for m in im["m"] for n in m.get("mv", {})})
     return {
-        "title": title, "kind": source.kind, "source": str(source.folder),
+        "title": title, "kind": source.kind,
+        "source": str(source.folder.resolve()) if absolute else source.folder.resolve().name,
         "generator": f"xaigraph {__version__}",
         "methods": [m.name for m in source.methods],
-        "cards": {m.name: m.card for m in source.methods},
+        "cards": {m.name: m.card if absolute else public_card(m.card) for m in source.methods},
         "top_k": top_k, "labels": labels, "metric_names": names,
         "metrics": {k: metrics.get(k, {}) for k in ("metrics", "summary", "per_class")}
         if source.metrics else None,
@@ -554,39 +609,6 @@ def _progress(total: int, enabled: bool) -> Callable[[], None]:
     return lambda: bar.update(1)
 
 
-def _is_report(folder: Path) -> bool:
-    return (folder / MARKER).is_file()
-
-
-def _place(stage: Path, out: Path, force: bool) -> None:
-    """Rename the finished stage onto `out`; an old report is moved aside first and deleted
-    after, so `out` is never a half-built report."""
-    if out.exists() or out.is_symlink():
-        if not force:
-            raise OutputExistsError(f"{out} exists; use --force to replace the report")
-        if not out.is_dir() or not _is_report(out):
-            raise OutputExistsError(f"{out} exists and is not an xaigraph report; not "
-                                    "replacing it (remove it or choose another -o)")
-        old = Path(tempfile.mkdtemp(prefix=".xaigraph-report-old-", dir=out.parent))
-        os.rename(out, old / "report")
-        try:
-            os.rename(stage, out)
-        except OSError:
-            os.rename(old / "report", out)
-            raise
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(stage, out)
-
-
-def _check_out(out: Path, force: bool) -> None:
-    if out.exists() and not force:
-        raise OutputExistsError(f"{out} exists; use --force to replace the report")
-    if out.exists() and (not out.is_dir() or not _is_report(out)):
-        raise OutputExistsError(f"{out} exists and is not an xaigraph report; not replacing "
-                                "it (remove it or choose another -o)")
-
-
 @dataclass(frozen=True)
 class Built:
     """What `build` made: the report's index.html and what it holds."""
@@ -600,64 +622,83 @@ class Built:
 
 def build_report(source: str | os.PathLike[str], out: str | os.PathLike[str] | None = None,
                  *, force: bool = False, top_k: int | None = None, title: str | None = None,
-                 workers: int | None = None, progress: bool = False) -> Path:
+                 workers: int | None = None, progress: bool = False,
+                 absolute_paths: bool = False) -> Path:
     """Build the report of an explain OUT_DIR or eval DIR `source` into `out` (default
     `source/report`) and return the path of its `index.html`. See the module docstring."""
     return build(source, out, force=force, top_k=top_k, title=title, workers=workers,
-                 progress=progress).index
+                 progress=progress, absolute_paths=absolute_paths).index
 
 
 def build(source: str | os.PathLike[str], out: str | os.PathLike[str] | None = None,
           *, force: bool = False, top_k: int | None = None, title: str | None = None,
-          workers: int | None = None, progress: bool = False) -> Built:
+          workers: int | None = None, progress: bool = False,
+          absolute_paths: bool = False) -> Built:
     """`build_report`, returning the counts as well."""
     if top_k is not None and top_k < 1:
         raise BadInputError(f"--top-k must be at least 1, got {top_k}")
     src = read_source(source)
     target = Path(out) if out is not None else src.folder / "report"
-    _check_out(target, force)
+    recover(target.parent)  # what builds killed there left: an old report put back
+    check_out(target, force)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        stage = Path(tempfile.mkdtemp(prefix=".xaigraph-report-", dir=target.parent))
+        stage = Stage(target, f"xaigraph {__version__} report\n")
     except OSError as exc:
         raise file_error(exc, target, "cannot write") from None
     try:
         started = time.perf_counter()
-        for sub in ("images", "thumbs", "maps"):
-            (stage / sub).mkdir()
-        for m_index in range(len(src.methods)):
-            (stage / "thumbs" / str(m_index)).mkdir()
-            (stage / "maps" / str(m_index)).mkdir()
-        builder = _Builder(src, stage, target, top_k)
-        entries = _entries(src)
-        tick = _progress(len(entries), progress)
-
-        def one(entry: _Entry) -> dict[str, Any]:
-            result = builder.image(entry)
-            tick()
-            return result
-
-        count = workers or min(4, os.cpu_count() or 1)
-        with ThreadPoolExecutor(max_workers=count) as pool:
-            images = list(pool.map(one, entries))
-        name = title or f"xaigraph report: {src.folder.resolve().name}"
-        data = _data(src, images, top_k, name)
-        # data.js is JavaScript, where NaN and Infinity are valid values
-        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-        (stage / "data.js").write_text(f"window.XAIGRAPH_REPORT = {text};\n", encoding="utf-8")
-        for asset in sorted(ASSETS.iterdir()):
-            if asset.is_file():
-                shutil.copyfile(asset, stage / asset.name)
-        (stage / MARKER).write_text(f"xaigraph {__version__} report of {src.folder}\n",
-                                    encoding="utf-8")
-        os.chmod(stage, 0o755)
+        settings = _Settings(top_k, title, workers, progress, absolute_paths)
+        images, data = _fill(stage.path, src, target, settings)
         seconds = time.perf_counter() - started
         log.info("report built in %.1f s", seconds)
-        _place(stage, target, force)
+        place(stage.path, target, force)
     except BaseException as exc:
-        shutil.rmtree(stage, ignore_errors=True)
+        stage.close(remove=True)
         if isinstance(exc, OSError):
             raise file_error(exc, target, "cannot write the report") from None
         raise
+    stage.close(remove=False)
     failed = sum(1 for im in images if any(m.get("s") == "error" for m in im["m"]))
     return Built(target / "index.html", len(images), failed, data["methods"], seconds)
+
+
+@dataclass(frozen=True)
+class _Settings:
+    top_k: int | None
+    title: str | None
+    workers: int | None
+    progress: bool
+    absolute: bool
+
+
+def _fill(stage: Path, src: Source, target: Path, settings: _Settings
+          ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Write the report's files into `stage`; the images' records and data.js's content."""
+    for sub in ("images", "thumbs", "maps"):
+        (stage / sub).mkdir()
+    for m_index in range(len(src.methods)):
+        (stage / "thumbs" / str(m_index)).mkdir()
+        (stage / "maps" / str(m_index)).mkdir()
+    builder = _Builder(src, stage, target, settings.top_k, settings.absolute)
+    entries = _entries(src)
+    tick = _progress(len(entries), settings.progress)
+
+    def one(entry: _Entry) -> dict[str, Any]:
+        result = builder.image(entry)
+        tick()
+        return result
+
+    count = settings.workers or min(4, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        images = list(pool.map(one, entries))
+    name = settings.title or f"xaigraph report: {src.folder.resolve().name}"
+    data = _data(src, images, settings.top_k, name, settings.absolute)
+    # data.js is JavaScript, where NaN and Infinity are valid values
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    (stage / "data.js").write_text(f"window.XAIGRAPH_REPORT = {text};\n", encoding="utf-8")
+    for asset in sorted(ASSETS.iterdir()):
+        if asset.is_file():
+            shutil.copyfile(asset, stage / asset.name)
+    os.chmod(stage, 0o755)
+    return images, data

@@ -55,6 +55,7 @@ def run(spec: ExplainSpec, items: Sequence[Any], out: RunDir, *,
             explainer = explainer or Explainer(spec)
         elif out.todo([item.key for item in items]):
             _ray_start(stack, ray)
+        out.add_inputs(item.path for item in items)
         stack.enter_context(out)
         if on_start is not None:
             on_start(explainer)

@@ -9,7 +9,10 @@ resumable after any stop (docs/runtime.md, "The run loop").
         out.commit()             # results.jsonl: this run's records, then the kept others
 
 - `run.json` is the model card (`ExplainSpec.card()`) and `digest`, the options digest: a
-  hash of the card without the model's path.
+  hash of the card without the model's path and `inputs`. `inputs` (`add_inputs`): the
+  folders the run's images were read from (`input_folders`: real paths, none inside another,
+  relative to OUT_DIR's real path), those of earlier runs of the same digest kept; the
+  report copies no original from elsewhere.
 - `results.jsonl` has one JSON object per image. While a run goes, its lines are appended to
   `.results.jsonl.partial` (flushed line by line); `commit` writes results.jsonl as this
   run's records in input order followed by the records of images this run was not given
@@ -42,7 +45,7 @@ import json
 import os
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO
@@ -63,6 +66,7 @@ __all__ = [
     "digest",
     "dumps",
     "image_error",
+    "input_folders",
     "is_output",
     "locked",
     "probe_lock",
@@ -93,7 +97,7 @@ class OutputInUseError(OutputExistsError):
 
 def digest(card: dict[str, Any]) -> str:
     """The options digest of a run.json card (16 hex digits)."""
-    body = {k: v for k, v in card.items() if k not in ("digest", "started")}
+    body = {k: v for k, v in card.items() if k not in ("digest", "started", "inputs")}
     body["model"] = {k: v for k, v in card.get("model", {}).items() if k != "path"}
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
@@ -146,6 +150,18 @@ def _clean_temporaries(out_dir: Path) -> int:
                     Path(dirpath, name).unlink(missing_ok=True)
                     count += 1
     return count
+
+
+def input_folders(folders: Iterable[str | os.PathLike[str]], out_dir: Path) -> list[str]:
+    """run.json `inputs`: `folders` (absolute, or relative to `out_dir`'s real path) as real
+    paths, none inside another, sorted, relative to `out_dir`'s real path."""
+    base = os.path.realpath(out_dir)
+    real = {os.path.realpath(os.path.join(base, f)) for f in folders}
+    kept: list[str] = []
+    for folder in sorted(real, key=lambda f: Path(f).parts):  # a folder's own come after it
+        if not kept or os.path.commonpath([kept[-1], folder]) != kept[-1]:
+            kept.append(folder)
+    return [os.path.relpath(folder, base) for folder in kept]
 
 
 def read_run(out_dir: Path) -> dict[str, Any] | None:
@@ -324,6 +340,12 @@ class RunDir:
         finally:
             self.skipped = skipped
 
+    def add_inputs(self, paths: Iterable[str | os.PathLike[str]]) -> None:
+        """Record the folders the images at `paths` are read from (run.json `inputs`; links
+        followed: an image's real folder)."""
+        folders = {os.path.dirname(os.path.realpath(p)) for p in paths}
+        self.card["inputs"] = input_folders(folders, self.path)
+
     # -- the run -----------------------------------------------------------------------------------
 
     def __enter__(self) -> RunDir:
@@ -334,6 +356,7 @@ class RunDir:
             self._read()
             _clean_temporaries(self.path)
             self._fold_partial()
+            self._keep_inputs()
             text = json.dumps(self.card, indent=2, default=str) + "\n"
             atomic_write(self.path / RUN, lambda p: p.write_text(text, encoding="utf-8"))
             self._file = open(self.path / PARTIAL, "w", encoding="utf-8")
@@ -345,6 +368,16 @@ class RunDir:
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+    def _keep_inputs(self) -> None:
+        """`inputs` of the run.json being replaced, when its run is this one (its records
+        are kept), join this run's."""
+        previous = read_run(self.path)
+        if "inputs" not in self.card or previous is None or previous.get("digest") != self.run:
+            return
+        before = previous.get("inputs")
+        if isinstance(before, list) and all(isinstance(f, str) for f in before):
+            self.card["inputs"] = input_folders([*before, *self.card["inputs"]], self.path)
 
     def _fold_partial(self) -> None:
         """Make results.jsonl hold every record known (a stopped run's partial lines

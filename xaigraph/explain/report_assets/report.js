@@ -72,6 +72,7 @@
     } else if (S.order === "desc") {
       list.reverse();
     }
+    if (!$("viewer").open) S.pos = -1; // a position in the old list means nothing in the new
     S.list = list;
     const pages = Math.max(1, Math.ceil(list.length / S.perPage));
     if (!keepPage || S.page >= pages) S.page = 0;
@@ -158,12 +159,49 @@
     S.pos = pos; S.cls = 0; renderViewer();
   }
   function pct(v, total) { return `${(100 * v / total).toFixed(3)}%`; }
-  function boxDiv(b, label, extra, im) {
+  function boxDiv(b, extra, im) {
     const [x1, y1, x2, y2] = b;
-    const d = el("div", { class: `box ${extra}` }, el("span", { text: label }));
+    const d = el("div", { class: `box ${extra}` });
     d.style.left = pct(x1, im.w); d.style.top = pct(y1, im.h);
     d.style.width = pct(x2 - x1, im.w); d.style.height = pct(y2 - y1, im.h);
     return d;
+  }
+  function boxLabel(b, label, im) {
+    const span = el("span", { class: "box-label", text: label });
+    span.dataset.box = JSON.stringify([b[0] / im.w, b[1] / im.h, b[2] / im.w, b[3] / im.h]);
+    return span;
+  }
+
+  // ---- box labels: inside the picture, none over another -------------------------------
+  // Each label goes to the free place nearest its box's top-left corner among: inside the
+  // box at its top or bottom, just above or below it, and beside or under the labels already
+  // placed; a label with no free place left is hidden (the ground truth is listed beside).
+  const meets = (a, b) => a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
+  function spots(box, w, h, W, H, placed) {
+    const clampX = (x) => Math.max(0, Math.min(W - w, x)), clampY = (y) => Math.max(0, Math.min(H - h, y));
+    const xs = [box[0], 0, ...placed.map((p) => p.x + p.w), ...placed.map((p) => p.x - w)].map(clampX);
+    const ys = [box[1], box[1] - h, box[3], box[3] - h, 0, H - h, ...placed.map((p) => p.y + p.h),
+      ...placed.map((p) => p.y - h)].map(clampY);
+    const all = [];
+    for (const y of new Set(ys)) for (const x of new Set(xs)) all.push({ x, y, w, h });
+    const d = (s) => Math.abs(s.x - box[0]) + 2 * Math.abs(s.y - box[1]);
+    return all.sort((a, b) => d(a) - d(b));
+  }
+  function layoutLabels() {
+    const layer = $("boxes");
+    const W = layer.clientWidth, H = layer.clientHeight;
+    const placed = [];
+    for (const span of layer.querySelectorAll(".box-label")) {
+      span.hidden = false;
+      span.style.maxWidth = `${W}px`;
+      const w = Math.ceil(span.offsetWidth), h = Math.ceil(span.offsetHeight);
+      const [x1, y1, x2, y2] = JSON.parse(span.dataset.box);
+      const box = [x1 * W, y1 * H, x2 * W, y2 * H].map(Math.round);
+      const free = w <= W && h <= H ? spots(box, w, h, W, H, placed).find((s) => !placed.some((p) => meets(s, p))) : null;
+      if (!free) { span.hidden = true; continue; }
+      placed.push(free);
+      span.style.left = `${free.x}px`; span.style.top = `${free.y}px`;
+    }
   }
   function renderViewer() {
     const im = R.images[S.list[S.pos]];
@@ -184,12 +222,13 @@
     else { map.removeAttribute("src"); map.alt = ""; map.hidden = true; }
     map.style.opacity = String(S.opacity / 100);
     stage.classList.toggle("overlay-off", !S.overlay);
-    const boxes = [];
+    const boxes = [], labels = [];
     if (finite(im.w) && finite(im.h)) {
-      for (const b of im.boxes) boxes.push(boxDiv(b, `truth: ${b[4]}`, "truth", im));
-      if (t && Array.isArray(t.box)) boxes.push(boxDiv(t.box, `detection: ${t.label}`, "target", im));
+      for (const b of im.boxes) { boxes.push(boxDiv(b, "truth", im)); labels.push(boxLabel(b, `truth: ${b[4]}`, im)); }
+      if (t && Array.isArray(t.box)) { boxes.push(boxDiv(t.box, "target", im)); labels.push(boxLabel(t.box, `detection: ${t.label}`, im)); }
     }
-    $("boxes").replaceChildren(...boxes);
+    $("boxes").replaceChildren(...boxes, ...labels);
+    layoutLabels();
     const what = !t ? (m.s === "error" ? `failed: ${m.err}` : "no map")
       : !t.map ? `${t.label}: map file missing`
       : S.overlay ? `${t.label} (${score(t.score)}) map over the ${im.img ? "original" : "grey background (original not found)"}, opacity ${S.opacity} %`
@@ -251,17 +290,20 @@
   }
   function setOverlay(on) {
     S.overlay = on; $("overlay").checked = on;
-    if (S.pos >= 0) renderViewer();
+    if (viewing()) renderViewer();
   }
   function closed() {
     if (S.pos < 0) return;
     const page = Math.floor(S.pos / S.perPage);
     if (page !== S.page) { S.page = page; renderPage(); }
     focusTile(S.pos - S.page * S.perPage);
+    S.pos = -1; // no image is shown: method and filter changes have none to follow
   }
+  const viewing = () => $("viewer").open && S.pos >= 0 && S.pos < S.list.length;
   function setMethod(k) {
-    if (S.pos >= 0) { // keep the class shown, when the other method has a map of it
-      const im = R.images[S.list[S.pos]];
+    const shownImage = viewing() ? S.list[S.pos] : -1;
+    if (shownImage >= 0) { // keep the class shown, when the other method has a map of it
+      const im = R.images[shownImage];
       const shown = (mOf(im).t || [])[S.cls];
       S.method = k;
       const same = (mOf(im).t || []).findIndex((t) => shown && t.cls === shown.cls && t.label === shown.label);
@@ -269,7 +311,10 @@
     }
     S.method = k; $("method").value = String(k); $("viewer-method").value = String(k);
     apply(true);
-    if ($("viewer").open) renderViewer();
+    if (shownImage < 0) return;
+    S.pos = S.list.indexOf(shownImage); // the list may be sorted or filtered by the method
+    if (S.pos >= 0) renderViewer();
+    else $("viewer").close(); // the image is not in the new method's list
   }
 
   // ---- metrics and model card ----------------------------------------------------------
@@ -398,8 +443,9 @@
       S.opacity = Number(e.target.value);
       $("opacity-value").textContent = `${S.opacity} %`;
       $("map").style.opacity = String(S.opacity / 100);
-      if (S.pos >= 0) renderViewer();
+      if (viewing()) renderViewer();
     });
+    if (window.ResizeObserver) new ResizeObserver(layoutLabels).observe($("boxes"));
     renderMetrics();
     renderCards();
     apply(false);
