@@ -13,6 +13,7 @@ At import time this module loads the standard library and `xaigraph.signals` onl
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import sys
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ __all__ = ["main"]
 
 def main(argv: Sequence[str] | None = None) -> None:
     """`xaigraph ...`: install the handlers, then import and run the click commands."""
+    logging.getLogger().addFilter(_not_telemetry)
     try:
         install()  # inside the try: a signal right after it is this run's interruption too
         try:
@@ -48,6 +50,13 @@ def main(argv: Sequence[str] | None = None) -> None:
                               "error": {"kind": "interrupted", "message": str(exc)}},
                              indent=2), flush=True)
         sys.exit(exc.exit_code)
+
+
+def _not_telemetry(record: logging.LogRecord) -> bool:
+    """Drop the warnings OpenVINO's telemetry logs on the root logger when `import openvino`
+    cannot create its folder in HOME (an unwritable HOME): three lines before every one-line
+    error otherwise. Nothing is sent either way."""
+    return "openvino_telemetry" not in record.pathname
 
 
 def _wants_json(argv: Sequence[str]) -> bool:
