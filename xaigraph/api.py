@@ -14,10 +14,10 @@ import numpy as np
 import onnx
 import openvino as ov
 
-from xaigraph import model_info, model_io
+from xaigraph import model_info, model_io, signals
 from xaigraph import stamp as stamp_mod
 from xaigraph.backends import BACKENDS, Backend, backend_for_path, get_backend
-from xaigraph.errors import BadInputError
+from xaigraph.errors import BadInputError, TargetError, XaiGraphError
 from xaigraph.graph_view import GraphView
 from xaigraph.head import Head
 from xaigraph.methods import METHODS, get_method
@@ -28,7 +28,7 @@ from xaigraph.preprocess import Preprocess
 from xaigraph.samples import read_samples
 from xaigraph.stamp import UNDO_KEY, Stamp
 from xaigraph.stripping import check_stripped, strip_loaded
-from xaigraph.target import Target
+from xaigraph.target import Target, classification_output
 from xaigraph.version import __version__
 
 __all__ = ["Analysed", "InsertResult", "analyse", "insert", "inspect", "load_samples", "save",
@@ -352,24 +352,37 @@ def inspect(model: ModelLike, target_layer: str | None = None,
     the target map is channels-last) on a clone of the model, and reports what they found.
     An augmented model is analysed without its explanation (a stripped clone); its stamp is
     reported (`stamp`, and `stamp_text` to read), or why `xai` metadata is not a stamp
-    (`stamp_problem`)."""
+    (`stamp_problem`). A model without a target (no spatial feature map, and no
+    `target_layer` given) is reported too: `target` None, `target_problem` why, every
+    method's reason, and its class scores when an output holds them."""
     onnx_in = isinstance(model, onnx.ModelProto) or (
         isinstance(model, str | os.PathLike) and str(model).lower().endswith(".onnx"))
     loaded, backend = _load(model, "onnx" if onnx_in else None)
     native = loaded.model
     stamp = stamp_mod.read(backend, native)
     plain = backend.clone(native) if stamp is None else strip_loaded(loaded, backend, stamp)
-    ctx = PassContext(backend=backend, original=plain)
-    clone = analysis_pipeline(target_layer, num_anchors, class_output).run(plain, ctx)
-    target, head, view = ctx.target, ctx.head, ctx.view(clone)
-    assert target is not None and head is not None
     info: dict[str, Any] = {
         "model": str(loaded.path) if loaded.path else None,
         "inputs": [p.as_dict() for p in backend.inputs(native)],
         "outputs": [p.as_dict() for p in backend.outputs(native)],
-        "probe_input_shapes": [list(s) for s in ctx.probe_inputs],
         **_stamp_info(backend, native, stamp),
     }
+    ctx = PassContext(backend=backend, original=plain)
+    try:
+        clone = analysis_pipeline(target_layer, num_anchors, class_output).run(plain, ctx)
+    except TargetError as exc:
+        signals.check()  # an interrupted run ends here, never goes on another way
+        if target_layer is not None:
+            raise
+        return {**info, **_without_target(ctx.view(plain), class_output, str(exc))}
+    return {**info, **_analysed(ctx, ctx.view(clone))}
+
+
+def _analysed(ctx: PassContext, view: GraphView) -> dict[str, Any]:
+    """inspect's fields on the target the analysis found."""
+    target, head = ctx.target, ctx.head
+    assert target is not None and head is not None
+    info: dict[str, Any] = {"probe_input_shapes": [list(s) for s in ctx.probe_inputs]}
     if ctx.channels_last is not None:
         info["channels_last"] = (f"{ctx.channels_last}; insert explains it through a "
                                  "Transpose to [N, C, H, W] (and one back)")
@@ -380,6 +393,7 @@ def inspect(model: ModelLike, target_layer: str | None = None,
     info["num_classes"] = target.num_classes
     info["target"] = {
         "name": target.name,
+        "kind": target.kind,
         "shape": _shape_text(target.shape),
         "type": view.ops[target.value.op].type,
         "forced": target.forced,
@@ -391,6 +405,27 @@ def inspect(model: ModelLike, target_layer: str | None = None,
         for c in target.candidates
     ]
     info["methods"] = _methods(view, target, head)
+    return info
+
+
+def _without_target(view: GraphView, class_output: str | None, problem: str
+                    ) -> dict[str, Any]:
+    """inspect's fields for a model no in-graph method reads: why, and its class scores
+    when an output holds them (what a black-box method explains)."""
+    info: dict[str, Any] = {"target": None, "target_problem": problem, "head": [],
+                            "candidates": [], "num_classes": None}
+    try:
+        _, value, k = classification_output(view, class_output)
+    except XaiGraphError:
+        signals.check()  # an interrupted run ends here, never goes on another way
+        if class_output is not None:
+            raise
+    else:
+        info["classification_output"] = view.describe(value)
+        info["class_scores"] = view.describe(value)
+        info["num_classes"] = k
+    info["methods"] = {name: {"applies": False, "reason": "no target (above)"}
+                       for name in METHODS}
     return info
 
 

@@ -20,7 +20,7 @@ from xaigraph.cli_common import Group, debug_option, handle_errors, json_option,
 from xaigraph.cli_preprocess import any_given, flag_labels, from_flags_kwargs, preprocess_options
 from xaigraph.demo import run_demo
 from xaigraph.errors import BadInputError, XaiGraphError, file_error
-from xaigraph.explain.commands import COMMANDS
+from xaigraph.explain.commands import COMMANDS, for_inspect
 from xaigraph.methods import METHODS
 from xaigraph.preprocess import Preprocess
 from xaigraph.samples import read_samples
@@ -219,6 +219,7 @@ def inspect(model: Path, target_layer: str | None, class_output: str | None, as_
             debug: bool) -> None:
     """Show MODEL's inputs, outputs, target layer, head, candidates and applicable methods."""
     info = api.inspect(model, target_layer=target_layer, class_output=class_output)
+    info.update(for_inspect(info))
     if as_json:
         succeed(info)
         return
@@ -234,9 +235,27 @@ def inspect(model: Path, target_layer: str | None, class_output: str | None, as_
         echo(f"stamp       none: xai metadata ignored ({info['stamp_problem']})")
     if info.get("detector"):
         echo(f"detector    {info['detector']}")
-    else:
+    elif info.get("num_classes") is not None:
         echo(f"scores      {info['class_scores']}, {info['num_classes']} classes")
+    else:
+        echo("scores      none found (--class-output NAME names them)")
+    _echo_target(info)
+    echo("methods")
+    width = max(len(name) for name in info["methods"])
+    for name, m in info["methods"].items():
+        text = m["form"] if m["applies"] else f"does not apply: {m['reason']}"
+        echo(f"  {name:<{width}} {text}")
+    echo(f"auto        explain --method auto takes {info['auto']['method']}: "
+         f"{info['auto']['why']}")
+
+
+def _echo_target(info: dict[str, Any]) -> None:
+    """inspect's target, head and candidates (or why no target was found)."""
+    echo = click.echo
     t = info["target"]
+    if t is None:
+        echo(f"target      none: {info['target_problem']}")
+        return
     echo(f"target      {t['name']} ({t['type']}) {t['shape']}"
          + (" (--target-layer)" if t["forced"] else ""))
     echo(f"head        {' > '.join(info['head'])}")
@@ -248,11 +267,6 @@ def inspect(model: Path, target_layer: str | None, class_output: str | None, as_
         echo(f"  {c['name']} {c['shape']}: {c['reason']}")
     if len(cands) > len(shown):
         echo(f"  ... {len(cands) - len(shown)} more, further from the output (--json lists all)")
-    echo("methods")
-    width = max(len(name) for name in info["methods"])
-    for name, m in info["methods"].items():
-        text = m["form"] if m["applies"] else f"does not apply: {m['reason']}"
-        echo(f"  {name:<{width}} {text}")
 
 
 @cli.command()

@@ -373,10 +373,11 @@ def _branch_target(view: GraphView, out: _ClassOutput, candidates: list[Candidat
     if found_branches is None:
         lost = "; ".join(f"{c.name} {_fmt(c.shape)}: {c.reason}" for c in candidates[:3])
         detail = f" (candidates: {lost})" if lost else ""
+        hint = "; pass --target-layer NAME to choose one" if candidates else (
+            "; a black-box method (explain --method rise) explains it")
         raise TargetError(
             "no spatial feature map: no 4-D [N, C, H, W] tensor with H, W > 1 lies on every "
-            f"path to the output '{view.describe(out.value)}'{detail}; pass --target-layer "
-            "NAME to choose one"
+            f"path to the output '{view.describe(out.value)}'{detail}{hint}"
         )
     branches = [Branch(v, view.describe(v), g) for v, g in found_branches]
     first = branches[0]

@@ -18,7 +18,7 @@ From this registry come the CLI's `--method` choices (explain, eval), auto mode'
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -35,8 +35,9 @@ from xaigraph.methods import METHODS
 # `settings`), so the type is named here and not imported
 BlackBoxOptions = Any
 
-__all__ = ["AUTO_PICKS", "REGISTRY", "TARGET_KINDS", "MethodInfo", "Sampler", "auto_fallback",
-           "auto_help", "auto_pick", "black_box", "choices", "get", "table"]
+__all__ = ["AUTO_PICKS", "REGISTRY", "TARGET_KINDS", "MethodInfo", "Sampler", "auto_choice",
+           "auto_fallback", "auto_help", "auto_pick", "black_box", "choices", "for_inspect",
+           "get", "table"]
 
 Progress = Callable[[int], None]
 
@@ -213,6 +214,43 @@ def auto_pick(kind: str) -> MethodInfo:
 def auto_fallback() -> MethodInfo:
     """The black-box method auto falls back to when no in-graph method applies."""
     return next(m for m in REGISTRY.values() if m.black_box and m.auto)
+
+
+def auto_choice(kind: str | None, applies: Mapping[str, str | None], problem: str | None,
+                target_layer: str | None) -> tuple[str, str]:
+    """(method, why) auto takes for a plain model: the pick for its target's `kind` when it
+    applies (`applies`: method -> why not, None when it does), else the black-box fallback
+    (also when no target was found: `kind` None, `problem` why)."""
+    fallback = auto_fallback()
+    if kind is None:
+        return fallback.name, (f"auto: no white-box method applies ({problem}); "
+                               f"black-box {fallback.title}")
+    chosen = auto_pick(kind).name
+    reason = applies.get(chosen)
+    if reason is None:
+        return chosen, f"auto: {TARGET_KINDS[kind]} (target {target_layer})"
+    return fallback.name, f"auto: {chosen} does not apply ({reason}); black-box {fallback.title}"
+
+
+def for_inspect(info: Mapping[str, Any]) -> dict[str, Any]:
+    """`inspect`'s runtime fields from `api.inspect`'s `info`: every method, black-box ones
+    too (they run a model with class scores, or a detector), and `auto`: the method
+    `explain --method auto` takes and why."""
+    runs = info.get("num_classes") is not None or bool(info.get("detector"))
+    found: dict[str, Any] = {**info["methods"]}
+    for m in REGISTRY.values():
+        if m.black_box:
+            found[m.name] = ({"applies": True, "form": f"black-box: {m.summary}"} if runs else
+                             {"applies": False, "reason": "no output holds class scores"})
+    stamp = info.get("stamp")
+    if stamp is not None:
+        return {"methods": found, "auto": {"method": stamp["method"],
+                                           "why": "the model's stamp"}}
+    target = info.get("target")
+    applies = {n: None if m["applies"] else m["reason"] for n, m in info["methods"].items()}
+    name, why = auto_choice(target["kind"] if target else None, applies,
+                            info.get("target_problem"), target["name"] if target else None)
+    return {"methods": found, "auto": {"method": name, "why": why}}
 
 
 def auto_help() -> str:

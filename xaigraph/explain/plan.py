@@ -308,16 +308,8 @@ def _choose(method: str, analysis: _Analysis) -> tuple[str, str]:
             error = DetectorMethodError if analysis.kind == "detector" else MethodError
             raise error(f"--method {method} does not apply to this model: {reason}")
         return method, "--method"
-    fallback = methods.auto_fallback()
-    if analysis.kind is None:
-        return fallback.name, (f"auto: no white-box method applies ({analysis.problem}); "
-                               f"black-box {fallback.title}")
-    chosen = methods.auto_pick(analysis.kind).name
-    reason = analysis.applies.get(chosen)
-    if reason is None:
-        return chosen, (f"auto: {methods.TARGET_KINDS[analysis.kind]} "
-                        f"(target {analysis.target_layer})")
-    return fallback.name, f"auto: {chosen} does not apply ({reason}); black-box {fallback.title}"
+    return methods.auto_choice(analysis.kind, analysis.applies, analysis.problem,
+                               analysis.target_layer)
 
 
 def _serialise(model: Any) -> tuple[Any, ...]:
