@@ -87,3 +87,22 @@ def test_explain_auto_is_what_inspect_said(tmp_path: Path) -> None:
     _, info, _ = _inspect(model)
     spec = prepare(model)
     assert spec.method == info["auto"]["method"] and spec.method_reason == info["auto"]["why"]
+
+
+def test_another_runs_out_dir_is_refused_naming_what_differs(tmp_path: Path) -> None:
+    model = tmp_path / "m.onnx"
+    onnx.save(classifier(size=16), model)
+    photo = tmp_path / "p.png"
+    from PIL import Image
+
+    Image.new("RGB", (20, 16), (120, 40, 200)).save(photo)
+    run = CliRunner()
+    first = run.invoke(cli_group, ["explain", str(model), str(photo), "-o", str(tmp_path / "o")])
+    assert first.exit_code == 0, first.stderr
+    again = run.invoke(cli_group, ["explain", str(model), str(photo), "-o", str(tmp_path / "o"),
+                                   "--targets", "topk:2", "--colormap", "gray"])
+    assert again.exit_code == 2
+    (line,) = again.stderr.splitlines()
+    assert "options.targets topk:1 there, topk:2 here" in line, line
+    assert "options.colormap jet there, gray here" in line, line
+    assert line.index("options.") < line.index("pipeline"), line  # the choices first

@@ -97,10 +97,65 @@ class OutputInUseError(OutputExistsError):
 
 def digest(card: dict[str, Any]) -> str:
     """The options digest of a run.json card (16 hex digits)."""
+    text = json.dumps(_hashed(card), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _hashed(card: dict[str, Any]) -> dict[str, Any]:
+    """What `digest` hashes of a card: all but the digest, the start time, the input folders
+    and the model's path."""
     body = {k: v for k, v in card.items() if k not in ("digest", "started", "inputs")}
     body["model"] = {k: v for k, v in card.get("model", {}).items() if k != "path"}
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    return body
+
+
+def _leaves(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        found: dict[str, Any] = {}
+        for key, item in value.items():
+            found.update(_leaves(item, f"{prefix}.{key}" if prefix else str(key)))
+        return found
+    return {prefix: value}
+
+
+def _shown(value: Any, start: int = 0) -> str:
+    """A card value as an error shows it: from `start`, at most 40 characters."""
+    text = "none" if value is None else value if isinstance(value, str) else json.dumps(
+        value, default=str)
+    text = ("..." if start else "") + text[start:]
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+# The fields an error names first: what the user chose; then what follows from it.
+_FIRST = ("options.", "model.sha256", "method.name", "runtime", "preprocessing.", "labels")
+
+
+def _rank(name: str) -> int:
+    return next((i for i, p in enumerate(_FIRST) if name.startswith(p)), len(_FIRST))
+
+
+def _common_prefix(a: str, b: str) -> int:
+    n = min(len(a), len(b))
+    return next((i for i in range(n) if a[i] != b[i]), n)
+
+
+def differences(before: dict[str, Any], now: dict[str, Any], most: int = 3) -> str:
+    """The first `most` fields (dotted names) in which two run cards' digests differ, with
+    their two values (`options.targets topk:1 there, topk:3 here; ...`), the options first."""
+    old = _leaves(json.loads(json.dumps(_hashed(before), default=str)))
+    new = _leaves(json.loads(json.dumps(_hashed(now), default=str)))
+    names = sorted((k for k in {**old, **new} if old.get(k) != new.get(k)), key=_rank)
+    if not names:
+        return f"run {before.get('digest')}, this one {now.get('digest')}"
+    parts = []
+    for k in names[:most]:
+        a, b = old.get(k), new.get(k)
+        start = 0
+        if isinstance(a, str) and isinstance(b, str):  # from a little before they differ
+            start = max(0, _common_prefix(a, b) - 10)
+        parts.append(f"{k} {_shown(a, start)} there, {_shown(b, start)} here")
+    more = f"; {len(names) - most} more" if len(names) > most else ""
+    return "; ".join(parts) + more
 
 
 def dumps(obj: Any) -> str:
@@ -306,9 +361,9 @@ class RunDir:
                                     "replace it, or choose another -o")
         if previous.get("digest") != self.run:
             raise OutputExistsError(
-                f"{self.path} holds a run with another model or other options (run "
-                f"{previous.get('digest')}, this one {self.run}): pass --force to redo it "
-                "there, or choose another -o")
+                f"{self.path} holds a run with another model or other options "
+                f"({differences(previous, self.card)}): pass --force to redo it there, or "
+                "choose another -o")
 
     def _read(self) -> None:
         """The records OUT_DIR holds, by key (a stopped run's partial lines over
