@@ -15,7 +15,7 @@ so that both import it at module level.
 from __future__ import annotations
 
 import functools
-import json
+import math
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -23,11 +23,12 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from xaigraph import jsontext
 from xaigraph.errors import XaiGraphError, file_error
 from xaigraph.logs import console
 
-__all__ = ["INTERRUPTED", "Group", "debug_option", "fail", "handle_errors", "json_option",
-           "one_line", "print_json", "succeed"]
+__all__ = ["INTERRUPTED", "FiniteRange", "Group", "debug_option", "fail", "handle_errors",
+           "json_option", "one_line", "print_json", "succeed"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,9 +40,21 @@ def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+class FiniteRange(click.FloatRange):
+    """`click.FloatRange` for finite numbers only: `nan`, `inf` (and `1e309`, which is
+    infinity) are usage errors naming the option, as a number out of the range is."""
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
 def print_json(obj: dict[str, Any]) -> None:
-    """`obj` as the one JSON object on stdout."""
-    click.echo(json.dumps(obj, indent=2))
+    """`obj` as the one JSON object on stdout (strict: `null` for NaN)."""
+    click.echo(jsontext.dumps(obj, indent=2))
 
 
 def succeed(report: dict[str, Any]) -> None:

@@ -13,13 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from tests.explain.run_models import cli
 from tests.explain.test_inputs import picture, write_coco, write_voc
 from xaigraph import textfile
+from xaigraph.cli import cli as cli_group
 from xaigraph.errors import BadInputError
 from xaigraph.explain.inputs import MAX_YOLO_CLASSES, collect
 from xaigraph.labels import read_labels_file
+from xaigraph.preprocess import MAX_SIDE, Preprocess
 
 
 def within(seconds: float, call: Callable[[], Any], fifos: list[Path]) -> Any:
@@ -230,3 +233,20 @@ def test_yolo_box_overflowing_to_infinity_is_refused(tmp_path: Path) -> None:
     yolo = yolo_set(tmp_path / "yolo", {"a": "0 1e308 0.5 1e308 0.2\n"})
     with pytest.raises(BadInputError, match=r"a\.txt, line 1.*finite"):
         collect([str(yolo)])
+
+
+# -- impossible sizes ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("size", ["100000,100000", "8193", "224,9000"])
+def test_an_input_size_beyond_the_maximum_is_refused_up_front(
+        cnn_file: Callable[..., Path], tmp_path: Path, size: str) -> None:
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli_group, ["explain", str(cnn_file("gap_fc", False, "onnx17")),
+                                            str(picture(tmp_path / "a.png")), "-o", str(out),
+                                            "--size", size])
+    assert result.exit_code == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "--size" in result.stderr
+    assert f"at most {MAX_SIDE}" in result.stderr and not out.exists()
+    with pytest.raises(ValueError, match=f"at most {MAX_SIDE}"):
+        Preprocess(size=(int(size.split(",")[0]), 224 if "," not in size else
+                         int(size.split(",")[1])))
