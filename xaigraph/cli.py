@@ -6,7 +6,6 @@ are handled as in every command (`xaigraph.cli_common`)."""
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +15,14 @@ import click
 
 from xaigraph import api, model_info, model_io
 from xaigraph.backends import backend_for_path, get_backend
-from xaigraph.cli_common import Group, debug_option, handle_errors, json_option, succeed
+from xaigraph.cli_common import (
+    Group,
+    debug_option,
+    handle_errors,
+    json_option,
+    print_json,
+    succeed,
+)
 from xaigraph.cli_preprocess import any_given, flag_labels, from_flags_kwargs, preprocess_options
 from xaigraph.demo import run_demo
 from xaigraph.errors import BadInputError, XaiGraphError, file_error
@@ -281,7 +287,7 @@ def strip(model: Path, out: Path, no_validate: bool, force: bool, as_json: bool,
     path = api.save(result, out, force=force)
     result.report["output"] = str(path)
     if as_json:
-        click.echo(json.dumps(result.report, indent=2))
+        print_json(result.report)
         return
     stamp = result.report["stamp"]
     click.echo(f"stripped    {stamp['method']} (xaigraph {stamp['version']}): removed "

@@ -11,7 +11,13 @@ from typing import Any
 
 import click
 
-from xaigraph.cli_common import debug_option, handle_errors, json_option, succeed
+from xaigraph.cli_common import (
+    FiniteRange,
+    debug_option,
+    handle_errors,
+    json_option,
+    succeed,
+)
 from xaigraph.explain.blackbox import BlackBoxOptions
 from xaigraph.explain.cli_explain import (
     build_report,
@@ -38,7 +44,7 @@ __all__ = ["eval_command"]
                    "average_drop, coherency, complexity, adcc (adcc: its four).")
 @click.option("--steps", type=int, default=30, show_default=True,
               help="Insertion / deletion steps.")
-@click.option("--tolerance", type=float, default=15.0, show_default=True,
+@click.option("--tolerance", type=FiniteRange(min=0.0), default=15.0, show_default=True,
               help="Pointing-game tolerance in pixels at 224 px (scaled with the image).")
 @click.option("--from-explain", "from_explain", multiple=True,
               type=click.Path(path_type=Path), metavar="DIR",

@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from xaigraph.cli_common import handle_errors, print_json, succeed
+from xaigraph.cli_common import FiniteRange, handle_errors, print_json, succeed
 from xaigraph.cli_preprocess import from_flags_kwargs, preprocess_options
 from xaigraph.explain import methods
 from xaigraph.explain.blackbox import BlackBoxOptions
@@ -83,7 +83,7 @@ precision_option = click.option(
                    "image at a time and batch its masks.")
 @click.option("--colormap", type=click.Choice(COLORMAPS), default="jet", show_default=True,
               help="jet, cubehelix (perceptual: brightness rises monotonically) or gray.")
-@click.option("--opacity", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
+@click.option("--opacity", type=FiniteRange(0.0, 1.0), default=0.5, show_default=True,
               help="Of the map over the photo in overlays.")
 @click.option("--no-overlay", is_flag=True, help="Write the colour maps only.")
 @click.option("--raw", is_flag=True, help="Also write the float maps as raw/KEY_CLASS.npy.")

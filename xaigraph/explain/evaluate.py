@@ -27,6 +27,7 @@ bootstrap intervals (`stats.summary`) and counts per method and per method and c
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 import time
@@ -532,8 +533,9 @@ def evaluate(model: str | os.PathLike[str], inputs: Sequence[str],
     options = options or EvalOptions()
     if options.steps < 1:
         raise BadInputError(f"--steps must be at least 1, not {options.steps}")
-    if options.tolerance < 0:
-        raise BadInputError(f"--tolerance must be >= 0, not {options.tolerance}")
+    if not math.isfinite(options.tolerance) or options.tolerance < 0:
+        raise BadInputError(f"--tolerance must be a finite number >= 0, not "
+                            f"{options.tolerance}")
     start = time.perf_counter()
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -637,8 +639,9 @@ def _write(out: Path, doc: dict[str, Any]) -> None:
 
 
 def _json(doc: dict[str, Any]) -> str:
-    import json
+    """metrics.json's text: strict JSON, `null` for an undefined value."""
+    from xaigraph import jsontext
 
     order = ["methods", "model", "data", "class_rule", "explain_dirs", "metrics",
              "bootstrap", "summary", "per_class", "images_evaluated", "seconds", "images"]
-    return json.dumps({k: doc[k] for k in order}, indent=1) + "\n"
+    return jsontext.dumps({k: doc[k] for k in order}, indent=1) + "\n"

@@ -8,6 +8,7 @@ temporary name and renamed (`rundir.write_file`).
 from __future__ import annotations
 
 import functools
+import math
 import os
 import re
 import time
@@ -45,10 +46,16 @@ def target_files(spec: ExplainSpec, key: str, cls: int, score: float,
         spec.labels) else str(cls)
     if box is not None:
         name = f"{name}_b{box}"
-    stem = f"{key}_{name}_{score:.2f}"
+    stem = f"{key}_{name}_{score_text(score)}"
     return {"map": f"maps/{stem}.png",
             "overlay": f"overlays/{stem}.png" if spec.overlay else None,
             "raw": f"raw/{key}_{name}.npy" if spec.raw else None}
+
+
+def score_text(score: float) -> str:
+    """A score as file names carry it: two decimals (`0.41`), `noscore` when the model's
+    score is not a number (NaN: the record has `null`)."""
+    return f"{score:.2f}" if math.isfinite(score) else "noscore"
 
 
 def predictions(spec: ExplainSpec, scores: np.ndarray) -> list[dict[str, Any]]:
