@@ -18,6 +18,7 @@ from xaigraph.backends import backend_for_path, get_backend
 from xaigraph.cli_common import (
     Group,
     debug_option,
+    echo,
     handle_errors,
     json_option,
     print_json,
@@ -39,7 +40,7 @@ def _progress(enabled: bool) -> Callable[[str], None] | None:
         return None
 
     def show(step: str) -> None:
-        click.echo(f"  ... {step}", err=True)
+        echo(f"  ... {step}", err=True)
 
     return show
 
@@ -49,7 +50,6 @@ def _fmt_float(x: float) -> str:
 
 
 def _print_insert(report: dict[str, Any]) -> None:
-    echo = click.echo
     if report["status"] == "already-augmented":
         stamp = report["stamp"]
         echo(
@@ -228,7 +228,6 @@ def inspect(model: Path, target_layer: str | None, class_output: str | None, as_
     if as_json:
         succeed(info)
         return
-    echo = click.echo
     echo(f"model       {info['model']}")
     for p in info["inputs"]:
         echo(f"input       {p['name']} {p['type']} {p['shape']}")
@@ -290,12 +289,12 @@ def strip(model: Path, out: Path, no_validate: bool, force: bool, as_json: bool,
         print_json(result.report)
         return
     stamp = result.report["stamp"]
-    click.echo(f"stripped    {stamp['method']} (xaigraph {stamp['version']}): removed "
+    echo(f"stripped    {stamp['method']} (xaigraph {stamp['version']}): removed "
                f"{', '.join(result.report['removed_outputs'])}")
     val = result.report["validation"]
-    click.echo("validation  " + ("skipped (--no-validate)" if val.get("skipped") else
+    echo("validation  " + ("skipped (--no-validate)" if val.get("skipped") else
                                  "passed: the original outputs are unchanged"))
-    click.echo(f"wrote       {path}" + (" (+ .bin)" if path.suffix == ".xml" else ""))
+    echo(f"wrote       {path}" + (" (+ .bin)" if path.suffix == ".xml" else ""))
 
 
 @cli.command()
@@ -318,7 +317,6 @@ def demo(out: Path, method: str, force: bool, as_json: bool, debug: bool) -> Non
     if as_json:
         succeed(summary)
         return
-    echo = click.echo
     echo(f"model       bundled EfficientNet-Lite0 (ImageNet) + {method}: {summary['form']}")
     echo(f"target      {summary['target_layer']} {summary['target_shape']}")
     val = summary["validation"]

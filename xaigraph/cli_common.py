@@ -25,14 +25,20 @@ import click
 
 from xaigraph import jsontext
 from xaigraph.errors import XaiGraphError, file_error
-from xaigraph.logs import console
+from xaigraph.logs import console, terminal
 
-__all__ = ["INTERRUPTED", "FiniteRange", "Group", "debug_option", "fail", "handle_errors",
-           "json_option", "one_line", "print_json", "succeed"]
+__all__ = ["INTERRUPTED", "FiniteRange", "Group", "debug_option", "echo", "fail",
+           "handle_errors", "json_option", "one_line", "print_json", "succeed", "terminal"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 INTERRUPTED = 130
+
+
+def echo(text: str = "", *, err: bool = False, nl: bool = True) -> None:
+    """`click.echo` of `terminal(text)`: how the commands print text (names from a model or
+    a file escaped)."""
+    click.echo(terminal(text), err=err, nl=nl)
 
 
 def one_line(text: str) -> str:
@@ -65,7 +71,7 @@ def succeed(report: dict[str, Any]) -> None:
 def fail(kind: str, message: str, code: int, as_json: bool) -> NoReturn:
     """The one stderr line, with --json the one JSON object on stdout, and the exit code."""
     message = one_line(message)
-    click.echo(f"xaigraph: error: {message}", err=True)
+    echo(f"xaigraph: error: {message}", err=True)
     if as_json:
         print_json({"ok": False, "exit_code": code,
                     "error": {"kind": kind, "message": message}})

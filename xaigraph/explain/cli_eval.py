@@ -14,6 +14,7 @@ import click
 from xaigraph.cli_common import (
     FiniteRange,
     debug_option,
+    echo,
     handle_errors,
     json_option,
     succeed,
@@ -101,8 +102,8 @@ def eval_command(model: Path, inputs: tuple[str, ...], out_dir: Path, methods: s
             "methods", "metrics", "bootstrap", "summary", "per_class", "images_evaluated",
             "explain_dirs", "seconds")}, **({"report": str(index)} if index else {})})
         return
-    click.echo(table(doc), nl=False)
-    click.echo(f"wrote       {out_dir}/metrics.json, {out_dir}/metrics.md "
+    echo(table(doc), nl=False)
+    echo(f"wrote       {out_dir}/metrics.json, {out_dir}/metrics.md "
                f"({doc['images_evaluated']} images, {doc['seconds']:.1f}s)")
     if index is not None:
-        click.echo(f"report      {index}  <- open this in a browser")
+        echo(f"report      {index}  <- open this in a browser")

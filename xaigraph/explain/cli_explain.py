@@ -17,7 +17,14 @@ from typing import Any
 
 import click
 
-from xaigraph.cli_common import FiniteRange, handle_errors, print_json, succeed
+from xaigraph.cli_common import (
+    FiniteRange,
+    echo,
+    handle_errors,
+    print_json,
+    succeed,
+    terminal,
+)
 from xaigraph.cli_preprocess import from_flags_kwargs, preprocess_options
 from xaigraph.explain import methods
 from xaigraph.explain.blackbox import BlackBoxOptions
@@ -184,7 +191,7 @@ def _run(spec: Any, items: list[Any], out: RunDir, ray_options: Any, progress: b
         def shown(record: Any) -> None:
             if not record.ok:
                 (bar.write if not bar.disable else _stderr)(
-                    f"xaigraph: error: {record.error}", file=sys.stderr)
+                    terminal(f"xaigraph: error: {record.error}"), file=sys.stderr)
             bar.update(1)
 
         return runloop.run(spec, items, out, ray=ray_options, on_record=shown,
@@ -229,7 +236,7 @@ def _ray_options(engine_name: str, address: str | None, actors: int | None) -> A
 
 
 def _stderr(text: str, file: Any = None) -> None:
-    click.echo(text, err=True)
+    echo(text, err=True)
 
 
 def _report(summary: dict[str, Any], as_json: bool) -> None:
@@ -243,7 +250,6 @@ def _report(summary: dict[str, Any], as_json: bool) -> None:
         else:
             succeed(summary)
     else:
-        echo = click.echo
         echo(f"method      {summary['method']} ({summary['method_reason']})")
         echo(f"images      {summary['images']}: {summary['explained']} explained, "
              f"{summary['skipped']} already done, {failed} failed")
@@ -254,6 +260,6 @@ def _report(summary: dict[str, Any], as_json: bool) -> None:
             echo(f"report      {summary['report']}  <- open this in a browser")
     if failed:
         if not as_json:
-            click.echo(f"xaigraph: error: {failed} of {summary['images']} images could not be "
+            echo(f"xaigraph: error: {failed} of {summary['images']} images could not be "
                        "read (their error lines are in results.jsonl)", err=True)
         sys.exit(EXIT_SOME_FAILED)

@@ -39,8 +39,8 @@ over pixel columns 0..9 is x1 = 0, x2 = 10):
   overflow to it are refused, naming the file and the annotation (or line).
 
 Keys (output file stems): the path relative to the folder (or data set image folder) it came
-from, or the file name, without its suffix; `/` kept; other characters than letters, digits,
-`-`, `_`, `.` replaced by `_`. Keys that collide get the suffix appended (`a.jpg`, `a.png` ->
+from, or the file name, without its suffix; `/` kept; NFC-normalised, other characters than
+Unicode letters and digits, `-`, `_`, `.` replaced by `_` (`io.names.file_safe`). Keys that collide get the suffix appended (`a.jpg`, `a.png` ->
 `a_jpg`, `a_png`), then `_2`, `_3`, ... if they still collide.
 
 Errors (`BadInputError`, one line naming the file): an INPUT that does not exist, a folder
@@ -57,7 +57,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -66,6 +65,7 @@ from typing import Any, TextIO
 
 from xaigraph import textfile
 from xaigraph.errors import BadInputError
+from xaigraph.explain.io.names import file_safe
 from xaigraph.explain.io.rundir import is_output
 
 __all__ = ["IMAGE_SUFFIXES", "MAX_YOLO_CLASSES", "Box", "Dataset", "Item", "collect"]
@@ -73,7 +73,6 @@ __all__ = ["IMAGE_SUFFIXES", "MAX_YOLO_CLASSES", "Box", "Dataset", "Item", "coll
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
 LIST_SUFFIXES = (".txt", ".lst")
 MAX_YOLO_CLASSES = 10_000  # class ids a YOLO set without a names file may use
-_UNSAFE = re.compile(r"[^A-Za-z0-9._/-]")
 
 
 @dataclass(frozen=True)
@@ -194,7 +193,7 @@ def _stem(path: Path, root: Path | None) -> str:
     if root is not None and path.is_relative_to(root) and ".." not in path.parts:
         rel = path.relative_to(root)  # else (an absolute or '..' name in an annotation file)
     stem = rel.with_suffix("").as_posix() if rel.suffix else rel.as_posix()
-    return _UNSAFE.sub("_", stem).strip("/") or "_"
+    return file_safe(stem, keep="/").strip("/") or "_"
 
 
 def _listed(lines: Iterable[str], base: Path, where: str) -> list[
@@ -224,7 +223,7 @@ def _unique_keys(rows: list[tuple[Path, str]]) -> list[str]:
     for path, stem in rows:
         key = stem
         if count[stem] > 1 and path.suffix:
-            key = f"{stem}_{_UNSAFE.sub('_', path.suffix[1:])}"
+            key = f"{stem}_{file_safe(path.suffix[1:])}"
         base, n = key, following.get(key, 2)
         while key in taken:
             key, n = f"{base}_{n}", n + 1
