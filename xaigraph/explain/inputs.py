@@ -40,8 +40,9 @@ over pixel columns 0..9 is x1 = 0, x2 = 10):
 
 Keys (output file stems): the path relative to the folder (or data set image folder) it came
 from, or the file name, without its suffix; `/` kept; NFC-normalised, other characters than
-Unicode letters and digits, `-`, `_`, `.` replaced by `_` (`io.names.file_safe`). Keys that collide get the suffix appended (`a.jpg`, `a.png` ->
-`a_jpg`, `a_png`), then `_2`, `_3`, ... if they still collide.
+Unicode letters and digits, `-`, `_`, `.` replaced by `_` (`io.names.file_safe`). Keys
+that collide get the suffix appended (`a.jpg`, `a.png` -> `a_jpg`, `a_png`), then `_2`,
+`_3`, ... if they still collide.
 
 Errors (`BadInputError`, one line naming the file): an INPUT that does not exist, a folder
 without images, a listed image that does not exist, an annotation file that does not parse
