@@ -57,7 +57,9 @@ __all__ = ["eval_command"]
               help="Images per inference when explaining.")
 @click.option("--resamples", type=click.IntRange(min=1), default=2000, show_default=True,
               help="Bootstrap resamples for the 95 % intervals.")
-@click.option("--force", is_flag=True, help="Redo explain OUT_DIRs made with other options.")
+@click.option("--force", is_flag=True,
+              help="Redo explain OUT_DIRs made with other options; replace a metrics.json "
+                   "or metrics.md that eval did not write.")
 @blackbox_options
 @click.option("--report", "with_report", is_flag=True,
               help="At the end, build the HTML report into DIR/report (as xaigraph report "
