@@ -6,7 +6,6 @@ are handled as in every command (`xaigraph.cli_common`)."""
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +15,15 @@ import click
 
 from xaigraph import api, model_info, model_io
 from xaigraph.backends import backend_for_path, get_backend
-from xaigraph.cli_common import Group, debug_option, handle_errors, json_option, succeed
+from xaigraph.cli_common import (
+    Group,
+    debug_option,
+    echo,
+    handle_errors,
+    json_option,
+    print_json,
+    succeed,
+)
 from xaigraph.cli_preprocess import any_given, flag_labels, from_flags_kwargs, preprocess_options
 from xaigraph.demo import run_demo
 from xaigraph.errors import BadInputError, XaiGraphError, file_error
@@ -33,7 +40,7 @@ def _progress(enabled: bool) -> Callable[[str], None] | None:
         return None
 
     def show(step: str) -> None:
-        click.echo(f"  ... {step}", err=True)
+        echo(f"  ... {step}", err=True)
 
     return show
 
@@ -43,7 +50,6 @@ def _fmt_float(x: float) -> str:
 
 
 def _print_insert(report: dict[str, Any]) -> None:
-    echo = click.echo
     if report["status"] == "already-augmented":
         stamp = report["stamp"]
         echo(
@@ -223,7 +229,6 @@ def inspect(model: Path, target_layer: str | None, class_output: str | None, as_
     if as_json:
         succeed(info)
         return
-    echo = click.echo
     echo(f"model       {info['model']}")
     for p in info["inputs"]:
         echo(f"input       {p['name']} {p['type']} {p['shape']}")
@@ -251,7 +256,6 @@ def inspect(model: Path, target_layer: str | None, class_output: str | None, as_
 
 def _echo_target(info: dict[str, Any]) -> None:
     """inspect's target, head and candidates (or why no target was found)."""
-    echo = click.echo
     t = info["target"]
     if t is None:
         echo(f"target      none: {info['target_problem']}")
@@ -295,15 +299,15 @@ def strip(model: Path, out: Path, no_validate: bool, force: bool, as_json: bool,
     path = api.save(result, out, force=force)
     result.report["output"] = str(path)
     if as_json:
-        click.echo(json.dumps(result.report, indent=2))
+        print_json(result.report)
         return
     stamp = result.report["stamp"]
-    click.echo(f"stripped    {stamp['method']} (xaigraph {stamp['version']}): removed "
+    echo(f"stripped    {stamp['method']} (xaigraph {stamp['version']}): removed "
                f"{', '.join(result.report['removed_outputs'])}")
     val = result.report["validation"]
-    click.echo("validation  " + ("skipped (--no-validate)" if val.get("skipped") else
+    echo("validation  " + ("skipped (--no-validate)" if val.get("skipped") else
                                  "passed: the original outputs are unchanged"))
-    click.echo(f"wrote       {path}" + (" (+ .bin)" if path.suffix == ".xml" else ""))
+    echo(f"wrote       {path}" + (" (+ .bin)" if path.suffix == ".xml" else ""))
 
 
 @cli.command()
@@ -326,7 +330,6 @@ def demo(out: Path, method: str, force: bool, as_json: bool, debug: bool) -> Non
     if as_json:
         succeed(summary)
         return
-    echo = click.echo
     echo(f"model       bundled EfficientNet-Lite0 (ImageNet) + {method}: {summary['form']}")
     echo(f"target      {summary['target_layer']} {summary['target_shape']}")
     val = summary["validation"]

@@ -15,7 +15,7 @@ so that both import it at module level.
 from __future__ import annotations
 
 import functools
-import json
+import math
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -23,15 +23,22 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from xaigraph import jsontext
 from xaigraph.errors import XaiGraphError, file_error
-from xaigraph.logs import console
+from xaigraph.logs import console, terminal
 
-__all__ = ["INTERRUPTED", "Group", "debug_option", "fail", "handle_errors", "json_option",
-           "one_line", "print_json", "succeed"]
+__all__ = ["INTERRUPTED", "FiniteRange", "Group", "debug_option", "echo", "fail",
+           "handle_errors", "json_option", "one_line", "print_json", "succeed", "terminal"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 INTERRUPTED = 130
+
+
+def echo(text: str = "", *, err: bool = False, nl: bool = True) -> None:
+    """`click.echo` of `terminal(text)`: how the commands print text (names from a model or
+    a file escaped)."""
+    click.echo(terminal(text), err=err, nl=nl)
 
 
 def one_line(text: str) -> str:
@@ -39,9 +46,21 @@ def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+class FiniteRange(click.FloatRange):
+    """`click.FloatRange` for finite numbers only: `nan`, `inf` (and `1e309`, which is
+    infinity) are usage errors naming the option, as a number out of the range is."""
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
 def print_json(obj: dict[str, Any]) -> None:
-    """`obj` as the one JSON object on stdout."""
-    click.echo(json.dumps(obj, indent=2))
+    """`obj` as the one JSON object on stdout (strict: `null` for NaN)."""
+    click.echo(jsontext.dumps(obj, indent=2))
 
 
 def succeed(report: dict[str, Any]) -> None:
@@ -52,7 +71,7 @@ def succeed(report: dict[str, Any]) -> None:
 def fail(kind: str, message: str, code: int, as_json: bool) -> NoReturn:
     """The one stderr line, with --json the one JSON object on stdout, and the exit code."""
     message = one_line(message)
-    click.echo(f"xaigraph: error: {message}", err=True)
+    echo(f"xaigraph: error: {message}", err=True)
     if as_json:
         print_json({"ok": False, "exit_code": code,
                     "error": {"kind": kind, "message": message}})

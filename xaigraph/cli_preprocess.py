@@ -12,15 +12,17 @@ model's channel order, as `Preprocess` and the Model API keys have them.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
+from xaigraph.cli_common import FiniteRange
 from xaigraph.errors import BadInputError
 from xaigraph.labels import read_labels_file
-from xaigraph.preprocess import INTERPOLATIONS, LAYOUTS, RESIZE_MODES
+from xaigraph.preprocess import INTERPOLATIONS, LAYOUTS, MAX_SIDE, RESIZE_MODES
 
 __all__ = ["FLAG_NAMES", "any_given", "flag_labels", "from_flags_kwargs", "preprocess_options"]
 
@@ -38,9 +40,11 @@ FLAG_NAMES = {
 def _numbers(text: str, flag: str, counts: tuple[int, ...]) -> list[float]:
     try:
         values = [_number(v) for v in text.replace(" ", "").split(",")]
-    except ValueError:
+    except (ValueError, ZeroDivisionError):
         raise click.BadParameter(f"expected numbers separated by commas, got '{text}'",
                                  param_hint=flag) from None
+    if not all(math.isfinite(v) for v in values):
+        raise click.BadParameter(f"expected finite numbers, got '{text}'", param_hint=flag)
     if len(values) not in counts:
         want = " or ".join(str(c) for c in counts)
         raise click.BadParameter(f"expected {want} numbers, got '{text}'", param_hint=flag)
@@ -63,6 +67,9 @@ def _size(ctx: click.Context, param: click.Parameter, value: str | None
     if any(v < 1 or v != int(v) for v in values):
         raise click.BadParameter(f"expected positive integers H,W, got '{value}'",
                                  param_hint="--size")
+    if max(values) > MAX_SIDE:
+        raise click.BadParameter(f"height and width must be at most {MAX_SIDE}, got "
+                                 f"'{value}'", param_hint="--size")
     h, w = (values * 2)[:2]
     return int(h), int(w)
 
@@ -100,15 +107,16 @@ def preprocess_options(command: F) -> F:
 
     options = [
         click.option("--size", "pre_size", metavar="H,W", callback=_size,
-                     help="Model input height,width (one number: square); for a model "
-                          "whose input size is dynamic (default 224)."),
+                     help="Model input height,width (one number: square), each at most "
+                          f"{MAX_SIDE}; for a model whose input size is dynamic (default "
+                          "224)."),
         click.option("--resize", "pre_resize", type=click.Choice(RESIZE_MODES),
                      help="How the photo fits the input: stretch; center_crop (with "
                           "--crop-fraction); crop (Model API: largest centred crop); letterbox "
                           "(keep aspect, pad, centred); fit_to_window (keep aspect, pad, "
                           "top-left)."),
         click.option("--crop-fraction", "pre_crop_fraction", metavar="F",
-                     type=click.FloatRange(min=0.0, max=1.0, min_open=True),
+                     type=FiniteRange(min=0.0, max=1.0, min_open=True),
                      help="center_crop: the fraction of the largest centred crop kept "
                           "(e.g. 0.875 = 224/256)."),
         click.option("--interpolation", "pre_interpolation", type=click.Choice(INTERPOLATIONS),

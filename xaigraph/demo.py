@@ -16,7 +16,6 @@ norm's running statistics match `(rgb - 127) / 128`, and predictions are more co
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -27,7 +26,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from xaigraph import api
+from xaigraph import api, jsontext
 from xaigraph.errors import BadInputError, OutputExistsError
 from xaigraph.files import atomic_write
 from xaigraph.overlay import panel
@@ -242,7 +241,7 @@ def run_demo(
     box = crop_box(*photo.size)
     summary = _summary(result, method, probs, labels, saliency, box, files)
     summary["caption"] = title
-    text = json.dumps(summary, indent=2, default=_json_default) + "\n"
+    text = jsontext.dumps(summary, indent=2, default=_json_default) + "\n"
     atomic_write(files["summary_json"], lambda p: p.write_text(text, encoding="utf-8"))
     return summary
 

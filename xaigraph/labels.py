@@ -18,9 +18,9 @@ from __future__ import annotations
 import difflib
 import os
 from importlib import resources
-from pathlib import Path
 
 from xaigraph.errors import BadInputError
+from xaigraph.textfile import read_text
 
 __all__ = ["IMAGENET_CLASSES", "class_index", "format_labels", "imagenet_labels", "normal",
            "parse_labels", "read_labels_file"]
@@ -53,13 +53,9 @@ def format_labels(labels: list[str]) -> str:
 
 def read_labels_file(path: str | os.PathLike[str]) -> list[str]:
     """Class names from a text file, one a line in index order (blank lines and the spaces
-    around a name ignored). A missing or unreadable file, or one with no name, is
-    `BadInputError`."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise BadInputError(f"--labels {path}: cannot read it ({why})") from exc
+    around a name ignored). A missing or unreadable file, one that is not a regular file or
+    is too large (`xaigraph.textfile`), or one with no name, is `BadInputError`."""
+    text = read_text(path, where=f"--labels {path}")
     labels = [line.strip() for line in text.splitlines() if line.strip()]
     if not labels:
         raise BadInputError(f"--labels {path}: no class names in it (one a line)")

@@ -1,5 +1,10 @@
 """What the CLI lets reach stderr: its own log and one error line, nothing from native code.
 
+`terminal(text)` is text as the CLI prints it: control characters (ESC, BEL, CR, ...), the
+bidirectional overrides and the halves of a name that is not valid UTF-8 as escapes
+(`\x1b`, `\u202e`, `\xff`), so that a name from a model, a labels file or a file name
+never drives the terminal; the log's lines go through it.
+
 `console(debug)` configures xaigraph's log (warnings only, or everything with `debug`) and,
 unless `debug`, keeps the native libraries quiet for the duration of a command: OpenVINO's
 and ONNX Runtime's C++ loggers write to file descriptor 2 directly, so fd 2 is pointed at
@@ -14,14 +19,37 @@ import io
 import logging
 import os
 import sys
+import unicodedata
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any, TextIO
 
-__all__ = ["console"]
+__all__ = ["console", "terminal"]
 
 FORMAT = "xaigraph: %(levelname)s: %(message)s"
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def terminal(text: str) -> str:
+    """`text` safe to print (see the module's docstring); newlines and tabs kept."""
+    if text.isprintable():
+        return text
+    return "".join(_escape(c) for c in text)
+
+
+def _escape(c: str) -> str:
+    if c in "\n\t" or not (unicodedata.category(c) in ("Cc", "Cs") or c in _BIDI):
+        return c
+    code = ord(c)
+    if 0xDC80 <= code <= 0xDCFF:  # a byte of a name that is not UTF-8 (surrogateescape)
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+class _Escaped(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return terminal(super().format(record))
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -45,7 +73,7 @@ def console(debug: bool) -> Iterator[None]:
         else:
             warnings.simplefilter("ignore")
         handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter(FORMAT))
+        handler.setFormatter(_Escaped(FORMAT))
         logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
                             handlers=[handler], force=True)
         if debug:

@@ -39,7 +39,8 @@ from PIL import Image
 
 from xaigraph.errors import BadInputError
 
-__all__ = ["CHANNELS", "INTERPOLATIONS", "LAYOUTS", "RESIZE_MODES", "Placement", "Preprocess"]
+__all__ = ["CHANNELS", "INTERPOLATIONS", "LAYOUTS", "MAX_SIDE", "RESIZE_MODES", "Placement",
+           "Preprocess"]
 
 _RESAMPLING = {
     "nearest": Image.Resampling.NEAREST,
@@ -49,6 +50,7 @@ _RESAMPLING = {
 }
 INTERPOLATIONS = tuple(_RESAMPLING)
 RESIZE_MODES = ("stretch", "center_crop", "crop", "letterbox", "fit_to_window")
+MAX_SIDE = 8192  # an input's height and width at most (one 8192 x 8192 float input: 768 MiB)
 CHANNELS = ("RGB", "BGR", "GRAY")
 LAYOUTS = ("NCHW", "NHWC")
 _PAD_MODES = ("letterbox", "fit_to_window")
@@ -108,6 +110,9 @@ class Preprocess:
             raise ValueError(f"unsupported channels/layout {self.channels}/{self.layout}")
         if len(self.size) != 2 or min(self.size) < 1:
             raise ValueError(f"size must be two positive integers, not {self.size}")
+        if max(self.size) > MAX_SIDE:
+            raise ValueError(f"size {self.size[0]}x{self.size[1]}: height and width must be "
+                             f"at most {MAX_SIDE}")
         if not 0.0 < self.crop_fraction <= 1.0:
             raise ValueError(f"crop_fraction must be in (0, 1], not {self.crop_fraction}")
         if not 0 <= self.pad_value <= 255:

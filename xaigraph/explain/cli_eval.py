@@ -11,7 +11,14 @@ from typing import Any
 
 import click
 
-from xaigraph.cli_common import debug_option, handle_errors, json_option, succeed
+from xaigraph.cli_common import (
+    FiniteRange,
+    debug_option,
+    echo,
+    handle_errors,
+    json_option,
+    succeed,
+)
 from xaigraph.explain.blackbox import BlackBoxOptions
 from xaigraph.explain.cli_explain import (
     build_report,
@@ -38,7 +45,7 @@ __all__ = ["eval_command"]
                    "average_drop, coherency, complexity, adcc (adcc: its four).")
 @click.option("--steps", type=int, default=30, show_default=True,
               help="Insertion / deletion steps.")
-@click.option("--tolerance", type=float, default=15.0, show_default=True,
+@click.option("--tolerance", type=FiniteRange(min=0.0), default=15.0, show_default=True,
               help="Pointing-game tolerance in pixels at 224 px (scaled with the image).")
 @click.option("--from-explain", "from_explain", multiple=True,
               type=click.Path(path_type=Path), metavar="DIR",
@@ -50,7 +57,9 @@ __all__ = ["eval_command"]
               help="Images per inference when explaining.")
 @click.option("--resamples", type=click.IntRange(min=1), default=2000, show_default=True,
               help="Bootstrap resamples for the 95 % intervals.")
-@click.option("--force", is_flag=True, help="Redo explain OUT_DIRs made with other options.")
+@click.option("--force", is_flag=True,
+              help="Redo explain OUT_DIRs made with other options; replace a metrics.json "
+                   "or metrics.md that eval did not write.")
 @blackbox_options
 @click.option("--report", "with_report", is_flag=True,
               help="At the end, build the HTML report into DIR/report (as xaigraph report "
@@ -95,8 +104,8 @@ def eval_command(model: Path, inputs: tuple[str, ...], out_dir: Path, methods: s
             "methods", "metrics", "bootstrap", "summary", "per_class", "images_evaluated",
             "explain_dirs", "seconds")}, **({"report": str(index)} if index else {})})
         return
-    click.echo(table(doc), nl=False)
-    click.echo(f"wrote       {out_dir}/metrics.json, {out_dir}/metrics.md "
+    echo(table(doc), nl=False)
+    echo(f"wrote       {out_dir}/metrics.json, {out_dir}/metrics.md "
                f"({doc['images_evaluated']} images, {doc['seconds']:.1f}s)")
     if index is not None:
-        click.echo(f"report      {index}  <- open this in a browser")
+        echo(f"report      {index}  <- open this in a browser")

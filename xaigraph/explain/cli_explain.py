@@ -17,7 +17,14 @@ from typing import Any
 
 import click
 
-from xaigraph.cli_common import handle_errors, print_json, succeed
+from xaigraph.cli_common import (
+    FiniteRange,
+    echo,
+    handle_errors,
+    print_json,
+    succeed,
+    terminal,
+)
 from xaigraph.cli_preprocess import from_flags_kwargs, preprocess_options
 from xaigraph.errors import BadInputError
 from xaigraph.explain import methods
@@ -85,7 +92,7 @@ precision_option = click.option(
                    "image at a time and batch its masks.")
 @click.option("--colormap", type=click.Choice(COLORMAPS), default="jet", show_default=True,
               help="jet, cubehelix (perceptual: brightness rises monotonically) or gray.")
-@click.option("--opacity", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
+@click.option("--opacity", type=FiniteRange(0.0, 1.0), default=0.5, show_default=True,
               help="Of the map over the photo in overlays.")
 @click.option("--no-overlay", is_flag=True, help="Write the colour maps only.")
 @click.option("--raw", is_flag=True, help="Also write the float maps as raw/KEY_CLASS.npy.")
@@ -191,7 +198,7 @@ def _run(spec: Any, items: list[Any], out: RunDir, ray_options: Any, progress: b
         def shown(record: Any) -> None:
             if not record.ok:
                 (bar.write if not bar.disable else _stderr)(
-                    f"xaigraph: error: {record.error}", file=sys.stderr)
+                    terminal(f"xaigraph: error: {record.error}"), file=sys.stderr)
             bar.update(1)
 
         return runloop.run(spec, items, out, ray=ray_options, on_record=shown,
@@ -248,7 +255,7 @@ def _check_maps(spec: ExplainSpec, images: int, max_maps: int) -> None:
 
 
 def _stderr(text: str, file: Any = None) -> None:
-    click.echo(text, err=True)
+    echo(text, err=True)
 
 
 def _report(summary: dict[str, Any], as_json: bool) -> None:
@@ -262,7 +269,6 @@ def _report(summary: dict[str, Any], as_json: bool) -> None:
         else:
             succeed(summary)
     else:
-        echo = click.echo
         echo(f"method      {summary['method']} ({summary['method_reason']})")
         echo(f"images      {summary['images']}: {summary['explained']} explained, "
              f"{summary['skipped']} already done, {failed} failed")
@@ -273,6 +279,6 @@ def _report(summary: dict[str, Any], as_json: bool) -> None:
             echo(f"report      {summary['report']}  <- open this in a browser")
     if failed:
         if not as_json:
-            click.echo(f"xaigraph: error: {failed} of {summary['images']} images could not be "
+            echo(f"xaigraph: error: {failed} of {summary['images']} images could not be "
                        "read (their error lines are in results.jsonl)", err=True)
         sys.exit(EXIT_SOME_FAILED)

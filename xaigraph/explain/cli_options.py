@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
+from xaigraph.cli_common import FiniteRange
 from xaigraph.explain.blackbox import PRESETS
 from xaigraph.explain.detections import READERS
 
@@ -27,7 +28,7 @@ def blackbox_options(command: F) -> F:
                      help="RISE / D-RISE: number of random masks (default: the preset's)."),
         click.option("--mask-cells", type=click.IntRange(min=1), default=None,
                      help="RISE / D-RISE: grid size s, masks of s x s cells (preset's)."),
-        click.option("--mask-prob", type=click.FloatRange(0, 1, min_open=True), default=None,
+        click.option("--mask-prob", type=FiniteRange(0, 1, min_open=True), default=None,
                      help="RISE / D-RISE: probability that a cell is kept (preset's)."),
         click.option("--seed", type=click.IntRange(0, 2**64 - 1), default=0, show_default=True,
                      help="Black-box methods: same seed, same maps, any batch size."),
@@ -39,7 +40,7 @@ def blackbox_options(command: F) -> F:
         click.option("--postprocess", metavar="MODULE:FUNCTION", default=None,
                      help="Detectors: your function from the outputs of one image to "
                           "(boxes, labels, scores)."),
-        click.option("--score-threshold", type=click.FloatRange(0, 1), default=None,
+        click.option("--score-threshold", type=FiniteRange(0, 1), default=None,
                      help="Detectors: boxes scoring at least this get a map (default 0.5)."),
     ]
     for decorate in reversed(decorators):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from xaigraph.cli_common import debug_option, handle_errors, json_option, print_json
+from xaigraph.cli_common import debug_option, echo, handle_errors, json_option, print_json
 from xaigraph.explain.report import build
 
 __all__ = ["report"]
@@ -52,6 +52,6 @@ def report(folder: Path, out: Path | None, top_k: int | None, title: str | None,
                     "images": built.images, "failed": built.failed,
                     "methods": built.methods, "seconds": round(built.seconds, 3)})
         return
-    click.echo(f"report      {built.images} images ({built.failed} failed), methods "
+    echo(f"report      {built.images} images ({built.failed} failed), methods "
                f"{', '.join(built.methods)}, built in {built.seconds:.1f} s")
-    click.echo(f"wrote       {built.index}  <- open this in a browser")
+    echo(f"wrote       {built.index}  <- open this in a browser")

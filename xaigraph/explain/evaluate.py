@@ -26,7 +26,9 @@ bootstrap intervals (`stats.summary`) and counts per method and per method and c
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import os
 import sys
 import time
@@ -37,7 +39,8 @@ from typing import Any
 
 import numpy as np
 
-from xaigraph.errors import BadInputError
+from xaigraph import textfile
+from xaigraph.errors import BadInputError, FileError, OutputExistsError
 from xaigraph.explain import metrics as M
 from xaigraph.explain import stats
 from xaigraph.explain.io import rundir
@@ -532,8 +535,9 @@ def evaluate(model: str | os.PathLike[str], inputs: Sequence[str],
     options = options or EvalOptions()
     if options.steps < 1:
         raise BadInputError(f"--steps must be at least 1, not {options.steps}")
-    if options.tolerance < 0:
-        raise BadInputError(f"--tolerance must be >= 0, not {options.tolerance}")
+    if not math.isfinite(options.tolerance) or options.tolerance < 0:
+        raise BadInputError(f"--tolerance must be a finite number >= 0, not "
+                            f"{options.tolerance}")
     start = time.perf_counter()
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -542,6 +546,7 @@ def evaluate(model: str | os.PathLike[str], inputs: Sequence[str],
     sources = _sources(Path(model), out, options)
     rundir.check_writable(out)
     rundir.probe_lock(out)
+    _check_own_files(out, options.force)
     folders = {s.method: _check_made(s, options.force) for s in sources if not s.given}
     with rundir.locked(out):
         rows, places = _measure(sources, folders, dataset.items, out, options, progress)
@@ -549,6 +554,40 @@ def evaluate(model: str | os.PathLike[str], inputs: Sequence[str],
     doc["seconds"] = round(time.perf_counter() - start, 3)
     _write(out, doc)
     return doc
+
+
+_MD_HEAD = "# Saliency-map metrics\n"  # markdown()'s first line
+_JSON_KEYS = ("methods", "metrics", "bootstrap", "summary", "images_evaluated")
+
+
+def _check_own_files(out: Path, force: bool) -> None:
+    """metrics.json and metrics.md of `out` must be eval's (or absent) unless `force`; a
+    folder in their place is refused whatever `force` says. Before anything is written."""
+    for name, ours in ((METRICS_JSON, _is_metrics_json), (METRICS_MD, _is_metrics_md)):
+        path = out / name
+        if not (path.exists() or path.is_symlink()):
+            continue
+        if path.is_dir():
+            raise FileError(f"{path} is a folder; eval writes its {name} there (move it, or "
+                            "choose another -o)")
+        if not force and not ours(path):
+            raise OutputExistsError(f"{path} was not written by xaigraph eval: pass --force "
+                                    "to replace it, or choose another -o")
+
+
+def _is_metrics_json(path: Path) -> bool:
+    try:
+        doc = json.loads(textfile.read_text(path, limit=textfile.MAX_JSON_BYTES))
+    except (BadInputError, ValueError, RecursionError):
+        return False
+    return isinstance(doc, dict) and all(k in doc for k in _JSON_KEYS)
+
+
+def _is_metrics_md(path: Path) -> bool:
+    try:
+        return textfile.read_text(path).startswith(_MD_HEAD)
+    except BadInputError:
+        return False
 
 
 def _measure(sources: list[_Source], folders: dict[str, rundir.RunDir], items: list[Any],
@@ -637,8 +676,9 @@ def _write(out: Path, doc: dict[str, Any]) -> None:
 
 
 def _json(doc: dict[str, Any]) -> str:
-    import json
+    """metrics.json's text: strict JSON, `null` for an undefined value."""
+    from xaigraph import jsontext
 
     order = ["methods", "model", "data", "class_rule", "explain_dirs", "metrics",
              "bootstrap", "summary", "per_class", "images_evaluated", "seconds", "images"]
-    return json.dumps({k: doc[k] for k in order}, indent=1) + "\n"
+    return jsontext.dumps({k: doc[k] for k in order}, indent=1) + "\n"

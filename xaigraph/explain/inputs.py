@@ -32,37 +32,48 @@ over pixel columns 0..9 is x1 = 0, x2 = 10):
   sorted names found in the annotations.
 - YOLO: `class cx cy w h` normalised to the image size, read from the image's header; class
   names from `classes.txt`, `obj.names` or the `names:` of `data.yaml` in the data set's folder
-  (else `class N`). A missing label file means no boxes.
+  (else `class N`). A missing label file means no boxes. A class id must be one the names
+  file names; without a names file, below `MAX_YOLO_CLASSES` (10 000). An image whose size
+  cannot be read keeps no boxes here: it fails when it is read, as that image's error.
+- Every box (COCO, VOC, YOLO) must have finite values: NaN, infinity and numbers that
+  overflow to it are refused, naming the file and the annotation (or line).
 
 Keys (output file stems): the path relative to the folder (or data set image folder) it came
-from, or the file name, without its suffix; `/` kept; other characters than letters, digits,
-`-`, `_`, `.` replaced by `_`. Keys that collide get the suffix appended (`a.jpg`, `a.png` ->
-`a_jpg`, `a_png`), then `_2`, `_3`, ... if they still collide.
+from, or the file name, without its suffix; `/` kept; NFC-normalised, other characters than
+Unicode letters and digits, `-`, `_`, `.` replaced by `_` (`io.names.file_safe`). Keys
+that collide get the suffix appended (`a.jpg`, `a.png` -> `a_jpg`, `a_png`), then `_2`,
+`_3`, ... if they still collide.
 
 Errors (`BadInputError`, one line naming the file): an INPUT that does not exist, a folder
 without images, a listed image that does not exist, an annotation file that does not parse
-or lacks a required field, several annotated data sets with different class lists.
+(JSON nested too deeply included) or lacks a required field, a COCO id that is not a number
+or a string, several annotated data sets with different class lists. Every text input (list
+files, standard input, COCO `.json`, VOC `.xml`, YOLO label and names files) is read by
+`xaigraph.textfile`: a regular file (a FIFO or a device is refused at once, never read), at
+most 256 MiB (a COCO `.json` 1 GiB), UTF-8.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
-import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
+from xaigraph import textfile
 from xaigraph.errors import BadInputError
+from xaigraph.explain.io.names import file_safe
 from xaigraph.explain.io.rundir import is_output
 
-__all__ = ["IMAGE_SUFFIXES", "Box", "Dataset", "Item", "collect"]
+__all__ = ["IMAGE_SUFFIXES", "MAX_YOLO_CLASSES", "Box", "Dataset", "Item", "collect"]
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
 LIST_SUFFIXES = (".txt", ".lst")
-_UNSAFE = re.compile(r"[^A-Za-z0-9._/-]")
+MAX_YOLO_CLASSES = 10_000  # class ids a YOLO set without a names file may use
 
 
 @dataclass(frozen=True)
@@ -124,7 +135,7 @@ def _one(arg: str, stdin: TextIO | None) -> _Found:
     if arg == "-":
         import sys
 
-        text = (stdin or sys.stdin).read()
+        text = textfile.read_stream(stdin or sys.stdin, where="standard input")
         return _Found(_listed(text.splitlines(), Path.cwd(), "standard input"), "stdin")
     if arg.startswith("classes:"):
         return _class_folder(_existing(arg[len("classes:"):]))
@@ -151,13 +162,15 @@ def _existing(arg: str) -> Path:
     return path
 
 
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text("utf-8")
-    except UnicodeDecodeError as exc:
-        raise BadInputError(f"{path}: not a UTF-8 text file") from exc
-    except OSError as exc:
-        raise BadInputError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+def _read_text(path: Path, limit: int = textfile.MAX_TEXT_BYTES) -> str:
+    """A text input: a regular file of at most `limit` bytes, UTF-8 (`xaigraph.textfile`)."""
+    return textfile.read_text(path, limit=limit)
+
+
+def _present(path: Path) -> bool:
+    """Whether an optional input file (a YOLO label or names file) is there: anything at
+    the path, which `_read_text` then refuses unless it is a regular file."""
+    return path.exists() or path.is_symlink()
 
 
 def _images_in(folder: Path, *, required: bool = True) -> list[Path]:
@@ -181,7 +194,7 @@ def _stem(path: Path, root: Path | None) -> str:
     if root is not None and path.is_relative_to(root) and ".." not in path.parts:
         rel = path.relative_to(root)  # else (an absolute or '..' name in an annotation file)
     stem = rel.with_suffix("").as_posix() if rel.suffix else rel.as_posix()
-    return _UNSAFE.sub("_", stem).strip("/") or "_"
+    return file_safe(stem, keep="/").strip("/") or "_"
 
 
 def _listed(lines: Iterable[str], base: Path, where: str) -> list[
@@ -211,7 +224,7 @@ def _unique_keys(rows: list[tuple[Path, str]]) -> list[str]:
     for path, stem in rows:
         key = stem
         if count[stem] > 1 and path.suffix:
-            key = f"{stem}_{_UNSAFE.sub('_', path.suffix[1:])}"
+            key = f"{stem}_{file_safe(path.suffix[1:])}"
         base, n = key, following.get(key, 2)
         while key in taken:
             key, n = f"{base}_{n}", n + 1
@@ -251,43 +264,28 @@ def _field(obj: Any, key: str, where: str) -> Any:
 
 
 def _coco(path: Path) -> _Found:
+    data = _coco_json(path)
+    categories = _list(data.get("categories", []), path, "categories")
+    for category in categories:
+        _id(_field(category, "id", f"{path}: a category"), f"{path}: category id")
     try:
-        data = json.loads(_read_text(path))
-    except json.JSONDecodeError as exc:
-        raise BadInputError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from exc
-    if not isinstance(data, dict) or "images" not in data or "annotations" not in data:
-        raise BadInputError(f"{path}: not a COCO annotation file (needs 'images' and "
-                            "'annotations')")
-    try:
-        categories = sorted(_list(data.get("categories", []), path, "categories"),
-                            key=lambda c: _field(c, "id", f"{path}: a category"))
+        categories = sorted(categories, key=lambda c: c["id"])
     except TypeError as exc:
         raise BadInputError(f"{path}: category ids of different types") from exc
     by_id = {c["id"]: i for i, c in enumerate(categories)}
     classes = [str(_field(c, "name", f"{path}: category {c['id']}")) for c in categories]
-    files: dict[Any, str] = {}
-    for im in _list(data["images"], path, "images"):
-        image_id = _field(im, "id", f"{path}: an image")
-        if image_id in files:
-            raise BadInputError(f"{path}: image id {image_id} is listed twice")
-        files[image_id] = str(_field(im, "file_name", f"{path}: image {image_id}"))
+    files = _coco_images(data, path)
     boxes: dict[Any, list[Box]] = {image_id: [] for image_id in files}
     for ann in _list(data["annotations"], path, "annotations"):
-        where = f"{path}: annotation {ann.get('id', '?') if isinstance(ann, dict) else '?'}"
-        image_id = _field(ann, "image_id", where)
+        where = f"{path}: annotation {_annotation_id(ann)}"
+        image_id = _id(_field(ann, "image_id", where), f"{where}: image_id")
         if image_id not in boxes:
-            raise BadInputError(f"{where}: image_id {image_id} is not in 'images'")
-        cat = _field(ann, "category_id", where)
+            raise BadInputError(f"{where}: image_id {_shown(image_id)} is not in 'images'")
+        cat = _id(_field(ann, "category_id", where), f"{where}: category_id")
         if cat not in by_id:
-            raise BadInputError(f"{where}: category_id {cat} is not in 'categories'")
-        bbox = _field(ann, "bbox", where)
-        if not (isinstance(bbox, list) and len(bbox) == 4
-                and all(isinstance(v, int | float) for v in bbox)):
-            raise BadInputError(f"{where}: bbox must be [x, y, width, height]")
-        x, y, w, h = (float(v) for v in bbox)
-        boxes[image_id].append(Box((x, y, x + w, y + h), by_id[cat], classes[by_id[cat]]))
-    if not files:
-        raise BadInputError(f"{path}: lists no images")
+            raise BadInputError(f"{where}: category_id {_shown(cat)} is not in 'categories'")
+        x1, y1, x2, y2 = _coco_box(_field(ann, "bbox", where), where)
+        boxes[image_id].append(Box((x1, y1, x2, y2), by_id[cat], classes[by_id[cat]]))
     folder = _coco_folder(path, next(iter(files.values())))
     rows = []
     for image_id, name in files.items():
@@ -297,6 +295,72 @@ def _coco(path: Path) -> _Found:
         rows.append((image, _stem(image, folder), tuple(boxes[image_id]),
                      _names(boxes[image_id])))
     return _Found(rows, "coco", classes)
+
+
+def _coco_json(path: Path) -> dict[str, Any]:
+    """The parsed annotation file; one line for JSON that does not parse or is nested too
+    deeply for the parser, and for a document without `images` and `annotations`."""
+    text = _read_text(path, textfile.MAX_JSON_BYTES)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadInputError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from exc
+    except RecursionError:
+        raise BadInputError(f"{path}: not valid JSON (nested too deeply)") from None
+    if not isinstance(data, dict) or "images" not in data or "annotations" not in data:
+        raise BadInputError(f"{path}: not a COCO annotation file (needs 'images' and "
+                            "'annotations')")
+    return data
+
+
+def _coco_images(data: dict[str, Any], path: Path) -> dict[Any, str]:
+    """Image id -> file name, in the file's order."""
+    files: dict[Any, str] = {}
+    for im in _list(data["images"], path, "images"):
+        image_id = _id(_field(im, "id", f"{path}: an image"), f"{path}: image id")
+        if image_id in files:
+            raise BadInputError(f"{path}: image id {_shown(image_id)} is listed twice")
+        files[image_id] = str(_field(im, "file_name", f"{path}: image {_shown(image_id)}"))
+    if not files:
+        raise BadInputError(f"{path}: lists no images")
+    return files
+
+
+def _annotation_id(ann: Any) -> str:
+    """An annotation as messages name it: its id, or `?`."""
+    return _shown(ann["id"]) if isinstance(ann, dict) and "id" in ann else "?"
+
+
+def _id(value: Any, what: str) -> int | float | str:
+    """A COCO id: a number or a string (a list, an object, null or true is refused)."""
+    if isinstance(value, str) or (isinstance(value, int | float) and not isinstance(
+            value, bool) and math.isfinite(value)):
+        return value
+    raise BadInputError(f"{what} {_shown(value)} must be a number or a string")
+
+
+def _shown(value: Any, limit: int = 40) -> str:
+    """A value of an annotation file as a message shows it: short, on one line."""
+    text = " ".join(repr(value).split()) if not isinstance(value, int | float) else str(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _coco_box(bbox: Any, where: str) -> tuple[float, float, float, float]:
+    """`bbox` [x, y, w, h] as x1 y1 x2 y2; each must be finite."""
+    if not (isinstance(bbox, list) and len(bbox) == 4
+            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in bbox)):
+        raise BadInputError(f"{where}: bbox must be [x, y, width, height]")
+    x, y, w, h = (float(v) for v in bbox)
+    return _finite((x, y, x + w, y + h), f"{where}: bbox {_shown(bbox)}")
+
+
+def _finite(box: tuple[float, float, float, float], what: str
+            ) -> tuple[float, float, float, float]:
+    """`box` when its four values are finite numbers; else one line: `what` ..."""
+    if not all(math.isfinite(v) for v in box):
+        raise BadInputError(f"{what}: the box's values must be finite numbers (no NaN or "
+                            "infinity, nothing that overflows)")
+    return box
 
 
 def _list(value: Any, path: Path, key: str) -> list[Any]:
@@ -339,8 +403,8 @@ def _voc(root: Path) -> _Found:
 
 def _voc_file(path: Path) -> tuple[str, list[Box]]:
     try:
-        tree = ET.parse(path).getroot()
-    except (ET.ParseError, OSError) as exc:
+        tree = ET.fromstring(textfile.read_bytes(path))
+    except ET.ParseError as exc:
         raise BadInputError(f"{path}: not a VOC annotation: {exc}") from exc
     name = (tree.findtext("filename") or "").strip()
     if not name:
@@ -357,53 +421,105 @@ def _voc_file(path: Path) -> tuple[str, list[Box]]:
         except ValueError as exc:
             raise BadInputError(f"{path}: object {n}: <bndbox> needs numbers xmin ymin xmax "
                                 "ymax") from exc
-        boxes.append(Box((x1 - 1, y1 - 1, x2, y2), None, label))
+        box = _finite((x1 - 1, y1 - 1, x2, y2), f"{path}: object {n}: <bndbox>")
+        boxes.append(Box(box, None, label))
     return name, boxes
 
 
 # -- YOLO ----------------------------------------------------------------------------------
 
 def _yolo(root: Path) -> _Found:
-    from xaigraph.explain import images
-
     names = _yolo_names(root)
     image_root = root / "images"
     rows = []
     seen: set[int] = set()
     for image in _images_in(image_root):
-        rel = image.relative_to(image_root).with_suffix(".txt")
-        label_file = root / "labels" / rel
-        boxes: list[Box] = []
-        if label_file.is_file():
-            width, height = images.size(image)
-            for number, line in enumerate(_read_text(label_file).splitlines(), 1):
-                if not line.strip():
-                    continue
-                parts = line.split()
-                try:
-                    cls = int(parts[0])
-                    cx, cy, w, h = (float(v) for v in parts[1:5])
-                    if len(parts) < 5 or cls < 0:
-                        raise ValueError
-                except (ValueError, IndexError) as exc:
-                    raise BadInputError(f"{label_file}, line {number}: expected 'class cx cy "
-                                        "w h'") from exc
-                seen.add(cls)
-                name = names[cls] if names and cls < len(names) else f"class {cls}"
-                boxes.append(Box(((cx - w / 2) * width, (cy - h / 2) * height,
-                                  (cx + w / 2) * width, (cy + h / 2) * height), cls, name))
-        rows.append((image, _stem(image, image_root), tuple(boxes), _names(boxes)))
-    classes = names or [f"class {i}" for i in range(max(seen) + 1 if seen else 0)]
+        label_file = root / "labels" / image.relative_to(image_root).with_suffix(".txt")
+        lines = _yolo_lines(label_file, names) if _present(label_file) else []
+        seen.update(cls for cls, _, _ in lines)
+        boxes = _yolo_boxes(image, lines, names)
+        rows.append((image, _stem(image, image_root), boxes, _names(boxes)))
+    classes = names.names if names is not None else [
+        f"class {i}" for i in range(max(seen) + 1 if seen else 0)]
     return _Found(rows, "yolo", classes)
 
 
-def _yolo_names(root: Path) -> list[str] | None:
+_Line = tuple[int, tuple[float, float, float, float], str]  # class, (cx, cy, w, h), where
+
+
+def _yolo_lines(label_file: Path, names: _YoloNames | None) -> list[_Line]:
+    """The (class, (cx, cy, w, h), where) of each line of a label file, each checked: five
+    numbers, a class id the names file names (without one: below `MAX_YOLO_CLASSES`), a
+    box of finite values."""
+    found = []
+    for number, line in enumerate(_read_text(label_file).splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{label_file}, line {number}"
+        parts = line.split()
+        try:
+            cls = int(parts[0])
+            cx, cy, w, h = (float(v) for v in parts[1:5])
+            if len(parts) < 5 or cls < 0:
+                raise ValueError
+        except (ValueError, IndexError) as exc:
+            raise BadInputError(f"{where}: expected 'class cx cy w h'") from exc
+        _yolo_class(cls, names, where)
+        _finite((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), where)
+        found.append((cls, (cx, cy, w, h), where))
+    return found
+
+
+def _yolo_class(cls: int, names: _YoloNames | None, where: str) -> None:
+    if names is not None and cls >= len(names.names):
+        raise BadInputError(f"{where}: class {cls}, but {names.source} names "
+                            f"{len(names.names)} classes (ids 0 to {len(names.names) - 1})")
+    if names is None and cls >= MAX_YOLO_CLASSES:
+        raise BadInputError(f"{where}: class {cls}; without a names file (classes.txt, "
+                            f"obj.names or data.yaml's names:) a YOLO set has at most "
+                            f"{MAX_YOLO_CLASSES} classes (ids 0 to {MAX_YOLO_CLASSES - 1}): "
+                            "add a names file")
+
+
+def _yolo_boxes(image: Path, lines: list[_Line], names: _YoloNames | None
+                ) -> tuple[Box, ...]:
+    """The boxes of one image in its pixels. An image whose size cannot be read gets none:
+    it is reported as that image's error when the run reads it."""
+    from xaigraph.explain import images
+
+    if not lines:
+        return ()
+    try:
+        width, height = images.size(image)
+    except images.ImageError:
+        return ()
+    boxes = []
+    for cls, (cx, cy, w, h), where in lines:
+        name = names.names[cls] if names is not None else f"class {cls}"
+        box = ((cx - w / 2) * width, (cy - h / 2) * height,
+               (cx + w / 2) * width, (cy + h / 2) * height)
+        boxes.append(Box(_finite(box, f"{where} (in the pixels of {image.name})"), cls,
+                         name))
+    return tuple(boxes)
+
+
+@dataclass(frozen=True)
+class _YoloNames:
+    """A YOLO set's class names and the file they come from (for messages)."""
+
+    names: list[str]
+    source: str
+
+
+def _yolo_names(root: Path) -> _YoloNames | None:
+    """The names file's class names (None without one, or when it names none)."""
     for name in ("classes.txt", "obj.names"):
-        if (root / name).is_file():
-            return [line.strip() for line in _read_text(root / name).splitlines()
-                    if line.strip()]
-    if (root / "data.yaml").is_file():
-        return _yaml_names(root / "data.yaml")
+        if _present(root / name):
+            found = [line.strip() for line in _read_text(root / name).splitlines()
+                     if line.strip()]
+            return _YoloNames(found, name) if found else None
+    if _present(root / "data.yaml"):
+        return _YoloNames(_yaml_names(root / "data.yaml"), "data.yaml")
     return None
 
 

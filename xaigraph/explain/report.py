@@ -57,6 +57,7 @@ from urllib.parse import quote
 import numpy as np
 from PIL import Image, ImageOps
 
+from xaigraph import jsontext
 from xaigraph.errors import BadInputError, NotFoundError, file_error
 from xaigraph.explain.io.record import Record, RecordError
 from xaigraph.explain.render import lookup
@@ -521,9 +522,10 @@ class _Builder:
 
     def method_item(self, entry: _Entry, m_index: int, method: Method, record: dict[str, Any],
                     truth: list[str], original: str | None) -> dict[str, Any]:
-        preds = [(str(p.get("label", p.get("class", "?"))), float(p["score"]))
+        preds = [(str(p.get("label", p.get("class", "?"))),
+                  math.nan if p["score"] is None else float(p["score"]))
                  for p in record["predictions"]]
-        preds.sort(key=lambda p: -p[1])
+        preds.sort(key=lambda p: -p[1] if math.isfinite(p[1]) else math.inf)
         flagged, missed = flag_labels(preds, truth, self.top_k)
         rows = self.source.rows.get((method.name, entry.key), [])
         targets = []
@@ -694,8 +696,8 @@ def _fill(stage: Path, src: Source, target: Path, settings: _Settings
         images = list(pool.map(one, entries))
     name = settings.title or f"xaigraph report: {src.folder.resolve().name}"
     data = _data(src, images, settings.top_k, name, settings.absolute)
-    # data.js is JavaScript, where NaN and Infinity are valid values
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    # strict JSON (null for NaN), a name that is not UTF-8 escaped (xaigraph.jsontext)
+    text = jsontext.dumps(data, ensure_ascii=False, separators=(",", ":"))
     (stage / "data.js").write_text(f"window.XAIGRAPH_REPORT = {text};\n", encoding="utf-8")
     for asset in sorted(ASSETS.iterdir()):
         if asset.is_file():

@@ -9,6 +9,7 @@ against this type).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,9 +142,16 @@ def _objects(obj: dict[str, Any], name: str) -> list[dict[str, Any]]:
 
 def _prediction(p: dict[str, Any]) -> Prediction:
     score = p.get("score")
-    if not isinstance(score, (int, float)) or isinstance(score, bool):
+    if "score" not in p or (score is not None and (not isinstance(score, (int, float))
+                                                   or isinstance(score, bool))):
         raise RecordError('a prediction without a numeric "score"')
-    return Prediction(_int(p.get("class")), str(p.get("label", "")), float(score))
+    return Prediction(_int(p.get("class")), str(p.get("label", "")), _score(score))
+
+
+def _score(value: Any) -> float:
+    """A score read back: `null` (a score the model left undefined, written for NaN) is
+    NaN again, so that the record writes the same line."""
+    return float(value) if isinstance(value, (int, float)) else math.nan
 
 
 def _target(t: dict[str, Any]) -> Target:
@@ -153,6 +161,6 @@ def _target(t: dict[str, Any]) -> Target:
     box = t.get("box")
     score = t.get("score")
     return Target(_int(t.get("class")), str(t.get("label", "")),
-                  float(score) if isinstance(score, (int, float)) else 0.0, files[0], files[1],
-                  files[2],
+                  _score(score) if score is None or isinstance(score, (int, float)) else 0.0,
+                  files[0], files[1], files[2],
                   [float(v) for v in box] if isinstance(box, list) else None)

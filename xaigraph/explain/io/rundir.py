@@ -50,6 +50,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO
 
+from xaigraph import jsontext
 from xaigraph.errors import AccessError, FileError, OutputExistsError
 from xaigraph.explain.io.record import Record, RecordError
 from xaigraph.files import atomic_write
@@ -159,8 +160,9 @@ def differences(before: dict[str, Any], now: dict[str, Any], most: int = 3) -> s
 
 
 def dumps(obj: Any) -> str:
-    """One results.jsonl line (without its newline)."""
-    return json.dumps(obj, sort_keys=False, default=str)
+    """One results.jsonl line (without its newline): strict JSON, `null` for a value that
+    is not a finite number (`xaigraph.jsontext`)."""
+    return jsontext.dumps(obj, sort_keys=False, default=str)
 
 
 def image_error(exc: OSError) -> bool:
@@ -412,7 +414,7 @@ class RunDir:
             _clean_temporaries(self.path)
             self._fold_partial()
             self._keep_inputs()
-            text = json.dumps(self.card, indent=2, default=str) + "\n"
+            text = jsontext.dumps(self.card, indent=2, default=str) + "\n"
             atomic_write(self.path / RUN, lambda p: p.write_text(text, encoding="utf-8"))
             self._file = open(self.path / PARTIAL, "w", encoding="utf-8")
         except BaseException:

@@ -8,8 +8,8 @@ temporary name and renamed (`rundir.write_file`).
 from __future__ import annotations
 
 import functools
+import math
 import os
-import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +20,7 @@ import numpy as np
 from xaigraph.errors import file_error
 from xaigraph.explain import render
 from xaigraph.explain.io.decode import Decoded
+from xaigraph.explain.io.names import file_safe
 from xaigraph.explain.io.record import Prediction, Record
 from xaigraph.explain.io.record import Target as MapTarget
 from xaigraph.explain.io.rundir import image_error, write_file
@@ -28,12 +29,6 @@ from xaigraph.explain.plan import ExplainSpec
 __all__ = ["error_record", "file_safe", "predictions", "target_files", "write"]
 
 TOP_PREDICTIONS = 5  # the predictions a record lists
-
-
-def file_safe(name: str) -> str:
-    """A class name as a file-name part: characters other than letters, digits, `-`, `_`
-    and `.` replaced by `_` (`tiger cat` -> `tiger_cat`)."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", name) or "_"
 
 
 def target_files(spec: ExplainSpec, key: str, cls: int, score: float,
@@ -45,10 +40,16 @@ def target_files(spec: ExplainSpec, key: str, cls: int, score: float,
         spec.labels) else str(cls)
     if box is not None:
         name = f"{name}_b{box}"
-    stem = f"{key}_{name}_{score:.2f}"
+    stem = f"{key}_{name}_{score_text(score)}"
     return {"map": f"maps/{stem}.png",
             "overlay": f"overlays/{stem}.png" if spec.overlay else None,
             "raw": f"raw/{key}_{name}.npy" if spec.raw else None}
+
+
+def score_text(score: float) -> str:
+    """A score as file names carry it: two decimals (`0.41`), `noscore` when the model's
+    score is not a number (NaN: the record has `null`)."""
+    return f"{score:.2f}" if math.isfinite(score) else "noscore"
 
 
 def predictions(spec: ExplainSpec, scores: np.ndarray) -> list[dict[str, Any]]:
