@@ -113,6 +113,9 @@ precision_option = click.option(
 @click.option("--ray-address", metavar="ADDRESS",
               help="--engine ray: the Ray cluster to join (ray://HOST:10001, auto); default "
                    "a local Ray instance started and stopped by the command.")
+@click.option("--ray-timeout", type=click.FloatRange(min=0.1, max=86400), default=30.0,
+              show_default=True, metavar="SECONDS",
+              help="--ray-address: how long to wait for the cluster to answer.")
 @click.option("--ray-actors", type=click.IntRange(min=1), metavar="N",
               help="--engine ray: inference actors, one compiled model each (default: one "
                    "per node).")
@@ -127,7 +130,8 @@ def explain(model: Path, inputs: tuple[str, ...], out_dir: Path, method: str, ta
             no_overlay: bool, raw: bool, max_maps: int, class_output: str | None,
             target_layer: str | None,
             force: bool, preprocess_flags: dict[str, Any], engine_name: str,
-            ray_address: str | None, ray_actors: int | None, with_report: bool,
+            ray_address: str | None, ray_timeout: float, ray_actors: int | None,
+            with_report: bool,
             as_json: bool, debug: bool, **blackbox: Any) -> None:
     """Saliency maps and overlays of INPUT images (files, folders, list files, COCO or VOC
     annotations, - for paths on stdin) by MODEL (.xml or .onnx, augmented or plain).
@@ -148,7 +152,7 @@ def explain(model: Path, inputs: tuple[str, ...], out_dir: Path, method: str, ta
     from xaigraph.explain.plan import prepare
 
     start = time.perf_counter()
-    ray_options = _ray_options(engine_name, ray_address, ray_actors)
+    ray_options = _ray_options(engine_name, ray_address, ray_actors, ray_timeout)
     dataset = collect(list(inputs), stdin=sys.stdin)
     check_writable(out_dir)
     if with_report:
@@ -227,7 +231,8 @@ def _masks_bar(spec: Any, explainer: Any, disabled: bool) -> Any:
 
 # -- --engine ray (the Ray engine's owner: xaigraph/explain/ray_engine.py) -------------------
 
-def _ray_options(engine_name: str, address: str | None, actors: int | None) -> Any:
+def _ray_options(engine_name: str, address: str | None, actors: int | None,
+                 timeout: float = 30.0) -> Any:
     """The `RayOptions` of `--engine ray` (Ray checked before anything is written); None
     for the local engine, which takes no --ray-* option."""
     from xaigraph.errors import BadInputError
@@ -239,7 +244,10 @@ def _ray_options(engine_name: str, address: str | None, actors: int | None) -> A
     from xaigraph.explain import ray_engine
 
     ray_engine.import_ray()
-    return ray_engine.RayOptions(address=address, actors=actors)
+    options = ray_engine.RayOptions(address=address, actors=actors, timeout=timeout)
+    if address is not None:  # an unreachable cluster: one line before the model is read
+        ray_engine.reachable(address, timeout)
+    return options
 
 
 def _check_maps(spec: ExplainSpec, images: int, max_maps: int) -> None:

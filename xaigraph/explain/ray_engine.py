@@ -40,7 +40,9 @@ import logging
 import os
 import pickle
 import signal
+import socket
 import threading
+import time
 import warnings
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
@@ -57,7 +59,7 @@ from xaigraph.explain.io.decode import Decoded, decode
 from xaigraph.explain.plan import ExplainSpec
 from xaigraph.signals import Interrupted, deferred
 
-__all__ = ["RAY_MISSING", "RayOptions", "import_ray", "ray_instance", "run"]
+__all__ = ["RAY_MISSING", "RayOptions", "import_ray", "ray_instance", "reachable", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +85,11 @@ class RayOptions:
     actors: int | None = None
     num_cpus: int | None = None
     chunk: int = 10_000
+    timeout: float = 30.0  # seconds `address` has to answer (`--ray-timeout`)
 
     def __post_init__(self) -> None:
+        if not self.timeout > 0 or self.timeout == float("inf"):
+            raise BadInputError(f"--ray-timeout {self.timeout}: give a number of seconds > 0")
         if self.actors is not None and self.actors < 1:
             raise BadInputError("--ray-actors must be at least 1")
         if self.num_cpus is not None and self.num_cpus < 1:
@@ -170,8 +175,13 @@ def _start(ray: ModuleType, options: RayOptions) -> None:
                                   logging_level=logging.CRITICAL)
     if options.address is None:
         kwargs["num_cpus"] = _local_cpus(options)
+    if options.address is not None:
+        reachable(options.address, options.timeout)  # signals stay live while it waits
+    # a local instance starts under `deferred` (a signal inside its start breaks it); a
+    # cluster is joined with signals live and within --ray-timeout
+    held = deferred() if options.address is None else _within(options.timeout, options.address)
     try:
-        with deferred(), _own_sigterm(ray):
+        with held, _own_sigterm(ray):
             ray.init(address=options.address, **kwargs)
     except SystemExit as exc:  # ray.init's own SIGTERM handler exits with the signal's number
         with contextlib.suppress(Exception):
@@ -183,6 +193,60 @@ def _start(ray: ModuleType, options: RayOptions) -> None:
         where = options.address or "a local instance"
         raise BadInputError(f"cannot start or reach Ray ({where}): "
                             f"{' '.join(str(exc).split())}") from exc
+
+
+@contextmanager
+def _within(seconds: float, address: str) -> Iterator[None]:
+    """Give up the block after `seconds` (SIGALRM, main thread only): `ray.init` of an address
+    that takes connections but is not a Ray cluster would retry for its own minute."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def late(signum: int, frame: Any) -> None:
+        raise BadInputError(f"cannot reach Ray at {address}: no Ray answer in {seconds:g} s "
+                            "(--ray-timeout)")
+
+    before = signal.signal(signal.SIGALRM, late)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, before)
+
+
+def _host_port(address: str) -> tuple[str, int] | None:
+    """(host, port) of `ray://HOST:PORT` or `HOST:PORT`; None for `auto` and the like."""
+    rest = address.removeprefix("ray://")
+    host, sep, port = rest.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        return None
+    return host.strip("[]"), int(port)
+
+
+def reachable(address: str, timeout: float,
+              connect: Callable[..., Any] = socket.create_connection) -> None:
+    """Wait up to `timeout` seconds for `address` (`ray://HOST:PORT` or `HOST:PORT`) to
+    accept a TCP connection, so that an unreachable cluster fails in one line instead of
+    `ray.init` waiting for ever; `BadInputError` when it does not."""
+    where = _host_port(address)
+    if where is None:
+        return
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            connect(where, timeout=max(0.1, min(left, 5.0))).close()
+            return
+        except TimeoutError:  # no answer yet: wait, up to the deadline
+            if time.monotonic() + 0.5 >= deadline:
+                raise BadInputError(f"cannot reach Ray at {address}: no answer in "
+                                    f"{timeout:g} s (--ray-timeout)") from None
+        except OSError as exc:  # refused, no route, unknown host: an answer
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            raise BadInputError(f"cannot reach Ray at {address}: {reason}") from None
+        time.sleep(0.5)
 
 
 @contextmanager
