@@ -54,6 +54,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from xaigraph.errors import BadInputError
+from xaigraph.explain import ray_reaper
 from xaigraph.explain.explainer import Explainer, batch, unbatch
 from xaigraph.explain.io.decode import Decoded, decode
 from xaigraph.explain.plan import ExplainSpec
@@ -131,12 +132,15 @@ def ray_instance(options: RayOptions) -> Iterator[ModuleType]:
     levels = {name: logging.getLogger(name).level for name in _QUIET}
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     started = False
+    reaper = None
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", module=r"ray(\.|$)")
         try:
             _silence()
             if not ray.is_initialized():
                 started = True  # shut down below also when a signal ends `_start`
+                if options.address is None:  # its processes end with this one (ray_reaper)
+                    reaper = ray_reaper.start()
                 _start(ray, options)
             _restore(handlers)
             _silence()  # ray.init configures the "ray" logger again
@@ -149,6 +153,7 @@ def ray_instance(options: RayOptions) -> Iterator[ModuleType]:
             if started:  # (ray.shutdown sets SIGTERM's default action while it runs: a
                 with deferred():  # SIGTERM then ends the process, by then committed)
                     ray.shutdown()  # a signal inside it left Ray half shut down: SIGABRT
+                    ray_reaper.stop(reaper)
             _restore(handlers)  # what Ray set (at init, at shutdown) is not ours
             for name, level in levels.items():
                 logging.getLogger(name).setLevel(level)
