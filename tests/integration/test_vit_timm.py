@@ -12,7 +12,7 @@ dynamic one, augmented as ONNX.
 
 The maps are compared with a brute force in torch on the same module: the target token map
 (a hook on the module that makes it or takes it) is replaced by its kernel-masked copies,
-one per location (`token_masks`), stacked on the batch, and the rest of the network runs
+one per location (`vit_masks`), stacked on the batch, and the rest of the network runs
 on them.
 """
 
@@ -35,8 +35,8 @@ import onnx  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 import openvino as ov  # noqa: E402
 
+from tests.integration.tiny_models import vit_masks  # noqa: E402
 from xaigraph.api import insert  # noqa: E402
-from xaigraph.methods.vitreciprocam import token_masks  # noqa: E402
 from xaigraph.tokens import TokenGrid  # noqa: E402
 
 SIZE = 224
@@ -104,7 +104,7 @@ def _reference(model: Any, name: str, x: np.ndarray) -> np.ndarray:
     copies (location-major per image), the rest of the network run on them in torch."""
     grid = MODELS[name][0]
     module, where = MODELS[name][1](model)
-    masks = torch.from_numpy(token_masks(grid))  # [HW, L]
+    masks = torch.from_numpy(vit_masks(grid.prefix, grid.height)).float()  # [HW, L]
 
     def masked(tokens: Any) -> Any:
         length, dim = tokens.shape[1:]
