@@ -145,6 +145,8 @@ def test_vitreciprocam_matches_a_torch_brute_force(built: Callable[[str], Any], 
     result = insert(_export(model, route, tmp_path), "vitreciprocam", scaling=False,
                     output_format="ir" if route == "ov" else "onnx")
     assert result.report["validation"]["passed"]
+    why = "the class tokens join" if name.startswith("cait") else "the head averages all tokens"
+    assert result.report["form"].startswith("plain form") and why in result.report["form"]
     target = result.report["target"]
     assert target["shape"].startswith(f"[1,{grid.prefix + grid.locations},")
     if route == "ov":
