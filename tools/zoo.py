@@ -83,6 +83,11 @@ def bundled_file() -> Path:
     return Path(str(files("xaigraph.data") / "efficientnet_lite0.onnx"))
 
 
+IR_ROUTES = ("ov", "ov_static", "ir")  # augmented as IR; the others as ONNX
+SUFFIX = {"ov": ".xml", "ov_static": ".static.xml", "onnx": ".onnx",
+          "onnx_static": ".static.onnx"}
+
+
 def model_file(entry: Entry, route: str) -> Path:
     """The file of `entry` for `route`, built (and cached) when needed."""
     if entry.source == "onnx-light":
@@ -90,7 +95,7 @@ def model_file(entry: Entry, route: str) -> Path:
     if entry.source == "bundled":
         return bundled_file()
     folder = CACHE / "models" / entry.name
-    path = folder / (f"{entry.name}.xml" if route == "ov" else f"{entry.name}.onnx")
+    path = folder / f"{entry.name}{SUFFIX[route]}"
     if not path.exists():
         folder.mkdir(parents=True, exist_ok=True)
         _export_timm(entry, route, path)
@@ -98,6 +103,9 @@ def model_file(entry: Entry, route: str) -> Path:
 
 
 def _export_timm(entry: Entry, route: str, path: Path) -> None:
+    """`ov`: `openvino.convert_model`, dynamic batch; `ov_static`: the same, the input fixed
+    at `[1, 3, S, S]` (every shape a constant); `onnx` and `onnx_static`: `torch.onnx.export`
+    (see `_export_onnx`)."""
     import openvino as ov
     import timm
     import torch
@@ -113,26 +121,45 @@ def _export_timm(entry: Entry, route: str, path: Path) -> None:
     how = "openvino.convert_model"
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        if route == "ov":
+        if route in ("ov", "ov_static"):
+            batch = 1 if route == "ov_static" else -1
             converted = ov.convert_model(model, example_input=example,
-                                         input=[(-1, 3, entry.input, entry.input)])
+                                         input=[(batch, 3, entry.input, entry.input)])
             ov.save_model(converted, str(partial), compress_to_fp16=False)
             partial.with_suffix(".bin").replace(path.with_suffix(".bin"))
         else:
-            names: dict[str, Any] = {"input_names": ["image"], "output_names": ["logits"]}
-            try:
-                torch.onnx.export(model, (example,), str(partial), opset_version=17,
-                                  dynamo=False, dynamic_axes={"image": {0: "batch"},
-                                                              "logits": {0: "batch"}}, **names)
-                how = "torch.onnx.export (TorchScript), opset 17"
-            except Exception as exc:  # the TorchScript exporter cannot: try torch.export
-                batch = torch.export.Dim("batch", min=1, max=1024)
-                torch.onnx.export(model, (example,), str(partial), dynamo=True,
-                                  dynamic_shapes=({0: batch},), external_data=False, **names)
-                how = f"torch.onnx.export (dynamo), the TorchScript exporter failed: " \
-                      f"{one_line(exc)}"
+            how = _export_onnx(model, example, partial, static=route == "onnx_static")
     partial.replace(path)
-    path.with_suffix(".how").write_text(how)
+    how_file(path).write_text(how)
+
+
+def how_file(path: Path, reading: bool = False) -> Path:
+    """Where the note on how the model file `path` was exported is kept: `X.onnx.how`, one
+    per file. Older caches kept one `X.how` for both the `ov` and the `onnx` file (the last
+    export's); reading, an ONNX file without a note of its own gets that one."""
+    mine = path.with_name(path.name + ".how")
+    old = path.with_suffix(".how")
+    if reading and not mine.exists() and path.name == old.stem + ".onnx":
+        return old
+    return mine
+
+
+def _export_onnx(model: Any, example: Any, path: Path, static: bool) -> str:
+    """`torch.onnx.export` at opset 17, the batch dynamic unless `static`; when the
+    TorchScript exporter cannot, torch.export (dynamo). Returns how it was exported."""
+    import torch
+
+    names: dict[str, Any] = {"input_names": ["image"], "output_names": ["logits"]}
+    dynamic = None if static else {"image": {0: "batch"}, "logits": {0: "batch"}}
+    try:
+        torch.onnx.export(model, (example,), str(path), opset_version=17, dynamo=False,
+                          dynamic_axes=dynamic, **names)
+        return "torch.onnx.export (TorchScript), opset 17"
+    except Exception as exc:  # the TorchScript exporter cannot: try torch.export
+        shapes = None if static else ({0: torch.export.Dim("batch", min=1, max=1024)},)
+        torch.onnx.export(model, (example,), str(path), dynamo=True, dynamic_shapes=shapes,
+                          external_data=False, **names)
+        return f"torch.onnx.export (dynamo), the TorchScript exporter failed: {one_line(exc)}"
 
 
 # -- one (model, route): build, inspect, insert every method that applies ----------------
@@ -168,10 +195,10 @@ def run_route(entry: Entry, route: str, only_expected: bool = False) -> dict[str
         out["build_error"] = one_line(exc)
         return out
     out["build_seconds"] = round(time.perf_counter() - start, 1)
-    how = path.with_suffix(".how")
+    how = how_file(path, reading=True)
     if how.exists():
         out["exported_by"] = how.read_text()
-    fmt = "ir" if route in ("ov", "ir") else "onnx"
+    fmt = "ir" if route in IR_ROUTES else "onnx"
     _stage("inspecting it")
     try:
         info = xaigraph.inspect(path)
@@ -346,7 +373,9 @@ def write_report(entries: list[Entry], results: dict[str, Any], seconds: float |
                 "not redone)." if seconds else "."), "",
              "Routes: `ov` = `openvino.convert_model` from PyTorch (dynamic batch), augmented "
              "as IR; `onnx` = `torch.onnx.export` opset 17 (dynamic batch) or the ONNX file, "
-             "augmented as ONNX; `ir` = the ONNX file read by OpenVINO, augmented as IR.", "",
+             "augmented as ONNX; `ir` = the ONNX file read by OpenVINO, augmented as IR; "
+             "`ov_static`, `onnx_static` = `ov`, `onnx` with the input fixed at batch 1 "
+             "(every shape a constant).", "",
              "An entry passes when every method it expects (models_zoo.yaml) inserts and "
              "validates by every route. Cells: ok; n/a = does not apply (bold when expected: "
              "inspect's reason below); FAIL = the insert failed (reason below); · = not run.",

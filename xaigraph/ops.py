@@ -7,6 +7,7 @@ int64 tensors; `dims(x, [i, j])` gathers dimensions of `x` as such a tensor.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -14,7 +15,8 @@ import numpy as np
 
 from xaigraph.graph_view import GraphView, Value
 
-__all__ = ["NUMPY_TYPES", "BuilderBase", "OpBuilder", "T", "ints", "relax_shape"]
+__all__ = ["NUMPY_TYPES", "BuilderBase", "OpBuilder", "T", "broadcast_fixed", "ints",
+           "relax_shape"]
 
 T = Any  # a backend tensor handle: ov.Output, or an ONNX value name
 
@@ -39,16 +41,61 @@ def relax_shape(shape: np.ndarray, data: tuple[int, ...], special_zero: bool
     dim `i`: it becomes 0, "copy the input's dimension", so that a copy of the op also accepts
     another batch or sequence length. That needs special-zero semantics; when the original did
     not have them, any other 0 would change meaning, so we give up.
+
+    Otherwise, when the Reshape merges the batch with the dims after it into its dim 0
+    (`[N, L, D] -> [N*L, D]`) or splits it back out (`[N*L, D] -> [N, L, D]`), as a static
+    export writes `x.flatten(0, 1)` and `reshape_as`, shape[0] becomes -1: the other dims do
+    not hold the batch, so the copy's dim 0 scales with its batch (see `_moves_batch`).
     """
     flat = np.asarray(shape).reshape(-1)
     fixed = [i for i in (0, 1)
              if i < flat.size and i < len(data) and int(flat[i]) > 0 and int(flat[i]) == data[i]]
     if not fixed:
-        return None
+        if not _moves_batch(flat, data):
+            return None
+        out = flat.copy()
+        out[0] = -1
+        return out
     if not special_zero and np.any(flat == 0):
         return None
     out = flat.copy()
     out[fixed] = 0
+    return out
+
+
+def _moves_batch(flat: np.ndarray, data: tuple[int, ...]) -> bool:
+    """Whether the literal shape `flat` (all positive, no -1 or 0) makes its dim 0 from the
+    input's first dims `data[:k]` (k >= 2, a merge) or makes its first dims `flat[:k]` from
+    the input's dim 0 (a split)."""
+    if flat.size == 0 or not data or np.any(flat <= 0):
+        return False
+    first = int(flat[0])
+    merge = any(math.prod(data[:k]) == first for k in range(2, len(data) + 1))
+    split = any(math.prod(int(d) for d in flat[:k]) == data[0] for k in range(2, flat.size + 1))
+    return merge or split
+
+
+def broadcast_fixed(b: OpBuilder, view: GraphView, op_id: str, args: list[T],
+                    copied: Sequence[bool], axis: int) -> list[T]:
+    """The inputs `args` of a copy of the Concat `op_id` (along `axis`), where each fixed
+    input (no model input reaches it) with a batch of 1 that a copied input had too (a
+    static export's `cls_token.expand(1, -1, -1)`) is broadcast to that input's batch in the
+    copy. `copied[i]`: whether `args[i]` comes from the copy (else from the original)."""
+    op = view.ops[op_id]
+    shapes = [view.tensor(v).probe for v in op.inputs]
+    rank = len(shapes[0]) if shapes and shapes[0] is not None else 0
+    carrier = next((i for i, c in enumerate(copied) if c), None)
+    first = shapes[carrier] if carrier is not None else None
+    if carrier is None or not first or rank < 2 or axis % rank == 0 or first[0] != 1:
+        return args
+    out = list(args)
+    for i, v in enumerate(op.inputs):
+        shape = shapes[i]
+        if copied[i] or shape is None or len(shape) != rank or shape[0] != 1 \
+                or not view.is_const_derived(v.op):
+            continue
+        batch = b.dims(args[carrier], [0])
+        out[i] = b.expand(args[i], b.concat([batch, b.dims(args[i], list(range(1, rank)))], 0))
     return out
 
 

@@ -229,10 +229,11 @@ class TinyViT(nn.Module):
         return self.tail(self.body(x))
 
 
-def vit_masks(prefix: int) -> np.ndarray:
+def vit_masks(prefix: int, grid: int = VIT_GRID) -> np.ndarray:
     """The mosaics' token weights, written out from ViT-ReciproCAM's definition: prefix tokens
-    kept, grid tokens weighted by the 3x3 kernel [.5, 1, .5] x [.5, 1, .5] at each location."""
-    g = VIT_GRID
+    kept, grid tokens (`grid x grid`) weighted by the 3x3 kernel [.5, 1, .5] x [.5, 1, .5] at
+    each location."""
+    g = grid
     kernel = np.outer([0.5, 1.0, 0.5], [0.5, 1.0, 0.5])
     masks = np.zeros((g * g, prefix + g * g))
     masks[:, :prefix] = 1

@@ -43,7 +43,7 @@ from xaigraph.methods.headcopy import copy_head
 from xaigraph.methods.pooled import to_maps
 from xaigraph.ops import NUMPY_TYPES, OpBuilder, T, ints
 from xaigraph.target import Target
-from xaigraph.tokens import TokenGrid
+from xaigraph.tokens import TokenGrid, attention_kind
 
 __all__ = ["ViTReciproCAM", "resize_matrix", "slot_tables", "token_masks"]
 
@@ -154,7 +154,11 @@ class ViTReciproCAM(Method):
                     "masked copies of its token map, the other branches unmasked, run "
                     "through the head; the maps resized (bilinear) to "
                     f"{grid.height}x{grid.width} and averaged")
-        why = " (no prefix token: the head averages all tokens)" if grid.prefix == 0 else ""
+        why = ""
+        if grid.prefix == 0 and any(attention_kind(view, o) == "class" for o in head.ops):
+            why = " (no prefix token: the class tokens join the sequence in the head)"
+        elif grid.prefix == 0:
+            why = " (no prefix token: the head averages all tokens)"
         return (f"plain form: the last block and the head run on {grid.locations} masked copies "
                 f"of the token map per image ({tokens}){why}")
 

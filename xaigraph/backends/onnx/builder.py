@@ -19,7 +19,7 @@ from onnx import helper, numpy_helper
 from xaigraph.backends.onnx.view import DTYPES, opset_version
 from xaigraph.errors import MethodError
 from xaigraph.graph_view import GraphView, Value
-from xaigraph.ops import NUMPY_TYPES, BuilderBase, T, relax_shape
+from xaigraph.ops import NUMPY_TYPES, BuilderBase, T, broadcast_fixed, relax_shape
 
 __all__ = ["ONNXBuilder", "cleanup", "toposort", "undo_record"]
 
@@ -107,6 +107,10 @@ class ONNXBuilder(BuilderBase):
             if node.op_type == "Reshape" and len(info.inputs) > 1:
                 relaxed = self._relaxed_shape(node, info.inputs)
                 new_inputs[1] = relaxed or new_inputs[1]
+            elif info.neutral == "concat":
+                axis = next(a.i for a in node.attribute if a.name == "axis")
+                new_inputs = broadcast_fixed(self, view, op_id, new_inputs,
+                                             [v in mapped for v in info.inputs], axis)
             if attention_bias is not None and info.attrs.get("attention") == "softmax":
                 new_inputs[0] = self.add(new_inputs[0], attention_bias)
             if keep_rows and op_id in keep_rows:

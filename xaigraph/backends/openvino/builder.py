@@ -13,7 +13,7 @@ from openvino.utils.node_factory import NodeFactory
 
 from xaigraph.errors import MethodError
 from xaigraph.graph_view import GraphView, Value
-from xaigraph.ops import BuilderBase, T, relax_shape
+from xaigraph.ops import BuilderBase, T, broadcast_fixed, relax_shape
 
 __all__ = ["OVBuilder", "undo_record"]
 
@@ -59,6 +59,9 @@ class OVBuilder(BuilderBase):
             attrs = node.get_attributes()
             if info.type == "Reshape":
                 args[1], attrs = self._relaxed_reshape(info.inputs, args[1], attrs)
+            elif info.neutral == "concat":
+                args = broadcast_fixed(self, self._view, op_id, args,
+                                       [v in mapped for v in info.inputs], int(attrs["axis"]))
             if keep_rows and op_id in keep_rows:
                 args = [self.slice(a, 0, keep_rows[op_id], axis=1) for a in args]
             attention = info.attrs.get("attention")
