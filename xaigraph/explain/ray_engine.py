@@ -289,8 +289,20 @@ def cluster_actors(ray: ModuleType, options: RayOptions) -> int:
 # Rows carry `pos` (the position in the chunk) and pickled objects (`binary` columns), so
 # that Ray never has to fit an Item, a Decoded or a record into an Arrow type.
 
-def _decode_batch(rows: dict[str, np.ndarray], preprocess: Any) -> dict[str, np.ndarray]:
+def _at(cwd: str) -> None:
+    """Work in the driver's folder `cwd`, as its relative paths (inputs, OUT_DIR) mean: a
+    node started by `ray start` elsewhere runs its workers in its own folder. A task runs
+    alone in its worker process; where that folder does not exist, the paths are absolute or
+    the node does not have the files (the README's rule: the same paths on every node)."""
+    if os.getcwd() != cwd:
+        with contextlib.suppress(OSError):
+            os.chdir(cwd)
+
+
+def _decode_batch(rows: dict[str, np.ndarray], preprocess: Any, cwd: str
+                  ) -> dict[str, np.ndarray]:
     """Task: items -> `Decoded`s (an image that fails carries its `error`)."""
+    _at(cwd)
     decoded = [decode(pickle.loads(blob), preprocess) for blob in rows["item"]]
     return {"pos": rows["pos"], "decoded": _pickles(decoded)}
 
@@ -338,10 +350,11 @@ class _Infer:
         return {"pos": rows["pos"], "explained": _pickles(pairs)}
 
 
-def _write_batch(rows: dict[str, np.ndarray], finish: Callable[[Decoded, dict[str, Any]], Any]
-                 ) -> dict[str, np.ndarray]:
+def _write_batch(rows: dict[str, np.ndarray], finish: Callable[[Decoded, dict[str, Any]], Any],
+                 cwd: str) -> dict[str, np.ndarray]:
     """Task: `finish` each decoded image: ("ok", its result), ("error", why it did not
     decode) or ("raise", `_Raised`)."""
+    _at(cwd)
     results: list[tuple[str, Any]] = []
     for blob in rows["explained"]:
         decoded, row = pickle.loads(blob)
@@ -380,12 +393,12 @@ def _dataset(ray: ModuleType, todo: list[Any], spec: ExplainSpec, actors: int,
     blocks = max(1, min(len(todo) // size, 200))
     ds = ray.data.from_items(rows, override_num_blocks=blocks)
     ds = ds.map_batches(_decode_batch, batch_size=size, num_cpus=TASK_CPUS,
-                        fn_kwargs={"preprocess": spec.preprocess})
+                        fn_kwargs={"preprocess": spec.preprocess, "cwd": os.getcwd()})
     ds = ds.map_batches(_Infer, batch_size=size, num_cpus=ACTOR_CPUS,
                         compute=ray.data.ActorPoolStrategy(size=actors),
                         fn_constructor_args=(spec,))
     return ds.map_batches(_write_batch, batch_size=size, num_cpus=TASK_CPUS,
-                          fn_kwargs={"finish": finish})
+                          fn_kwargs={"finish": finish, "cwd": os.getcwd()})
 
 
 def run(
