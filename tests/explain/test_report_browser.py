@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -304,11 +305,12 @@ def test_metric_tables_and_model_card(small: Path, open_report) -> None:
     page = open_report(small)
     table = page.locator("#summary-table")
     expect(table.locator("thead th")).to_have_text(["metric", "better", "reciprocam", "rise"])
-    row = table.locator("tbody tr").filter(has_text="pointing_game")
-    expect(row.locator("td")).to_have_text(["↑ higher is better", "0.500 [0.300, 0.700] n=6",
-                                            "0.600 [0.400, 0.800] n=6 ★ best"])
+    row = table.locator("tbody tr").filter(has_text="pointing_game")  # intervals overlap
+    expect(row.locator("td")).to_have_text([
+        "↑ higher is better; no clear best: the intervals of rise and reciprocam overlap",
+        "0.500 [0.300, 0.700] n=6", "0.600 [0.400, 0.800] n=6"])
     row = table.locator("tbody tr").filter(has_text="deletion_auc")
-    expect(row.locator("td").nth(1)).to_have_text("0.200 [0.100, 0.300] n=6 ★ best")
+    expect(row.locator("td").nth(1)).to_have_text("0.200 [0.100, 0.300] n=6")
     per_class = page.locator("#class-table")
     expect(per_class.locator("tbody th")).to_have_text(["Egyptian cat", "tiger cat"])
     expect(per_class.locator("tbody tr").nth(1).locator("td")).to_have_text(
@@ -325,23 +327,35 @@ def test_metric_tables_and_model_card(small: Path, open_report) -> None:
                .locator("td")).to_have_text(value)
 
 
-def test_tied_means_share_best_and_all_equal_marks_none(tmp_path: Path, open_report) -> None:
+@pytest.mark.parametrize("case,values,best,why", [
+    ("apart", [(0.9, [0.85, 0.95], 6), (0.5, [0.4, 0.6], 6), (0.4, [0.3, 0.5], 6)], 1, ""),
+    ("overlap", [(0.9, [0.55, 0.95], 6), (0.5, [0.4, 0.6], 6), (0.4, [0.3, 0.5], 6)], None,
+     "no clear best: the intervals of a and b overlap"),
+    ("same", [(0.5, [0.4, 0.6], 6)] * 3, None, "no clear best: every mean is the same"),
+    ("tie", [(0.9, [0.8, 1.0], 6), (0.9, [0.8, 1.0], 6), (0.1, [0.0, 0.2], 6)], None,
+     "no clear best: a and b tie"),
+    ("n=1", [(0.9, [0.9, 0.9], 1), (0.5, [0.4, 0.6], 6), (0.4, [0.3, 0.5], 6)], None,
+     "no clear best: no interval for a (n < 2)"),
+])
+def test_best_only_where_intervals_do_not_overlap(tmp_path: Path, open_report, case: str,
+                                                   values: list[Any], best: int | None,
+                                                   why: str) -> None:
+    """★ best marks a method only when its interval overlaps no other's; otherwise the
+    "better" cell says why there is no clear best."""
     folder = write_eval(tmp_path / "ev", small_images()[:2], {"a": (0.0, 0.0), "b": (0.1, 0.0),
                                                               "c": (0.2, 0.0)})
     doc = json.loads((folder / "metrics.json").read_text())
-    for method, pg, dele in (("a", 0.7, 0.3), ("b", 0.7, 0.3), ("c", 0.4, 0.3)):
-        doc["summary"][method]["pointing_game"]["mean"] = pg  # a and b tie at the top
-        doc["summary"][method]["deletion_auc"]["mean"] = dele  # all the same: no best
+    for method, (mean, ci, n) in zip("abc", values, strict=True):
+        doc["summary"][method]["pointing_game"].update(mean=mean, ci95=ci, n=n)
     (folder / "metrics.json").write_text(json.dumps(doc), encoding="utf-8")
     page = open_report(build_report(folder))
-    table = page.locator("#summary-table")
-    row = table.locator("tbody tr").filter(has_text="pointing_game").locator("td")
-    expect(row.nth(1)).to_contain_text("★ best")
-    expect(row.nth(2)).to_contain_text("★ best")
-    expect(row.nth(3)).not_to_contain_text("best")
-    row = table.locator("tbody tr").filter(has_text="deletion_auc").locator("td")
+    cells = page.locator("#summary-table tbody tr").filter(has_text="pointing_game").locator("td")
+    expect(cells.nth(0)).to_have_text("↑ higher is better" + (f"; {why}" if why else ""))
     for k in (1, 2, 3):
-        expect(row.nth(k)).not_to_contain_text("best")
+        if k == best:
+            expect(cells.nth(k)).to_contain_text("★ best")
+        else:
+            expect(cells.nth(k)).not_to_contain_text("best")
 
 
 def test_a_report_outside_dir_stands_alone(tmp_path: Path, open_report) -> None:

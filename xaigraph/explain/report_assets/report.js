@@ -323,15 +323,29 @@
     const ci = Array.isArray(s.ci95) ? ` [${num(s.ci95[0])}, ${num(s.ci95[1])}]` : "";
     return `${num(s.mean)}${ci}` + (finite(s.n) ? ` n=${s.n}` : "");
   }
-  // The methods at the best mean by the metric's direction (ties share it); none when fewer
-  // than two methods have a mean or when every mean is the same.
+  // The method with the best mean by the metric's direction, when its 95 % interval overlaps
+  // no other method's: {k, why}. k is -1 ("no clear best") with the reason in why: a tie, an
+  // interval missing (n < 2), or an overlap; why is "" when there is nothing to compare.
   function best(metric, dir) {
-    const means = R.methods.map((mm) => (((R.metrics.summary || {})[mm] || {})[metric] || {}).mean);
-    const ok = means.filter(finite);
-    if (ok.length < 2 || !dir) return new Set();
-    const target = dir === "lower" ? Math.min(...ok) : Math.max(...ok);
-    if (ok.every((v) => v === target)) return new Set();
-    return new Set(means.flatMap((v, k) => (v === target ? [k] : [])));
+    const sums = R.methods.map((mm) => ((R.metrics.summary || {})[mm] || {})[metric] || {});
+    const ok = sums.map((s, k) => k).filter((k) => finite(sums[k].mean));
+    if (ok.length < 2 || !dir) return { k: -1, why: "" };
+    const target = (dir === "lower" ? Math.min : Math.max)(...ok.map((k) => sums[k].mean));
+    const top = ok.filter((k) => sums[k].mean === target);
+    if (top.length === ok.length) return { k: -1, why: "no clear best: every mean is the same" };
+    if (top.length > 1) return { k: -1, why: `no clear best: ${top.map((k) => R.methods[k]).join(" and ")} tie` };
+    const w = top[0];
+    const ci = (k) => (Array.isArray(sums[k].ci95) && finite(sums[k].ci95[0]) && finite(sums[k].ci95[1])
+      && finite(sums[k].n) && sums[k].n >= 2 ? sums[k].ci95 : null);
+    for (const k of ok) {
+      if (k === w) continue;
+      const a = ci(w), b = ci(k);
+      if (!a || !b) return { k: -1, why: `no clear best: no interval for ${R.methods[a ? k : w]} (n < 2)` };
+      if (a[0] <= b[1] && b[0] <= a[1]) {
+        return { k: -1, why: `no clear best: the intervals of ${R.methods[w]} and ${R.methods[k]} overlap` };
+      }
+    }
+    return { k: w, why: "" };
   }
   function renderMetrics() {
     if (!R.metrics) { $("nav-metrics").textContent = "Metrics (none)"; return; }
@@ -342,10 +356,11 @@
     const rows = names.map((metric) => {
       const dir = (info[metric] || {}).direction;
       const b = best(metric, dir);
+      const better = dir ? `${dir === "lower" ? "↓ lower" : "↑ higher"} is better` : "–";
       return el("tr", {}, el("th", { scope: "row", text: metric }),
-        el("td", { text: dir ? `${dir === "lower" ? "↓ lower" : "↑ higher"} is better` : "–" }),
+        el("td", { text: better + (b.why ? `; ${b.why}` : "") }),
         ...R.methods.map((mm, k) => el("td", { class: "num",
-          text: interval(((R.metrics.summary || {})[mm] || {})[metric]) + (b.has(k) ? " ★ best" : "") })));
+          text: interval(((R.metrics.summary || {})[mm] || {})[metric]) + (b.k === k ? " ★ best" : "") })));
     });
     const side = el("table", { id: "summary-table" },
       el("caption", { text: "Methods side by side: mean [95 % bootstrap interval] n" }), el("thead", {}, head), el("tbody", {}, ...rows));
