@@ -91,6 +91,9 @@ def _open_image(path: Path) -> Any:
     try:
         image = Image.open(path)
         image.load()
+    except Image.DecompressionBombError as exc:
+        raise SampleError(f"sample {path}: the image has more than {Image.MAX_IMAGE_PIXELS} "
+                          "pixels (a decompression bomb?)") from exc
     except (UnidentifiedImageError, SyntaxError, ValueError, EOFError) as exc:
         raise SampleError(f"sample {path} is neither a .npy array nor an image Pillow can "
                           f"read; {WHAT_A_SAMPLE_IS}") from exc
