@@ -59,12 +59,14 @@ test-fast: $(BIN)/.installed-fast
 # 2000 mutated models through insert and inspect, fresh randomness each run (make test runs
 # 200 with a fixed seed). FUZZ_CASES=N for another count.
 FUZZ_CASES ?= 2000
-# Also 50 explain runs stopped by SIGINT / SIGTERM at random moments (make test runs 10).
+# Also 50 explain runs stopped by SIGINT / SIGTERM at random moments (make test runs 10),
+# and every case of the bad-input matrix, tests/explain/bad_cases.py (make test runs 40).
 fuzz: $(BIN)/.installed-dev
 	XAIGRAPH_FUZZ_CASES=$(FUZZ_CASES) XAIGRAPH_FUZZ_RANDOM=1 $(BIN)/python -m pytest -q \
 	  tests/integration/test_fuzz.py
 	XAIGRAPH_SIGNAL_ROUNDS=50 XAIGRAPH_FUZZ_RANDOM=1 $(BIN)/python -m pytest -q \
 	  tests/explain/test_run_signals.py
+	XAIGRAPH_BAD_INPUTS=all $(BIN)/python -m pytest -q tests/explain/test_bad_inputs.py
 
 # ruff, mypy, and the import contracts of pyproject.toml (docs/runtime.md, "Import contracts").
 lint: $(BIN)/.installed-dev

@@ -19,6 +19,7 @@ import math
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -27,7 +28,7 @@ from xaigraph import jsontext
 from xaigraph.errors import XaiGraphError, file_error
 from xaigraph.logs import console, terminal
 
-__all__ = ["INTERRUPTED", "FiniteRange", "Group", "debug_option", "echo", "fail",
+__all__ = ["INTERRUPTED", "FiniteRange", "Group", "OutputPath", "debug_option", "echo", "fail",
            "handle_errors", "json_option", "one_line", "print_json", "succeed", "terminal"]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -56,6 +57,20 @@ class FiniteRange(click.FloatRange):
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a finite number.", param, ctx)
         return number
+
+
+class OutputPath(click.Path):
+    """An output folder's `click.Path` (as a `Path`): an empty one, which would write into
+    the current folder (`-o "$OUT"` with OUT unset), is a usage error."""
+
+    def __init__(self) -> None:
+        super().__init__(path_type=Path)
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and value == "":
+            self.fail("an empty path; name the output folder.", param, ctx)
+        return super().convert(value, param, ctx)
 
 
 def print_json(obj: dict[str, Any]) -> None:

@@ -49,7 +49,7 @@ import numpy as np
 
 from xaigraph.errors import BadInputError
 from xaigraph.labels import format_labels, parse_labels
-from xaigraph.preprocess import INTERPOLATIONS, RESIZE_MODES, Preprocess
+from xaigraph.preprocess import INTERPOLATIONS, MAX_SIDE, RESIZE_MODES, Preprocess
 
 __all__ = [
     "DEFAULT_SIZE",
@@ -196,6 +196,9 @@ def input_preprocess(model: Any, size: tuple[int, int] | None = None) -> Preproc
         return None
     fill = size or (DEFAULT_SIZE, DEFAULT_SIZE)
     shape = (hw[0] or fill[0], hw[1] or fill[1])
+    if max(shape) > MAX_SIDE:
+        raise BadInputError(f"the model's input is {shape[0]}x{shape[1]} pixels: height and "
+                            f"width must be at most {MAX_SIDE}")
     return Preprocess(size=shape, layout=layout, dtype=dtype,
                       channels="GRAY" if channels == 1 else "RGB")
 

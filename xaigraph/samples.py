@@ -12,6 +12,7 @@ the insert report lists it.
 
 from __future__ import annotations
 
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,8 @@ def read_samples(paths: list[Path] | tuple[Path, ...], backend: Backend | None =
 def _read(path: Path, backend: Backend | None, model: Any,
           preprocess: Preprocess | None = None) -> Sample:
     try:
+        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block, a device never end
+            raise SampleError(f"sample {path} is not a regular file; {WHAT_A_SAMPLE_IS}")
         with open(path, "rb") as f:
             head = f.read(8)
     except OSError as exc:
@@ -88,6 +91,9 @@ def _open_image(path: Path) -> Any:
     try:
         image = Image.open(path)
         image.load()
+    except Image.DecompressionBombError as exc:
+        raise SampleError(f"sample {path}: the image has more than {Image.MAX_IMAGE_PIXELS} "
+                          "pixels (a decompression bomb?)") from exc
     except (UnidentifiedImageError, SyntaxError, ValueError, EOFError) as exc:
         raise SampleError(f"sample {path} is neither a .npy array nor an image Pillow can "
                           f"read; {WHAT_A_SAMPLE_IS}") from exc

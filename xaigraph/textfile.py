@@ -12,17 +12,21 @@ starts with `where` (the file, or the flag and the file):
   `MAX_JSON_BYTES`, 1 GiB), by its size before it is read, and by what was read (never more
   than `limit` + 1 bytes) should it grow meanwhile;
 - a file that is not UTF-8 (`read_text`), or that cannot be opened (the reason in words).
+
+`open_regular` is the first check alone, for a file read line by line (an OUT_DIR's
+results.jsonl, which has no size cap).
 """
 
 from __future__ import annotations
 
 import os
 import stat
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 from xaigraph.errors import BadInputError, file_error
 
-__all__ = ["MAX_JSON_BYTES", "MAX_TEXT_BYTES", "read_bytes", "read_stream", "read_text"]
+__all__ = ["MAX_JSON_BYTES", "MAX_TEXT_BYTES", "open_regular", "read_bytes", "read_stream",
+           "read_text"]
 
 MAX_TEXT_BYTES = 256 << 20  # a list of a few million paths; any label or names file
 MAX_JSON_BYTES = 1 << 30  # COCO's largest split, instances_train2017.json, is 448 MiB
@@ -45,21 +49,29 @@ def _size(limit: int) -> str:
     return f"{limit >> 30} GiB" if limit >= 1 << 30 else f"{limit >> 20} MiB"
 
 
-def read_bytes(path: str | os.PathLike[str], *, where: str | None = None,
-               limit: int = MAX_TEXT_BYTES) -> bytes:
-    """The bytes of the regular file `path`, at most `limit` of them (see the module's
-    docstring); `where` starts every error line (default: the path)."""
+def open_regular(path: str | os.PathLike[str], *, where: str | None = None) -> BinaryIO:
+    """`path` opened for reading in binary, refused (`BadInputError`, without blocking)
+    when it is not a regular file or cannot be opened."""
     where = where if where is not None else os.fsdecode(path)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
         raise BadInputError(f"{where}: cannot read it ({_reason(exc)})") from exc
-    with os.fdopen(fd, "rb") as f:
-        status = os.fstat(fd)
-        if not stat.S_ISREG(status.st_mode):
-            raise BadInputError(f"{where}: {_kind(status.st_mode)}, not a regular file; "
-                                "give a text file")
-        if status.st_size > limit:
+    status = os.fstat(fd)
+    if not stat.S_ISREG(status.st_mode):
+        os.close(fd)
+        raise BadInputError(f"{where}: {_kind(status.st_mode)}, not a regular file; "
+                            "give a text file")
+    return os.fdopen(fd, "rb")
+
+
+def read_bytes(path: str | os.PathLike[str], *, where: str | None = None,
+               limit: int = MAX_TEXT_BYTES) -> bytes:
+    """The bytes of the regular file `path`, at most `limit` of them (see the module's
+    docstring); `where` starts every error line (default: the path)."""
+    where = where if where is not None else os.fsdecode(path)
+    with open_regular(path, where=where) as f:
+        if os.fstat(f.fileno()).st_size > limit:
             raise _too_large(where, limit)
         try:
             data = f.read(limit + 1)

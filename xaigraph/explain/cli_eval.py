@@ -13,6 +13,7 @@ import click
 
 from xaigraph.cli_common import (
     FiniteRange,
+    OutputPath,
     debug_option,
     echo,
     handle_errors,
@@ -35,7 +36,7 @@ __all__ = ["eval_command"]
 @click.command("eval")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("-o", "--output", "out_dir", required=True, type=click.Path(path_type=Path),
+@click.option("-o", "--output", "out_dir", required=True, type=OutputPath(),
               help="EVAL_DIR: metrics.json, metrics.md, an explain OUT_DIR per method.")
 @click.option("--methods", default="", metavar="LIST",
               help="Methods to evaluate, comma-separated (reciprocam,activationmap,rise); "

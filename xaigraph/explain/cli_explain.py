@@ -19,6 +19,7 @@ import click
 
 from xaigraph.cli_common import (
     FiniteRange,
+    OutputPath,
     echo,
     handle_errors,
     print_json,
@@ -76,7 +77,7 @@ precision_option = click.option(
 @click.command("explain")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("-o", "--output", "out_dir", required=True, type=click.Path(path_type=Path),
+@click.option("-o", "--output", "out_dir", required=True, type=OutputPath(),
               help="Folder for maps/, overlays/, raw/, results.jsonl and run.json.")
 @click.option("-m", "--method", type=click.Choice(methods.choices()), default="auto",
               show_default=True, help=methods.auto_help())

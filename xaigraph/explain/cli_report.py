@@ -10,7 +10,14 @@ from pathlib import Path
 
 import click
 
-from xaigraph.cli_common import debug_option, echo, handle_errors, json_option, print_json
+from xaigraph.cli_common import (
+    OutputPath,
+    debug_option,
+    echo,
+    handle_errors,
+    json_option,
+    print_json,
+)
 from xaigraph.explain.report import build
 
 __all__ = ["report"]
@@ -18,7 +25,7 @@ __all__ = ["report"]
 
 @click.command()
 @click.argument("folder", metavar="DIR", type=click.Path(path_type=Path))
-@click.option("-o", "--output", "out", type=click.Path(path_type=Path), default=None,
+@click.option("-o", "--output", "out", type=OutputPath(), default=None,
               help="The report folder (default: DIR/report). Inside DIR the report refers to "
                    "DIR's maps; elsewhere it copies them.")
 @click.option("--top-k", type=click.IntRange(min=1), default=None,

@@ -218,7 +218,21 @@ def _read_given(folder: Path) -> tuple[str, dict[str, Any]]:
     if not (card.get("options") or {}).get("raw"):
         raise BadInputError(f"--from-explain {folder}: no raw maps; run xaigraph explain "
                             "with --raw")
+    _check_raw_files(folder)
     return method, card
+
+
+def _check_raw_files(folder: Path) -> None:
+    """Refuse, before anything is written, an OUT_DIR whose ok records name a raw map that
+    is not a file there (deleted since: the metrics would stop half-way)."""
+    for record in rundir.read_lines(folder / rundir.RESULTS):
+        if record.get("status") != "ok" or not isinstance(record.get("targets"), list):
+            continue
+        for target in record["targets"]:
+            rel = target.get("raw") if isinstance(target, dict) else None
+            if isinstance(rel, str) and not (folder / rel).is_file():
+                raise BadInputError(f"--from-explain {folder}: its raw map {rel} is missing; "
+                                    "run xaigraph explain --raw there again")
 
 
 def _preprocess_of(card: dict[str, Any], fallback: Any) -> Any:

@@ -387,8 +387,10 @@ def _overridden(base: Preprocess | None, flags: dict[str, Any] | None) -> Prepro
 
 def _input_preprocess(preprocess: Preprocess | None, dims: tuple[int | None, ...] | None
                       ) -> Preprocess:
-    """The given preprocessing, else one sized to the model input (stretch, pixels 0..1)."""
+    """The given preprocessing, else one sized to the model input (stretch, pixels 0..1);
+    refused (before anything is written) when it makes inputs of another shape."""
     if preprocess is not None:
+        _check_fits(preprocess, dims)
         return preprocess
     if dims is None or len(dims) != 4:
         raise BadInputError("the model's input is not an image [N, C, H, W]; give the "
@@ -399,6 +401,21 @@ def _input_preprocess(preprocess: Preprocess | None, dims: tuple[int | None, ...
         raise BadInputError("the model's input size is dynamic; give it (--size H,W)")
     return Preprocess(size=(h, w), resize="stretch", scale=1 / 255,
                       layout="NHWC" if nhwc else "NCHW")
+
+
+def _check_fits(preprocess: Preprocess, dims: tuple[int | None, ...] | None) -> None:
+    """`BadInputError` when the inputs `preprocess` makes ([1, C, H, W] or [1, H, W, C])
+    cannot be the model's, whose dims (None: dynamic) are `dims`."""
+    h, w = preprocess.size
+    c = 1 if preprocess.channels == "GRAY" else 3
+    made = (1, c, h, w) if preprocess.layout == "NCHW" else (1, h, w, c)
+    if dims is None or (len(dims) == 4 and all(
+            d is None or d == m for d, m in zip(dims[1:], made[1:], strict=True))):
+        return
+    shown = ", ".join("?" if d is None else str(d) for d in dims)
+    raise BadInputError(f"the preprocessing makes {preprocess.layout} inputs of shape "
+                        f"{list(made)} ({preprocess.channels}), but the model's input is "
+                        f"[{shown}]: check --size, --layout and the channels")
 
 
 def prepare(

@@ -50,7 +50,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO
 
-from xaigraph import jsontext
+from xaigraph import jsontext, textfile
 from xaigraph.errors import AccessError, FileError, OutputExistsError
 from xaigraph.explain.io.record import Record, RecordError
 from xaigraph.files import atomic_write
@@ -235,15 +235,17 @@ def _is_card(card: Any) -> bool:
 
 
 def read_lines(path: Path) -> Iterator[dict[str, Any]]:
-    """The JSON objects of a jsonl file; a torn last line (a killed run's) is ignored."""
+    """The JSON objects of a jsonl file; a torn last line (a killed run's) is ignored, and
+    so is a line that is not UTF-8 JSON. Anything but a regular file (a FIFO, a device) is a
+    one-line `BadInputError`, found without blocking."""
     if not path.exists():
         return
-    with open(path, encoding="utf-8") as f:
+    with textfile.open_regular(path) as f:
         for line in f:
-            if not line.endswith("\n"):
+            if not line.endswith(b"\n"):
                 break
             try:
-                obj = json.loads(line)
+                obj = json.loads(line)  # bytes: UTF-8, or a ValueError
             except ValueError:
                 continue
             if isinstance(obj, dict):
