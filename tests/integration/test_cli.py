@@ -283,7 +283,9 @@ def test_inspect_bad_input() -> None:
 def test_inspect_lines_up_the_method_names(tiny_file: Callable[..., Path]) -> None:
     code, stdout, _ = invoke("inspect", str(tiny_file("gap_fc", False, "onnx17")))
     assert code == 0
-    lines = stdout.split("methods\n", 1)[1].splitlines()
+    after = stdout.split("methods\n", 1)[1].splitlines()
+    lines = after[:next(i for i, line in enumerate(after) if not line.startswith(" "))]
+    assert after[len(lines)].startswith("auto        explain --method auto takes reciprocam")
     starts = {len(line) - len(line.lstrip()) for line in lines}
     texts = {line.split()[0]: line for line in lines}
     assert starts == {2}
