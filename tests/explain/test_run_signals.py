@@ -23,6 +23,7 @@ from tests.explain import run_models
 
 ROUNDS = int(os.environ.get("XAIGRAPH_SIGNAL_ROUNDS", "10"))
 SEED = None if os.environ.get("XAIGRAPH_FUZZ_RANDOM") else 20261207
+IMAGES = 40  # photos of the run
 
 pytestmark = pytest.mark.slow  # `make test-fast` leaves it out
 
@@ -44,7 +45,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     model = root / "classifier.onnx"
     # wide enough that the inference thread is inside the runtime much of the time
     onnx.save(run_models.classifier(size=224, width=64), str(model))
-    photos = run_models.photos(root / "photos", 40, size=(240, 320))
+    photos = run_models.photos(root / "photos", IMAGES, size=(240, 320))
     runs = {}
     for runtime in ("openvino", "onnxruntime"):
         whole = root / f"whole-{runtime}"
@@ -57,6 +58,24 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return {"root": root, "model": model, "photos": photos, "runs": runs}
 
 
+def _wait_for(proc: Any, out: Path, records: int, early: float) -> None:
+    """Until the run has written `records` records (its partial results file), or for
+    `early` seconds when none: a moment of the run chosen by its progress, not by a clock
+    that a loaded machine (the rest of the suite) makes run slow or fast."""
+    if records == 0:
+        time.sleep(early)
+        return
+    partial = out / ".results.jsonl.partial"
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            if partial.read_bytes().count(b"\n") >= records:
+                return
+        except OSError:
+            pass
+        time.sleep(0.005)
+
+
 def test_a_signal_at_any_moment_ends_the_run_cleanly_and_it_resumes(setup: dict[str, Any]
                                                                      ) -> None:
     rng = random.Random(SEED)
@@ -66,13 +85,15 @@ def test_a_signal_at_any_moment_ends_the_run_cleanly_and_it_resumes(setup: dict[
         whole, seconds = setup["runs"][runtime]
         out = setup["root"] / f"round{n}"
         sig = rng.choice([signal.SIGINT, signal.SIGTERM])
-        delay = rng.uniform(0.2, seconds * 0.9)
+        done = rng.randrange(0, IMAGES - 4)  # records written before the signal
+        start = time.perf_counter()
         proc = run_models.popen("explain", setup["model"], setup["photos"], "-o", out,
                                 "--runtime", runtime, "--batch-size", "2")
-        time.sleep(delay)
+        _wait_for(proc, out, done, rng.uniform(0.2, min(1.5, seconds / 2)))
         proc.send_signal(sig)
+        delay = time.perf_counter() - start
         _, stderr = proc.communicate(timeout=120)
-        where = f"round {n}: {sig.name} after {delay:.2f}s on {runtime}"
+        where = f"round {n}: {sig.name} after {delay:.2f}s, {done} records, on {runtime}"
         if proc.returncode != 0:
             interrupted += 1
             assert proc.returncode == 128 + sig, (where, proc.returncode, stderr)
