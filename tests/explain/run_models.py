@@ -19,7 +19,7 @@ import onnx
 from onnx import helper, numpy_helper
 from PIL import Image
 
-from tests.unit.files_models import ENTRY
+from tests.unit.files_models import ENTRY, RESET_SIGNALS
 
 __all__ = ["ENTRY", "classifier", "cli", "photos", "popen", "popen_holding_lock"]
 
@@ -74,8 +74,11 @@ def _env() -> dict[str, str]:
 
 
 def popen(*args: str | Path, cwd: Path | None = None) -> subprocess.Popen[str]:
-    """`xaigraph ARGS` in a subprocess, started as the installed command starts."""
-    return subprocess.Popen([sys.executable, "-c", ENTRY, *map(str, args)], cwd=cwd,
+    """`xaigraph ARGS` in a subprocess, started as the installed command starts from an
+    interactive shell (SIGINT and SIGHUP not ignored, even when the tests run as a
+    background job, which ignores SIGINT, and the entry point keeps an ignored signal so)."""
+    return subprocess.Popen([sys.executable, "-c", RESET_SIGNALS + ENTRY, *map(str, args)],
+                            cwd=cwd,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=_env())
 
