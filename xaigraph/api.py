@@ -17,7 +17,7 @@ import openvino as ov
 from xaigraph import model_info, model_io, signals
 from xaigraph import stamp as stamp_mod
 from xaigraph.backends import BACKENDS, Backend, backend_for_path, get_backend
-from xaigraph.errors import BadInputError, TargetError, XaiGraphError
+from xaigraph.errors import BadInputError, TargetError
 from xaigraph.graph_view import GraphView
 from xaigraph.head import Head
 from xaigraph.methods import METHODS, get_method
@@ -28,7 +28,7 @@ from xaigraph.preprocess import Preprocess
 from xaigraph.samples import read_samples
 from xaigraph.stamp import UNDO_KEY, Stamp
 from xaigraph.stripping import check_stripped, strip_loaded
-from xaigraph.target import Target, classification_output
+from xaigraph.target import Target, classification_output_if_any
 from xaigraph.version import __version__
 
 __all__ = ["Analysed", "InsertResult", "analyse", "insert", "inspect", "load_samples", "save",
@@ -414,13 +414,9 @@ def _without_target(view: GraphView, class_output: str | None, problem: str
     when an output holds them (what a black-box method explains)."""
     info: dict[str, Any] = {"target": None, "target_problem": problem, "head": [],
                             "candidates": [], "num_classes": None}
-    try:
-        _, value, k = classification_output(view, class_output)
-    except XaiGraphError:
-        signals.check()  # an interrupted run ends here, never goes on another way
-        if class_output is not None:
-            raise
-    else:
+    found = classification_output_if_any(view, class_output)
+    if found is not None:
+        _, value, k = found
         info["classification_output"] = view.describe(value)
         info["class_scores"] = view.describe(value)
         info["num_classes"] = k

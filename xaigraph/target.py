@@ -22,8 +22,9 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 
+from xaigraph import signals
 from xaigraph.detector import DetectorHead, find_detector_head
-from xaigraph.errors import TargetError, UnknownLayerError
+from xaigraph.errors import TargetError, UnknownLayerError, XaiGraphError
 from xaigraph.graph_view import GraphView, Value
 from xaigraph.tokens import TokenGrid, find_branch_targets, find_token_target, token_grid
 
@@ -136,6 +137,19 @@ def _named_output(view: GraphView, output: str | int) -> tuple[int, Value, int]:
         raise TargetError(f"output '{_output_names(view, index)[0]}' {_fmt(shape)} does not "
                           "hold class scores: they are shaped [N, K] or [N, K, 1, 1]")
     return index, values[index], k
+
+
+def classification_output_if_any(view: GraphView, output: str | int | None = None
+                                 ) -> tuple[int, Value, int] | None:
+    """`classification_output`, or None when no output holds class scores and none was
+    named (a model a black-box method cannot read by class either)."""
+    try:
+        return classification_output(view, output)
+    except XaiGraphError:
+        signals.check()  # an interrupted run ends here, never goes on another way
+        if output is not None:
+            raise
+        return None
 
 
 def classification_output(view: GraphView, output: str | int | None = None

@@ -278,15 +278,12 @@ def _without_target(view: Any, class_output: str | None, stamp: Any,
                     problem: str) -> _Analysis:
     """A model no white-box method reads (no target found): its class output still names
     the classes a black-box method explains, when an output holds class scores."""
-    from xaigraph.target import classification_output
+    from xaigraph.target import classification_output_if_any
 
-    try:
-        index, value, k = classification_output(view, class_output)
-    except XaiGraphError:
-        signals.check()  # an interrupted run ends here, never goes on another way
-        if class_output is not None:
-            raise
+    found = classification_output_if_any(view, class_output)
+    if found is None:
         return _Analysis(stamp, None, None, 0, None, None, {}, problem)
+    index, value, k = found
     return _Analysis(stamp, None, None, index, _final_activation(view, value), k, {}, problem)
 
 
