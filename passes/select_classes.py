@@ -65,7 +65,7 @@ def resolve(spec: str, items: Sequence[Item], labels: list[str] | None) -> list[
                 f"--targets '{spec}': '{item}' is not a class index and the model carries no "
                 f"class names (labels); {_USAGE}")
         else:
-            out.append(class_index(item, labels, f"--targets '{spec}'"))
+            out.append(class_index(item, labels, "--targets"))
     _refuse_repeats(spec, out)
     return out
 

@@ -83,13 +83,18 @@ def succeed(report: dict[str, Any]) -> None:
     print_json({"ok": True, "exit_code": 0, **report})
 
 
-def fail(kind: str, message: str, code: int, as_json: bool) -> NoReturn:
-    """The one stderr line, with --json the one JSON object on stdout, and the exit code."""
+def fail(kind: str, message: str, code: int, as_json: bool, where: str | None = None,
+         debug: bool = False) -> NoReturn:
+    """The one stderr line, with --json the one JSON object on stdout, and the exit code.
+    `where` (the pass that raised) leads the line only under `--debug`; `--json` gives it
+    as `error.pass`."""
     message = one_line(message)
-    echo(f"xaigraph: error: {message}", err=True)
+    echo(f"xaigraph: error: {where + ': ' if where and debug else ''}{message}", err=True)
     if as_json:
-        print_json({"ok": False, "exit_code": code,
-                    "error": {"kind": kind, "message": message}})
+        error: dict[str, Any] = {"kind": kind, "message": message}
+        if where:
+            error["pass"] = where
+        print_json({"ok": False, "exit_code": code, "error": error})
     sys.exit(code)
 
 
@@ -126,7 +131,7 @@ def handle_errors(func: F) -> F:
             if debug:
                 traceback.print_exc()
             err = _classify(exc)
-            fail(err.kind, str(err), err.exit_code, as_json)
+            fail(err.kind, str(err), err.exit_code, as_json, err.where, debug)
 
     return wrapper  # type: ignore[return-value]
 

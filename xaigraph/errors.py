@@ -49,10 +49,13 @@ __all__ = [
 
 
 class XaiGraphError(Exception):
-    """Base class. `exit_code` is what the CLI returns for it, `kind` what `--json` names."""
+    """Base class. `exit_code` is what the CLI returns for it, `kind` what `--json` names;
+    `where`, when a pass raised it, that pass and those before it (`--debug` and `--json`'s
+    `error.pass` show it; the message itself is the sentence a user reads)."""
 
     exit_code = 2
     kind = "bad-input"
+    where: str | None = None
 
 
 class BadInputError(XaiGraphError):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Sequence
 from importlib import resources
 
 from xaigraph.errors import BadInputError
@@ -72,10 +73,21 @@ def class_index(name: str, labels: list[str], what: str) -> int:
     if found:
         raise BadInputError(f"{what}: class name '{name}' is ambiguous (indices "
                             f"{', '.join(map(str, found))}): give its index")
-    normals = [normal(label) for label in labels]
-    near = [n for n in normals if key in n.split() or n in key.split()][:5]
-    near += [n for n in difflib.get_close_matches(key, normals, n=5, cutoff=0.6)
-             if n not in near][: 5 - len(near)]
-    hint = ", ".join(f"{labels[normals.index(n)]} ({normals.index(n)})" for n in near)
+    names = [f"'{labels[i]}' ({i})" for i in closest(key, labels)]
+    suggestion = " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
     raise BadInputError(f"{what}: unknown class name '{name}'"
-                        + (f"; near names: {hint}" if hint else "; no near name"))
+                        + (f"; did you mean {suggestion}?" if suggestion else
+                           "; no class name is close (xaigraph inspect MODEL lists them)"))
+
+
+def closest(key: str, labels: Sequence[str], most: int = 3) -> list[int]:
+    """The indices of the class names nearest the normal name `key`: names that contain it
+    as a word (`cat` in `tiger cat`), then those whose similarity (difflib's ratio, at least
+    0.6) is within 0.1 of the best; at most `most`, nearest first."""
+    normals = [normal(label) for label in labels]
+    ratios = [(difflib.SequenceMatcher(None, key, n).ratio(), i) for i, n in enumerate(normals)]
+    best = max((r for r, _ in ratios), default=0.0)
+    near = [i for r, i in sorted(ratios, key=lambda ri: (-ri[0], ri[1]))
+            if r >= max(0.6, best - 0.1)]
+    words = [i for i, n in enumerate(normals) if key in n.split()]
+    return (words + [i for i in near if i not in words])[:most]

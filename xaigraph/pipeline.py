@@ -274,25 +274,27 @@ class PassManager:
                 ctx.backend.verify(result.model)
                 ctx.invalidate()
             p.ensures(result.model, ctx)
-        except XaiGraphError as exc:  # same type, message prefixed with where it happened
+        except XaiGraphError as exc:  # same type and message; where it happened beside it
             _stop_if_interrupted(exc)
-            exc.args = (self._where(p, ran) + str(exc), *exc.args[1:])
+            if exc.where is None:
+                exc.where = self._where(p, ran)
             raise
         except Exception as exc:
             _stop_if_interrupted(exc)
             detail = str(exc).strip().splitlines()
             msg = detail[-1] if detail else type(exc).__name__
-            raise PassError(
-                self._where(p, ran) + f"internal error: {type(exc).__name__}: {msg} "
-                "(rerun with --debug for the traceback)",
-                exc,
-            ) from exc
+            error = PassError(f"internal error: {type(exc).__name__}: {msg} (rerun with "
+                              "--debug for the traceback)", exc)
+            error.where = self._where(p, ran)
+            raise error from exc
         return result
 
     @staticmethod
     def _where(p: Pass, ran: list[str]) -> str:
+        """The pass an error came from, and those before it: shown under `--debug` and as
+        `--json`'s `error.pass`, never in the one line a user reads."""
         before = f" (after {', '.join(ran)})" if ran else ""
-        return f"{p.text()}{before}: "
+        return f"{p.text()}{before}"
 
 
 def _stop_if_interrupted(exc: BaseException) -> None:

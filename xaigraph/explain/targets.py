@@ -268,7 +268,7 @@ def parse(text: str, labels: Sequence[str] | None) -> Target:
             raise BadInputError(f"--targets '{text}': class name '{s}' but the model has no "
                                 "class names (give --labels FILE, or indices)")
         else:
-            classes.append(class_index(s, list(labels), f"--targets '{text}'"))
+            classes.append(class_index(s, list(labels), "--targets"))
     if len(set(classes)) != len(classes):
         raise BadInputError(f"--targets '{text}': a class is listed twice")
     return Classes(tuple(classes))
