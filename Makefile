@@ -10,19 +10,24 @@ PEER_VENV ?= .venv-peer
 PEER_BIN := $(PEER_VENV)/bin
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test test-fast fuzz lint bench bench-compiler bench-runtime zoo export-demo-model \
+.PHONY: demo test test-fast fuzz lint dist bench bench-compiler bench-runtime zoo export-demo-model \
 	browser clean
 
 # Two markers: the runtime dependencies (all the demo needs), then the dev extra on top
 # (pytest, ruff, mypy, torch for the tiny test models).
+# passes/ installs as xaigraph.passes, so setuptools makes the editable install an import
+# hook and warns (a boxed "Editable installation" notice) that a folder named like the package
+# in the working directory could shadow it: here that folder is the package itself.
+QUIET_EDITABLE := PYTHONWARNINGS="ignore:Editable installation"
+
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e .
+	$(QUIET_EDITABLE) $(BIN)/python -m pip install --quiet -e .
 	touch $@
 
 $(BIN)/.installed-dev: $(BIN)/.installed
-	$(BIN)/python -m pip install --quiet -e '.[dev,ray]'
+	$(QUIET_EDITABLE) $(BIN)/python -m pip install --quiet -e '.[dev,ray]'
 	touch $@
 
 # The fast tier's tools only, no torch, timm, Ray or browser: pytest and import-linter as in
@@ -31,6 +36,13 @@ $(BIN)/.installed-dev: $(BIN)/.installed
 $(BIN)/.installed-fast: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet 'pytest>=8' 'pytest-xdist>=3.5' 'import-linter>=2.17'
 	touch $@
+
+# A wheel in dist/ (what `pip install dist/xaigraph-*.whl` installs where the repository is
+# not at hand; tests/integration/test_wheel.py installs one into a bare venv and runs it).
+dist: $(BIN)/.installed
+	rm -rf dist
+	$(BIN)/python -m pip wheel --quiet --no-deps . -w dist
+	@ls dist/*.whl
 
 # The report's browser tests drive Debian's Chromium (Playwright never downloads a browser).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -104,4 +116,4 @@ export-demo-model: $(ZOO_BIN)/.installed
 
 clean:
 	rm -rf $(VENV) $(ZOO_VENV) $(PEER_VENV) $(DEMO_OUT) .pytest_cache .mypy_cache .ruff_cache \
-		.import_linter_cache
+		.import_linter_cache dist
