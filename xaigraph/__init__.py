@@ -23,11 +23,13 @@ from xaigraph.version import __version__
 
 if TYPE_CHECKING:
     from xaigraph.api import InsertResult, insert, inspect, save, strip
+    from xaigraph.preprocess import Preprocess
 
 __all__ = [
     "BadInputError",
     "InsertResult",
     "MethodError",
+    "Preprocess",
     "TargetError",
     "ValidationError",
     "XaiGraphError",
@@ -49,6 +51,10 @@ def __getattr__(name: str) -> Any:
         import importlib
 
         return importlib.import_module("xaigraph.explain")
+    if name == "Preprocess":
+        from xaigraph.preprocess import Preprocess
+
+        return Preprocess
     if name in _API:
         from xaigraph import api
 

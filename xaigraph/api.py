@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 import openvino as ov
 
-from xaigraph import model_info, model_io, signals
+from xaigraph import model_info, model_io, signals, torch_models
 from xaigraph import stamp as stamp_mod
 from xaigraph.backends import BACKENDS, Backend, backend_for_path, get_backend
 from xaigraph.errors import BadInputError, TargetError
@@ -78,22 +78,22 @@ class Analysed:
 
 def analyse(model: ModelLike, *, target_layer: str | None = None,
             num_anchors: int | None = None, class_output: str | None = None,
-            output_format: str | None = None) -> Analysed:
+            output_format: str | None = None, example_input: Any = None) -> Analysed:
     """Run the analysis passes on a clone of a plain `model` (read as for `insert`): the
     target, its head, the class output. Raises what detect-target raises (`TargetError`
     when no target is found)."""
-    loaded, backend = _load(model, output_format)
+    loaded, backend = _load(model, output_format, example_input)
     manager = analysis_pipeline(target_layer, num_anchors, class_output)
     ctx = PassContext(backend=backend, original=loaded.model)
     clone = backend.clone(loaded.model)
     return Analysed(loaded, manager.run(clone, ctx), ctx, manager)
 
 
-def _load(model: ModelLike, output_format: str | None
+def _load(model: ModelLike, output_format: str | None, example_input: Any = None
           ) -> tuple[model_io.LoadedModel, Backend]:
     """`model` read (see `_read`) and its backend; `BadInputError` for an input with a
     zero-sized dimension."""
-    loaded = _read(model, output_format)
+    loaded = _read(model, output_format, example_input)
     backend = get_backend(loaded.backend, loaded.external_data)
     for port in backend.inputs(loaded.model):  # OpenVINO corrupts its heap on empty batches
         if port.dims is not None and 0 in port.dims:
@@ -108,11 +108,17 @@ def _source(loaded: model_io.LoadedModel, backend: Backend) -> dict[str, Any]:
             "format": backend.name}
 
 
-def _read(model: ModelLike, output_format: str | None) -> model_io.LoadedModel:
+def _read(model: ModelLike, output_format: str | None, example_input: Any = None
+          ) -> model_io.LoadedModel:
     if output_format is not None and output_format not in BACKENDS:
         raise BadInputError(f"unknown output format '{output_format}'; use 'ir' or 'onnx'")
     if isinstance(model, model_io.LoadedModel):
         return model
+    if torch_models.is_torch(model) or torch_models.is_torch_file(model):
+        return torch_models.load(model, example_input, output_format)
+    if example_input is not None:
+        raise BadInputError("example_input is for a PyTorch model (a module, or a .pt, .pth "
+                            "or .pt2 file)")
     if isinstance(model, ov.Model):
         if output_format == "onnx":
             raise BadInputError("an ov.Model cannot be written as ONNX")
@@ -145,11 +151,14 @@ def insert(
     class_output: str | None = None,
     record_preprocess: Preprocess | None = None,
     record_labels: list[str] | None = None,
+    example_input: Any = None,
 ) -> InsertResult:
     """Return the model with a `saliency_map` output built by `method`.
 
     `model` is a path (`.xml` IR or `.onnx`), an `ov.Model` or an `onnx.ModelProto`; an
-    in-memory model is modified in place. An `Analysed` model (`analyse`) is augmented without
+    in-memory model is modified in place. A PyTorch model (a `torch.nn.Module`, or a
+    TorchScript `.pt` / `.pth` or `torch.export` `.pt2` file) is converted first by tracing it
+    on `example_input` (a shape such as `(1, 3, 224, 224)`, or a tensor; needs torch). An `Analysed` model (`analyse`) is augmented without
     analysing it again: its analysis options must be this call's (`target_layer`, `num_anchors`,
     `class_output`), and it keeps its format. `output_format` is "ir" (an `ov.Model` comes back;
     the default for paths and `ov.Model`s) or "onnx" (an `onnx.ModelProto`; needs an ONNX model;
@@ -173,7 +182,7 @@ def insert(
         return _go_on(model, method, manager, samples, progress, record_preprocess,
                       record_labels)
     start = time.perf_counter()
-    loaded, backend = _load(model, output_format)
+    loaded, backend = _load(model, output_format, example_input)
     load_time = round(time.perf_counter() - start, 4)
     native = loaded.model
     report = {**_source(loaded, backend), "method": method,

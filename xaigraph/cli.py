@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from xaigraph import api, model_info, model_io
+from xaigraph import api, model_info, model_io, torch_models
 from xaigraph.backends import backend_for_path, get_backend
 from xaigraph.cli_common import (
     Group,
@@ -116,6 +116,9 @@ def cli() -> None:
 @click.option("--class-output", metavar="NAME",
               help="The output holding the class scores, when the model has several "
                    "(detected otherwise).")
+@click.option("--example-input", metavar="SHAPE",
+              help="A PyTorch MODEL (.pt, .pth TorchScript; .pt2 torch.export) is converted "
+                   "by tracing it on an input of this shape, e.g. 1,3,224,224 (needs torch).")
 @click.option("--no-scaling", is_flag=True, help="Keep raw f32 maps instead of u8 0..255.")
 @click.option("--no-validate", is_flag=True, help="Skip the output comparison.")
 @click.option("--sample", "samples", multiple=True, type=click.Path(path_type=Path),
@@ -134,7 +137,7 @@ def cli() -> None:
 @handle_errors
 def insert(model: Path, out: Path, method: str, target_layer: str | None,
            num_anchors: int | None, targets: str | None, class_output: str | None,
-           no_scaling: bool, no_validate: bool, samples: tuple[Path, ...], record: bool,
+           example_input: str | None, no_scaling: bool, no_validate: bool, samples: tuple[Path, ...], record: bool,
            preprocess_flags: dict[str, Any], force: bool, replace: bool, as_json: bool,
            debug: bool) -> None:
     """Add a `saliency_map` output to MODEL (.xml or .onnx) and write it to OUT.
@@ -144,6 +147,8 @@ def insert(model: Path, out: Path, method: str, target_layer: str | None,
       MODEL.xml  -> OUT.xml    OpenVINO IR to IR
       MODEL.onnx -> OUT.xml    ONNX read by OpenVINO, written as IR
       MODEL.onnx -> OUT.onnx   ONNX to ONNX (validated on ONNX Runtime)
+      MODEL.pt   -> OUT.xml    PyTorch (.pt, .pth, .pt2) converted by OpenVINO
+      MODEL.pt   -> OUT.onnx   PyTorch exported to ONNX (torch.onnx.export)
     An IR cannot be written as ONNX; other suffixes are refused.
 
     Exit status: 0 written (or MODEL was already augmented with this method and these
@@ -152,7 +157,13 @@ def insert(model: Path, out: Path, method: str, target_layer: str | None,
     succeeded.
     """
     backend = backend_for_path(out)
-    loaded = model_io.load_model(model, backend)
+    if torch_models.is_torch_file(model):
+        model_io.check_output_path(out, force=force, inputs=[model])
+        loaded = torch_models.load(model, example_input, backend)
+    elif example_input is not None:
+        raise BadInputError("--example-input is for a PyTorch MODEL (.pt, .pth or .pt2)")
+    else:
+        loaded = model_io.load_model(model, backend)
     model_io.check_output_path(out, force=force, inputs=loaded.files)
     given = any_given(preprocess_flags)
     pre = labels = None
@@ -293,7 +304,13 @@ def strip(model: Path, out: Path, no_validate: bool, force: bool, as_json: bool,
     succeeded.
     """
     backend = backend_for_path(out)
-    loaded = model_io.load_model(model, backend)
+    if torch_models.is_torch_file(model):
+        model_io.check_output_path(out, force=force, inputs=[model])
+        loaded = torch_models.load(model, example_input, backend)
+    elif example_input is not None:
+        raise BadInputError("--example-input is for a PyTorch MODEL (.pt, .pth or .pt2)")
+    else:
+        loaded = model_io.load_model(model, backend)
     model_io.check_output_path(out, force=force, inputs=loaded.files)
     result = api.strip(loaded, validate=not no_validate, output_format=backend)
     path = api.save(result, out, force=force)

@@ -119,7 +119,7 @@ def _check_model_path(p: Path) -> None:
     if p.suffix.lower() not in MODEL_SUFFIXES:
         raise BadInputError(
             f"unsupported model suffix '{p.suffix}' ({p.name}): expected .xml (OpenVINO IR) "
-            "or .onnx"
+            "or .onnx (xaigraph insert also converts PyTorch .pt, .pth and .pt2 files)"
         )
 
 

@@ -121,6 +121,14 @@ class Preprocess:
             raise ValueError(f"mean and std must be three numbers, std not 0: "
                              f"{self.mean}, {self.std}")
 
+    @classmethod
+    def imagenet(cls, size: int = 224) -> Preprocess:
+        """torchvision's ImageNet evaluation transform: the shorter side resized to
+        size / 0.875, the centre `size` x `size` crop, pixels / 255, ImageNet's mean and std
+        (what torchvision's and most timm classifiers were trained with)."""
+        return cls(size=(size, size), resize="center_crop", crop_fraction=0.875,
+                   scale=1 / 255, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+
     # -- geometry ------------------------------------------------------------------------
 
     def crop_box(self, width: int, height: int) -> tuple[int, int, int, int]:

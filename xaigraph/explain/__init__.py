@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import sys
 import types
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -177,7 +177,7 @@ def _items(images: Any) -> Iterable[Any]:
 
 
 def explain(
-    model: str | os.PathLike[str] | ExplainSpec,
+    model: str | os.PathLike[str] | ExplainSpec | Any,
     images: Any,
     *,
     method: str = "auto",
@@ -193,6 +193,7 @@ def explain(
     target_layer: str | None = None,
     blackbox: Any = None,
     precision: str = "f32",
+    example_input: Any = None,
 ) -> Iterator[Explanation]:
     """Explain `images` with `model`: one `Explanation` per image, in order, as each is done.
 
@@ -203,19 +204,61 @@ def explain(
     or classes "3,17" / "tiger cat,tabby", or a target object of `xaigraph.explain.targets`
     (`TopK(3)`, `Classes((3, 17))`, ...). `runtime`: "openvino" or "onnxruntime".
     `preprocess`: overrides what the model records. `precision`: OpenVINO's inference
-    precision ("f32", "bf16", "f16", "auto": the device's default). The other options are
-    `xaigraph explain`'s. Images are streamed: memory stays flat however many there are.
+    precision ("f32", "bf16", "f16", "auto": the device's default). A PyTorch model (a
+    `torch.nn.Module`, or a `.pt` / `.pth` / `.pt2` file) is converted first, traced on
+    `example_input` (a shape such as `(1, 3, 224, 224)`; needs torch); give its `preprocess`
+    (`Preprocess.imagenet()` for torchvision's and timm's ImageNet models), the default being
+    pixels 0..1 stretched to its input. The other options are `xaigraph explain`'s. Images are streamed: memory stays flat however
+    many there are.
     """
+    from xaigraph import torch_models
     from xaigraph.explain.explainer import Explainer
     from xaigraph.explain.plan import ExplainSpec, prepare
 
-    spec = model if isinstance(model, ExplainSpec) else prepare(
-        model, method=method, targets=targets, runtime=runtime, preprocess=preprocess,
-        labels=labels, batch_size=batch_size, raw=raw, colormap=colormap, opacity=opacity,
-        class_output=class_output, target_layer=target_layer, blackbox=blackbox,
-        precision=precision)
-    items = _items(images)
-    return _stream(spec, Explainer(spec), items)  # errors above come at the call
+    def made(path: Any) -> Iterator[Explanation]:
+        spec = path if isinstance(path, ExplainSpec) else prepare(
+            path, method=method, targets=targets, runtime=runtime, preprocess=preprocess,
+            labels=labels, batch_size=batch_size, raw=raw, colormap=colormap,
+            opacity=opacity, class_output=class_output, target_layer=target_layer,
+            blackbox=blackbox, precision=precision)
+        items = _items(images)
+        return _stream(spec, Explainer(spec), items)  # errors above come at the call
+
+    if torch_models.is_torch(model) or torch_models.is_torch_file(model):
+        return _converted(model, example_input, made)
+    if example_input is not None:
+        raise BadInputError("example_input is for a PyTorch model (a module, or a .pt, .pth "
+                            "or .pt2 file)")
+    return made(model)
+
+
+def _converted(model: Any, example_input: Any,
+               made: Callable[[Path], Iterator[Explanation]]) -> Iterator[Explanation]:
+    """`explain` of a PyTorch model: converted to IR in a temporary folder, removed when the
+    explanations are done (or the iterator let go), or at once when preparing fails."""
+    import shutil
+    import tempfile
+
+    import openvino as ov
+
+    from xaigraph import torch_models
+
+    loaded = torch_models.load(model, example_input, "ir")
+    folder = Path(tempfile.mkdtemp(prefix="xaigraph-torch-"))
+    try:
+        ov.save_model(loaded.model, str(folder / "model.xml"), compress_to_fp16=False)
+        stream = made(folder / "model.xml")
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+    def removing() -> Iterator[Explanation]:
+        try:
+            yield from stream
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    return removing()
 
 
 def _stream(spec: ExplainSpec, explainer: Any, items: Iterable[Any]) -> Iterator[Explanation]:
