@@ -158,15 +158,16 @@ def insert(
     `model` is a path (`.xml` IR or `.onnx`), an `ov.Model` or an `onnx.ModelProto`; an
     in-memory model is modified in place. A PyTorch model (a `torch.nn.Module`, or a
     TorchScript `.pt` / `.pth` or `torch.export` `.pt2` file) is converted first by tracing it
-    on `example_input` (a shape such as `(1, 3, 224, 224)`, or a tensor; needs torch). An `Analysed` model (`analyse`) is augmented without
-    analysing it again: its analysis options must be this call's (`target_layer`, `num_anchors`,
-    `class_output`), and it keeps its format. `output_format` is "ir" (an `ov.Model` comes back;
-    the default for paths and `ov.Model`s) or "onnx" (an `onnx.ModelProto`; needs an ONNX model;
-    the default for a `ModelProto`). A model that already carries an xaigraph stamp is returned
-    unchanged with `report["status"] == "already-augmented"` when it was made with this method
-    and these options; otherwise `BadInputError`, unless `replace`, which takes the old
-    explanation out (as `strip` does) and inserts this one (`report["replaced"]` holds the old
-    stamp). `form` builds a method with several forms in that one (e.g. "mosaic" for reciprocam;
+    on `example_input` (a shape such as `(1, 3, 224, 224)`, or a tensor; needs torch). An
+    `Analysed` model (`analyse`) is augmented without analysing it again: its analysis options
+    must be this call's (`target_layer`, `num_anchors`, `class_output`), and it keeps its
+    format. `output_format` is "ir" (an `ov.Model` comes back; the default for paths and
+    `ov.Model`s) or "onnx" (an `onnx.ModelProto`; needs an ONNX model; the default for a
+    `ModelProto`). A model that already carries an xaigraph stamp is returned unchanged with
+    `report["status"] == "already-augmented"` when it was made with this method and these
+    options; otherwise `BadInputError`, unless `replace`, which takes the old explanation out
+    (as `strip` does) and inserts this one (`report["replaced"]` holds the old stamp). `form`
+    builds a method with several forms in that one (e.g. "mosaic" for reciprocam;
     for comparisons).
     `targets` chooses classes: "topk:K", or indices and names ("3,17", "tiger cat,tabby").
     `class_output` names the output holding the class scores (detected by default).

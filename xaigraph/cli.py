@@ -137,7 +137,8 @@ def cli() -> None:
 @handle_errors
 def insert(model: Path, out: Path, method: str, target_layer: str | None,
            num_anchors: int | None, targets: str | None, class_output: str | None,
-           example_input: str | None, no_scaling: bool, no_validate: bool, samples: tuple[Path, ...], record: bool,
+           example_input: str | None, no_scaling: bool, no_validate: bool,
+           samples: tuple[Path, ...], record: bool,
            preprocess_flags: dict[str, Any], force: bool, replace: bool, as_json: bool,
            debug: bool) -> None:
     """Add a `saliency_map` output to MODEL (.xml or .onnx) and write it to OUT.
@@ -304,13 +305,7 @@ def strip(model: Path, out: Path, no_validate: bool, force: bool, as_json: bool,
     succeeded.
     """
     backend = backend_for_path(out)
-    if torch_models.is_torch_file(model):
-        model_io.check_output_path(out, force=force, inputs=[model])
-        loaded = torch_models.load(model, example_input, backend)
-    elif example_input is not None:
-        raise BadInputError("--example-input is for a PyTorch MODEL (.pt, .pth or .pt2)")
-    else:
-        loaded = model_io.load_model(model, backend)
+    loaded = model_io.load_model(model, backend)
     model_io.check_output_path(out, force=force, inputs=loaded.files)
     result = api.strip(loaded, validate=not no_validate, output_format=backend)
     path = api.save(result, out, force=force)

@@ -140,3 +140,18 @@ def test_a_timm_vit(tmp_path: Path) -> None:
         np.testing.assert_allclose(logits, vit(torch.from_numpy(_x(batch=1))).numpy(),
                                    atol=1e-3, rtol=1e-3)
     assert saliency.shape == (1, 10, 14, 14)
+
+
+def test_the_readme_block(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's PyTorch lines as written, but for the download of trained weights."""
+    import re
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = next(b for b in re.findall(r"^```python\n(.*?)^```$", readme, re.S | re.M)
+                 if "example_input" in b and "torchvision" in b)
+    assert 'weights="DEFAULT"' in block
+    monkeypatch.chdir(tmp_path)
+    Image.fromarray(np.random.default_rng(5).integers(0, 256, (200, 300, 3), np.uint8)).save(
+        "cat.jpg")
+    exec(block.replace('weights="DEFAULT"', "weights=None"), {})
+    assert Image.open("cat_map.png").size == (300, 200)

@@ -208,8 +208,8 @@ def explain(
     `torch.nn.Module`, or a `.pt` / `.pth` / `.pt2` file) is converted first, traced on
     `example_input` (a shape such as `(1, 3, 224, 224)`; needs torch); give its `preprocess`
     (`Preprocess.imagenet()` for torchvision's and timm's ImageNet models), the default being
-    pixels 0..1 stretched to its input. The other options are `xaigraph explain`'s. Images are streamed: memory stays flat however
-    many there are.
+    pixels 0..1 stretched to its input. The other options are `xaigraph explain`'s. Images
+    are streamed: memory stays flat however many there are.
     """
     from xaigraph import torch_models
     from xaigraph.explain.explainer import Explainer
@@ -227,6 +227,8 @@ def explain(
     if torch_models.is_torch(model) or torch_models.is_torch_file(model):
         return _converted(model, example_input, made)
     if example_input is not None:
+        from xaigraph.errors import BadInputError
+
         raise BadInputError("example_input is for a PyTorch model (a module, or a .pt, .pth "
                             "or .pt2 file)")
     return made(model)
