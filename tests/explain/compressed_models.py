@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -40,14 +41,14 @@ def calibration_inputs(model: Path, images: Path) -> list[np.ndarray]:
         1, 3, tiny_onnx.SIZE, tiny_onnx.SIZE) for p in sorted(images.glob("*.png"))]
 
 
-def _with_weights(model: onnx.ModelProto, change: dict[str, object]) -> onnx.ModelProto:
+def _with_weights(model: onnx.ModelProto,
+                  change: dict[str, Callable[[np.ndarray], np.ndarray]]) -> onnx.ModelProto:
     out = onnx.ModelProto()
     out.CopyFrom(model)
     for init in out.graph.initializer:
         if init.name in change:
-            fn = change[init.name]
-            w = numpy_helper.to_array(init)
-            init.CopyFrom(numpy_helper.from_array(fn(w).astype(np.float32), init.name))  # type: ignore[operator]
+            w = change[init.name](numpy_helper.to_array(init)).astype(np.float32)
+            init.CopyFrom(numpy_helper.from_array(w, init.name))
     return out
 
 
