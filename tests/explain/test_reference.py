@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -311,3 +312,54 @@ def test_api_refuses_a_bad_reference(models: dict[str, Path], images: Path,
         evaluate(models["fp32.onnx"], [str(images)], tmp_path / "out", EvalOptions(
             methods=("activationmap",), reference=tmp_path / "no.onnx"))
     assert not (tmp_path / "out").exists()
+
+
+def test_several_classes_per_image_from_a_given_out_dir(models: dict[str, Path],
+                                                        images: Path, tmp_path: Path) -> None:
+    """`--from-explain` of a topk:2 run: the reference explains both classes of each image,
+    and each row compares the maps of its class."""
+    given = tmp_path / "given"
+    code, _, stderr = invoke("explain", models["int8_qdq.onnx"], images, "-o", given, "-m",
+                             "reciprocam", "--raw", "--targets", "topk:2")
+    assert code == 0, stderr
+    out = tmp_path / "out"
+    code, _, stderr = invoke("eval", models["int8_qdq.onnx"], images, "-o", out,
+                             "--from-explain", given, "--metrics", "complexity",
+                             "--reference", models["fp32.onnx"])
+    assert code == 0, stderr
+    doc = json.loads((out / "metrics.json").read_text())
+    rows = doc["reference"]["images"]
+    assert len(rows) == 12 and doc["reference"]["summary"]["reciprocam"][
+        "prediction_agreement"]["n"] == 6
+    theirs = {json.loads(line)["key"]: json.loads(line) for line in (
+        out / "reference" / "reciprocam" / "results.jsonl").read_text().splitlines()}
+    mine = {json.loads(line)["key"]: json.loads(line)
+            for line in (given / "results.jsonl").read_text().splitlines()}
+    for r in rows:
+        assert [t["class"] for t in theirs[r["key"]]["targets"]] == [
+            t["class"] for t in mine[r["key"]]["targets"]]
+        a = next(np.load(given / t["raw"]) for t in mine[r["key"]]["targets"]
+                 if t["class"] == r["class"])
+        b = next(np.load(out / "reference" / "reciprocam" / t["raw"])
+                 for t in theirs[r["key"]]["targets"] if t["class"] == r["class"])
+        assert r["rank_correlation"] == pytest.approx(spearmanr(a.ravel(), b.ravel())[0],
+                                                      abs=1e-6)
+
+
+def test_a_reference_folder_of_another_model_is_refused(models: dict[str, Path],
+                                                        images: Path, tmp_path: Path) -> None:
+    """The reference's classes came from MODEL's folder: another MODEL in the same EVAL_DIR
+    is refused without --force, and with it the reference is redone on the new classes."""
+    out = tmp_path / "out"
+    base = [images, "-o", out, "--methods", "reciprocam", "--metrics", "complexity",
+            "--reference", models["fp32.onnx"]]
+    code, _, stderr = invoke("eval", models["fp32.onnx"], *base)
+    assert code == 0, stderr
+    shutil.rmtree(out / "reciprocam")  # MODEL's own folder would be refused first
+    code, _, stderr = invoke("eval", models["negated.onnx"], *base)
+    assert code == 2 and "--force" in stderr and str(out / "reference" / "reciprocam") in stderr
+    code, _, stderr = invoke("eval", models["negated.onnx"], *base, "--force")
+    assert code == 0, stderr
+    doc = json.loads((out / "metrics.json").read_text())
+    for r in doc["reference"]["images"]:
+        assert r["rank_correlation"] == pytest.approx(-1.0, abs=1e-6)

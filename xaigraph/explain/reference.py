@@ -273,6 +273,8 @@ def prepare_sources(reference: Path, model: Path, sources: Sequence[Any], out_di
             raise BadInputError(f"{name}: it gives {spec.method}, not {s.method}")
         spec = replace(spec, targets=Given({}))
         card = spec.card()
+        # the classes come from MODEL's folder: another model or run there, another run here
+        card["compared_with"] = {"sha256": s.spec.sha256, "run": s.card.get("digest")}
         card["digest"] = rundir.digest(card)
         folder = rundir.RunDir(out_dir / FOLDER / s.method, card, force=options.force)
         folder.check()
@@ -346,7 +348,9 @@ def _rows(ref: RefSource, mine: dict[str, dict[str, Any]], label: Any
                                    "label": label(c), "model_top1": top,
                                    "reference_top1": their_top, "prediction_agreement": agree,
                                    "rank_correlation": None, "top10_iou": None}
-            if match is not None:
+            if match is None:
+                log.warning("reference %s: no map of class %d for %s", ref.method, c, key)
+            else:
                 a, b = _raw(Path(ref.model_folder), t), _raw(ref.folder.path, match)
                 if a.shape == b.shape:
                     row["rank_correlation"] = round(rank_correlation(a, b), 6)
