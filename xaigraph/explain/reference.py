@@ -162,6 +162,8 @@ class Layout:
     after: int | None
 
     def where(self) -> str:
+        if self.target is None:
+            return "no target layer found"
         shape = ",".join("?" if d is None else str(d) for d in self.target_shape or ())
         return (f"{self.target} [{shape}] with {self.before} learned layers before it and "
                 f"{self.after} after it")
