@@ -22,6 +22,10 @@ the ground-truth boxes whose name is the target's label (undefined, null, when t
 the model-based metrics on the map resized to the model input (`metrics.resize_map`), with
 the plain MODEL as `predict` and the model input of a black image as the baseline. Means, 95 %
 bootstrap intervals (`stats.summary`) and counts per method and per method and class.
+
+`EvalOptions.reference` (`--reference FP32_MODEL`): the reference model's maps of the same
+images and classes, made into `EVAL_DIR/reference/<method>/` after MODEL's, compared with
+them (`xaigraph.explain.reference`; metrics.json's `reference` block).
 """
 
 from __future__ import annotations
