@@ -53,6 +53,9 @@ __all__ = ["eval_command"]
               help="An explain OUT_DIR (made with --raw) to reuse; repeatable.")
 @click.option("--runtime", type=click.Choice(["openvino", "onnxruntime"]),
               help="Runtime (default: ONNX Runtime for .onnx, OpenVINO for .xml).")
+@click.option("--reference", "reference", type=click.Path(path_type=Path), metavar="FP32_MODEL",
+              help="The model MODEL was compressed from (FP16, INT8): compare the maps and "
+                   "predictions with its (EVAL_DIR/reference/<method>/).")
 @precision_option
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
               help="Images per inference when explaining.")
@@ -70,8 +73,8 @@ __all__ = ["eval_command"]
 @handle_errors
 def eval_command(model: Path, inputs: tuple[str, ...], out_dir: Path, methods: str,
                  metric_list: str, steps: int, tolerance: float,
-                 from_explain: tuple[Path, ...], runtime: str | None, precision: str,
-                 batch_size: int,
+                 from_explain: tuple[Path, ...], runtime: str | None,
+                 reference: Path | None, precision: str, batch_size: int,
                  resamples: int, force: bool, with_report: bool, as_json: bool,
                  debug: bool, **blackbox: Any) -> None:
     """Measure the saliency maps of MODEL on DATA (the INPUTs explain takes; ground truth
@@ -83,6 +86,8 @@ def eval_command(model: Path, inputs: tuple[str, ...], out_dir: Path, methods: s
       metrics.json   per image, per class, per method; summary; each metric's paper
       metrics.md     the tables: methods side by side, and per class
       <method>/      the explain OUT_DIR of each method (made, or linked to --from-explain)
+      reference/     --reference: the reference model's OUT_DIR per method; metrics.json's
+                     "reference": rank correlation and top-10 % IoU of the maps, top-1 agreement
       report/        --report: the HTML report (report/index.html)
 
     Exit status: 0 written, 2 bad usage or input (nothing written).
@@ -94,7 +99,8 @@ def eval_command(model: Path, inputs: tuple[str, ...], out_dir: Path, methods: s
     options = EvalOptions(methods=names, metrics=parse_metrics(metric_list), steps=steps,
                           tolerance=tolerance, from_explain=from_explain, runtime=runtime,
                           batch_size=batch_size, force=force, resamples=resamples,
-                          blackbox=BlackBoxOptions.from_cli(blackbox), precision=precision)
+                          blackbox=BlackBoxOptions.from_cli(blackbox), precision=precision,
+                          reference=reference)
     if with_report:
         check_report_place(out_dir)
     doc = evaluate(model, list(inputs), out_dir, options, stdin=sys.stdin,
@@ -103,7 +109,10 @@ def eval_command(model: Path, inputs: tuple[str, ...], out_dir: Path, methods: s
     if as_json:
         succeed({"out_dir": str(out_dir), **{k: doc[k] for k in (
             "methods", "metrics", "bootstrap", "summary", "per_class", "images_evaluated",
-            "explain_dirs", "seconds")}, **({"report": str(index)} if index else {})})
+            "explain_dirs", "seconds")},
+            **({"reference": {k: v for k, v in doc["reference"].items() if k != "images"}}
+               if "reference" in doc else {}),
+            **({"report": str(index)} if index else {})})
         return
     echo(table(doc), nl=False)
     echo(f"wrote       {out_dir}/metrics.json, {out_dir}/metrics.md "

@@ -22,6 +22,10 @@ the ground-truth boxes whose name is the target's label (undefined, null, when t
 the model-based metrics on the map resized to the model input (`metrics.resize_map`), with
 the plain MODEL as `predict` and the model input of a black image as the baseline. Means, 95 %
 bootstrap intervals (`stats.summary`) and counts per method and per method and class.
+
+`EvalOptions.reference` (`--reference FP32_MODEL`): the reference model's maps of the same
+images and classes, made into `EVAL_DIR/reference/<method>/` after MODEL's, compared with
+them (`xaigraph.explain.reference`; metrics.json's `reference` block).
 """
 
 from __future__ import annotations
@@ -80,6 +84,7 @@ class EvalOptions:
     blackbox: Any = None  # BlackBoxOptions for the black-box methods eval runs
     resamples: int = stats.RESAMPLES
     precision: str = "f32"  # OpenVINO's inference precision (runner.PRECISIONS)
+    reference: Path | None = None  # --reference: the model MODEL was compressed from
 
 
 def parse_metrics(text: str) -> tuple[str, ...]:
@@ -515,6 +520,15 @@ def table(doc: dict[str, Any]) -> str:
         for r in rows:
             out.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
         out.append("")
+    if "reference" in doc:
+        from xaigraph.explain.reference import table_rows
+
+        title, rows = table_rows(doc["reference"])
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        out.append(title)
+        out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+                for r in rows]
+        out.append("")
     return "\n".join(out)
 
 
@@ -529,6 +543,10 @@ def markdown(doc: dict[str, Any]) -> str:
                 "|" + "---|" * len(rows[0])]
         out += ["| " + " | ".join(r) + " |" for r in rows[1:]]
         out.append("")
+    if "reference" in doc:
+        from xaigraph.explain.reference import markdown_lines
+
+        out += markdown_lines(doc["reference"])
     out += ["## Metrics", ""]
     for name, m in doc["metrics"].items():
         params = ", ".join(f"{k}={v}" for k, v in m["params"].items()) or "none"
@@ -562,9 +580,13 @@ def evaluate(model: str | os.PathLike[str], inputs: Sequence[str],
     rundir.probe_lock(out)
     _check_own_files(out, options.force)
     folders = {s.method: _check_made(s, options.force) for s in sources if not s.given}
+    refs = _references(Path(model), sources, out, options)
     with rundir.locked(out):
         rows, places = _measure(sources, folders, dataset.items, out, options, progress)
+        compared = _compare(refs, dataset.items, sources, options, progress)
     doc = _document(str(model), list(inputs), sources, rows, places, options)
+    if compared is not None:
+        doc["reference"] = compared
     doc["seconds"] = round(time.perf_counter() - start, 3)
     _write(out, doc)
     return doc
@@ -572,6 +594,28 @@ def evaluate(model: str | os.PathLike[str], inputs: Sequence[str],
 
 _MD_HEAD = "# Saliency-map metrics\n"  # markdown()'s first line
 _JSON_KEYS = ("methods", "metrics", "bootstrap", "summary", "images_evaluated")
+
+
+def _references(model: Path, sources: list[_Source], out: Path, options: EvalOptions
+                ) -> list[Any] | None:
+    """`--reference`: its run of each method, checked (`reference.prepare_sources`); None
+    without it."""
+    if options.reference is None:
+        return None
+    from xaigraph.explain import reference
+
+    return reference.prepare_sources(Path(options.reference), model, sources, out, options)
+
+
+def _compare(refs: list[Any] | None, items: list[Any], sources: list[_Source],
+             options: EvalOptions, progress: bool) -> dict[str, Any] | None:
+    """metrics.json's `reference` block (`reference.measure`); None without --reference."""
+    if refs is None or options.reference is None:
+        return None
+    from xaigraph.explain import reference
+
+    return reference.measure(refs, items, sources[0].spec.label, options.resamples,
+                             Path(options.reference), progress)
 
 
 def _check_own_files(out: Path, force: bool) -> None:
@@ -694,5 +738,6 @@ def _json(doc: dict[str, Any]) -> str:
     from xaigraph import jsontext
 
     order = ["methods", "model", "data", "class_rule", "explain_dirs", "metrics",
-             "bootstrap", "summary", "per_class", "images_evaluated", "seconds", "images"]
-    return jsontext.dumps({k: doc[k] for k in order}, indent=1) + "\n"
+             "bootstrap", "summary", "per_class", "reference", "images_evaluated", "seconds",
+             "images"]
+    return jsontext.dumps({k: doc[k] for k in order if k in doc}, indent=1) + "\n"
