@@ -150,6 +150,24 @@ class Explanation:
         assert self._decoded is not None and self._row is not None and self._spec is not None
         return write(self._decoded, self._row, self._spec, out_dir).to_json()
 
+    def plot(self, **figure: Any) -> Any:
+        """A matplotlib figure of the targets' overlays, each titled with its class and
+        score (needs matplotlib). `figure`: `plt.figure`'s keywords (`figsize`, `dpi`)."""
+        from xaigraph.explain import notebook
+
+        return notebook.plot(self, **figure)
+
+    def _repr_png_(self) -> bytes:
+        """Jupyter's picture of it: the overlays of its targets side by side, captioned."""
+        from xaigraph.explain import notebook
+
+        return notebook.png_of(self)
+
+    def _repr_html_(self) -> str:
+        from xaigraph.explain import notebook
+
+        return notebook.html_of(self)
+
 
 def _items(images: Any) -> Iterable[Any]:
     """Items from paths (files, folders, list files: `inputs.collect`), PIL images, or
