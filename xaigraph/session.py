@@ -78,6 +78,8 @@ class _OpenVINO:
         properties = dict(config)
         if precision is not None:
             properties.setdefault("INFERENCE_PRECISION_HINT", precision)
+        if device == "CPU" and _many_streams(properties) and compressed_weights(model):
+            properties["NUM_STREAMS"] = 1
         try:
             self.compiled = core().compile_model(model, device, properties)
         except Exception as exc:
@@ -339,6 +341,37 @@ def _check(info: TensorInfo, array: np.ndarray) -> None:
             d is not None and d != s for d, s in zip(dims, array.shape, strict=True))):
         raise BadInputError(f"input '{info.name}' takes shape {info.shape_text}, got "
                             f"{list(array.shape)}")
+
+
+# Integer weight codes that OpenVINO decompresses in the graph (Constant -> Convert -> float).
+_CODES = frozenset({"u8", "i8", "u4", "i4", "u2", "nf4", "f4e2m1"})
+
+
+def compressed_weights(model: Any) -> bool:
+    """Whether `model` (an `ov.Model`) holds integer weight codes decompressed in the graph
+    (NNCF's weight compression: u8 / i8 / 4-bit Constant -> Convert -> Subtract, Multiply).
+
+    OpenVINO 2026.4's CPU plugin computes such a model wrongly with more than one stream:
+    the bundled EfficientNet-Lite0 with u8 weights scores "plunger" for the cat under
+    PERFORMANCE_HINT THROUGHPUT (two streams here; max |logit error| 14.6) and "tiger cat"
+    with one stream (0.23), so `Session.open` compiles it with one stream."""
+    for op in model.get_ordered_ops():
+        if op.get_type_name() != "Convert":
+            continue
+        source = op.input_value(0).get_node()
+        if source.get_type_name() == "Constant" and \
+                source.get_element_type().get_type_name() in _CODES:
+            return True
+    return False
+
+
+def _many_streams(properties: Mapping[str, Any]) -> bool:
+    """Whether `properties` may give the CPU plugin more than one stream."""
+    streams = properties.get("NUM_STREAMS")
+    if streams is not None:
+        return str(streams) not in ("1",)
+    return str(properties.get("PERFORMANCE_HINT", "")).upper() in ("THROUGHPUT",
+                                                                   "CUMULATIVE_THROUGHPUT")
 
 
 def _resolve(model: Any, engine: str | None) -> tuple[str, Any]:
