@@ -79,7 +79,7 @@ class _OpenVINO:
         if precision is not None:
             properties.setdefault("INFERENCE_PRECISION_HINT", precision)
         if device == "CPU" and _many_streams(properties) and compressed_weights(model):
-            properties["NUM_STREAMS"] = 1
+            properties["NUM_STREAMS"] = "1"
         try:
             self.compiled = core().compile_model(model, device, properties)
         except Exception as exc:
