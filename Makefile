@@ -10,7 +10,7 @@ PEER_VENV ?= .venv-peer
 PEER_BIN := $(PEER_VENV)/bin
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test test-fast fuzz lint dist bench bench-compiler bench-runtime zoo export-demo-model \
+.PHONY: demo test test-fast fuzz lint dist docs bench bench-compiler bench-runtime zoo export-demo-model \
 	browser clean
 
 # Two markers: the runtime dependencies (all the demo needs), then the dev extra on top
@@ -43,6 +43,10 @@ dist: $(BIN)/.installed
 	rm -rf dist
 	$(BIN)/python -m pip wheel --quiet --no-deps . -w dist
 	@ls dist/*.whl
+
+# The documentation site of docs/ into site/ (offline; --strict fails on a broken link).
+docs: $(BIN)/.installed-dev
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -d site
 
 # The report's browser tests drive Debian's Chromium (Playwright never downloads a browser).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -116,4 +120,4 @@ export-demo-model: $(ZOO_BIN)/.installed
 
 clean:
 	rm -rf $(VENV) $(ZOO_VENV) $(PEER_VENV) $(DEMO_OUT) .pytest_cache .mypy_cache .ruff_cache \
-		.import_linter_cache dist
+		.import_linter_cache dist site
