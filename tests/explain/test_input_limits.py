@@ -143,6 +143,25 @@ def test_yolo_class_ids_beyond_the_names_file_are_refused(tmp_path: Path) -> Non
     assert "class 2" in message and "classes.txt names 2 classes" in message
 
 
+@pytest.mark.parametrize(("text", "names"), [
+    ("names:\n  0: cat\n  1: dog\n", ["cat", "dog"]),
+    ("names:\n  - cat\n  # a comment\n  - dog\n", ["cat", "dog"]),
+    ("names: [cat, 'dog']\n", ["cat", "dog"]),
+])
+def test_data_yaml_names(tmp_path: Path, text: str, names: list[str]) -> None:
+    root = yolo_set(tmp_path / "yolo", {"a": "1 0.5 0.5 0.2 0.2\n"})
+    (root / "data.yaml").write_text(text)
+    assert list(collect([str(root)]).classes or []) == names
+
+
+def test_data_yaml_names_with_a_gap_are_refused(tmp_path: Path) -> None:
+    """`0: cat, 2: dog` named class 1 "dog" before: every later class got the wrong name."""
+    root = yolo_set(tmp_path / "yolo", {"a": "2 0.5 0.5 0.2 0.2\n"})
+    (root / "data.yaml").write_text("names:\n  0: cat\n  2: dog\n")
+    with pytest.raises(BadInputError, match="names: has no class 1"):
+        collect([str(root)])
+
+
 def test_a_huge_yolo_class_id_without_names_is_refused(tmp_path: Path) -> None:
     root = yolo_set(tmp_path / "yolo", {"a": "1000000000 0.5 0.5 0.2 0.2\n"})
     with pytest.raises(BadInputError) as info:

@@ -534,17 +534,22 @@ def _yaml_names(path: Path) -> list[str]:
         if rest.startswith("["):
             inner = rest.strip("[]")
             return [v.strip().strip("'\"") for v in inner.split(",") if v.strip()]
+        listed: list[str] = []
         found: dict[int, str] = {}
-        for n, sub in enumerate(lines[i + 1:]):
+        for sub in lines[i + 1:]:
             if sub and not sub[0].isspace():
                 break
             text = sub.strip()
             if text.startswith("- "):
-                found[n] = text[2:].strip().strip("'\"")
+                listed.append(text[2:].strip().strip("'\""))
             elif ":" in text:
                 k, v = text.split(":", 1)
                 if k.strip().isdigit():
                     found[int(k)] = v.strip().strip("'\"")
-        if found:
-            return [found[k] for k in sorted(found)]
+        if found and sorted(found) != list(range(len(found))):
+            missing = min(set(range(max(found) + 1)) - set(found))
+            raise BadInputError(f"{path}: names: has no class {missing} (YOLO class ids run "
+                                f"0..N-1; a gap would give the later classes wrong names)")
+        if found or listed:
+            return [found[k] for k in sorted(found)] or listed
     raise BadInputError(f"{path}: no 'names:' list")
