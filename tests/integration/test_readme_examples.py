@@ -75,3 +75,32 @@ def test_python_example_prints_what_the_readme_says(folder: Path) -> None:
     with contextlib.redirect_stdout(printed):
         exec(compile(blocks[index][1], "README example", "exec"), {})
     assert printed.getvalue() == blocks[index + 1][1]
+
+
+def _activation() -> str:
+    """The README's one activation line (the block after "activate it first")."""
+    text = README.read_text()
+    after = text.split("activate it first", 1)[1]
+    line = re.search(r"^```\n(.*?)\n^```$", after, re.S | re.M)
+    assert line is not None
+    return line.group(1).strip()
+
+
+@pytest.mark.slow
+def test_command_blocks_run_in_a_fresh_shell(folder: Path) -> None:
+    """Every `$ xaigraph` line as a new user types it: a fresh shell (no inherited
+    environment), the README's activation line run in the repository's root, then the line;
+    the output is the README's."""
+    import subprocess
+
+    root = README.parent
+    activate = _activation()
+    assert activate == "source .venv/bin/activate"
+    clean = {"HOME": str(folder), "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
+    for command, expected in _commands():
+        script = f"cd {shlex.quote(str(root))} && {activate} && cd {shlex.quote(str(folder))}" \
+                 f" && {command}"
+        done = subprocess.run(["bash", "--noprofile", "--norc", "-c", script], env=clean,
+                              capture_output=True, text=True, timeout=300)
+        got = (done.stdout + done.stderr).splitlines()
+        assert _masked(got) == _masked(expected), (command, done.stderr[-2000:])
