@@ -66,6 +66,11 @@ def _print_insert(report: dict[str, Any]) -> None:
     echo(f"target      {t['name']} {t['declared_shape']}" + (" (--target-layer)" if t["forced"]
                                                              else ""))
     echo(f"saliency    output '{sal['name']}' {sal['type']} {sal['shape']}")
+    feature = report.get("feature_vector")
+    if feature:
+        worst = max((r["max_abs"] for r in feature["runs"]), default=0.0)
+        echo(f"feature     output '{feature['name']}' {feature['type']} {feature['shape']} "
+             f"(pooling {feature['pool']}; checked, max |diff| {_fmt_float(worst)})")
     val = report["validation"]
     if val.get("skipped"):
         echo("validation  skipped (--no-validate)")
@@ -117,6 +122,9 @@ def cli() -> None:
               help="The output holding the class scores, when the model has several "
                    "(detected otherwise).")
 @click.option("--no-scaling", is_flag=True, help="Keep raw f32 maps instead of u8 0..255.")
+@click.option("--feature-vector", is_flag=True,
+              help="Also add a feature_vector output [N, C]: the pooled embedding the "
+                   "classifier reads (as the OpenVINO Model API and OTX models have it).")
 @click.option("--no-validate", is_flag=True, help="Skip the output comparison.")
 @click.option("--sample", "samples", multiple=True, type=click.Path(path_type=Path),
               help="An input to validate with as well (repeatable): a .npy array, or an "
@@ -134,7 +142,8 @@ def cli() -> None:
 @handle_errors
 def insert(model: Path, out: Path, method: str, target_layer: str | None,
            num_anchors: int | None, targets: str | None, class_output: str | None,
-           no_scaling: bool, no_validate: bool, samples: tuple[Path, ...], record: bool,
+           no_scaling: bool, feature_vector: bool, no_validate: bool,
+           samples: tuple[Path, ...], record: bool,
            preprocess_flags: dict[str, Any], force: bool, replace: bool, as_json: bool,
            debug: bool) -> None:
     """Add a `saliency_map` output to MODEL (.xml or .onnx) and write it to OUT.
@@ -182,6 +191,7 @@ def insert(model: Path, out: Path, method: str, target_layer: str | None,
         class_output=class_output,
         record_preprocess=pre if record else None,
         record_labels=labels,
+        feature_vector=feature_vector,
     )
     if read:
         result.report["samples"] = [s.as_dict() for s in read]
