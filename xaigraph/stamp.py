@@ -8,9 +8,10 @@ explanation out again.
 A stamp counts only when it is whole and consistent (`check`): every key of `STAMP_KEYS`, a
 version, a method xaigraph knows, a pipeline text that parses and inserts that method, and
 the outputs it says were added (`saliency_map` last, `saliency_classes` just before it when
-the pipeline selected classes, `feature_vector` before those when it ran feature-vector) present as the model's last outputs. Anything less (a stray
-or spoofed `xai.method`, a stamp whose outputs are gone) is not a stamp: the model is taken
-as not augmented, and a warning says why. `undo` (the record of the original ops the
+the pipeline selected classes, `feature_vector` before those when it ran feature-vector)
+present as the model's last outputs. Anything less (a stray or spoofed `xai.method`, a stamp
+whose outputs are gone) is not a stamp: the model is taken as not augmented, and a warning
+says why. `undo` (the record of the original ops the
 insertion removed or rewired, `UNDO_KEY`) is optional, so that stamps without it still count.
 
 The keys and the fields a run writes are `xaigraph.stamp_format` (re-exported here), which

@@ -13,13 +13,13 @@ import onnxruntime as ort
 import pytest
 from click.testing import CliRunner
 from onnx import helper, numpy_helper
+from xaigraph.passes import feature_vector as fv_pass
 
 import xaigraph
 from tests import tiny_onnx
 from tests.conftest import image
 from xaigraph.cli import cli
 from xaigraph.errors import MethodError, ValidationError
-from xaigraph.passes import feature_vector as fv_pass
 from xaigraph.session import Session
 
 
@@ -114,7 +114,7 @@ def test_the_check_catches_a_wrong_vector(cnn_file, monkeypatch: pytest.MonkeyPa
         return next(o for o in head.ops if view.ops[o].name == "conv_head")
 
     monkeypatch.setattr(fv_pass, "pooling", after_pool)
-    with pytest.raises(ValidationError, match="feature_vector (is|differs)"):
+    with pytest.raises(ValidationError, match=r"feature_vector (is|differs)"):
         xaigraph.insert(cnn_file("gap_mlp", False, "onnx17"), feature_vector=True)
 
 
