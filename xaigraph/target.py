@@ -156,13 +156,16 @@ def classification_output(view: GraphView, output: str | int | None = None
                           ) -> tuple[int, Value, int]:
     """(output index, value, number of classes) of the model's classification output.
 
-    `output` names it (or gives its index). Otherwise it is the output shaped `[N, K]` (or
-    `[N, K, 1, 1]`); of several, those computed from another such output (logits from
-    embeddings) win, then those ending in a Softmax/Sigmoid, then the first."""
+    `output` names it (or gives its index). Otherwise it is the floating-point output shaped
+    `[N, K]` (or `[N, K, 1, 1]`); of several, those computed from another such output (logits
+    from embeddings) win, then those ending in a Softmax/Sigmoid, then the first. An integer
+    output is never class scores: a detector's `labels [N, M]` (the Model API's layout) is
+    not a classifier's output."""
     if output is not None:
         return _named_output(view, output)
     found = [(i, v, k) for i, v in enumerate(view.output_values())
-             if (k := _classes(_shape(view, v))) is not None]
+             if not view.tensor(v).dtype.startswith(("i", "u", "bool"))
+             and (k := _classes(_shape(view, v))) is not None]
     if not found:
         seen = ", ".join(_fmt(_shape(view, v)) for v in view.output_values())
         raise TargetError(

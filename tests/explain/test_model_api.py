@@ -2,7 +2,9 @@
 --feature-vector` unchanged: `ClassificationModel.create_model` picks the wrapper from the
 `model_type` xaigraph records, reads the preprocessing and labels from its `model_info` keys,
 and returns the `saliency_map` and `feature_vector` xaigraph wrote, equal to a local run of
-the same file on the tensor that preprocessing makes."""
+the same file on the tensor that preprocessing makes. Likewise `DetectionModel` (its `SSD`
+wrapper) for a single-stage detector with the Model API's output layout (`boxes [N, M, 5]`,
+`labels [N, M]`) augmented with detclassprobabilitymap."""
 
 from __future__ import annotations
 
@@ -10,11 +12,13 @@ import json
 from pathlib import Path
 
 import numpy as np
+import onnx
 import openvino as ov
 import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from tests import tiny_onnx
 from tests.extras import require
 from xaigraph import model_info
 from xaigraph.cli import cli
@@ -23,7 +27,7 @@ from xaigraph.session import Session
 cv2 = require("cv2")
 require("model_api")
 from model_api.adapters import OpenvinoAdapter  # noqa: E402
-from model_api.models import ClassificationModel  # noqa: E402
+from model_api.models import ClassificationModel, DetectionModel  # noqa: E402
 
 DATA = Path(model_info.__file__).parent / "data"
 pytestmark = pytest.mark.slow  # an insert and three compilations of EfficientNet-Lite0
@@ -49,12 +53,13 @@ def photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def f32_model(path: Path, **configuration: object) -> ClassificationModel:
+def f32_model(path: Path, wrapper: type = ClassificationModel, **configuration: object
+              ) -> ClassificationModel:
     """`create_model` on an adapter compiled with f32 precision (the CPU's default may be
     bf16, which a comparison to 1e-5 cannot take)."""
     adapter = OpenvinoAdapter(ov.Core(), str(path), device="CPU",
                               plugin_config={"INFERENCE_PRECISION_HINT": "f32"})
-    return ClassificationModel.create_model(adapter, configuration=configuration)
+    return wrapper.create_model(adapter, configuration=configuration)
 
 
 def test_create_model_reads_what_xaigraph_recorded(augmented: Path) -> None:
@@ -102,3 +107,28 @@ def test_the_default_model_runs_the_photo(augmented: Path) -> None:
                                                                                            1280)
     top = result.top_labels[0].id
     assert result.saliency_map[0, top].max() == 255  # scaled in the graph: max at 255
+
+
+def test_detection_model_returns_the_saliency_map(tmp_path: Path) -> None:
+    source, out = tmp_path / "det.onnx", tmp_path / "det.xml"
+    onnx.save_model(tiny_onnx.modelapi_detector(), str(source))
+    result = CliRunner().invoke(cli, ["insert", str(source), "-o", str(out), "-m",
+                                      "detclassprobabilitymap", "--preprocess", "--resize",
+                                      "stretch"])
+    assert result.exit_code == 0, result.output
+    model = f32_model(out, DetectionModel, confidence_threshold=0.5)
+    assert type(model).__name__ == "SSD"  # from the model_type xaigraph carried over
+    rgb = np.random.default_rng(3).integers(0, 256, (tiny_onnx.SIZE, tiny_onnx.SIZE, 3),
+                                            dtype=np.uint8)  # the model's size: no resize
+    found = model(np.ascontiguousarray(rgb[:, :, ::-1]))  # the Model API takes BGR
+    x = rgb.astype(np.float32).transpose(2, 0, 1)[None]  # recorded: mean 0, std 1, RGB
+    boxes, labels, maps = Session.open(out).run([x], outputs=["boxes5", "labels",
+                                                              "saliency_map"])
+    assert found.saliency_map.dtype == np.uint8
+    assert found.saliency_map.shape == maps.shape == (1, tiny_onnx.DET_CLASSES, 8, 8)
+    np.testing.assert_array_equal(found.saliency_map, maps)
+    # its detections (after its own area filter and NMS) are rows of the model's outputs
+    assert len(found.labels) > 0
+    for label, score in zip(found.labels, found.scores, strict=True):
+        rows = (labels[0] == label) & np.isclose(boxes[0, :, 4], score, rtol=1e-5, atol=1e-6)
+        assert rows.any() and score > 0.5
