@@ -165,11 +165,8 @@ def insert(
     `class_output` names the output holding the class scores (detected by default).
     `record_preprocess` and `record_labels` are written into the output model's metadata
     (`xaigraph.model_info.write`; `report["model_info"]` lists them); labels whose number
-    is not the model's class count are a `BadInputError`. Recording either also records
-    `model_type`: the model's own, else `Classification` for a classifier (what the OpenVINO
-    Model API's `create_model` reads to pick its wrapper).
-    `feature_vector` adds a `feature_vector` output `[N, C]`, the pooled embedding the
-    classifier reads, checked against the original (`report["feature_vector"]`).
+    is not the model's class count are a `BadInputError`; `model_type` goes with them
+    (`_record`). `feature_vector` adds that output, `[N, C]` (`report["feature_vector"]`).
     """
     get_method(method)  # fail fast on an unknown name
     manager = build_pipeline(method, target_layer=target_layer, scaling=scaling,
@@ -179,12 +176,8 @@ def insert(
     if isinstance(model, Analysed):
         return _go_on(model, method, manager, samples, progress, record_preprocess,
                       record_labels)
-    start = time.perf_counter()
-    loaded, backend = _load(model, output_format)
-    load_time = round(time.perf_counter() - start, 4)
+    loaded, backend, report, load_time = _timed_load(model, output_format, method)
     native = loaded.model
-    report = {**_source(loaded, backend), "method": method,
-              "inputs": [p.as_dict() for p in backend.inputs(native)]}
     stamp = stamp_mod.read(backend, native)
     if stamp is not None and not replace:
         return _already_augmented(report, stamp, manager, loaded, backend, load_time)
@@ -195,6 +188,17 @@ def insert(
     native = manager.run(native, ctx, progress)
     return _finish(native, ctx, report, loaded, record_preprocess, record_labels,
                    timings={"load": load_time})
+
+
+def _timed_load(model: ModelLike, output_format: str | None, method: str
+                ) -> tuple[model_io.LoadedModel, Backend, dict[str, Any], float]:
+    """`_load`, the report's first fields, and the seconds loading took."""
+    start = time.perf_counter()
+    loaded, backend = _load(model, output_format)
+    load_time = round(time.perf_counter() - start, 4)
+    report = {**_source(loaded, backend), "method": method,
+              "inputs": [p.as_dict() for p in backend.inputs(loaded.model)]}
+    return loaded, backend, report, load_time
 
 
 def _go_on(analysed: Analysed, method: str, manager: PassManager, samples: Sequence[np.ndarray],
@@ -239,7 +243,9 @@ def _already_augmented(report: dict[str, Any], stamp: Stamp, manager: PassManage
 
 def _record(native: Any, ctx: PassContext, preprocess: Preprocess | None,
             labels: list[str] | None) -> dict[str, Any]:
-    """Write `preprocess` and `labels` into `native`'s metadata; what was written."""
+    """Write `preprocess` and `labels` into `native`'s metadata; what was written. With
+    them, `model_type`: the model's own, else `Classification` for a classifier (what the
+    OpenVINO Model API's `create_model` reads to pick its wrapper)."""
     classes = ctx.target.num_classes if ctx.target is not None else None
     if labels is not None and classes is not None and len(labels) != classes:
         raise BadInputError(f"{len(labels)} class names to record (--labels, else the "
