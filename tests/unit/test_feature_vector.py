@@ -42,7 +42,8 @@ def outputs(model: object, x: np.ndarray) -> dict[str, np.ndarray]:
 
 @pytest.mark.parametrize("head", tiny_onnx.HEADS)
 @pytest.mark.parametrize(("route", "fmt"), [("onnx17", "onnx"), ("onnx17", "ir"),
-                                            ("ov_dynbatch", "ir"), ("ov_static", "ir")])
+                                            ("ov_dynbatch", "ir"), ("ov_static", "ir"),
+                                            ("ov_dynamic", "ir")])
 def test_feature_vector_is_the_pooled_target(cnn_file, head: str, route: str,  # type: ignore[no-untyped-def]
                                              fmt: str) -> None:
     path = cnn_file(head, False, route)
@@ -62,6 +63,11 @@ def test_feature_vector_is_the_pooled_target(cnn_file, head: str, route: str,  #
     np.testing.assert_allclose(got["feature_vector"], ref, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(got["saliency_map"], before["saliency_map"])
     np.testing.assert_allclose(got["scores"], before["scores"], rtol=1e-5, atol=1e-6)
+    if route == "ov_dynamic":  # another spatial size than the one analysed
+        big = image(1, size=24, seed=6)
+        np.testing.assert_allclose(outputs(result.model, big)["feature_vector"],
+                                   pooled_reference(tiny_onnx.cnn(head), big), rtol=1e-5,
+                                   atol=1e-6)
     if head == "gap_fc":  # the classifier reads it: its Gemm on the vector gives the scores
         weights = {t.name: numpy_helper.to_array(t) for t in tiny_onnx.cnn(head).graph.initializer}
         scores = ref @ weights["fc.weight"].T.astype(np.float64) + weights["fc.bias"]
