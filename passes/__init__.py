@@ -8,6 +8,7 @@ from xaigraph.pipeline import Pass, PassManager
 from .channels_first import ChannelsFirstPass
 from .detect_target import DetectTargetPass
 from .embed_scaling import EmbedScalingPass
+from .feature_vector import FEATURE_OUTPUT, FeatureVectorPass
 from .insert_saliency import SALIENCY_OUTPUT, InsertSaliencyPass
 from .select_classes import CLASSES_OUTPUT, SelectClassesPass
 from .stamp import StampPass
@@ -16,11 +17,13 @@ from .validate import ValidatePass
 
 __all__ = [
     "CLASSES_OUTPUT",
+    "FEATURE_OUTPUT",
     "PASSES",
     "SALIENCY_OUTPUT",
     "ChannelsFirstPass",
     "DetectTargetPass",
     "EmbedScalingPass",
+    "FeatureVectorPass",
     "InsertSaliencyPass",
     "SelectClassesPass",
     "StampPass",
@@ -32,8 +35,8 @@ __all__ = [
 
 PASSES: dict[str, type[Pass]] = {
     p.name: p
-    for p in (DetectTargetPass, ChannelsFirstPass, SelectClassesPass, InsertSaliencyPass,
-              EmbedScalingPass, StampPass, ValidatePass)
+    for p in (DetectTargetPass, ChannelsFirstPass, FeatureVectorPass, SelectClassesPass,
+              InsertSaliencyPass, EmbedScalingPass, StampPass, ValidatePass)
 }
 
 
@@ -59,11 +62,16 @@ def build_pipeline(
     num_anchors: int | None = None,
     form: str | None = None,
     class_output: str | None = None,
+    feature_vector: bool = False,
 ) -> PassManager:
-    """detect-target, [select-classes{targets=T}], insert-saliency{method=M[,form=F]},
-    [embed-scaling], stamp, [validate]. detect-target adds channels-first after itself when
-    the target map is channels-last (see `xaigraph.pipeline`)."""
+    """detect-target, [feature-vector], [select-classes{targets=T}],
+    insert-saliency{method=M[,form=F]}, [embed-scaling], stamp, [validate]. detect-target
+    adds channels-first after itself when the target map is channels-last (see
+    `xaigraph.pipeline`). feature-vector comes before the saliency passes so that
+    `saliency_map` stays the last output (what a stamp is recognised by)."""
     passes: list[Pass] = analysis_pipeline(target_layer, num_anchors, class_output).passes
+    if feature_vector:
+        passes.append(FeatureVectorPass())
     if targets is not None:
         passes.append(SelectClassesPass(targets))
     passes.append(InsertSaliencyPass(method, form))

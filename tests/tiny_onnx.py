@@ -15,6 +15,8 @@ classifier (or detector) in a file", not a torch reference.
               [N, A*D, h, w] -> Reshape [N, A, D, h*w] -> Transpose [N, h*w, A, D]
               -> Reshape [N, h*w*A, D] (rows in torch's order, any input size);
               the levels joined by Concat: scores [N, 240, 6], boxes [N, 240, 4] (A = 3)
+    modelapi_detector: the detector decoded into the OpenVINO Model API's SSD layout,
+              boxes [N, 240, 5] (x1 y1 x2 y2 score) and int64 labels [N, 240]
 
 Routes (`write`): `onnxNN` (ONNX at opset NN >= 14, dynamic batch), and OpenVINO IR converted from
 that file: `ov_static` (batch 1), `ov_dynbatch` (dynamic batch), `ov_dynamic` (every dim).
@@ -29,7 +31,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-__all__ = ["CLASSES", "DET_CLASSES", "HEADS", "ROUTES", "SIZE", "cnn", "detector", "write"]
+__all__ = ["CLASSES", "DET_CLASSES", "HEADS", "ROUTES", "SIZE", "cnn", "detector",
+           "modelapi_detector", "write"]
 
 HEADS = ("gap_fc", "gap_mlp")
 ROUTES = ("onnx17", "onnx18", "ov_static", "ov_dynbatch", "ov_dynamic")
@@ -140,6 +143,36 @@ def detector(anchors: int = 3, seed: int = 0, opset: int = 17) -> onnx.ModelProt
         joined[branch] = g.op("Concat", rows, "scores" if branch == "cls" else "boxes", axis=1)
     m = anchors * ((SIZE // 2) ** 2 + (SIZE // 4) ** 2)
     return g.model({"scores": ["batch", m, DET_CLASSES], "boxes": ["batch", m, 4]})
+
+
+def modelapi_detector(anchors: int = 3) -> onnx.ModelProto:
+    """`detector` decoded into the Model API's SSD outputs: `boxes [N, M, 5]`
+    (the box logits squashed to 0..SIZE, then the best class probability) and `labels [N, M]`
+    (int64), no NMS; `model_info.model_type` SSD, as an OTX export records it."""
+    model = detector(anchors)
+    g = model.graph
+    rows = anchors * ((SIZE // 2) ** 2 + (SIZE // 4) ** 2)
+    g.initializer.append(numpy_helper.from_array(np.array(float(SIZE), np.float32),
+                                                 "det.side"))
+    g.node.extend([
+        helper.make_node("Sigmoid", ["scores"], ["det.probs"], name="det.probs"),
+        helper.make_node("ReduceMax", ["det.probs"], ["det.best"], axes=[2], keepdims=1,
+                         name="det.best"),
+        helper.make_node("ArgMax", ["det.probs"], ["labels"], axis=2, keepdims=0,
+                         name="det.labels"),
+        helper.make_node("Sigmoid", ["boxes"], ["det.unit"], name="det.unit"),
+        helper.make_node("Mul", ["det.unit", "det.side"], ["det.corners"], name="det.corners"),
+        helper.make_node("Concat", ["det.corners", "det.best"], ["boxes5"], axis=2,
+                         name="det.boxes5"),
+    ])
+    del g.output[:]
+    g.output.extend([
+        helper.make_tensor_value_info("boxes5", TensorProto.FLOAT, ["batch", rows, 5]),
+        helper.make_tensor_value_info("labels", TensorProto.INT64, ["batch", rows])])
+    prop = model.metadata_props.add()
+    prop.key, prop.value = "model_info.model_type", "SSD"
+    onnx.checker.check_model(model, full_check=True)
+    return model
 
 
 def write(build: Callable[[int], onnx.ModelProto], route: str, folder: Path, name: str

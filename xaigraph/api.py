@@ -22,7 +22,8 @@ from xaigraph.graph_view import GraphView
 from xaigraph.head import Head
 from xaigraph.methods import METHODS, get_method
 from xaigraph.methods.base import why_not
-from xaigraph.passes import analysis_pipeline, build_pipeline, parse
+from xaigraph.model_info import CLASSIFICATION_TASK
+from xaigraph.passes import FEATURE_OUTPUT, analysis_pipeline, build_pipeline, parse
 from xaigraph.pipeline import Pass, PassContext, PassManager
 from xaigraph.preprocess import Preprocess
 from xaigraph.samples import read_samples
@@ -151,6 +152,7 @@ def insert(
     class_output: str | None = None,
     record_preprocess: Preprocess | None = None,
     record_labels: list[str] | None = None,
+    feature_vector: bool = False,
     example_input: Any = None,
 ) -> InsertResult:
     """Return the model with a `saliency_map` output built by `method`.
@@ -173,21 +175,20 @@ def insert(
     `class_output` names the output holding the class scores (detected by default).
     `record_preprocess` and `record_labels` are written into the output model's metadata
     (`xaigraph.model_info.write`; `report["model_info"]` lists them); labels whose number
-    is not the model's class count are a `BadInputError`.
+    is not the model's class count are a `BadInputError`; `model_type` goes with them
+    (`_record`). `feature_vector` adds that output, `[N, C]` (`report["feature_vector"]`).
     """
     get_method(method)  # fail fast on an unknown name
     manager = build_pipeline(method, target_layer=target_layer, scaling=scaling,
                              validate=validate, targets=targets, num_anchors=num_anchors,
-                             form=form, class_output=class_output)
+                             form=form, class_output=class_output,
+                             feature_vector=feature_vector)
     if isinstance(model, Analysed):
         return _go_on(model, method, manager, samples, progress, record_preprocess,
                       record_labels)
-    start = time.perf_counter()
-    loaded, backend = _load(model, output_format, example_input)
-    load_time = round(time.perf_counter() - start, 4)
+    loaded, backend, report, load_time = _timed_load(model, output_format, method,
+                                                     example_input)
     native = loaded.model
-    report = {**_source(loaded, backend), "method": method,
-              "inputs": [p.as_dict() for p in backend.inputs(native)]}
     stamp = stamp_mod.read(backend, native)
     if stamp is not None and not replace:
         return _already_augmented(report, stamp, manager, loaded, backend, load_time)
@@ -198,6 +199,18 @@ def insert(
     native = manager.run(native, ctx, progress)
     return _finish(native, ctx, report, loaded, record_preprocess, record_labels,
                    timings={"load": load_time})
+
+
+def _timed_load(model: ModelLike, output_format: str | None, method: str,
+                example_input: Any = None
+                ) -> tuple[model_io.LoadedModel, Backend, dict[str, Any], float]:
+    """`_load`, the report's first fields, and the seconds loading took."""
+    start = time.perf_counter()
+    loaded, backend = _load(model, output_format, example_input)
+    load_time = round(time.perf_counter() - start, 4)
+    report = {**_source(loaded, backend), "method": method,
+              "inputs": [p.as_dict() for p in backend.inputs(loaded.model)]}
+    return loaded, backend, report, load_time
 
 
 def _go_on(analysed: Analysed, method: str, manager: PassManager, samples: Sequence[np.ndarray],
@@ -242,12 +255,19 @@ def _already_augmented(report: dict[str, Any], stamp: Stamp, manager: PassManage
 
 def _record(native: Any, ctx: PassContext, preprocess: Preprocess | None,
             labels: list[str] | None) -> dict[str, Any]:
-    """Write `preprocess` and `labels` into `native`'s metadata; what was written."""
+    """Write `preprocess` and `labels` into `native`'s metadata; what was written. With
+    them, `model_type`: the model's own, else `Classification` for a classifier (what the
+    OpenVINO Model API's `create_model` reads to pick its wrapper)."""
     classes = ctx.target.num_classes if ctx.target is not None else None
     if labels is not None and classes is not None and len(labels) != classes:
         raise BadInputError(f"{len(labels)} class names to record (--labels, else the "
                             f"model's own) but the model has {classes} classes")
-    model_info.write(native, preprocess, labels)
+    # The task where the Model API reads it (an ONNX model read by OpenVINO keeps its own
+    # in rt_info `framework`, which an IR written from it does not carry to `model_info`).
+    task = model_info.metadata(native).get("model_type") or None
+    if task is None and ctx.target is not None and ctx.target.detector is None:
+        task = CLASSIFICATION_TASK
+    model_info.write(native, preprocess, labels, task=task)
     return {"preprocess": preprocess.as_dict() if preprocess is not None else None,
             "labels": len(labels) if labels is not None else None}
 
@@ -327,6 +347,8 @@ def _inserted(ctx: PassContext, ports: Sequence[Any]) -> dict[str, Any]:
         **({"self_check": check.as_dict()} if check is not None else {}),
         outputs=outputs,
         saliency_map=next(o for o in outputs if o["name"] == "saliency_map"),
+        **({"feature_vector": {**next(o for o in outputs if o["name"] == FEATURE_OUTPUT),
+                               **ctx.feature.as_dict()}} if ctx.feature is not None else {}),
         validation=(ctx.validation.as_dict() if ctx.validation is not None
                     else {"passed": None, "skipped": True}),
     )

@@ -66,6 +66,11 @@ def _print_insert(report: dict[str, Any]) -> None:
     echo(f"target      {t['name']} {t['declared_shape']}" + (" (--target-layer)" if t["forced"]
                                                              else ""))
     echo(f"saliency    output '{sal['name']}' {sal['type']} {sal['shape']}")
+    feature = report.get("feature_vector")
+    if feature:
+        worst = max((r["max_abs"] for r in feature["runs"]), default=0.0)
+        echo(f"feature     output '{feature['name']}' {feature['type']} {feature['shape']} "
+             f"(pooling {feature['pool']}; checked, max |diff| {_fmt_float(worst)})")
     val = report["validation"]
     if val.get("skipped"):
         echo("validation  skipped (--no-validate)")
@@ -120,6 +125,9 @@ def cli() -> None:
               help="A PyTorch MODEL (.pt, .pth TorchScript; .pt2 torch.export) is converted "
                    "by tracing it on an input of this shape, e.g. 1,3,224,224 (needs torch).")
 @click.option("--no-scaling", is_flag=True, help="Keep raw f32 maps instead of u8 0..255.")
+@click.option("--feature-vector", is_flag=True,
+              help="Also add a feature_vector output [N, C]: the pooled embedding the "
+                   "classifier reads (as the OpenVINO Model API and OTX models have it).")
 @click.option("--no-validate", is_flag=True, help="Skip the output comparison.")
 @click.option("--sample", "samples", multiple=True, type=click.Path(path_type=Path),
               help="An input to validate with as well (repeatable): a .npy array, or an "
@@ -137,7 +145,8 @@ def cli() -> None:
 @handle_errors
 def insert(model: Path, out: Path, method: str, target_layer: str | None,
            num_anchors: int | None, targets: str | None, class_output: str | None,
-           example_input: str | None, no_scaling: bool, no_validate: bool,
+           example_input: str | None, no_scaling: bool, feature_vector: bool,
+           no_validate: bool,
            samples: tuple[Path, ...], record: bool,
            preprocess_flags: dict[str, Any], force: bool, replace: bool, as_json: bool,
            debug: bool) -> None:
@@ -180,20 +189,19 @@ def insert(model: Path, out: Path, method: str, target_layer: str | None,
     read = read_samples(samples, get_backend(loaded.backend, loaded.external_data),
                         loaded.model, pre if given else None)
     result = api.insert(
-        loaded,
-        method,
+        loaded, method,
         target_layer=target_layer,
         scaling=not no_scaling,
         validate=not no_validate,
         samples=[s.array for s in read],
         progress=_progress(not as_json and sys.stderr.isatty()),
         output_format=backend,
-        targets=targets,
-        num_anchors=num_anchors,
+        targets=targets, num_anchors=num_anchors,
         replace=replace,
         class_output=class_output,
         record_preprocess=pre if record else None,
         record_labels=labels,
+        feature_vector=feature_vector,
     )
     if read:
         result.report["samples"] = [s.as_dict() for s in read]

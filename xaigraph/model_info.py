@@ -52,6 +52,7 @@ from xaigraph.labels import format_labels, parse_labels
 from xaigraph.preprocess import INTERPOLATIONS, MAX_SIDE, RESIZE_MODES, Preprocess
 
 __all__ = [
+    "CLASSIFICATION_TASK",
     "DEFAULT_SIZE",
     "MODEL_API_KEYS",
     "XAIGRAPH_KEYS",
@@ -65,6 +66,7 @@ __all__ = [
 ]
 
 DEFAULT_SIZE = 224  # a dynamic spatial dimension without xaigraph.size
+CLASSIFICATION_TASK = "Classification"  # the Model API's model_type of a classifier
 MODEL_API_KEYS = ("mean_values", "scale_values", "reverse_input_channels", "resize_type",
                   "pad_value", "labels", "model_type")
 XAIGRAPH_KEYS = ("xaigraph.resize", "xaigraph.crop_fraction", "xaigraph.interpolation",

@@ -37,6 +37,7 @@ from xaigraph.target import Target
 from xaigraph.validate import ValidationRun
 
 __all__ = [
+    "FeatureRecord",
     "InsertRecord",
     "Pass",
     "PassContext",
@@ -86,6 +87,23 @@ class InsertRecord:
 
 
 @dataclass
+class FeatureRecord:
+    """What feature-vector built and how its check against the reference went: the pooling
+    op it reads, the output's declared shape, and per run the largest difference from the
+    reference (the spatial mean, in numpy, of the pooling's input in the original model)."""
+
+    pool: str
+    shape: list[int | None]
+    atol: float
+    rtol: float
+    runs: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"pool": self.pool, "passed": True,
+                "tolerance": {"atol": self.atol, "rtol": self.rtol}, "runs": self.runs}
+
+
+@dataclass
 class ValidationRecord:
     """What validate compared: the runs, each output's differences, and the tolerance."""
 
@@ -103,7 +121,7 @@ class PassContext:
     """What passes share: the original model, the sample inputs, and what earlier passes
     found (`target`, `head`, `probe_inputs` from detect-target; `channels_last`, why the map
     was channels-last, from channels-first; `insert` from insert-saliency; `scaling` from
-    embed-scaling; `validation` from validate)."""
+    embed-scaling; `validation` from validate; `feature` from feature-vector)."""
 
     backend: Backend
     original: Model
@@ -115,6 +133,7 @@ class PassContext:
     insert: InsertRecord | None = None
     scaling: str = "none"
     validation: ValidationRecord | None = None
+    feature: FeatureRecord | None = None
     plan: list[Pass] = field(default_factory=list)  # this run's passes, follow-ups included
     timings: dict[str, float] = field(default_factory=dict)
     _view: GraphView | None = None

@@ -8,9 +8,10 @@ explanation out again.
 A stamp counts only when it is whole and consistent (`check`): every key of `STAMP_KEYS`, a
 version, a method xaigraph knows, a pipeline text that parses and inserts that method, and
 the outputs it says were added (`saliency_map` last, `saliency_classes` just before it when
-the pipeline selected classes) present as the model's last outputs. Anything less (a stray
-or spoofed `xai.method`, a stamp whose outputs are gone) is not a stamp: the model is taken
-as not augmented, and a warning says why. `undo` (the record of the original ops the
+the pipeline selected classes, `feature_vector` before those when it ran feature-vector)
+present as the model's last outputs. Anything less (a stray or spoofed `xai.method`, a stamp
+whose outputs are gone) is not a stamp: the model is taken as not augmented, and a warning
+says why. `undo` (the record of the original ops the
 insertion removed or rewired, `UNDO_KEY`) is optional, so that stamps without it still count.
 
 The keys and the fields a run writes are `xaigraph.stamp_format` (re-exported here), which
@@ -29,7 +30,13 @@ from xaigraph import signals
 from xaigraph.backends import Backend
 from xaigraph.errors import XaiGraphError
 from xaigraph.methods import METHODS
-from xaigraph.passes import CLASSES_OUTPUT, SALIENCY_OUTPUT, InsertSaliencyPass, parse
+from xaigraph.passes import (
+    CLASSES_OUTPUT,
+    FEATURE_OUTPUT,
+    SALIENCY_OUTPUT,
+    InsertSaliencyPass,
+    parse,
+)
 from xaigraph.stamp_format import SCALINGS, STAMP_KEYS, UNDO_KEY, stamp_fields
 
 __all__ = ["STAMP_KEYS", "UNDO_KEY", "Stamp", "check", "problem", "read", "stamp_fields"]
@@ -89,6 +96,8 @@ def check(fields: dict[str, str], outputs: list[list[str]]) -> Stamp:
     added: tuple[str, ...] = (SALIENCY_OUTPUT,)
     if any(p.name == "select-classes" for p in passes):
         added = (CLASSES_OUTPUT, SALIENCY_OUTPUT)
+    if any(p.name == "feature-vector" for p in passes):
+        added = (FEATURE_OUTPUT, *added)
     last = outputs[-len(added):] if len(outputs) > len(added) else []
     if len(last) != len(added) or any(a not in names for a, names in zip(added, last, strict=True)):
         have = ", ".join("/".join(names) for names in last) or "missing"

@@ -113,6 +113,9 @@ def _listing(view: GraphView) -> str:
                      for i, v in enumerate(view.output_values()))
 
 
+_NOT_SCORES = {"feature_vector", "saliency_map"}  # the Model API's XAI outputs, by name
+
+
 def _classes(shape: tuple[int | None, ...] | None) -> int | None:
     """K when `shape` is `[N, K]` or `[N, K, 1, 1]` with K > 1, else None."""
     if shape is None or not (len(shape) == 2 or (len(shape) == 4 and shape[2:] == (1, 1))):
@@ -156,13 +159,18 @@ def classification_output(view: GraphView, output: str | int | None = None
                           ) -> tuple[int, Value, int]:
     """(output index, value, number of classes) of the model's classification output.
 
-    `output` names it (or gives its index). Otherwise it is the output shaped `[N, K]` (or
-    `[N, K, 1, 1]`); of several, those computed from another such output (logits from
-    embeddings) win, then those ending in a Softmax/Sigmoid, then the first."""
+    `output` names it (or gives its index). Otherwise it is the floating-point output shaped
+    `[N, K]` (or `[N, K, 1, 1]`); of several, those computed from another such output (logits
+    from embeddings) win, then those ending in a Softmax/Sigmoid, then the first. An integer
+    output is never class scores: a detector's `labels [N, M]` (the Model API's layout) is
+    not a classifier's output; nor is one named `feature_vector` or `saliency_map` (the
+    Model API's explanation outputs, which it leaves out of its scores too)."""
     if output is not None:
         return _named_output(view, output)
     found = [(i, v, k) for i, v in enumerate(view.output_values())
-             if (k := _classes(_shape(view, v))) is not None]
+             if not view.tensor(v).dtype.startswith(("i", "u", "bool"))
+             and not set(_output_names(view, i)) & _NOT_SCORES
+             and (k := _classes(_shape(view, v))) is not None]
     if not found:
         seen = ", ".join(_fmt(_shape(view, v)) for v in view.output_values())
         raise TargetError(

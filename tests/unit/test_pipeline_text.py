@@ -35,6 +35,8 @@ OPTIONS: list[dict[str, Any]] = [
     {"class_output": "logits"},
     {"scaling": False},
     {"validate": False},
+    {"feature_vector": True},
+    {"feature_vector": True, "targets": "topk:2"},
     {"target_layer": "x", "num_anchors": 9, "targets": "7", "scaling": False,
      "validate": False},
 ]

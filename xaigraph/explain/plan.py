@@ -607,6 +607,7 @@ def _decide(loaded: Any, path: Path, method: str, wanted: Target | Boxes, raw: b
     """The method of an augmented model (its stamp), or the one chosen for a plain model,
     which an in-graph method augments in memory."""
     from xaigraph import api
+    from xaigraph.passes import CLASSES_OUTPUT
 
     if method != "auto":
         methods.get(method)  # an unknown name: one line naming the choices
@@ -617,7 +618,7 @@ def _decide(loaded: Any, path: Path, method: str, wanted: Target | Boxes, raw: b
                                 f"{method} needs the plain model (xaigraph strip)")
         return _Decision(stamp.method, f"the model's stamp ({stamp.describe()})",
                          stamp.fields["target_layer"], stamp.pipeline,
-                         stamp.fields["scaling"], len(stamp.outputs) == 2)
+                         stamp.fields["scaling"], CLASSES_OUTPUT in stamp.outputs)
     chosen, why = _choose(method, analysis)
     if not methods.get(chosen).in_graph:
         return _Decision(chosen, why, analysis.target_layer)
