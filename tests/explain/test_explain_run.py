@@ -242,3 +242,27 @@ def test_black_box_batches_are_of_one_image(model: Path) -> None:
     assert prepare(model, method="rise", batch_size=8).batch == 1
     assert prepare(model, method="aise", batch_size=8).batch == 1
     assert prepare(model, batch_size=8).batch == 8
+
+
+def test_resume_redoes_a_record_that_names_files_outside_the_run(
+        model: Path, photos: Path, tmp_path: Path) -> None:
+    """A results.jsonl line edited to name `../secret.png` (or an absolute path) is not kept
+    on resume: its image is redone and its record names the run's own files again."""
+    out = tmp_path / "out"
+    code, _, stderr = invoke("explain", model, photos, "-o", out)
+    assert code == 0, stderr
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(b"not for the report")
+    records = lines(out / "results.jsonl")
+    records[0]["targets"][0]["map"] = "../secret.png"
+    records[1]["targets"][0]["overlay"] = str(secret)
+    (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    code, stdout, stderr = invoke("explain", model, photos, "-o", out, "--json")
+    assert code == 0, stderr
+    summary = json.loads(stdout)
+    assert summary["explained"] == 2 and summary["skipped"] == 4
+    for r in lines(out / "results.jsonl"):
+        for t in r["targets"]:
+            for f in (t["map"], t["overlay"]):
+                assert not Path(f).is_absolute() and ".." not in Path(f).parts
+                assert (out / f).is_file()

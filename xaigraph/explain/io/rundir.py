@@ -386,10 +386,20 @@ class RunDir:
         record = self._records.get(key)
         if record is None or not record.ok or record.run != self.run:
             return None
-        if all((self.path / f).exists() for f in record.files()):
+        if all(self._own(f) and (self.path / f).exists() for f in record.files()):
             self.skipped += 1
             return record
         return None
+
+    def _own(self, name: str) -> bool:
+        """Whether a record's file `name` is a file of this run: a relative path inside
+        OUT_DIR (a line that names `../elsewhere` or `/etc/...` is redone, never kept for eval
+        and the report to read)."""
+        rel = Path(name)
+        if rel.is_absolute() or ".." in rel.parts:
+            return False
+        root = self.path.resolve()
+        return (root / rel).resolve().is_relative_to(root)
 
     def todo(self, keys: Iterator[str] | list[str]) -> bool:
         """Whether any of `keys` has to be done (without counting skips)."""
