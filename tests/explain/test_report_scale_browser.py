@@ -51,11 +51,10 @@ def short(v: float) -> str:
     return str(float(f"{v:.3g}")).removesuffix(".0")
 
 
-def test_scale_switch_changes_the_map_and_its_bar(real: Path, open_report) -> None:
+def test_scale_switch_changes_the_map_and_its_bar(real: Path, open_report) -> None:  # noqa: F811
     page = open_report(real)
     d = data(real)
-    record = [json.loads(x) for x in (real.parent.parent / "results.jsonl").read_text()
-              .splitlines()][0]
+    record = json.loads((real.parent.parent / "results.jsonl").read_text().splitlines()[0])
     targets = d["images"][0]["m"][0]["t"]
     low = [k for k, tt in enumerate(targets) if tt["low"]]
     high = [k for k, tt in enumerate(targets) if not tt["low"]]
@@ -96,7 +95,8 @@ def test_scale_switch_changes_the_map_and_its_bar(real: Path, open_report) -> No
     assert not page.locator("#low-badge").is_visible()
 
 
-def test_no_raw_ranges_falls_back_to_the_maps_own_scale(tmp_path: Path, open_report) -> None:
+def test_no_raw_ranges_falls_back_to_the_maps_own_scale(tmp_path: Path,
+                                                         open_report) -> None:  # noqa: F811
     index = build_report(write_explain(tmp_path / "out", [Img("cat", preds=[(1, "cat", 0.4)],
                                                               peak=(0.3, 0.4))]))
     page = open_report(index)

@@ -139,7 +139,8 @@ precision_option = click.option(
 @handle_errors
 def explain(model: Path, inputs: tuple[str, ...], out_dir: Path, method: str, targets: str,
             runtime: str | None, precision: str, batch_size: int, colormap: str, opacity: float,
-            no_overlay: bool, map_scale: str, no_legend: bool, low_confidence: float, raw: bool, max_maps: int, class_output: str | None,
+            no_overlay: bool, map_scale: str, no_legend: bool, low_confidence: float,
+            raw: bool, max_maps: int, class_output: str | None,
             target_layer: str | None,
             force: bool, preprocess_flags: dict[str, Any], engine_name: str,
             ray_address: str | None, ray_timeout: float, ray_actors: int | None,

@@ -13,8 +13,8 @@ each of them. Batch dict out:
 `index`, `scores` `[B, K]` float32 class probabilities, `targets` `[B, T]` int64 (-1
 padding), `maps` `[B, T, h, w]` float32 in 0..1, `raw` `[B, T, h, w]` float32 with
 `spec.raw` (the maps as the model gave them), `ranges` `[B, T, 2]` float32 (each map's raw
-minimum and maximum, NaN for u8 maps, whose raw range the model's scaling lost), `seconds` `[B]` float64 (inference time per
-image).
+minimum and maximum, NaN for u8 maps, whose raw range the model's scaling lost),
+`seconds` `[B]` float64 (inference time per image).
 """
 
 from __future__ import annotations

@@ -82,8 +82,8 @@ def with_legend(picture: Image.Image, colormap: str, scale: Scale, caption: str
         probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
         low_w = probe.textlength(low, font=font)
         high_w = probe.textlength(high, font=font)
-    bar_x0 = pad + int(math.ceil(low_w)) + pad
-    bar_x1 = width - pad - int(math.ceil(high_w)) - pad
+    bar_x0 = pad + math.ceil(low_w) + pad
+    bar_x1 = width - pad - math.ceil(high_w) - pad
     bar_y0 = height + line + size // 4
     bar_h = max(3, size // 2 + 1)
     if bar_x1 - bar_x0 >= 8:

@@ -464,7 +464,7 @@ def prepare(
     names = _labels(model_labels, Path(labels) if labels is not None else None,
                     analysis.num_classes)
     wanted = _wanted(targets, names, analysis.num_classes)
-    made = _decide(loaded, path, method, wanted, raw, runtime, analysis, class_output,
+    made = _decide(loaded, path, method, wanted, runtime, analysis, class_output,
                    target_layer)
     fixed = (_check_honoured(analysis.stamp, wanted, names, path.name)
              if analysis.stamp is not None and made.classes_output else None)
@@ -631,7 +631,7 @@ class _Decision:
     payload: tuple[Any, ...] = ()
 
 
-def _decide(loaded: Any, path: Path, method: str, wanted: Target | Boxes, raw: bool,
+def _decide(loaded: Any, path: Path, method: str, wanted: Target | Boxes,
             runtime: str, analysis: _Analysis, class_output: str | None,
             target_layer: str | None) -> _Decision:
     """The method of an augmented model (its stamp), or the one chosen for a plain model,
@@ -652,7 +652,7 @@ def _decide(loaded: Any, path: Path, method: str, wanted: Target | Boxes, raw: b
     if not methods.get(chosen).in_graph:
         return _Decision(chosen, why, analysis.target_layer)
     fmt = "onnx" if runtime == "onnxruntime" else "ir"
-    result, in_graph, note = _augment(loaded, chosen, wanted, raw, fmt, analysis,
+    result, in_graph, note = _augment(loaded, chosen, wanted, fmt, analysis,
                                       class_output, target_layer, api)
     layer = result.report.get("target", {}).get("name", analysis.target_layer)
     return _Decision(chosen, why if note is None else f"{why}; {note}", layer,
@@ -707,7 +707,7 @@ def _input_name(loaded: Any) -> str:
     return str(get_backend(loaded.backend, loaded.external_data).inputs(loaded.model)[0].name)
 
 
-def _augment(loaded: Any, method: str, wanted: Target | Boxes, raw: bool, fmt: str,
+def _augment(loaded: Any, method: str, wanted: Target | Boxes, fmt: str,
              analysis: _Analysis, class_output: str | None, target_layer: str | None,
              api: Any) -> tuple[Any, bool, str | None]:
     """The model augmented in memory, from the model `prepare` read and analysed (neither

@@ -177,5 +177,5 @@ def _target(t: dict[str, Any]) -> Target:
                   _score(score) if score is None or isinstance(score, (int, float)) else 0.0,
                   files[0], files[1], files[2],
                   [float(v) for v in box] if isinstance(box, list) else None,
-                  [float(v) for v in span] if span_ok else None,
+                  [float(span[0]), float(span[1])] if span_ok and span is not None else None,
                   t.get("low_confidence") is True)

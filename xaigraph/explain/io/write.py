@@ -156,8 +156,12 @@ def _write_targets(decoded: Decoded, explained: dict[str, Any], spec: ExplainSpe
             _put(out, files["raw"], functools.partial(_save_npy, raw), written)
         entries.append(MapTarget(cls, spec.label(cls), round(score, 4), files["map"],
                                  files["overlay"], files["raw"], box,
-                                 None if ranges[t] is None else list(ranges[t]), low))
+                                 _as_list(ranges[t]), low))
     return entries
+
+
+def _as_list(span: tuple[float, float] | None) -> list[float] | None:
+    return None if span is None else [span[0], span[1]]
 
 
 def _range(explained: dict[str, Any], t: int) -> tuple[float, float] | None:
