@@ -73,6 +73,10 @@ def check_overlays(out: Path, mode: str, raw: bool) -> int:
         for t in r["targets"]:
             with Image.open(out / t["map"]) as im:
                 rgba = np.asarray(im.convert("RGBA"))
+                told = json.loads(im.info["xaigraph-scale"])  # the map file's own scale
+            assert told == {"mode": "map", "range": t["range"], "label": t["label"],
+                            "score": pytest.approx(t["score"], abs=5e-5),
+                            "low_confidence": t["low_confidence"]}
             seen = rgba[..., 3] == 255  # the map file's colours back to their indices
             inverse = {tuple(int(v) for v in c): k for k, c in enumerate(table)}
             index = np.array([[inverse.get(tuple(int(v) for v in p[:3]), 0) for p in row]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import math
 import os
 import time
@@ -145,8 +146,9 @@ def _write_targets(decoded: Decoded, explained: dict[str, Any], spec: ExplainSpe
         unit = np.asarray(explained["maps"][t])
         coloured = render.colour(unit, decoded.placement, decoded.width, decoded.height,
                                  spec.preprocess.size, spec.colormap)
-        _put(out, str(files["map"]), functools.partial(_save_bytes, coloured.png()), written)
         low = not score >= spec.low_confidence  # a score that is not a number is low too
+        png = coloured.png(text=map_text(spec.label(cls), score, ranges[t], low))
+        _put(out, str(files["map"]), functools.partial(_save_bytes, png), written)
         if files["overlay"] is not None:
             png = _overlay_png(decoded, coloured, spec, cls, score, box, low,
                                scales.scale_of(spec.map_scale, score, ranges[t], common))
@@ -158,6 +160,16 @@ def _write_targets(decoded: Decoded, explained: dict[str, Any], spec: ExplainSpe
                                  files["overlay"], files["raw"], box,
                                  _as_list(ranges[t]), low))
     return entries
+
+
+def map_text(label: str, score: float, span: tuple[float, float] | None, low: bool
+             ) -> dict[str, str]:
+    """A map file's colour scale, as a tEXt chunk `xaigraph-scale` (ASCII JSON): the map is
+    on its own min-max (`mode` "map"), `range` its raw min and max (null: unknown)."""
+    return {"xaigraph-scale": json.dumps(
+        {"mode": "map", "range": _as_list(span), "label": label,
+         "score": score if math.isfinite(score) else None, "low_confidence": low},
+        ensure_ascii=True, separators=(",", ":"))}
 
 
 def _as_list(span: tuple[float, float] | None) -> list[float] | None:
