@@ -5,8 +5,9 @@ scale mode, "low confidence").
     picture = with_legend(overlay, "jet", scale, "tabby cat 0.06")
 
 Cheap per picture: the bar (the colour table stretched to the bar's width) is made once per
-colour map and width and kept; the margin is one numpy fill; the text is drawn with Pillow's
-default font (one per size, kept).
+colour map and width and kept; each piece of text (a label, a score, a mode, an end value)
+is rendered once with Pillow's default font and kept as a mask; the margin is a small numpy
+array inked with them; the picture is pasted, never converted.
 """
 
 from __future__ import annotations
@@ -63,42 +64,64 @@ def _number(value: float | None, fallback: str) -> str:
     return f"{value:.3g}"
 
 
+_INK = np.array([round(255 - (255 - TEXT[0]) * a / 255) for a in range(256)], dtype=np.uint8)
+
+
+@functools.lru_cache(maxsize=4096)
+def _text(text: str, size: int) -> np.ndarray:
+    """`text` set in the font of `size`, as the grey it leaves on white: u8 `[line, width,
+    1]`, its top at the line's top; kept, so that a label, a score or a mode is rendered
+    once."""
+    font = _font(size)
+    width = max(1, math.ceil(font.getlength(text)))
+    mask = Image.new("L", (width, size + size // 2))
+    with _lock:  # Pillow's text layout is not documented as thread-safe
+        ImageDraw.Draw(mask).text((0, 0), text, fill=255, font=font)
+    return _INK[np.asarray(mask)][..., None]
+
+
+def _put_text(margin: np.ndarray, mask: np.ndarray, x: int, y: int) -> int:
+    """Ink `mask` (`_text`'s) onto the margin at (x, y), clipped; the x after it."""
+    h, w = margin.shape[:2]
+    x0, y0 = max(x, 0), max(y, 0)
+    x1, y1 = min(x + mask.shape[1], w), min(y + mask.shape[0], h)
+    if x1 > x0 and y1 > y0:
+        ink = mask[y0 - y:y1 - y, x0 - x:x1 - x]
+        np.minimum(margin[y0:y1, x0:x1], ink, out=margin[y0:y1, x0:x1])
+    return x + mask.shape[1]
+
+
 def with_legend(picture: Image.Image, colormap: str, scale: Scale, caption: str
                 ) -> Image.Image:
     """`picture` (RGB) with the legend in a margin below it: same width, taller by
-    `margin_height(width)`; the picture's pixels unchanged."""
+    `margin_height(width)`; the picture's pixels unchanged. `caption` is drawn in pieces
+    split at " | " (each piece rendered once and kept)."""
     width, height = picture.size
     size = _font_size(width)
     line = size + size // 2
-    extra = margin_height(width)
-    canvas = np.empty((height + extra, width, 3), dtype=np.uint8)
-    canvas[:height] = np.asarray(picture.convert("RGB"))
-    canvas[height:] = BACKGROUND
-    font = _font(size)
-    low = _number(scale.low, "min")
-    high = _number(scale.high, "max")
+    margin = np.full((margin_height(width), width, 3), BACKGROUND, dtype=np.uint8)
     pad = max(2, size // 3)
-    with _lock:  # Pillow's text layout is not documented as thread-safe; it is cheap
-        probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-        low_w = probe.textlength(low, font=font)
-        high_w = probe.textlength(high, font=font)
-    bar_x0 = pad + math.ceil(low_w) + pad
-    bar_x1 = width - pad - math.ceil(high_w) - pad
-    bar_y0 = height + line + size // 4
+    x = pad
+    for k, piece in enumerate(caption.split(" | ")):
+        x = _put_text(margin, _text(piece if k == 0 else f" | {piece}", size), x, pad // 2)
+    low = _text(_number(scale.low, "min"), size)
+    high = _text(_number(scale.high, "max"), size)
+    bar_x0 = pad + low.shape[1] + pad
+    bar_x1 = width - pad - high.shape[1] - pad
+    bar_y0 = line + size // 4
     bar_h = max(3, size // 2 + 1)
     if bar_x1 - bar_x0 >= 8:
-        canvas[bar_y0:bar_y0 + bar_h, bar_x0:bar_x1] = _bar(colormap, bar_x1 - bar_x0, bar_h)
-    out = Image.fromarray(canvas)
-    draw = ImageDraw.Draw(out)
-    with _lock:
-        draw.text((pad, height + pad // 2), caption, fill=TEXT, font=font)
-        if bar_x1 - bar_x0 >= 8:
-            text_y = bar_y0 + bar_h // 2
-            draw.text((pad, text_y), low, fill=TEXT, font=font, anchor="lm")
-            draw.text((width - pad, text_y), high, fill=TEXT, font=font, anchor="rm")
-            if scale.mark is not None:  # where the map's own score lies on the bar
-                x = bar_x0 + round(scale.mark * (bar_x1 - bar_x0 - 1))
-                tip = max(2, size // 4)
-                draw.polygon([(x, bar_y0 + bar_h), (x - tip, bar_y0 + bar_h + tip + 1),
-                              (x + tip, bar_y0 + bar_h + tip + 1)], fill=TEXT)
+        margin[bar_y0:bar_y0 + bar_h, bar_x0:bar_x1] = _bar(colormap, bar_x1 - bar_x0, bar_h)
+        text_y = bar_y0 + bar_h // 2 - (size * 3) // 5
+        _put_text(margin, low, pad, text_y)
+        _put_text(margin, high, width - pad - high.shape[1], text_y)
+        if scale.mark is not None:  # where the map's own score lies on the bar: a wedge
+            x = bar_x0 + round(scale.mark * (bar_x1 - bar_x0 - 1))
+            tip = max(2, size // 4)
+            for row in range(tip + 1):
+                y = bar_y0 + bar_h + row
+                margin[y, max(x - row, 0):min(x + row + 1, width)] = TEXT
+    out = Image.new("RGB", (width, height + margin.shape[0]))
+    out.paste(picture if picture.mode == "RGB" else picture.convert("RGB"), (0, 0))
+    out.paste(Image.fromarray(margin), (0, height))
     return out
