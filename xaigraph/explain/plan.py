@@ -439,8 +439,7 @@ def prepare(
     opacity: float = 0.5,
     blackbox: Any = None,
     precision: str = "f32",
-    map_scale: str = scales.DEFAULT,
-    legend: bool = True,
+    map_scale: str = scales.DEFAULT, legend: bool = True,
     low_confidence: float = scales.LOW_CONFIDENCE,
 ) -> ExplainSpec:
     """Read `model`, choose the method, augment a plain model in memory; the `ExplainSpec`.
@@ -449,14 +448,11 @@ def prepare(
     for `.onnx`). `preprocess`: None for the model's own (its `model_info`, else sized to its
     input), `preprocess_flags` (`model_info.from_flags`) over it. `targets`: `--targets`
     text or a target object. `labels`: a file of class names, one a line. `blackbox`: a
-    black-box method's `BlackBoxOptions`. `precision`: one of `PRECISIONS`. `map_scale`,
-    `legend`, `low_confidence`: the overlays' colour scale (`scales`)."""
+    black-box method's `BlackBoxOptions`. `precision`: one of `PRECISIONS`; the rest: `scales`."""
     from xaigraph import model_io
-    from xaigraph.explain.options import BlackBoxOptions
 
     path = Path(model)
-    _check_writing(path, colormap, opacity, batch_size)
-    _check_scale(map_scale, low_confidence)
+    _check_writing(path, colormap, opacity, batch_size, map_scale, low_confidence)
     given, runtime = runtime, _runtime(path, runtime, precision)
     loaded = model_io.load_model(path, "onnx" if path.suffix.lower() == ".onnx" else "ir")
     analysis = _analyse(loaded, _format(method, path, runtime), class_output, target_layer)
@@ -464,8 +460,7 @@ def prepare(
     names = _labels(model_labels, Path(labels) if labels is not None else None,
                     analysis.num_classes)
     wanted = _wanted(targets, names, analysis.num_classes)
-    made = _decide(loaded, path, method, wanted, runtime, analysis, class_output,
-                   target_layer)
+    made = _decide(loaded, path, method, wanted, runtime, analysis, class_output, target_layer)
     fixed = (_check_honoured(analysis.stamp, wanted, names, path.name)
              if analysis.stamp is not None and made.classes_output else None)
     info = methods.get(made.method)  # black-box: OpenVINO, faster for many small runs
@@ -473,13 +468,7 @@ def prepare(
     reader, why, wanted = _as_detector(loaded, path, blackbox, analysis, made, wanted)
     dims = _input_dims(loaded)
     sized = _input_preprocess(_overridden(preprocess or recorded, preprocess_flags), dims)
-    if info.black_box:
-        (blackbox if blackbox is not None else BlackBoxOptions()).check(info.masks, sized.size)
-    if map_scale in scales.NEEDS_RANGE and info.in_graph and made.scaling != "none":
-        raise BadInputError(
-            f"--map-scale {map_scale} needs each map's raw range, which {path.name} lost (its "
-            f"maps are scaled to u8 in the graph): give the plain model, or one augmented with "
-            f"xaigraph insert --no-scaling, or use --map-scale score or map")
+    _check_made(info, made, blackbox, sized.size, map_scale, path.name)
     return ExplainSpec(
         model=str(path), sha256=_model_sha256(path), runtime=runtime, method=made.method,
         method_reason=why, targets=wanted, preprocess=sized, labels=names,
@@ -560,9 +549,13 @@ def _check_honoured(stamp: Any, wanted: Target | Boxes, names: Sequence[str] | N
                         "or explain the plain model (xaigraph strip)")
 
 
-def _check_writing(path: Path, colormap: str, opacity: float, batch_size: int) -> None:
+def _check_writing(path: Path, colormap: str, opacity: float, batch_size: int,
+                   map_scale: str = scales.DEFAULT,
+                   low_confidence: float = scales.LOW_CONFIDENCE) -> None:
     """The model file and the writer's options, before anything is read."""
     from xaigraph.explain.render import COLORMAPS
+
+    _check_scale(map_scale, low_confidence)
 
     if not path.exists():
         raise BadInputError(f"model not found: {path}")
@@ -572,6 +565,21 @@ def _check_writing(path: Path, colormap: str, opacity: float, batch_size: int) -
         raise BadInputError(f"--opacity {opacity}: give a number from 0 to 1")
     if batch_size < 1:
         raise BadInputError("--batch-size must be at least 1")
+
+
+def _check_made(info: methods.MethodInfo, made: _Decision, blackbox: Any,
+                size: tuple[int, int], map_scale: str, name: str) -> None:
+    """What can be checked once the method is chosen: a black-box method's options against
+    the input's `size`; `--map-scale image` needs float maps (not u8 scaled in the graph)."""
+    from xaigraph.explain.options import BlackBoxOptions
+
+    if info.black_box:
+        (blackbox if blackbox is not None else BlackBoxOptions()).check(info.masks, size)
+    if map_scale in scales.NEEDS_RANGE and info.in_graph and made.scaling != "none":
+        raise BadInputError(
+            f"--map-scale {map_scale} needs each map's raw range, which {name} lost (its "
+            f"maps are scaled to u8 in the graph): give the plain model, or one augmented with "
+            f"xaigraph insert --no-scaling, or use --map-scale score or map")
 
 
 def _check_scale(map_scale: str, low_confidence: float) -> None:
