@@ -258,3 +258,20 @@ def test_an_older_line_reads_back() -> None:
     record = Record.from_json(old)
     assert record.map_scale is None
     assert record.targets[0].range is None and record.targets[0].low_confidence is False
+
+
+def test_legend_text_without_freetype(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pillow without FreeType has a Latin-1 bitmap font: a class name beyond it is drawn
+    with replacement marks, never an error."""
+    from PIL import ImageFont
+
+    monkeypatch.setattr(legend, "_font", lambda size: ImageFont.load_default_imagefont())
+    legend._text.cache_clear()
+    try:
+        photo = Image.new("RGB", (200, 40), (9, 9, 9))
+        shown = legend.with_legend(photo, "jet", scales.scale_of("score", 0.5, None),
+                                   "猫 0.50 | score scale")
+        margin = np.asarray(shown)[40:]
+        assert (margin < 255).any(axis=2).sum() > 50  # text and bar were drawn
+    finally:
+        legend._text.cache_clear()

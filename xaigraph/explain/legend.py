@@ -73,7 +73,11 @@ def _text(text: str, size: int) -> np.ndarray:
     1]`, its top at the line's top; kept, so that a label, a score or a mode is rendered
     once."""
     font = _font(size)
-    width = max(1, math.ceil(font.getlength(text)))
+    try:
+        width = max(1, math.ceil(font.getlength(text)))
+    except UnicodeEncodeError:  # Pillow's bitmap font (no FreeType) is Latin-1 only
+        text = text.encode("latin-1", "replace").decode("latin-1")
+        width = max(1, math.ceil(font.getlength(text)))
     mask = Image.new("L", (width, size + size // 2))
     with _lock:  # Pillow's text layout is not documented as thread-safe
         ImageDraw.Draw(mask).text((0, 0), text, fill=255, font=font)
