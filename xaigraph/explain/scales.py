@@ -9,7 +9,7 @@ the report, given the same indices, colour the same:
 
 - `map`: `v` (each map on its own scale; a 6 % class glows as red as a 95 % one).
 - `image`: `(m - LO) / (HI - LO)`, `LO, HI` the extremes of the image's maps (one scale for
-  all classes of one image); needs every map's raw range.
+  all target maps of one image); needs every map's raw range.
 - `run`: the same with the extremes of the whole run (the report's view: the run's range is
   known only at its end); needs the raw ranges.
 - `score`: `v * p`, `p` the class's probability (a detector's: the box's score) clamped to

@@ -6,7 +6,7 @@
   const R = window.XAIGRAPH_REPORT;
   const K = R.scale || { mode: "map", gradient: [], modes: ["map"] };
   const X = { mode: K.mode };
-  const NAMES = { map: "map: each map on its own min-max", image: "image: all classes of the image on one scale",
+  const NAMES = { map: "map: each map on its own min-max", image: "image: the image's maps on one scale",
     run: "run: one scale for the whole run", score: "score: the map times the class's score" };
   const $ = (id) => document.getElementById(id);
   function fmt(v, fallback) {
