@@ -99,7 +99,7 @@ precision_option = click.option(
 @click.option("--map-scale", type=click.Choice(scales.MODES), default=scales.DEFAULT,
               show_default=True,
               help="The overlays' colours: score (the map times the class's probability: a "
-                   "6 %% class is faint), map (each map min-max on its own), image (the "
+                   "6 % class is faint), map (each map min-max on its own), image (the "
                    "maps of an image on one scale); run is the report's view. maps/ "
                    "always hold each map on its own scale.")
 @click.option("--no-legend", is_flag=True,
