@@ -1,4 +1,6 @@
-"""The README's picture of `xaigraph explain`: original | colour map | overlay, side by side.
+"""The README's picture of `xaigraph explain`: original | colour map | overlay, side by side,
+each map with its colour scale below (the overlay's is its own, in the default `--map-scale
+score`; the map file's, on its own min-max, is drawn here: maps/ files are bare data).
 
     .venv/bin/python tools/explain_figure.py                 # writes docs/explain_chelsea.png
     .venv/bin/python tools/explain_figure.py --from OUT_DIR  # from a run already made
@@ -53,16 +55,26 @@ def checkerboard(size: tuple[int, int], cell: int = 10) -> Image.Image:
 
 
 def figure(out_dir: Path) -> Image.Image:
+    from xaigraph.explain.legend import with_legend
+    from xaigraph.explain.scales import scale_of
+
     record = json.loads((out_dir / "results.jsonl").read_text().splitlines()[0])
+    card = json.loads((out_dir / "run.json").read_text())
+    colormap = card["options"]["colormap"]
     target = record["targets"][0]
     photo = Image.open(record["path"]).convert("RGB")  # relative to where explain ran
     colour = Image.open(out_dir / target["map"]).convert("RGBA")
     shown = checkerboard(colour.size)
     shown.paste(colour, mask=colour)
+    span = target.get("range")
+    shown = with_legend(shown, colormap, scale_of("map", target["score"], span),
+                        f"{target['label']} {target['score']:.2f} | map scale (maps/ files)")
     overlay = Image.open(out_dir / target["overlay"]).convert("RGB")
-    panels = [(photo, "original"), (shown, f"map: {target['label']} ({target['score']:.2f})"),
-              (overlay, "overlay")]
-    w, h = photo.size
+    panels = [(photo, "original"),
+              (shown, "maps/: each map on its own min-max (the data)"),
+              (overlay, f"overlays/: {record.get('map_scale', 'map')} scale, colour bar below")]
+    w = photo.size[0]
+    h = max(panel.size[1] for panel, _ in panels)  # the overlay carries its colour scale
     canvas = Image.new("RGB", (3 * w + 2 * GAP, h + CAPTION), "white")
     draw = ImageDraw.Draw(canvas)
     for i, (panel, caption) in enumerate(panels):

@@ -440,3 +440,24 @@ def test_the_explainer_explains_the_classes_of_the_batch_dict(model: Path, metho
         np.testing.assert_array_equal(out["raw"][0], every["raw"][0, [pos.index(3),
                                                                        pos.index(1)]])
         np.testing.assert_array_equal(out["maps"][1, 0], every["maps"][1, pos.index(0)])
+
+
+def test_metrics_do_not_change_with_the_colour_scale_or_legend(model: Path, coco: Path,
+                                                               tmp_path: Path) -> None:
+    """eval reads the raw maps, the report the map files: neither changes with the overlays'
+    colour scale or legend (the maps/ files are the same bytes)."""
+    docs = []
+    for name, flags in (("bare", ["--no-legend", "--map-scale", "map"]),
+                        ("legend", ["--map-scale", "score"])):
+        given = tmp_path / name
+        code, _, stderr = invoke("explain", model, coco, "-o", given, "-m", "reciprocam",
+                                 "--raw", "--targets", "topk:2", *flags)
+        assert code == 0, stderr
+        code, _, stderr = invoke("eval", model, coco, "-o", tmp_path / f"eval_{name}",
+                                 "--from-explain", given, "--steps", "8")
+        assert code == 0, stderr
+        docs.append(json.loads((tmp_path / f"eval_{name}" / "metrics.json").read_text()))
+    assert docs[0]["images"] and docs[0]["images"] == docs[1]["images"]
+    assert docs[0]["summary"] == docs[1]["summary"]
+    for m in sorted((tmp_path / "bare" / "maps").iterdir()):
+        assert (tmp_path / "legend" / "maps" / m.name).read_bytes() == m.read_bytes()

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from xaigraph.cli import cli
-from xaigraph.explain import render
+from xaigraph.explain import legend, render
 from xaigraph.session import Session
 
 
@@ -73,7 +73,9 @@ def test_files_and_results(model: Path, photos: Path, tmp_path: Path) -> None:
             with Image.open(out / t["map"]) as m:
                 assert m.mode in ("P", "RGBA") and m.size == (r["width"], r["height"])
             with Image.open(out / t["overlay"]) as o:
-                assert o.mode == "RGB" and o.size == (r["width"], r["height"])
+                # the colour scale in a margin below the photo (--no-legend: none)
+                assert o.mode == "RGB" and o.size == (
+                    r["width"], r["height"] + legend.margin_height(r["width"]))
             assert np.load(out / t["raw"]).dtype == np.float32
     assert not list(out.rglob("*.xaigraph-tmp")) and not (out / ".results.jsonl.partial"
                                                           ).exists()

@@ -18,7 +18,7 @@ from PIL import Image
 
 from tests.explain import detector_models as dm
 from tests.explain.test_explain_cli import invoke, lines
-from xaigraph.explain import render
+from xaigraph.explain import legend, render
 from xaigraph.explain.blackbox import BlackBoxOptions
 from xaigraph.explain.detections import READERS, Detections
 from xaigraph.explain.drise import drise, select_targets
@@ -249,7 +249,7 @@ def test_explain_a_detector_end_to_end(tmp_path: Path, photos: list[Path], style
         raw = np.load(out / target["raw"])
         assert raw.shape == (dm.SIZE, dm.SIZE)
         overlay = np.asarray(Image.open(out / target["overlay"]).convert("RGB"))
-        assert overlay.shape == (HEIGHT, WIDTH, 3)
+        assert overlay.shape == (HEIGHT + legend.margin_height(WIDTH), WIDTH, 3)
         left = round(x1)
         edge = overlay[int(y1) + 2:int(y2) - 2, left]
         assert (edge == np.asarray(render.BOX_COLOUR)).all()

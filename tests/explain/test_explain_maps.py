@@ -84,10 +84,19 @@ def test_plain_model_augmented_in_memory(cnn_file: Callable[..., Path], tmp_path
     assert sorted(p.name for p in plain.parent.iterdir()) == before  # nothing written there
     spec = prepare(plain, runtime=runtime)
     assert not spec.augmented and spec.method == "reciprocam" and "auto" in spec.method_reason
+    # in memory the model is augmented without the in-graph u8 scaling (the raw range is
+    # kept for the colour scales): its maps are the float maps min-max scaled on the host
+    (tmp_path / "floats").mkdir()
+    floats = augmented(plain, tmp_path / "floats", suffix, scaling=False)
     for ex, image in zip(found, images, strict=True):
         _, maps = direct(aug, runtime, spec.preprocess, image)
+        _, raw = direct(floats, runtime, spec.preprocess, image)
         for c in range(tiny_onnx.CLASSES):
-            np.testing.assert_array_equal(ex.maps[c], maps[c].astype(np.float32) / 255)
+            m = raw[c].astype(np.float64)
+            unit = (m - m.min()) / max(m.max() - m.min(), 1e-12)
+            np.testing.assert_allclose(ex.maps[c], unit, rtol=0, atol=1e-6)
+            # within half a level of the u8 maps the in-graph scaling gives
+            np.testing.assert_allclose(ex.maps[c], maps[c] / 255, rtol=0, atol=0.5 / 255 + 1e-5)
 
 
 def test_in_graph_targets_give_the_same_maps(cnn_file: Callable[..., Path],
@@ -162,7 +171,7 @@ def test_overlay_is_the_colour_map_blended(cnn_file: Callable[..., Path],
     v = values * 255  # an exact tie (half-way between two u8 levels) may go either way
     tie = np.abs(v % 1 - 0.5) < 1e-6
     photo = np.asarray(image, dtype=np.float64)
-    got = np.asarray(ex.overlay(), dtype=np.float64)
+    got = np.asarray(ex.overlay(map_scale="map", legend=False), dtype=np.float64)
     assert got.shape == photo.shape
     ok = np.zeros(seen.shape, dtype=bool)
     for index in (np.where(tie, np.floor(v), np.floor(v + 0.5)),

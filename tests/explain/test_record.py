@@ -17,9 +17,10 @@ DOCS = Path(__file__).parents[2] / "docs" / "runtime.md"
 OK = Record(0, "photos/cat.png", "cat", "ok", "abc", width=451, height=300,
             predictions=(Prediction(282, "tiger cat", 0.409),),
             targets=(Target(282, "tiger cat", 0.409, "maps/cat_tiger_cat_0.41.png",
-                            "overlays/cat_tiger_cat_0.41.png", None, None),),
+                            "overlays/cat_tiger_cat_0.41.png", None, None,
+                            [0.0, 3.25], False),),
             ground_truth={"boxes": [], "labels": ["cat"]}, method="reciprocam",
-            method_reason="auto", timings={"decode": 0.004})
+            method_reason="auto", timings={"decode": 0.004}, map_scale="score")
 
 
 def test_a_record_reads_back_as_itself() -> None:

@@ -129,17 +129,33 @@ class Explanation:
         return Image.fromarray(rgba)
 
     def overlay(self, cls: int | str | None = None, opacity: float | None = None,
-                colormap: str | None = None) -> Image.Image:
-        """The map of `cls` (default: the first target) blended over the photo (RGB)."""
-        from xaigraph.explain import render
+                colormap: str | None = None, map_scale: str | None = None,
+                legend: bool | None = None) -> Image.Image:
+        """The map of `cls` (default: the first target) blended over the photo (RGB), in
+        colour scale `map_scale` ("score", "map", "image"; default: the run's), with its
+        colour scale in a margin below when `legend` (default: the run's), as `save`
+        writes it."""
+        from dataclasses import replace
+
+        from xaigraph.explain import render, scales
+        from xaigraph.explain.io.write import overlay_picture
 
         c = self._class(cls)
-        assert self._decoded is not None and self._spec is not None
+        assert self._decoded is not None and self._spec is not None and self._row is not None
+        spec = replace(self._spec, colormap=colormap or self._spec.colormap,
+                       opacity=self._spec.opacity if opacity is None else opacity,
+                       legend=self._spec.legend if legend is None else legend)
+        mode = map_scale or spec.map_scale
         coloured = render.colour(self.maps[c], self._decoded.placement, self.width,
-                                 self.height, self._spec.preprocess.size,
-                                 colormap or self._spec.colormap)
-        return render.overlay(self.image, coloured, self._spec.opacity
-                              if opacity is None else opacity)
+                                 self.height, spec.preprocess.size, spec.colormap)
+        classes = [int(k) for k in self._row["targets"] if k >= 0]
+        t = classes.index(c)
+        ranges = [_range(self._row, k) for k in range(len(classes))]
+        score = (float(self._row["boxes"][t][4]) if "boxes" in self._row
+                 else float(self._row["scores"][c]))
+        scale = scales.scale_of(mode, score, ranges[t], scales.extremes(ranges))
+        return overlay_picture(self._decoded, coloured, spec, c, score, None,
+                               not score >= spec.low_confidence, scale)
 
     def save(self, out_dir: str | os.PathLike[str]) -> dict[str, Any]:
         """Write this image's maps/ and overlays/ (and raw/) files under `out_dir`, named
@@ -211,6 +227,9 @@ def explain(
     target_layer: str | None = None,
     blackbox: Any = None,
     precision: str = "f32",
+    map_scale: str = "score",
+    legend: bool = True,
+    low_confidence: float = 0.1,
     example_input: Any = None,
 ) -> Iterator[Explanation]:
     """Explain `images` with `model`: one `Explanation` per image, in order, as each is done.
@@ -222,12 +241,14 @@ def explain(
     or classes "3,17" / "tiger cat,tabby", or a target object of `xaigraph.explain.targets`
     (`TopK(3)`, `Classes((3, 17))`, ...). `runtime`: "openvino" or "onnxruntime".
     `preprocess`: overrides what the model records. `precision`: OpenVINO's inference
-    precision ("f32", "bf16", "f16", "auto": the device's default). A PyTorch model (a
-    `torch.nn.Module`, or a `.pt` / `.pth` / `.pt2` file) is converted first, traced on
-    `example_input` (a shape such as `(1, 3, 224, 224)`; needs torch); give its `preprocess`
-    (`Preprocess.imagenet()` for torchvision's and timm's ImageNet models), the default being
-    pixels 0..1 stretched to its input. The other options are `xaigraph explain`'s. Images
-    are streamed: memory stays flat however many there are.
+    precision ("f32", "bf16", "f16", "auto": the device's default). `map_scale` ("score",
+    "map", "image"), `legend`, `low_confidence`: the overlays' colour scale (`overlay`,
+    `save`; docs/runtime.md, "Colour scales"). A PyTorch model (a `torch.nn.Module`, or a
+    `.pt` / `.pth` / `.pt2` file) is converted first, traced on `example_input` (a shape such
+    as `(1, 3, 224, 224)`; needs torch); give its `preprocess` (`Preprocess.imagenet()` for
+    torchvision's and timm's ImageNet models), the default being pixels 0..1 stretched to its
+    input. The other options are `xaigraph explain`'s. Images are streamed: memory stays flat
+    however many there are.
     """
     from xaigraph import torch_models
     from xaigraph.explain.explainer import Explainer
@@ -238,7 +259,8 @@ def explain(
             path, method=method, targets=targets, runtime=runtime, preprocess=preprocess,
             labels=labels, batch_size=batch_size, raw=raw, colormap=colormap,
             opacity=opacity, class_output=class_output, target_layer=target_layer,
-            blackbox=blackbox, precision=precision)
+            blackbox=blackbox, precision=precision, map_scale=map_scale, legend=legend,
+            low_confidence=low_confidence)
         items = _items(images)
         return _stream(spec, Explainer(spec), items)  # errors above come at the call
 
@@ -335,3 +357,11 @@ def _detections(spec: ExplainSpec, decoded: Decoded, row: dict[str, Any],
         out.append({"class": c, "label": spec.label(c), "score": float(row["boxes"][t][4]),
                     "box": box, "map": np.asarray(row["maps"][t])})
     return out
+
+
+def _range(row: dict[str, Any], t: int) -> tuple[float, float] | None:
+    """Map `t`'s raw range in an image's row, None when unknown."""
+    if "ranges" not in row:
+        return None
+    lo, hi = (float(v) for v in row["ranges"][t])
+    return (lo, hi) if np.isfinite(lo) and np.isfinite(hi) else None

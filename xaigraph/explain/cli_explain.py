@@ -28,7 +28,7 @@ from xaigraph.cli_common import (
 )
 from xaigraph.cli_preprocess import from_flags_kwargs, preprocess_options
 from xaigraph.errors import BadInputError
-from xaigraph.explain import methods
+from xaigraph.explain import methods, scales
 from xaigraph.explain.blackbox import BlackBoxOptions
 from xaigraph.explain.cli_options import blackbox_options
 from xaigraph.explain.io.rundir import RunDir, check_writable, digest
@@ -96,6 +96,17 @@ precision_option = click.option(
 @click.option("--opacity", type=FiniteRange(0.0, 1.0), default=0.5, show_default=True,
               help="Of the map over the photo in overlays.")
 @click.option("--no-overlay", is_flag=True, help="Write the colour maps only.")
+@click.option("--map-scale", type=click.Choice(scales.MODES), default=scales.DEFAULT,
+              show_default=True,
+              help="The overlays' colours: score (the map times the class's probability: a "
+                   "6 % class is faint), map (each map min-max on its own), image (the "
+                   "maps of an image on one scale); run is the report's view. maps/ "
+                   "always hold each map on its own scale.")
+@click.option("--no-legend", is_flag=True,
+              help="Overlays without the colour scale margin: the photo's exact size.")
+@click.option("--low-confidence", type=FiniteRange(0.0, 1.0),
+              default=scales.LOW_CONFIDENCE, show_default=True, metavar="SCORE",
+              help="Maps of classes scoring below this are marked low confidence.")
 @click.option("--raw", is_flag=True, help="Also write the float maps as raw/KEY_CLASS.npy.")
 @click.option("--max-maps", type=click.IntRange(min=1), default=MAX_MAPS, show_default=True,
               metavar="N", help="Refuse targets that ask for more maps per image (--targets "
@@ -128,7 +139,8 @@ precision_option = click.option(
 @handle_errors
 def explain(model: Path, inputs: tuple[str, ...], out_dir: Path, method: str, targets: str,
             runtime: str | None, precision: str, batch_size: int, colormap: str, opacity: float,
-            no_overlay: bool, raw: bool, max_maps: int, class_output: str | None,
+            no_overlay: bool, map_scale: str, no_legend: bool, low_confidence: float,
+            raw: bool, max_maps: int, class_output: str | None,
             target_layer: str | None,
             force: bool, preprocess_flags: dict[str, Any], engine_name: str,
             ray_address: str | None, ray_timeout: float, ray_actors: int | None,
@@ -140,7 +152,7 @@ def explain(model: Path, inputs: tuple[str, ...], out_dir: Path, method: str, ta
     \b
     Writes into OUT_DIR:
       maps/KEY_CLASS_SCORE.png      colour map, RGBA at the image's size
-      overlays/KEY_CLASS_SCORE.png  the map over the image
+      overlays/KEY_CLASS_SCORE.png  the map over the image, its colour scale below
       raw/KEY_CLASS.npy             --raw: the map as the model gave it
       results.jsonl                 one line per image; run.json: the model card
       report/index.html             --report: the HTML report
@@ -164,7 +176,8 @@ def explain(model: Path, inputs: tuple[str, ...], out_dir: Path, method: str, ta
                    labels=preprocess_flags.get("pre_labels"), class_output=class_output,
                    target_layer=target_layer, batch_size=batch_size, raw=raw,
                    overlay=not no_overlay, colormap=colormap, opacity=opacity,
-                   blackbox=options, precision=precision)
+                   blackbox=options, precision=precision, map_scale=map_scale,
+                   legend=not no_legend, low_confidence=low_confidence)
     _check_maps(spec, len(dataset.items), max_maps)
     card = spec.card()
     card["digest"] = digest(card)

@@ -12,8 +12,9 @@ sampler computes maps of those classes only; a method with one map per image lab
 each of them. Batch dict out:
 `index`, `scores` `[B, K]` float32 class probabilities, `targets` `[B, T]` int64 (-1
 padding), `maps` `[B, T, h, w]` float32 in 0..1, `raw` `[B, T, h, w]` float32 with
-`spec.raw` (the maps as the model gave them), `seconds` `[B]` float64 (inference time per
-image).
+`spec.raw` (the maps as the model gave them), `ranges` `[B, T, 2]` float32 (each map's raw
+minimum and maximum, NaN for u8 maps, whose raw range the model's scaling lost),
+`seconds` `[B]` float64 (inference time per image).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from xaigraph.explain.model import ModelFn, probabilities
 from xaigraph.explain.plan import ExplainSpec, model_of
 from xaigraph.explain.targets import Boxes, Outputs, Predicted, Target, item_classes
 
-__all__ = ["Cancelled", "Explainer", "batch", "unbatch", "unit_maps"]
+__all__ = ["Cancelled", "Explainer", "batch", "raw_ranges", "unbatch", "unit_maps"]
 
 
 _EPS = 1e-12
@@ -70,6 +71,17 @@ def unit_maps(maps: np.ndarray) -> np.ndarray:
     lo = m.min(axis=(-2, -1), keepdims=True)
     hi = m.max(axis=(-2, -1), keepdims=True)
     return ((m - lo) / np.maximum(hi - lo, _EPS)).astype(np.float32)
+
+
+def raw_ranges(maps: np.ndarray) -> np.ndarray:
+    """`[..., 2]` float32: each `[h, w]` map's minimum and maximum as the model gave it; NaN
+    for u8 maps (already min-max scaled to 0..255 in the graph: the raw range is lost)."""
+    if maps.dtype == np.uint8:
+        return np.full((*maps.shape[:-2], 2), np.nan, dtype=np.float32)
+    m = np.asarray(maps, dtype=np.float32)
+    if m.size == 0:
+        return np.zeros((*m.shape[:-2], 2), dtype=np.float32)
+    return np.stack([m.min(axis=(-2, -1)), m.max(axis=(-2, -1))], axis=-1)
 
 
 class Explainer:
@@ -170,15 +182,17 @@ class Explainer:
         targets = np.full((n, t), -1, dtype=np.int64)
         raw = np.zeros((n, t, h, w), dtype=np.float32)
         maps = np.zeros((n, t, h, w), dtype=np.float32)
+        ranges = np.full((n, t, 2), np.nan, dtype=np.float32)
         for b, ((cls, _), m) in enumerate(zip(chosen, per_image, strict=True)):
             targets[b, : len(cls)] = cls
             if len(cls):
                 raw[b, : len(cls)] = m.astype(np.float32)
                 maps[b, : len(cls)] = unit_maps(m) if spec.white_box else unit_maps(
                     m.astype(np.float32))
+                ranges[b, : len(cls)] = raw_ranges(m)
         out: dict[str, np.ndarray] = {
                "index": np.asarray(index, dtype=np.int64), "scores": scores.astype(np.float32),
-               "targets": targets, "maps": maps,
+               "targets": targets, "maps": maps, "ranges": ranges,
                "seconds": np.full(n, seconds / max(n, 1), dtype=np.float64)}
         if spec.raw:
             out["raw"] = raw
@@ -276,6 +290,7 @@ class Explainer:
         out: dict[str, np.ndarray] = {
             "index": np.asarray(batch["index"], np.int64), "scores": scores,
             "targets": targets, "maps": unit_maps(raw), "boxes": boxes,
+            "ranges": raw_ranges(raw),
             "seconds": np.full(n, (time.perf_counter() - start) / max(n, 1), np.float64)}
         if self.spec.raw:
             out["raw"] = raw

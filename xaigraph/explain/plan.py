@@ -26,7 +26,7 @@ import numpy as np
 
 from xaigraph import signals
 from xaigraph.errors import BadInputError, MethodError, XaiGraphError
-from xaigraph.explain import methods
+from xaigraph.explain import methods, scales
 from xaigraph.explain.targets import (
     All,
     Boxes,
@@ -91,6 +91,9 @@ class ExplainSpec:
     detector_reader: str | None = None  # black-box detector: its reader (detections.READERS)
     precision: str = "f32"  # OpenVINO's inference precision (PRECISIONS)
     fixed_classes: tuple[int, ...] | None = None  # the only classes an augmented model maps
+    map_scale: str = scales.DEFAULT  # the overlays' colour scale (scales.WRITTEN)
+    legend: bool = True  # overlays carry their colour scale in a margin below
+    low_confidence: float = scales.LOW_CONFIDENCE  # maps of classes scoring below: marked
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled (for Ray's actors): the in-memory model as bytes."""
@@ -173,6 +176,9 @@ class ExplainSpec:
                 "overlay": self.overlay,
                 "colormap": self.colormap,
                 "opacity": self.opacity,
+                "map_scale": self.map_scale,
+                "legend": self.legend,
+                "low_confidence": self.low_confidence,
                 "blackbox": (self.blackbox.settings(self.method)
                              if self.blackbox is not None and not self.white_box else None),
             },
@@ -433,6 +439,8 @@ def prepare(
     opacity: float = 0.5,
     blackbox: Any = None,
     precision: str = "f32",
+    map_scale: str = scales.DEFAULT, legend: bool = True,
+    low_confidence: float = scales.LOW_CONFIDENCE,
 ) -> ExplainSpec:
     """Read `model`, choose the method, augment a plain model in memory; the `ExplainSpec`.
 
@@ -440,12 +448,11 @@ def prepare(
     for `.onnx`). `preprocess`: None for the model's own (its `model_info`, else sized to its
     input), `preprocess_flags` (`model_info.from_flags`) over it. `targets`: `--targets`
     text or a target object. `labels`: a file of class names, one a line. `blackbox`: a
-    black-box method's `BlackBoxOptions`. `precision`: one of `PRECISIONS`."""
+    black-box method's `BlackBoxOptions`. `precision`: one of `PRECISIONS`; the rest: `scales`."""
     from xaigraph import model_io
-    from xaigraph.explain.options import BlackBoxOptions
 
     path = Path(model)
-    _check_writing(path, colormap, opacity, batch_size)
+    _check_writing(path, colormap, opacity, batch_size, map_scale, low_confidence)
     given, runtime = runtime, _runtime(path, runtime, precision)
     loaded = model_io.load_model(path, "onnx" if path.suffix.lower() == ".onnx" else "ir")
     analysis = _analyse(loaded, _format(method, path, runtime), class_output, target_layer)
@@ -453,8 +460,7 @@ def prepare(
     names = _labels(model_labels, Path(labels) if labels is not None else None,
                     analysis.num_classes)
     wanted = _wanted(targets, names, analysis.num_classes)
-    made = _decide(loaded, path, method, wanted, raw, runtime, analysis, class_output,
-                   target_layer)
+    made = _decide(loaded, path, method, wanted, runtime, analysis, class_output, target_layer)
     fixed = (_check_honoured(analysis.stamp, wanted, names, path.name)
              if analysis.stamp is not None and made.classes_output else None)
     info = methods.get(made.method)  # black-box: OpenVINO, faster for many small runs
@@ -462,8 +468,7 @@ def prepare(
     reader, why, wanted = _as_detector(loaded, path, blackbox, analysis, made, wanted)
     dims = _input_dims(loaded)
     sized = _input_preprocess(_overridden(preprocess or recorded, preprocess_flags), dims)
-    if info.black_box:
-        (blackbox if blackbox is not None else BlackBoxOptions()).check(info.masks, sized.size)
+    _check_made(info, made, blackbox, sized.size, map_scale, path.name)
     return ExplainSpec(
         model=str(path), sha256=_model_sha256(path), runtime=runtime, method=made.method,
         method_reason=why, targets=wanted, preprocess=sized, labels=names,
@@ -474,6 +479,7 @@ def prepare(
         scaling=made.scaling, classes_output=made.classes_output, payload=made.payload,
         batch_size=batch_size, raw=raw, overlay=overlay, colormap=colormap, opacity=opacity,
         blackbox=blackbox, detector_reader=reader, precision=precision, fixed_classes=fixed,
+        map_scale=map_scale, legend=legend, low_confidence=low_confidence,
     )
 
 
@@ -543,9 +549,13 @@ def _check_honoured(stamp: Any, wanted: Target | Boxes, names: Sequence[str] | N
                         "or explain the plain model (xaigraph strip)")
 
 
-def _check_writing(path: Path, colormap: str, opacity: float, batch_size: int) -> None:
+def _check_writing(path: Path, colormap: str, opacity: float, batch_size: int,
+                   map_scale: str = scales.DEFAULT,
+                   low_confidence: float = scales.LOW_CONFIDENCE) -> None:
     """The model file and the writer's options, before anything is read."""
     from xaigraph.explain.render import COLORMAPS
+
+    _check_scale(map_scale, low_confidence)
 
     if not path.exists():
         raise BadInputError(f"model not found: {path}")
@@ -555,6 +565,34 @@ def _check_writing(path: Path, colormap: str, opacity: float, batch_size: int) -
         raise BadInputError(f"--opacity {opacity}: give a number from 0 to 1")
     if batch_size < 1:
         raise BadInputError("--batch-size must be at least 1")
+
+
+def _check_made(info: methods.MethodInfo, made: _Decision, blackbox: Any,
+                size: tuple[int, int], map_scale: str, name: str) -> None:
+    """What can be checked once the method is chosen: a black-box method's options against
+    the input's `size`; `--map-scale image` needs float maps (not u8 scaled in the graph)."""
+    from xaigraph.explain.options import BlackBoxOptions
+
+    if info.black_box:
+        (blackbox if blackbox is not None else BlackBoxOptions()).check(info.masks, size)
+    if map_scale in scales.NEEDS_RANGE and info.in_graph and made.scaling != "none":
+        raise BadInputError(
+            f"--map-scale {map_scale} needs each map's raw range, which {name} lost (its "
+            f"maps are scaled to u8 in the graph): give the plain model, or one augmented with "
+            f"xaigraph insert --no-scaling, or use --map-scale score or map")
+
+
+def _check_scale(map_scale: str, low_confidence: float) -> None:
+    """`--map-scale` and `--low-confidence`: one line naming what is wrong."""
+    if map_scale == "run":
+        raise BadInputError("--map-scale run: one scale for a whole run is known only at its "
+                             "end; the report shows it (xaigraph report OUT_DIR, scale: run). "
+                             f"Write with one of {', '.join(scales.WRITTEN)}")
+    if map_scale not in scales.WRITTEN:
+        raise BadInputError(f"unknown --map-scale '{map_scale}'; use one of "
+                            f"{', '.join(scales.WRITTEN)}")
+    if not 0.0 <= low_confidence <= 1.0:
+        raise BadInputError(f"--low-confidence {low_confidence}: give a number from 0 to 1")
 
 
 def _runtime(path: Path, runtime: str | None, precision: str) -> str:
@@ -601,7 +639,7 @@ class _Decision:
     payload: tuple[Any, ...] = ()
 
 
-def _decide(loaded: Any, path: Path, method: str, wanted: Target | Boxes, raw: bool,
+def _decide(loaded: Any, path: Path, method: str, wanted: Target | Boxes,
             runtime: str, analysis: _Analysis, class_output: str | None,
             target_layer: str | None) -> _Decision:
     """The method of an augmented model (its stamp), or the one chosen for a plain model,
@@ -623,11 +661,11 @@ def _decide(loaded: Any, path: Path, method: str, wanted: Target | Boxes, raw: b
     if not methods.get(chosen).in_graph:
         return _Decision(chosen, why, analysis.target_layer)
     fmt = "onnx" if runtime == "onnxruntime" else "ir"
-    result, in_graph, note = _augment(loaded, chosen, wanted, raw, fmt, analysis,
+    result, in_graph, note = _augment(loaded, chosen, wanted, fmt, analysis,
                                       class_output, target_layer, api)
     layer = result.report.get("target", {}).get("name", analysis.target_layer)
     return _Decision(chosen, why if note is None else f"{why}; {note}", layer,
-                     result.report.get("pipeline"), "none" if raw else "minmax-u8", in_graph,
+                     result.report.get("pipeline"), "none", in_graph,
                      ("model", result.model))
 
 
@@ -678,7 +716,7 @@ def _input_name(loaded: Any) -> str:
     return str(get_backend(loaded.backend, loaded.external_data).inputs(loaded.model)[0].name)
 
 
-def _augment(loaded: Any, method: str, wanted: Target | Boxes, raw: bool, fmt: str,
+def _augment(loaded: Any, method: str, wanted: Target | Boxes, fmt: str,
              analysis: _Analysis, class_output: str | None, target_layer: str | None,
              api: Any) -> tuple[Any, bool, str | None]:
     """The model augmented in memory, from the model `prepare` read and analysed (neither
@@ -686,7 +724,9 @@ def _augment(loaded: Any, method: str, wanted: Target | Boxes, raw: bool, fmt: s
     if one was (said in the method's reason: a fallback is never silent)."""
     in_graph = (wanted.in_graph() is not None and methods.get(method).per_class
                 and analysis.kind != "detector")
-    kwargs = dict(scaling=not raw, output_format=fmt, class_output=class_output,
+    # no in-graph u8 scaling: the float maps keep their raw range (the record's `range`,
+    # the `image` / `run` colour scales); the host min-max scales them (`unit_maps`)
+    kwargs = dict(scaling=False, output_format=fmt, class_output=class_output,
                   target_layer=target_layer)
     analysed = analysis.analysed
     if in_graph:

@@ -185,12 +185,12 @@ class Coloured:
         pal.putpalette(lookup(self.colormap).tobytes())
         return pal.convert("RGB")
 
-    def png(self) -> bytes:
+    def png(self, text: dict[str, str] | None = None) -> bytes:
         """The map file: a palette PNG (the colour map's 256 colours, 1 byte a pixel) when the
-        model sees every pixel, else RGBA (alpha 0 where it does not)."""
+        model sees every pixel, else RGBA (alpha 0 where it does not); `text`: tEXt chunks."""
         if self.whole:
-            return encode_png(self.index, palette=lookup(self.colormap))
-        return encode_png(self.rgba())
+            return encode_png(self.index, palette=lookup(self.colormap), text=text)
+        return encode_png(self.rgba(), text=text)
 
 
 def _rgba_words(name: str) -> np.ndarray:
@@ -303,12 +303,13 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def encode_png(array: np.ndarray, palette: np.ndarray | None = None,
-               photo: bool = False) -> bytes:
+               photo: bool = False, text: dict[str, str] | None = None) -> bytes:
     """An 8-bit PNG of `[H, W]` (grey, or palette indices with `palette` `[N, 3]` u8),
     `[H, W, 3]` (RGB) or `[H, W, 4]` (RGBA) u8. Every row but the first has the Up filter
     (smooth maps and photos become small differences). Deflate: ISA-L's level 1 (`DEFLATE`
     says which library); with zlib, level 1, Huffman coding only for a `photo` (as small for
-    a photo, twice as fast). Both work without holding the GIL."""
+    a photo, twice as fast). Both work without holding the GIL. `text`: tEXt chunks (keyword
+    -> Latin-1 text)."""
     a = np.asarray(array)
     if a.dtype != np.uint8 or a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (
             1, 3, 4)):
@@ -329,6 +330,8 @@ def encode_png(array: np.ndarray, palette: np.ndarray | None = None,
              _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, kind, 0, 0, 0))]
     if palette is not None:
         parts.append(_chunk(b"PLTE", np.ascontiguousarray(palette, dtype=np.uint8).tobytes()))
+    for key, value in (text or {}).items():
+        parts.append(_chunk(b"tEXt", key.encode("latin-1") + b"\0" + value.encode("latin-1")))
     parts += [_chunk(b"IDAT", data), _chunk(b"IEND", b"")]
     return b"".join(parts)
 

@@ -71,6 +71,7 @@ from xaigraph.explain.report_paths import (
     public_card,
     shown_path,
 )
+from xaigraph.explain.report_scale import Views, run_range, scale_data
 from xaigraph.explain.report_stage import MARKER, Stage, check_out, place, recover
 from xaigraph.labels import normal
 from xaigraph.overlay import colorize
@@ -447,6 +448,9 @@ class _Builder:
         self.absolute = absolute
         self.link = _lexically_inside(out, source.folder)
         self.out = out
+        # the colour scales' views of each method's maps (report_scale)
+        self.views = [Views(stage, k, colormap_of(m.card), run_range(m.records))
+                      for k, m in enumerate(source.methods)]
 
     def map_url(self, path: Path, name: str) -> str | None:
         if not path.is_file():
@@ -536,7 +540,8 @@ class _Builder:
             values = _metric_values(rows, target)
             targets.append({"label": label, "cls": target.get("class"),
                             "score": target.get("score"), "map": url,
-                            "box": target.get("box"), "mv": values})
+                            "box": target.get("box"), "mv": values,
+                            **self.scale_fields(m_index, entry, record, t_index, path, url)})
         thumb_src = None
         if record["targets"]:
             thumb_src = _target_path(method, record["targets"][0], "overlay")
@@ -559,6 +564,16 @@ class _Builder:
                 "all": [[label, round(score, 4)] for label, score in preds],
                 "fn": missed, "flags": flags, "top": round(preds[0][1], 4) if preds else None,
                 "t": targets, "mv": means}
+
+
+    def scale_fields(self, m_index: int, entry: _Entry, record: dict[str, Any], t_index: int,
+                     path: Path | None, url: str | None) -> dict[str, Any]:
+        """A target's colour scale views (`v`) and its low-confidence mark (`low`)."""
+        target = record["targets"][t_index]
+        found = path if path is not None and path.is_file() else None
+        return {"v": self.views[m_index].of(found, record, t_index, url,
+                                            f"{entry.index}_{t_index}"),
+                "low": target.get("low_confidence") is True}
 
 
 def _metric_values(rows: list[dict[str, Any]], target: dict[str, Any]) -> dict[str, Any]:
@@ -599,6 +614,7 @@ def _data(source: Source, images: list[dict[str, Any]], top_k: int | None,
         "metrics": {k: metrics.get(k, {}) for k in ("metrics", "summary", "per_class")}
         if source.metrics else None,
         "images": images,
+        "scale": scale_data(source.methods, [colormap_of(m.card) for m in source.methods]),
     }
 
 

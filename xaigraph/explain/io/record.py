@@ -38,7 +38,9 @@ class Prediction:
 class Target:
     """One map of an image: its class, name and score (a detector's: the box's), its files
     relative to OUT_DIR (`overlay`, `raw` None when not written) and, for a detector, its
-    box `[x1, y1, x2, y2]` in the original's pixels."""
+    box `[x1, y1, x2, y2]` in the original's pixels. `range`: the map's raw minimum and
+    maximum (None when the model's maps came scaled to u8); `low_confidence`: the score is
+    below the run's `--low-confidence`. Records of older runs have neither (None, False)."""
 
     cls: int
     label: str
@@ -47,10 +49,13 @@ class Target:
     overlay: str | None = None
     raw: str | None = None
     box: list[float] | None = None
+    range: list[float] | None = None
+    low_confidence: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {"class": self.cls, "label": self.label, "score": self.score, "map": self.map,
-                "overlay": self.overlay, "raw": self.raw, "box": self.box}
+                "overlay": self.overlay, "raw": self.raw, "box": self.box,
+                "range": self.range, "low_confidence": self.low_confidence}
 
     def files(self) -> list[str]:
         return [f for f in (self.map, self.overlay, self.raw) if f]
@@ -76,6 +81,7 @@ class Record:
     method_reason: str | None = None
     detector_output: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    map_scale: str | None = None  # the overlays' colour scale; None: an older run's ("map")
 
     @property
     def ok(self) -> bool:
@@ -100,6 +106,8 @@ class Record:
         out.update(method=self.method, method_reason=self.method_reason)
         if self.detector_output is not None:
             out["detector_output"] = self.detector_output
+        if self.map_scale is not None:
+            out["map_scale"] = self.map_scale
         out.update(run=self.run, timings=self.timings)
         return out
 
@@ -126,7 +134,9 @@ class Record:
                    ground_truth=obj.get("ground_truth"), method=obj.get("method"),
                    method_reason=obj.get("method_reason"),
                    detector_output=obj.get("detector_output"),
-                   timings=obj.get("timings") or {})
+                   timings=obj.get("timings") or {},
+                   map_scale=obj["map_scale"] if isinstance(obj.get("map_scale"), str)
+                   else None)
 
 
 def _int(value: Any) -> int:
@@ -160,7 +170,12 @@ def _target(t: dict[str, Any]) -> Target:
         raise RecordError('a target whose "map" is not a path')
     box = t.get("box")
     score = t.get("score")
+    span = t.get("range")
+    span_ok = (isinstance(span, list) and len(span) == 2
+               and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in span))
     return Target(_int(t.get("class")), str(t.get("label", "")),
                   _score(score) if score is None or isinstance(score, (int, float)) else 0.0,
                   files[0], files[1], files[2],
-                  [float(v) for v in box] if isinstance(box, list) else None)
+                  [float(v) for v in box] if isinstance(box, list) else None,
+                  [float(span[0]), float(span[1])] if span_ok and span is not None else None,
+                  t.get("low_confidence") is True)

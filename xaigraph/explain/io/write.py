@@ -7,7 +7,9 @@ temporary name and renamed (`rundir.write_file`).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import json
 import math
 import os
 import time
@@ -18,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from xaigraph.errors import file_error
-from xaigraph.explain import render
+from xaigraph.explain import legend, render, scales
 from xaigraph.explain.io.decode import Decoded
 from xaigraph.explain.io.names import file_safe
 from xaigraph.explain.io.record import Prediction, Record
@@ -26,7 +28,8 @@ from xaigraph.explain.io.record import Target as MapTarget
 from xaigraph.explain.io.rundir import image_error, write_file
 from xaigraph.explain.plan import ExplainSpec
 
-__all__ = ["error_record", "file_safe", "predictions", "target_files", "write"]
+__all__ = ["caption", "error_record", "file_safe", "overlay_picture", "predictions",
+           "target_files", "write"]
 
 TOP_PREDICTIONS = 5  # the predictions a record lists
 
@@ -101,6 +104,7 @@ def write(decoded: Decoded, explained: dict[str, Any], spec: ExplainSpec,
         int(item.index), str(item.path), item.key, "ok", run, width=decoded.width,
         height=decoded.height, predictions=tuple(top), targets=tuple(entries),
         ground_truth=ground_truth(item), method=spec.method, method_reason=spec.method_reason,
+        map_scale=spec.map_scale,
         detector_output=spec.detector_reader, timings={
             "decode": round(decoded.seconds, 4),
             "infer": round(float(explained.get("seconds", 0.0)), 4),
@@ -132,6 +136,8 @@ def _write_targets(decoded: Decoded, explained: dict[str, Any], spec: ExplainSpe
     scores = np.asarray(explained["scores"])
     targets = [int(c) for c in explained["targets"] if c >= 0]
     boxes = explained.get("boxes")
+    ranges = [_range(explained, t) for t in range(len(targets))]
+    common = scales.extremes(ranges)  # the image's extremes (`image` scale)
     entries = []
     for t, cls in enumerate(targets):
         box = None if boxes is None else _original_box(boxes[t], decoded)
@@ -140,19 +146,72 @@ def _write_targets(decoded: Decoded, explained: dict[str, Any], spec: ExplainSpe
         unit = np.asarray(explained["maps"][t])
         coloured = render.colour(unit, decoded.placement, decoded.width, decoded.height,
                                  spec.preprocess.size, spec.colormap)
-        _put(out, str(files["map"]), functools.partial(_save_bytes, coloured.png()), written)
+        low = not score >= spec.low_confidence  # a score that is not a number is low too
+        png = coloured.png(text=map_text(spec.label(cls), score, ranges[t], low))
+        _put(out, str(files["map"]), functools.partial(_save_bytes, png), written)
         if files["overlay"] is not None:
-            blended = render.overlay(decoded.image, coloured, spec.opacity)
-            if box is not None:
-                render.draw_box(blended, box, f"{spec.label(cls)} {score:.2f}")
-            png = render.encode_png(np.asarray(blended), photo=True)
+            png = _overlay_png(decoded, coloured, spec, cls, score, box, low,
+                               scales.scale_of(spec.map_scale, score, ranges[t], common))
             _put(out, files["overlay"], functools.partial(_save_bytes, png), written)
         if files["raw"] is not None:
             raw = np.asarray(explained["raw"][t], dtype=np.float32)
             _put(out, files["raw"], functools.partial(_save_npy, raw), written)
         entries.append(MapTarget(cls, spec.label(cls), round(score, 4), files["map"],
-                              files["overlay"], files["raw"], box))
+                                 files["overlay"], files["raw"], box,
+                                 _as_list(ranges[t]), low))
     return entries
+
+
+def map_text(label: str, score: float, span: tuple[float, float] | None, low: bool
+             ) -> dict[str, str]:
+    """A map file's colour scale, as a tEXt chunk `xaigraph-scale` (ASCII JSON): the map is
+    on its own min-max (`mode` "map"), `range` its raw min and max (null: unknown)."""
+    return {"xaigraph-scale": json.dumps(
+        {"mode": "map", "range": _as_list(span), "label": label,
+         "score": score if math.isfinite(score) else None, "low_confidence": low},
+        ensure_ascii=True, separators=(",", ":"))}
+
+
+def _as_list(span: tuple[float, float] | None) -> list[float] | None:
+    return None if span is None else [span[0], span[1]]
+
+
+def _range(explained: dict[str, Any], t: int) -> tuple[float, float] | None:
+    """Map `t`'s raw range (float32 values as Python floats), None when unknown."""
+    got = explained.get("ranges")
+    if got is None:
+        return None
+    lo, hi = (float(v) for v in np.asarray(got[t], dtype=np.float32))
+    return (lo, hi) if math.isfinite(lo) and math.isfinite(hi) else None
+
+
+def overlay_picture(decoded: Decoded, coloured: render.Coloured, spec: ExplainSpec, cls: int,
+                    score: float, box: list[float] | None, low: bool,
+                    scale: scales.Scale) -> Any:
+    """One target's overlay (a PIL RGB image): the map in `scale`'s colours over the photo,
+    a detector's box drawn, and with `spec.legend` the colour scale in a margin below."""
+    shown = coloured if scale.identity else dataclasses.replace(
+        coloured, index=scale.apply(coloured.index))
+    blended = render.overlay(decoded.image, shown, spec.opacity)
+    if box is not None:
+        render.draw_box(blended, box, f"{spec.label(cls)} {score:.2f}")
+    if spec.legend:
+        blended = legend.with_legend(blended, spec.colormap, scale,
+                                     caption(spec.label(cls), score, scale.mode, low))
+    return blended
+
+
+def caption(label: str, score: float, mode: str, low: bool) -> str:
+    """The legend's caption: class, score, scale mode, and "low confidence" when marked."""
+    text = f"{label} {score_text(score).replace('noscore', 'no score')} | {mode} scale"
+    return f"{text} | low confidence" if low else text
+
+
+def _overlay_png(decoded: Decoded, coloured: render.Coloured, spec: ExplainSpec, cls: int,
+                 score: float, box: list[float] | None, low: bool,
+                 scale: scales.Scale) -> bytes:
+    picture = overlay_picture(decoded, coloured, spec, cls, score, box, low, scale)
+    return render.encode_png(np.asarray(picture), photo=True)
 
 
 def _original_box(row: np.ndarray, decoded: Decoded) -> list[float]:

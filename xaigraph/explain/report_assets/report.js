@@ -5,6 +5,7 @@
 (function () {
   const R = window.XAIGRAPH_REPORT;
   const $ = (id) => document.getElementById(id);
+  const XS = window.XAIGRAPH_SCALE; // the colour scales (report_scale.js)
   const FLAG_WORD = { TP: "✓ TP", FP: "✗ FP", FN: "○ FN" };
   const S = {
     method: 0, search: "", label: "", flag: "", sort: "index", order: "asc",
@@ -218,7 +219,7 @@
     if (im.img) { original.src = im.img; original.alt = `original image ${im.path}`; }
     else { original.removeAttribute("src"); original.alt = ""; }
     stage.classList.toggle("no-original", !im.img);
-    if (t && t.map) { map.src = t.map; map.alt = `saliency map of ${t.label}`; map.hidden = false; }
+    if (t && t.map) { map.src = XS.src(t); map.alt = `saliency map of ${t.label}`; map.hidden = false; }
     else { map.removeAttribute("src"); map.alt = ""; map.hidden = true; }
     map.style.opacity = String(S.opacity / 100);
     stage.classList.toggle("overlay-off", !S.overlay);
@@ -234,12 +235,13 @@
       : S.overlay ? `${t.label} (${score(t.score)}) map over the ${im.img ? "original" : "grey background (original not found)"}, opacity ${S.opacity} %`
       : `${t.label}: overlay off`;
     $("stage-caption").textContent = `Showing: ${what}. Method: ${R.methods[S.method]}.`;
+    XS.show(t, S.method); // the colour scale bar (report_scale.js)
     const list = $("class-list");
     list.replaceChildren(...targets.map((tt, k) => {
-      const mini = el("span", { class: "mini" }, tt.map ? el("img", { src: tt.map, alt: "" }) : null);
+      const mini = el("span", { class: "mini" }, tt.map ? el("img", { src: XS.src(tt), alt: "" }) : null);
       if (im.img) mini.style.backgroundImage = `url("${im.img}")`;
       const b = el("button", { type: "button", class: "class-btn", "aria-pressed": k === S.cls ? "true" : "false",
-        "data-k": k }, mini, el("small", { text: `${k + 1}. ${tt.label} ${score(tt.score)}` }));
+        "data-k": k }, mini, el("small", { text: `${k + 1}. ${tt.label} ${score(tt.score)}${tt.low ? " (low confidence)" : ""}` }));
       b.addEventListener("click", () => { S.cls = k; renderViewer(); });
       return b;
     }));
@@ -460,6 +462,7 @@
       $("map").style.opacity = String(S.opacity / 100);
       if (viewing()) renderViewer();
     });
+    XS.init(() => { if (viewing()) renderViewer(); }); // the colour scale selector
     if (window.ResizeObserver) new ResizeObserver(layoutLabels).observe($("boxes"));
     renderMetrics();
     renderCards();
