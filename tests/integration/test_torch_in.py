@@ -154,4 +154,5 @@ def test_the_readme_block(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     Image.fromarray(np.random.default_rng(5).integers(0, 256, (200, 300, 3), np.uint8)).save(
         "cat.jpg")
     exec(block.replace('weights="DEFAULT"', "weights=None"), {})
-    assert Image.open("cat_map.png").size == (300, 200)
+    width, height = Image.open("cat_map.png").size  # the photo, its colour scale below
+    assert width == 300 and height > 200
