@@ -164,7 +164,8 @@ def explain(model: Path, inputs: tuple[str, ...], out_dir: Path, method: str, ta
                    labels=preprocess_flags.get("pre_labels"), class_output=class_output,
                    target_layer=target_layer, batch_size=batch_size, raw=raw,
                    overlay=not no_overlay, colormap=colormap, opacity=opacity,
-                   blackbox=options, precision=precision)
+                   blackbox=options, precision=precision,
+                   truth=any(item.labels or item.boxes for item in dataset.items))
     _check_maps(spec, len(dataset.items), max_maps)
     card = spec.card()
     card["digest"] = digest(card)

@@ -29,6 +29,7 @@ from xaigraph.errors import BadInputError, MethodError, XaiGraphError
 from xaigraph.explain import methods
 from xaigraph.explain.targets import (
     All,
+    AndTruth,
     Boxes,
     Classes,
     GroundTruth,
@@ -136,8 +137,9 @@ class ExplainSpec:
     @property
     def maps_per_image(self) -> int | None:
         """The maps each image gets at most (None: as many as it has boxes or ground-truth
-        classes)."""
-        t = self.targets
+        classes). A wrong prediction's extra maps (`AndTruth`) are not counted: a few at
+        most, the predicted and the ground-truth classes."""
+        t = self.targets.base if isinstance(self.targets, AndTruth) else self.targets
         if isinstance(t, TopK | Classes):
             return t.k if isinstance(t, TopK) else len(t.indices)
         if isinstance(t, Predicted) or not self.method_info.per_class:
@@ -433,6 +435,7 @@ def prepare(
     opacity: float = 0.5,
     blackbox: Any = None,
     precision: str = "f32",
+    truth: bool = False,
 ) -> ExplainSpec:
     """Read `model`, choose the method, augment a plain model in memory; the `ExplainSpec`.
 
@@ -440,7 +443,9 @@ def prepare(
     for `.onnx`). `preprocess`: None for the model's own (its `model_info`, else sized to its
     input), `preprocess_flags` (`model_info.from_flags`) over it. `targets`: `--targets`
     text or a target object. `labels`: a file of class names, one a line. `blackbox`: a
-    black-box method's `BlackBoxOptions`. `precision`: one of `PRECISIONS`."""
+    black-box method's `BlackBoxOptions`. `precision`: one of `PRECISIONS`. `truth`: the
+    inputs have ground truth; a classifier's target becomes `AndTruth(targets)` (a wrong
+    prediction's class and its ground truth explained too; `_with_truth`)."""
     from xaigraph import model_io
     from xaigraph.explain.options import BlackBoxOptions
 
@@ -453,13 +458,16 @@ def prepare(
     names = _labels(model_labels, Path(labels) if labels is not None else None,
                     analysis.num_classes)
     wanted = _wanted(targets, names, analysis.num_classes)
-    made = _decide(loaded, path, method, wanted, raw, runtime, analysis, class_output,
+    asked = _with_truth(wanted, names, analysis) if truth else wanted
+    made = _decide(loaded, path, method, asked, raw, runtime, analysis, class_output,
                    target_layer)
+    asked = wanted if made.classes_output else asked  # a stamped model's fixed maps only
     fixed = (_check_honoured(analysis.stamp, wanted, names, path.name)
              if analysis.stamp is not None and made.classes_output else None)
     info = methods.get(made.method)  # black-box: OpenVINO, faster for many small runs
     runtime = "openvino" if info.black_box and given is None else runtime
     reader, why, wanted = _as_detector(loaded, path, blackbox, analysis, made, wanted)
+    wanted = wanted if reader is not None else asked
     dims = _input_dims(loaded)
     sized = _input_preprocess(_overridden(preprocess or recorded, preprocess_flags), dims)
     if info.black_box:
@@ -475,6 +483,20 @@ def prepare(
         batch_size=batch_size, raw=raw, overlay=overlay, colormap=colormap, opacity=opacity,
         blackbox=blackbox, detector_reader=reader, precision=precision, fixed_classes=fixed,
     )
+
+
+def _with_truth(wanted: Target | Boxes, names: Sequence[str] | None,
+                analysis: _Analysis) -> Target | Boxes:
+    """A classifier's targets on inputs with ground truth: `AndTruth(wanted)`, matching the
+    truth against the class names as eval does (`class N` without names). A detector's
+    targets stay as they are (boxes: a wrong detection is not one class; nothing added), as
+    do eval's own (already `AndTruth`) and a model without a known class count."""
+    k = analysis.num_classes
+    if analysis.kind == "detector" or not k or isinstance(wanted, Boxes | AndTruth):
+        return wanted
+    labels = tuple(names[i] if names is not None and i < len(names) else f"class {i}"
+                   for i in range(k))
+    return AndTruth(wanted, labels)
 
 
 def _as_detector(loaded: Any, path: Path, blackbox: Any, analysis: _Analysis,

@@ -15,7 +15,9 @@ from typing import Any
 
 from xaigraph.errors import BadInputError
 
-__all__ = ["Prediction", "Record", "RecordError", "Target"]
+__all__ = ["ROLES", "Prediction", "Record", "RecordError", "Target"]
+
+ROLES = ("predicted", "truth", "both")  # a target's "role" (Target)
 
 
 class RecordError(BadInputError):
@@ -38,7 +40,11 @@ class Prediction:
 class Target:
     """One map of an image: its class, name and score (a detector's: the box's), its files
     relative to OUT_DIR (`overlay`, `raw` None when not written) and, for a detector, its
-    box `[x1, y1, x2, y2]` in the original's pixels."""
+    box `[x1, y1, x2, y2]` in the original's pixels. On an image with ground truth that names
+    a model class (`targets.AndTruth`), `role`: "predicted" (the model's best class),
+    "truth" (a ground-truth class), "both" or None (neither), and `extra`: a map made only
+    because the prediction is wrong (eval leaves it out of its metrics). Lines without them
+    (older runs, images without ground truth) read back as None and False."""
 
     cls: int
     label: str
@@ -47,10 +53,17 @@ class Target:
     overlay: str | None = None
     raw: str | None = None
     box: list[float] | None = None
+    role: str | None = None
+    extra: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {"class": self.cls, "label": self.label, "score": self.score, "map": self.map,
-                "overlay": self.overlay, "raw": self.raw, "box": self.box}
+        out = {"class": self.cls, "label": self.label, "score": self.score, "map": self.map,
+               "overlay": self.overlay, "raw": self.raw, "box": self.box}
+        if self.role is not None:
+            out["role"] = self.role
+        if self.extra:
+            out["extra"] = True
+        return out
 
     def files(self) -> list[str]:
         return [f for f in (self.map, self.overlay, self.raw) if f]
@@ -160,7 +173,11 @@ def _target(t: dict[str, Any]) -> Target:
         raise RecordError('a target whose "map" is not a path')
     box = t.get("box")
     score = t.get("score")
+    role = t.get("role")
+    if role is not None and role not in ROLES:
+        raise RecordError(f'a target whose "role" is {role!r}, not one of {", ".join(ROLES)}')
     return Target(_int(t.get("class")), str(t.get("label", "")),
                   _score(score) if score is None or isinstance(score, (int, float)) else 0.0,
                   files[0], files[1], files[2],
-                  [float(v) for v in box] if isinstance(box, list) else None)
+                  [float(v) for v in box] if isinstance(box, list) else None,
+                  role if role in ROLES else None, t.get("extra") is True)

@@ -25,6 +25,7 @@ from xaigraph.explain.io.record import Prediction, Record
 from xaigraph.explain.io.record import Target as MapTarget
 from xaigraph.explain.io.rundir import image_error, write_file
 from xaigraph.explain.plan import ExplainSpec
+from xaigraph.explain.targets import AndTruth, Outputs
 
 __all__ = ["error_record", "file_safe", "predictions", "target_files", "write"]
 
@@ -132,6 +133,8 @@ def _write_targets(decoded: Decoded, explained: dict[str, Any], spec: ExplainSpe
     scores = np.asarray(explained["scores"])
     targets = [int(c) for c in explained["targets"] if c >= 0]
     boxes = explained.get("boxes")
+    marks = (spec.targets.marks(Outputs(scores, item=item))
+             if isinstance(spec.targets, AndTruth) and boxes is None else {})
     entries = []
     for t, cls in enumerate(targets):
         box = None if boxes is None else _original_box(boxes[t], decoded)
@@ -150,8 +153,9 @@ def _write_targets(decoded: Decoded, explained: dict[str, Any], spec: ExplainSpe
         if files["raw"] is not None:
             raw = np.asarray(explained["raw"][t], dtype=np.float32)
             _put(out, files["raw"], functools.partial(_save_npy, raw), written)
+        role, extra = marks.get(cls, (None, False))
         entries.append(MapTarget(cls, spec.label(cls), round(score, 4), files["map"],
-                              files["overlay"], files["raw"], box))
+                                 files["overlay"], files["raw"], box, role, extra))
     return entries
 
 
