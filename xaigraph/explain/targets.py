@@ -13,7 +13,7 @@ A target maps one image's model outputs to the class indices that get a map, bes
 | `Classes(indices)` | these classes, in this order, where the model has their map | `3,17` |
 | `All()` | every class the model has a map of | `all` |
 | `GroundTruth(names)` | the item's ground-truth classes, else the best (eval) | `eval: ...` |
-| `AndTruth(base, names)` | `base`'s, and for a wrong prediction the best class and the truth | `base + ...` |
+| `AndTruth(base, names)` | `base`'s; if wrong, the best class and the truth too | `base + ...` |
 | `Boxes(...)` | a black-box detector's boxes (`select`) | `predicted`, `topk:K`, `3,17` |
 
 Classes are chosen among `Outputs.available` (the model's `saliency_classes` row when it
@@ -225,8 +225,10 @@ class AndTruth:
             return {}
         best = _ranked(out, 1)
         base = set(self.base.classes(out))
-        roles = {True: {True: "both", False: "predicted"}, False: {True: "truth", False: None}}
-        return {c: (roles[bool(best) and c == best[0]][c in truth], c not in base)
+        roles: dict[tuple[bool, bool], str | None] = {
+            (True, True): "both", (True, False): "predicted", (False, True): "truth",
+            (False, False): None}
+        return {c: (roles[bool(best) and c == best[0], c in truth], c not in base)
                 for c in self.classes(out)}
 
     def text(self) -> str:
