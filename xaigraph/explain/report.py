@@ -35,7 +35,14 @@ Contract of `build_report(source, out=None)`:
   target; a method without that class uses its first target), on a `DIS_SIZE` square grid
   where both maps are defined. 0 = the same map up to scale, 1 = unrelated, 2 = opposite.
   The maps are read from `raw/` when the run kept them, else from the colour PNG by
-  inverting `xaigraph.overlay.colorize`.
+  inverting `xaigraph.overlay.colorize`. The pair of methods that disagree most is named
+  (`disagreeing_pair`).
+- Why was it wrong (issue 22): an image whose top prediction is FP (`flag_labels` with
+  k = 1) is wrong (`wrong`: its label and score, the gallery's "errors only" and its sort);
+  each target's `role` ("predicted", "truth", "both") is the record's, or, for a record of
+  an older xaigraph, found by the same rules (`roles_of`). Methods side by side: for each
+  class that two or more methods have a map of, the Spearman rank correlation of each pair
+  of maps (`spearman`) on the same `DIS_SIZE` grid.
 """
 
 from __future__ import annotations
@@ -87,10 +94,15 @@ __all__ = [
     "build",
     "build_report",
     "colormap_of",
+    "disagreeing_pair",
     "disagreement",
     "flag_labels",
     "map_values",
     "read_source",
+    "role_flag",
+    "roles_of",
+    "spearman",
+    "wrong",
 ]
 
 log = logging.getLogger(__name__)
@@ -345,6 +357,97 @@ def disagreement(maps: Sequence[np.ndarray]) -> float | None:
     return float(np.mean(values)) if values else None
 
 
+def disagreeing_pair(maps: Sequence[np.ndarray], names: Sequence[str]
+                     ) -> tuple[str, str, float] | None:
+    """The two methods (by `names`) whose maps disagree most (1 - Pearson, `disagreement`
+    of the pair) and that value; None for fewer than two comparable maps. Ties: the first
+    pair in the methods' order."""
+    best: tuple[str, str, float] | None = None
+    for i in range(len(maps)):
+        for j in range(i + 1, len(maps)):
+            value = disagreement([maps[i], maps[j]])
+            if value is not None and (best is None or value > best[2]):
+                best = (names[i], names[j], value)
+    return best
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks 1..n of `values`, ties given the mean of their ranks (scipy's "average")."""
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    ends = np.r_[starts[1:], len(values)]
+    mean_rank = (starts + ends + 1) / 2.0  # ranks starts+1 .. ends, their mean
+    out = np.empty(len(values), np.float64)
+    out[order] = np.repeat(mean_rank, ends - starts)
+    return out
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Spearman's rank correlation of two maps of the same grid, on the cells where both
+    are defined (not NaN): Pearson's of their ranks (ties averaged). None when fewer than
+    two cells are, or a map is constant there (the correlation is undefined)."""
+    x, y = np.ravel(a).astype(np.float64), np.ravel(b).astype(np.float64)
+    both = ~(np.isnan(x) | np.isnan(y))
+    x, y = x[both], y[both]
+    if x.size < 2:
+        return None
+    rx, ry = _ranks(x), _ranks(y)
+    dx, dy = rx - rx.mean(), ry - ry.mean()
+    norm = math.sqrt(float((dx * dx).sum()) * float((dy * dy).sum()))
+    if norm == 0:
+        return None
+    return max(-1.0, min(1.0, float((dx * dy).sum()) / norm))
+
+
+def wrong(predictions: Sequence[tuple[str, float]], truth: Sequence[str]
+          ) -> list[Any] | None:
+    """`[label, score]` of the top prediction when it is wrong (`flag_labels` with k = 1
+    flags it FP: the image has ground truth and its best class is not in it), else None.
+    `predictions` best first."""
+    flagged, _ = flag_labels(predictions, truth, 1)
+    if not flagged or flagged[0][2] != "FP":
+        return None
+    label, score, _ = flagged[0]
+    return [label, round(score, 4) if math.isfinite(score) else None]
+
+
+def role_flag(role: str | None, label: str, missed: Sequence[str]) -> str:
+    """A target's flag by its role: the predicted class not in the truth "FP", a class both
+    predicted and true "TP", a true class "FN" when the top predictions missed it (`missed`,
+    `flag_labels`'s), else "TP"; "" for a target with no role."""
+    if role == "predicted":
+        return "FP"
+    if role == "both":
+        return "TP"
+    if role == "truth":
+        names = _names(label)
+        return "FN" if any(normal(m) in names for m in missed) else "TP"
+    return ""
+
+
+def roles_of(record: dict[str, Any], truth: Sequence[str]) -> list[str | None]:
+    """Each target's role: the record's `role` (`targets.AndTruth`); for a record without
+    any (an older xaigraph), "predicted" for the top prediction's class, "truth" for a
+    ground-truth label (the names `flag_labels` matches), "both", else None."""
+    targets = record.get("targets") or []
+    if any("role" in t for t in targets):
+        return [t.get("role") for t in targets]
+    if not truth:
+        return [None] * len(targets)
+    preds = [p for p in record.get("predictions") or []
+             if isinstance(p.get("score"), (int, float))]
+    top = max(preds, key=lambda p: p["score"], default=None)
+    keys = {normal(t) for t in truth}
+    out: list[str | None] = []
+    for t in targets:
+        is_pred = top is not None and t.get("class") == top.get("class")
+        is_truth = bool(keys & _names(str(t.get("label", ""))))
+        out.append("both" if is_pred and is_truth else "predicted" if is_pred
+                   else "truth" if is_truth else None)
+    return out
+
+
 # --- building ----------------------------------------------------------------------------
 
 def _url(path: str) -> str:
@@ -473,6 +576,7 @@ class _Builder:
                     break
         per_method = []
         dis_maps = []
+        dis_names: list[str] = []  # the method of each of dis_maps (disagreeing_pair)
         want_class = None
         for m_index, record in enumerate(entry.records):
             method = self.source.methods[m_index]
@@ -495,13 +599,64 @@ class _Builder:
                 if path is not None and path.is_file():
                     try:
                         dis_maps.append(map_values(path, colormap=colormap_of(method.card)))
+                        dis_names.append(method.name)
                     except (OSError, ValueError) as exc:
                         log.warning("%s: cannot read the map (%s)", path, exc)
         dis = disagreement(dis_maps) if len(dis_maps) > 1 else None
         return {"key": entry.key, "path": self.path(first, entry),
                 "w": width, "h": height, "img": _url(original) if original else None,
                 "gt": truth, "gk": [normal(t) for t in truth], "boxes": boxes,
-                "dis": None if dis is None else round(dis, 4), "m": per_method}
+                "dis": None if dis is None else round(dis, 4), "m": per_method,
+                **self.side_by_side(entry, dis_maps, dis_names)}
+
+    def side_by_side(self, entry: _Entry, dis_maps: list[np.ndarray], dis_names: list[str]
+                     ) -> dict[str, Any]:
+        """Issue 22's "methods side by side": `dpair` (the two methods whose maps disagree
+        most, and their 1 - Pearson), `rk` (per class, each pair of methods' Spearman)."""
+        pair = disagreeing_pair(dis_maps, dis_names)
+        ranks = []
+        if len(self.source.methods) > 1:
+            for cls, label, pairs in self.rank_correlations(entry):
+                ranks.append({"cls": cls, "label": label,
+                              "r": [[i, j, None if r is None else round(r, 4)]
+                                    for i, j, r in pairs]})
+        return {"dpair": None if pair is None else [pair[0], pair[1], round(pair[2], 4)],
+                "rk": ranks}
+
+    def rank_correlations(self, entry: _Entry
+                          ) -> list[tuple[Any, str, list[tuple[int, int, float | None]]]]:
+        """(class, label, [(method i, method j, Spearman)]) for each class (same `class`
+        and label) that two or more methods have a map of, in the first method's order."""
+        found: dict[tuple[Any, str], dict[int, Path]] = {}
+        for m_index, record in enumerate(entry.records):
+            if record is None or record["status"] != "ok":
+                continue
+            method = self.source.methods[m_index]
+            for target in record["targets"]:
+                if target.get("box") is not None:
+                    continue  # a detector's boxes: one box is not another method's
+                path = _target_path(method, target, "raw") or _target_path(method, target,
+                                                                           "map")
+                key = (target.get("class"), str(target.get("label", "")))
+                if path is not None and path.is_file():
+                    found.setdefault(key, {}).setdefault(m_index, path)
+        out = []
+        for (cls, label), paths in found.items():
+            if len(paths) < 2:
+                continue
+            values = {}
+            for m_index, path in paths.items():
+                try:
+                    values[m_index] = map_values(
+                        path, colormap=colormap_of(self.source.methods[m_index].card))
+                except (OSError, ValueError) as exc:
+                    log.warning("%s: cannot read the map (%s)", path, exc)
+            order = sorted(values)
+            pairs = [(i, j, spearman(values[i], values[j]))
+                     for n, i in enumerate(order) for j in order[n + 1:]]
+            if pairs:
+                out.append((cls, label, pairs))
+        return out
 
     def path(self, record: dict[str, Any], entry: _Entry) -> str:
         """The image's path as the report shows it (docs/runtime.md)."""
@@ -528,6 +683,7 @@ class _Builder:
         preds.sort(key=lambda p: -p[1] if math.isfinite(p[1]) else math.inf)
         flagged, missed = flag_labels(preds, truth, self.top_k)
         rows = self.source.rows.get((method.name, entry.key), [])
+        roles = roles_of(record, truth)
         targets = []
         for t_index, target in enumerate(record["targets"]):
             path = _target_path(method, target, "map")
@@ -536,7 +692,9 @@ class _Builder:
             values = _metric_values(rows, target)
             targets.append({"label": label, "cls": target.get("class"),
                             "score": target.get("score"), "map": url,
-                            "box": target.get("box"), "mv": values})
+                            "box": target.get("box"), "mv": values,
+                            "role": roles[t_index],
+                            "f": role_flag(roles[t_index], label, missed)})
         thumb_src = None
         if record["targets"]:
             thumb_src = _target_path(method, record["targets"][0], "overlay")
@@ -558,7 +716,7 @@ class _Builder:
                 "pk": [normal(label) for label, _, _ in flagged],
                 "all": [[label, round(score, 4)] for label, score in preds],
                 "fn": missed, "flags": flags, "top": round(preds[0][1], 4) if preds else None,
-                "t": targets, "mv": means}
+                "t": targets, "mv": means, "wr": wrong(preds, truth)}
 
 
 def _metric_values(rows: list[dict[str, Any]], target: dict[str, Any]) -> dict[str, Any]:
