@@ -220,3 +220,29 @@ def test_an_extra_class_costs_no_extra_model_run(model: Path) -> None:
     two = blackbox.explain_one(x[:1], predict, "rise", options, [int(best[0]), int(other[0])])
     assert counted == n_one  # the same masked images, the same calls
     np.testing.assert_allclose(two.maps[0], one.maps[0], rtol=1e-6, atol=1e-9)
+
+
+def test_detectors_and_fixed_maps_keep_the_targets_asked(
+        cnn_file: Callable[..., Path], detector_file: Callable[..., Path],
+        tmp_path: Path) -> None:
+    """Nothing is added where "wrong" is not one class (a detector's boxes, white-box or
+    black-box) or where the model has the maps of its chosen classes only (insert
+    --targets): the targets stay as asked, and such a model is not refused."""
+    import xaigraph
+    from tests.explain import detector_models as dm
+    from xaigraph.explain.plan import prepare
+    from xaigraph.explain.targets import Boxes
+
+    spec = prepare(detector_file(1, "onnx17"), targets="predicted", truth=True)
+    assert spec.detector and spec.targets == Predicted()
+    boxes = dm.save(dm.bright_box_detector(), tmp_path / "det.onnx")
+    spec = prepare(boxes, method="rise", targets="topk:2", truth=True)
+    assert spec.targets == Boxes(0.5, k=2)
+    fixed = tmp_path / "fixed.onnx"
+    xaigraph.save(xaigraph.insert(cnn_file("gap_fc", False, "onnx17"), "reciprocam",
+                                  targets="topk:1", output_format="onnx"), fixed)
+    spec = prepare(fixed, targets="predicted", truth=True)
+    assert spec.targets == Predicted()
+    plain = prepare(cnn_file("gap_fc", False, "onnx17"), targets="predicted", truth=True)
+    assert plain.targets == AndTruth(Predicted(), tuple(f"class {i}" for i in range(
+        plain.num_classes)))

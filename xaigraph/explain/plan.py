@@ -443,9 +443,7 @@ def prepare(
     for `.onnx`). `preprocess`: None for the model's own (its `model_info`, else sized to its
     input), `preprocess_flags` (`model_info.from_flags`) over it. `targets`: `--targets`
     text or a target object. `labels`: a file of class names, one a line. `blackbox`: a
-    black-box method's `BlackBoxOptions`. `precision`: one of `PRECISIONS`. `truth`: the
-    inputs have ground truth; a classifier's target becomes `AndTruth(targets)` (a wrong
-    prediction's class and its ground truth explained too; `_with_truth`)."""
+    black-box method's `BlackBoxOptions`. `precision`: in `PRECISIONS`. `truth`: see `_wanted`."""
     from xaigraph import model_io
     from xaigraph.explain.options import BlackBoxOptions
 
@@ -457,17 +455,13 @@ def prepare(
     recorded, model_labels = _model_info(loaded.model)
     names = _labels(model_labels, Path(labels) if labels is not None else None,
                     analysis.num_classes)
-    wanted = _wanted(targets, names, analysis.num_classes)
-    asked = _with_truth(wanted, names, analysis) if truth else wanted
-    made = _decide(loaded, path, method, asked, raw, runtime, analysis, class_output,
-                   target_layer)
-    asked = wanted if made.classes_output else asked  # a stamped model's fixed maps only
+    wanted, asked = _wanted(targets, names, analysis, truth)
+    made = _decide(loaded, path, method, asked, raw, runtime, analysis, class_output, target_layer)
     fixed = (_check_honoured(analysis.stamp, wanted, names, path.name)
              if analysis.stamp is not None and made.classes_output else None)
     info = methods.get(made.method)  # black-box: OpenVINO, faster for many small runs
     runtime = "openvino" if info.black_box and given is None else runtime
-    reader, why, wanted = _as_detector(loaded, path, blackbox, analysis, made, wanted)
-    wanted = wanted if reader is not None else asked
+    reader, why, wanted = _as_detector(loaded, path, blackbox, analysis, made, wanted, asked)
     dims = _input_dims(loaded)
     sized = _input_preprocess(_overridden(preprocess or recorded, preprocess_flags), dims)
     if info.black_box:
@@ -487,8 +481,9 @@ def prepare(
 
 def _with_truth(wanted: Target | Boxes, names: Sequence[str] | None,
                 analysis: _Analysis) -> Target | Boxes:
-    """A classifier's targets on inputs with ground truth: `AndTruth(wanted)`, matching the
-    truth against the class names as eval does (`class N` without names). A detector's
+    """A classifier's targets on inputs with ground truth (`prepare(truth=True)`):
+    `AndTruth(wanted)`, a wrong prediction's class and its ground truth explained too, the
+    truth matched against the class names as eval does (`class N` without names). A detector's
     targets stay as they are (boxes: a wrong detection is not one class; nothing added), as
     do eval's own (already `AndTruth`) and a model without a known class count."""
     k = analysis.num_classes
@@ -500,10 +495,12 @@ def _with_truth(wanted: Target | Boxes, names: Sequence[str] | None,
 
 
 def _as_detector(loaded: Any, path: Path, blackbox: Any, analysis: _Analysis,
-                 made: _Decision, wanted: Target | Boxes) -> tuple[str | None, str, Any]:
+                 made: _Decision, wanted: Target | Boxes, asked: Target | Boxes
+                 ) -> tuple[str | None, str, Any]:
     """(the detector reader, the method's reason, the targets) of a black-box method on a
-    detector (its targets are boxes); (None, reason, targets) otherwise. A model that is
-    neither a classifier nor a detector is refused."""
+    detector (its targets are boxes, of `wanted`); (None, reason, targets) otherwise: `asked`
+    (`wanted` with ground truth, `_with_truth`), but `wanted` for a stamped model's fixed
+    maps. A model that is neither a classifier nor a detector is refused."""
     from xaigraph.explain.options import BlackBoxOptions
 
     info = methods.get(made.method)
@@ -517,7 +514,7 @@ def _as_detector(loaded: Any, path: Path, blackbox: Any, analysis: _Analysis,
     if analysis.num_classes is None:
         raise BadInputError(f"{path.name}: no classification output found "
                             f"({analysis.problem}); name it with --class-output")
-    return None, made.why, wanted
+    return None, made.why, wanted if made.classes_output else asked
 
 
 def _format(method: str, path: Path, runtime: str) -> str:
@@ -597,9 +594,11 @@ def _runtime(path: Path, runtime: str | None, precision: str) -> str:
 
 
 def _wanted(targets: str | Target | Boxes, names: Sequence[str] | None,
-            num_classes: int | None) -> Target | Boxes:
+            analysis: _Analysis, truth: bool) -> tuple[Target | Boxes, Target | Boxes]:
     """The target object of `targets` (text parsed with the class names), its classes in
-    the model's range."""
+    the model's range; and the target asked of the model: with `truth` (inputs with ground
+    truth), `_with_truth`'s."""
+    num_classes = analysis.num_classes
     wanted: Target | Boxes = parse(targets, names) if isinstance(targets, str) else targets
     if isinstance(wanted, Classes) and num_classes is not None:
         bad = [c for c in wanted.indices if c >= num_classes]
@@ -607,7 +606,7 @@ def _wanted(targets: str | Target | Boxes, names: Sequence[str] | None,
             given = targets if isinstance(targets, str) else wanted.text()
             raise BadInputError(f"--targets '{given}': class {bad[0]} is out of range (the "
                                 f"model has {num_classes} classes)")
-    return wanted
+    return wanted, _with_truth(wanted, names, analysis) if truth else wanted
 
 
 @dataclass(frozen=True)
