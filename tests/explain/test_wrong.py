@@ -246,3 +246,12 @@ def test_detectors_and_fixed_maps_keep_the_targets_asked(
     plain = prepare(cnn_file("gap_fc", False, "onnx17"), targets="predicted", truth=True)
     assert plain.targets == AndTruth(Predicted(), tuple(f"class {i}" for i in range(
         plain.num_classes)))
+
+
+def test_max_maps_names_the_targets_given(model: Path, folders: Path, tmp_path: Path) -> None:
+    """--max-maps counts the maps --targets asks for (a wrong image's one or two more are
+    not counted) and names --targets as given."""
+    code, _, stderr = invoke("explain", model, f"classes:{folders}", "-o", tmp_path / "o",
+                             "--targets", "all", "--max-maps", "2")
+    assert code == 2 and "error: --targets all asks for 5 maps per image" in stderr
+    assert not (tmp_path / "o").exists()

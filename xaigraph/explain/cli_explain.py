@@ -259,7 +259,8 @@ def _check_maps(spec: ExplainSpec, images: int, max_maps: int) -> None:
     if n is None or n <= max_maps:
         return
     files = n * (1 + int(spec.overlay) + int(spec.raw)) * images
-    raise BadInputError(f"--targets {spec.targets.text()} asks for {n} maps per image "
+    asked = getattr(spec.targets, "base", spec.targets)  # AndTruth: the --targets given
+    raise BadInputError(f"--targets {asked.text()} asks for {n} maps per image "
                         f"({files} files for the {images} image{'s' * (images != 1)} given); "
                         f"pass --max-maps {n} to write them")
 
