@@ -371,33 +371,64 @@ def disagreeing_pair(maps: Sequence[np.ndarray], names: Sequence[str]
     return best
 
 
+def _read_values(read: dict[Path, np.ndarray], path: Path, colormap: str) -> np.ndarray:
+    """`map_values(path)`, read once per image (`read`: the maps read so far, by path)."""
+    if path not in read:
+        read[path] = map_values(path, colormap=colormap)
+    return read[path]
+
+
 def _ranks(values: np.ndarray) -> np.ndarray:
     """Ranks 1..n of `values`, ties given the mean of their ranks (scipy's "average")."""
     order = np.argsort(values, kind="stable")
     ordered = values[order]
-    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
-    ends = np.r_[starts[1:], len(values)]
+    new = np.empty(len(values), bool)  # where a run of equal values starts
+    new[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
+    starts = np.flatnonzero(new)
+    ends = np.append(starts[1:], len(values))
     mean_rank = (starts + ends + 1) / 2.0  # ranks starts+1 .. ends, their mean
     out = np.empty(len(values), np.float64)
     out[order] = np.repeat(mean_rank, ends - starts)
     return out
 
 
-def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
-    """Spearman's rank correlation of two maps of the same grid, on the cells where both
-    are defined (not NaN): Pearson's of their ranks (ties averaged). None when fewer than
-    two cells are, or a map is constant there (the correlation is undefined)."""
-    x, y = np.ravel(a).astype(np.float64), np.ravel(b).astype(np.float64)
-    both = ~(np.isnan(x) | np.isnan(y))
-    x, y = x[both], y[both]
-    if x.size < 2:
-        return None
-    rx, ry = _ranks(x), _ranks(y)
+def _rank_pearson(rx: np.ndarray, ry: np.ndarray) -> float | None:
     dx, dy = rx - rx.mean(), ry - ry.mean()
     norm = math.sqrt(float((dx * dx).sum()) * float((dy * dy).sum()))
     if norm == 0:
         return None
     return max(-1.0, min(1.0, float((dx * dy).sum()) / norm))
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Spearman's rank correlation of two maps of the same grid, on the cells where both
+    are defined (not NaN): Pearson's of their ranks (ties averaged). None when fewer than
+    two cells are, or a map is constant there (the correlation is undefined)."""
+    return _spearman_pairs([a, b])[0][2]
+
+
+def _spearman_pairs(maps: Sequence[np.ndarray]) -> list[tuple[int, int, float | None]]:
+    """`spearman` of each pair (i < j) of `maps`; a map's ranks computed once for each set
+    of cells it is compared on (once in all when the maps are defined on the same cells)."""
+    flat = [np.ravel(m).astype(np.float64) for m in maps]
+    defined = [~np.isnan(v) for v in flat]
+    ranked: dict[tuple[int, bytes], np.ndarray] = {}
+
+    def ranks(k: int, cells: np.ndarray) -> np.ndarray:
+        key = (k, np.packbits(cells).tobytes())
+        if key not in ranked:
+            ranked[key] = _ranks(flat[k][cells])
+        return ranked[key]
+
+    out: list[tuple[int, int, float | None]] = []
+    for i in range(len(flat)):
+        for j in range(i + 1, len(flat)):
+            both = defined[i] & defined[j]
+            value = (_rank_pearson(ranks(i, both), ranks(j, both))
+                     if int(both.sum()) >= 2 else None)
+            out.append((i, j, value))
+    return out
 
 
 def wrong(predictions: Sequence[tuple[str, float]], truth: Sequence[str]
@@ -577,6 +608,7 @@ class _Builder:
         per_method = []
         dis_maps = []
         dis_names: list[str] = []  # the method of each of dis_maps (disagreeing_pair)
+        read: dict[Path, np.ndarray] = {}  # map files read once (rank_correlations too)
         want_class = None
         for m_index, record in enumerate(entry.records):
             method = self.source.methods[m_index]
@@ -598,7 +630,7 @@ class _Builder:
                                                                            "map")
                 if path is not None and path.is_file():
                     try:
-                        dis_maps.append(map_values(path, colormap=colormap_of(method.card)))
+                        dis_maps.append(_read_values(read, path, colormap_of(method.card)))
                         dis_names.append(method.name)
                     except (OSError, ValueError) as exc:
                         log.warning("%s: cannot read the map (%s)", path, exc)
@@ -607,26 +639,28 @@ class _Builder:
                 "w": width, "h": height, "img": _url(original) if original else None,
                 "gt": truth, "gk": [normal(t) for t in truth], "boxes": boxes,
                 "dis": None if dis is None else round(dis, 4), "m": per_method,
-                **self.side_by_side(entry, dis_maps, dis_names)}
+                **self.side_by_side(entry, dis_maps, dis_names, read)}
 
-    def side_by_side(self, entry: _Entry, dis_maps: list[np.ndarray], dis_names: list[str]
-                     ) -> dict[str, Any]:
+    def side_by_side(self, entry: _Entry, dis_maps: list[np.ndarray], dis_names: list[str],
+                     read: dict[Path, np.ndarray]) -> dict[str, Any]:
         """Issue 22's "methods side by side": `dpair` (the two methods whose maps disagree
         most, and their 1 - Pearson), `rk` (per class, each pair of methods' Spearman)."""
         pair = disagreeing_pair(dis_maps, dis_names)
         ranks = []
         if len(self.source.methods) > 1:
-            for cls, label, pairs in self.rank_correlations(entry):
+            for cls, label, pairs in self.rank_correlations(entry, read):
                 ranks.append({"cls": cls, "label": label,
                               "r": [[i, j, None if r is None else round(r, 4)]
                                     for i, j, r in pairs]})
         return {"dpair": None if pair is None else [pair[0], pair[1], round(pair[2], 4)],
                 "rk": ranks}
 
-    def rank_correlations(self, entry: _Entry
+    def rank_correlations(self, entry: _Entry, read: dict[Path, np.ndarray] | None = None
                           ) -> list[tuple[Any, str, list[tuple[int, int, float | None]]]]:
         """(class, label, [(method i, method j, Spearman)]) for each class (same `class`
-        and label) that two or more methods have a map of, in the first method's order."""
+        and label) that two or more methods have a map of, in the first method's order.
+        `read`: the map files already read (by path)."""
+        read = {} if read is None else read
         found: dict[tuple[Any, str], dict[int, Path]] = {}
         for m_index, record in enumerate(entry.records):
             if record is None or record["status"] != "ok":
@@ -647,13 +681,13 @@ class _Builder:
             values = {}
             for m_index, path in paths.items():
                 try:
-                    values[m_index] = map_values(
-                        path, colormap=colormap_of(self.source.methods[m_index].card))
+                    values[m_index] = _read_values(
+                        read, path, colormap_of(self.source.methods[m_index].card))
                 except (OSError, ValueError) as exc:
                     log.warning("%s: cannot read the map (%s)", path, exc)
             order = sorted(values)
-            pairs = [(i, j, spearman(values[i], values[j]))
-                     for n, i in enumerate(order) for j in order[n + 1:]]
+            pairs = _spearman_pairs([values[m] for m in order])
+            pairs = [(order[i], order[j], r) for i, j, r in pairs]
             if pairs:
                 out.append((cls, label, pairs))
         return out
