@@ -90,13 +90,20 @@ def test_data_js_has_the_roles_the_errors_and_the_rank_correlations(tmp_path: Pa
     ]
     methods = {"reciprocam": (0.0, 0.0), "rise": (0.3, 0.1), "aise": (0.1, 0.4)}
     root = write_eval(tmp_path / "ev", images, methods, raw=True)
-    text = (build_report(root).parent / "data.js").read_text(encoding="utf-8")
+    for method in methods:  # as eval writes a wrong image: the truth first, the prediction extra
+        results = root / method / "results.jsonl"
+        lines = [json.loads(x) for x in results.read_text().splitlines()]
+        lines[0]["targets"] = lines[0]["targets"][::-1]
+        lines[0]["targets"][1]["extra"] = True
+        results.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    index = build_report(root)
+    text = (index.parent / "data.js").read_text(encoding="utf-8")
     d = json.loads(text[text.index("=") + 1:].rstrip().rstrip(";"))
     hairless, fine, plain = d["images"]
     for m in hairless["m"]:
         assert m["wr"] == ["Mexican hairless", 0.87]
         assert [(t["label"], t["role"], t["f"]) for t in m["t"]] == [
-            ("Mexican hairless", "predicted", "FP"), ("sorrel", "truth", "FN")]
+            ("sorrel", "truth", "FN"), ("Mexican hairless", "predicted", "FP")]
     assert [(t["role"], t["f"]) for t in fine["m"][0]["t"]] == [("both", "TP")]
     assert fine["m"][0]["wr"] is None and plain["m"][0]["wr"] is None
     assert [t["role"] for t in plain["m"][0]["t"]] == [None, None]
@@ -129,3 +136,16 @@ def test_data_js_has_the_roles_the_errors_and_the_rank_correlations(tmp_path: Pa
         worst = max(apart, key=lambda k: apart[k])
         assert tuple(im["dpair"][:2]) == worst
         assert im["dpair"][2] == pytest.approx(round(apart[worst], 4), abs=1e-9)
+
+    # the wrong image's thumbnail is its predicted class's overlay (not the truth's, first)
+    for k, method in enumerate(methods):
+        record = json.loads((root / method / "results.jsonl").read_text().splitlines()[0])
+        with Image.open(index.parent / hairless["m"][k]["thumb"]) as im:
+            thumb = np.asarray(im.convert("RGB"), np.float64)
+        apart = {}
+        for t in record["targets"]:
+            with Image.open(root / method / t["overlay"]) as im:
+                small = im.convert("RGB").resize(thumb.shape[1::-1], Image.Resampling.BILINEAR)
+            apart[t["label"]] = np.abs(np.asarray(small, np.float64) - thumb).mean()
+        mine = apart["Mexican hairless"]
+        assert mine < 6 and apart["sorrel"] > 3 * mine, apart

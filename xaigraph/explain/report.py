@@ -21,8 +21,9 @@ Contract of `build_report(source, out=None)`:
   them as the model saw them, else re-encoded as JPEG with EXIF rotation applied), so the
   report never depends on where the inputs were. The colour maps are referenced by relative
   paths when `out` lies inside `source` (the default), and copied into `maps/` otherwise.
-  Thumbnails (`thumbs/`, JPEG, longest side `THUMB_SIZE`) are made of each image's first
-  overlay per method, else of the original.
+  Thumbnails (`thumbs/`, JPEG, longest side `THUMB_SIZE`) are made of each image's
+  predicted class's overlay per method (a target of role "predicted" or "both"), else its
+  first, else of the original.
 - Flags (`flag_labels`): the predicted labels of an image are its top `k` predictions, `k`
   = `top_k` when given, else the number of ground-truth labels (at least 1). A predicted
   label found among the ground-truth labels is TP, one not found is FP; a ground-truth label
@@ -443,6 +444,12 @@ def wrong(predictions: Sequence[tuple[str, float]], truth: Sequence[str]
     return [label, round(score, 4) if math.isfinite(score) else None]
 
 
+def _shown_first(roles: Sequence[str | None]) -> int:
+    """The target a thumbnail shows: the predicted class's (the class the tile's first
+    label names: eval puts a wrong image's ground truth first), else the first."""
+    return next((k for k, role in enumerate(roles) if role in ("predicted", "both")), 0)
+
+
 def role_flag(role: str | None, label: str, missed: Sequence[str]) -> str:
     """A target's flag by its role: the predicted class not in the truth "FP", a class both
     predicted and true "TP", a true class "FN" when the top predictions missed it (`missed`,
@@ -731,7 +738,7 @@ class _Builder:
                             "f": role_flag(roles[t_index], label, missed)})
         thumb_src = None
         if record["targets"]:
-            thumb_src = _target_path(method, record["targets"][0], "overlay")
+            thumb_src = _target_path(method, record["targets"][_shown_first(roles)], "overlay")
         if (thumb_src is None or not thumb_src.is_file()) and original:
             thumb_src = self.stage / original
         thumb = None
