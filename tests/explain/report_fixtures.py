@@ -40,6 +40,10 @@ class Img:
     error: str | None = None
     seen: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)
     colour: tuple[int, int, int] = (90, 140, 60)
+    extra: list[tuple[int, str, float]] = field(default_factory=list)
+    """Targets after the top predictions' (a wrong image's true class, explained too)."""
+    roles: list[str | None] | None = None
+    """Each target's record `role` (None: the record has none, as an older xaigraph's)."""
 
 
 def float_map(img: Img, target: int, peak: tuple[float, float] | None = None) -> np.ndarray:
@@ -107,7 +111,7 @@ def write_explain(out_dir: Path, images: list[Img], *, method: str = "reciprocam
                           "error": img.error, "run": "digest0"})
             continue
         targets = []
-        for t, (cls, label, score) in enumerate(img.preds[:img.targets]):
+        for t, (cls, label, score) in enumerate(img.preds[:img.targets] + img.extra):
             peak = (img.peak[0] + peak_shift[0], img.peak[1] + peak_shift[1])
             values = float_map(img, t, peak)
             stem = f"{img.key}_{_safe(label)}_{score:.2f}"
@@ -126,6 +130,8 @@ def write_explain(out_dir: Path, images: list[Img], *, method: str = "reciprocam
             targets.append({"class": cls, "label": label, "score": score,
                             "map": f"maps/{stem}.png", "overlay": f"overlays/{stem}.png",
                             "raw": raw_rel, "box": None})
+            if img.roles is not None and img.roles[t] is not None:
+                targets[-1]["role"] = img.roles[t]
         lines.append({
             "index": index, "path": rel, "key": img.key, "status": "ok",
             "width": img.w, "height": img.h,
@@ -162,14 +168,15 @@ METRICS = {
 }
 
 
-def write_eval(folder: Path, images: list[Img], methods: dict[str, tuple[float, float]]) -> Path:
+def write_eval(folder: Path, images: list[Img], methods: dict[str, tuple[float, float]],
+               *, raw: bool = False) -> Path:
     """An eval DIR: one explain OUT_DIR per method (maps peaking at the image's peak moved by
     the method's shift), metrics.json whose per-image values are made from the image index
     (pointing_game = index % 2, deletion_auc = index / 100 + method position), metrics.md."""
     rows = []
     for m_index, (method, shift) in enumerate(methods.items()):
         write_explain(folder / method, images, method=method, photos=folder.parent / "photos",
-                      peak_shift=shift)
+                      peak_shift=shift, raw=raw)
         for index, img in enumerate(images):
             if img.error:
                 continue

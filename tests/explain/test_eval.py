@@ -375,7 +375,10 @@ def test_a_second_run_reuses_the_maps(model: Path, coco: Path, tmp_path: Path) -
             "--metrics", "insertion_deletion,complexity", "--resamples", "50")
     assert invoke(*args)[0] == 0
     files = sorted((out / "activationmap" / "raw").glob("*.npy"))
-    assert len(files) == 6
+    records = [json.loads(line) for line in
+               (out / "activationmap" / "results.jsonl").read_text().splitlines()]
+    targets = [t for r in records for t in r["targets"]]
+    assert len(files) == len(targets) and sum(not t.get("extra") for t in targets) == 6
     stamps = [f.stat().st_mtime_ns for f in files]
     lines = (out / "activationmap" / "results.jsonl").read_text()
     first = json.loads((out / "metrics.json").read_text())

@@ -433,3 +433,119 @@ def test_box_labels_lie_in_the_image_without_overlap(tmp_path: Path, browser: Br
     finally:
         context.close()
     assert problems == []
+
+
+# --- issue 22: why was it wrong, methods side by side -------------------------------------
+
+THREE = {"reciprocam": (0.0, 0.0), "rise": (0.3, 0.1), "aise": (0.1, 0.4)}
+
+
+def wrong_images() -> list[Img]:
+    """Three wrong images (two with the record's roles, one of an older xaigraph without
+    them), a right one, one without ground truth, a failed one."""
+    return [
+        Img("hairless", truth=["sorrel"], targets=1, roles=["predicted", "truth"],
+            preds=[(268, "Mexican hairless", 0.87), (207, "golden retriever", 0.1)],
+            extra=[(339, "sorrel", 0.0)], peak=(0.3, 0.3)),
+        Img("dog", truth=["golden retriever"], peak=(0.7, 0.6),
+            preds=[(282, "tiger cat", 0.45), (207, "golden retriever", 0.4)]),
+        Img("fine", truth=["tiger cat"], targets=1, roles=["both"],
+            preds=[(282, "tiger cat", 0.7), (281, "tabby, tabby cat", 0.2)]),
+        Img("plain", preds=[(285, "Egyptian cat", 0.8), (282, "tiger cat", 0.1)]),
+        Img("broken", error="not an image: cannot identify image file"),
+        Img("tabby", truth=["Egyptian cat"], targets=1, roles=["predicted", "truth"],
+            preds=[(281, "tabby, tabby cat", 0.62), (282, "tiger cat", 0.3)],
+            extra=[(285, "Egyptian cat", 0.2)], peak=(0.6, 0.3)),
+    ]
+
+
+@pytest.fixture(scope="module")
+def wrongs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("wrongs")
+    write_eval(folder / "ev", wrong_images(), THREE, raw=True)
+    return build_report(folder / "ev")
+
+
+def test_errors_only_and_sort_by_the_wrong_class_confidence(wrongs: Path, open_report) -> None:
+    page = open_report(wrongs)
+    expect(page.locator("#count")).to_have_text("6 of 6 images, showing 1-6")
+    page.get_by_label("Errors only").check()
+    expect(page.locator("#count")).to_have_text("3 of 6 images, showing 1-3")
+    assert tile_names(page) == ["hairless.png", "dog.png", "tabby.png"]
+    page.get_by_label("Sort by").select_option(label="confidence of the wrong class")
+    expect(page.get_by_label("Order")).to_have_value("desc")
+    assert tile_names(page) == ["hairless.png", "tabby.png", "dog.png"]  # 0.87, 0.62, 0.45
+    page.get_by_label("Order").select_option("asc")
+    assert tile_names(page) == ["dog.png", "tabby.png", "hairless.png"]
+    page.get_by_label("Errors only").uncheck()
+    expect(page.locator("#grid .tile")).to_have_count(6)
+
+
+def test_why_was_it_wrong_shows_the_predicted_and_true_maps_side_by_side(
+        wrongs: Path, open_report) -> None:
+    page = open_report(wrongs)
+    d = data(wrongs)
+    open_image(page, "hairless.png")
+    why = page.get_by_role("region", name=re.compile("Why was it wrong"))
+    expect(why).to_be_visible()
+    panes = why.locator("figure")
+    expect(panes).to_have_count(2)
+    expect(panes.nth(0)).to_have_text("predicted: Mexican hairless 0.87 ✗ FP")
+    expect(panes.nth(1)).to_have_text("truth: sorrel 0.00 ○ FN")
+    targets = d["images"][0]["m"][0]["t"]
+    assert [t["role"] for t in targets] == ["predicted", "truth"]
+    assert [panes.nth(k).locator("img.pane-map").get_attribute("src") for k in range(2)] == [
+        t["map"] for t in targets]
+    # a record of an older xaigraph (no roles): found by the flags' rule
+    page.get_by_role("button", name="Next image").click()
+    expect(page.locator("#viewer-title")).to_contain_text("dog.png")
+    expect(panes.nth(0)).to_have_text("predicted: tiger cat 0.45 ✗ FP")
+    expect(panes.nth(1)).to_have_text("truth: golden retriever 0.40 ○ FN")
+    # a right image: nothing to compare
+    page.get_by_role("button", name="Next image").click()
+    expect(page.locator("#viewer-title")).to_contain_text("fine.png")
+    expect(why).to_be_hidden()
+
+
+def test_all_methods_grid_with_rank_correlations(wrongs: Path, open_report) -> None:
+    page = open_report(wrongs)
+    d = data(wrongs)
+    open_image(page, "tabby.png")
+    grid = page.get_by_role("region", name=re.compile("^Side by side"))
+    expect(grid).to_be_hidden()
+    page.get_by_role("button", name="All methods").click()
+    expect(page.get_by_role("button", name="All methods")).to_have_attribute("aria-pressed", "true")
+    expect(grid).to_be_visible()
+    expect(grid.get_by_role("heading")).to_have_text("Side by side: tabby, tabby cat")
+    figures = grid.locator("figure")
+    expect(figures).to_have_count(3)  # one map per method, of the class shown
+    im = d["images"][5]
+    for k, method in enumerate(d["methods"]):
+        mine = next(t for t in im["m"][k]["t"] if t["label"] == "tabby, tabby cat")
+        expect(figures.nth(k)).to_have_text(f"{method}: tabby, tabby cat 0.62")
+        assert figures.nth(k).locator("img.pane-map").get_attribute("src") == mine["map"]
+    rk = next(r for r in im["rk"] if r["label"] == "tabby, tabby cat")
+    assert len(rk["r"]) == 3
+    lines = grid.locator("#rank-list li")
+    for n, (i, j, r) in enumerate(rk["r"]):
+        expect(lines.nth(n)).to_have_text(
+            f"Spearman \u03c1({d['methods'][i]}, {d['methods'][j]}) = {r:.3f}")
+    a, b, _ = im["dpair"]
+    expect(lines.nth(3)).to_contain_text(f"most apart (first class): {a} vs {b}")
+    # the class shown changes the grid to that class's maps; the key m hides it
+    page.get_by_role("button", name=re.compile("2. Egyptian cat")).click()
+    expect(grid.get_by_role("heading")).to_have_text("Side by side: Egyptian cat")
+    expect(figures.nth(2)).to_have_text("aise: Egyptian cat 0.20")
+    page.get_by_role("button", name="All methods").focus()  # the re-drawn class list had it
+    page.keyboard.press("m")
+    expect(grid).to_be_hidden()
+
+
+def test_disagreement_sort_names_the_disagreeing_pair(wrongs: Path, open_report) -> None:
+    page = open_report(wrongs)
+    d = data(wrongs)
+    page.get_by_label("Sort by").select_option("disagreement")
+    first = max((im for im in d["images"] if im["dis"] is not None), key=lambda im: im["dis"])
+    a, b, v = first["dpair"]
+    expect(page.locator("#grid .tile").first).to_contain_text(
+        f"most apart: {a} vs {b} ({v:.3f})")

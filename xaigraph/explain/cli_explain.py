@@ -177,7 +177,8 @@ def explain(model: Path, inputs: tuple[str, ...], out_dir: Path, method: str, ta
                    target_layer=target_layer, batch_size=batch_size, raw=raw,
                    overlay=not no_overlay, colormap=colormap, opacity=opacity,
                    blackbox=options, precision=precision, map_scale=map_scale,
-                   legend=not no_legend, low_confidence=low_confidence)
+                   legend=not no_legend, low_confidence=low_confidence,
+                   truth=any(item.labels or item.boxes for item in dataset.items))
     _check_maps(spec, len(dataset.items), max_maps)
     card = spec.card()
     card["digest"] = digest(card)
@@ -271,7 +272,8 @@ def _check_maps(spec: ExplainSpec, images: int, max_maps: int) -> None:
     if n is None or n <= max_maps:
         return
     files = n * (1 + int(spec.overlay) + int(spec.raw)) * images
-    raise BadInputError(f"--targets {spec.targets.text()} asks for {n} maps per image "
+    asked = getattr(spec.targets, "base", spec.targets)  # AndTruth: the --targets given
+    raise BadInputError(f"--targets {asked.text()} asks for {n} maps per image "
                         f"({files} files for the {images} image{'s' * (images != 1)} given); "
                         f"pass --max-maps {n} to write them")
 

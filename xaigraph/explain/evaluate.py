@@ -49,7 +49,7 @@ from xaigraph.explain import metrics as M
 from xaigraph.explain import stats
 from xaigraph.explain.io import rundir
 from xaigraph.explain.methods import get as method_info
-from xaigraph.explain.targets import GroundTruth
+from xaigraph.explain.targets import AndTruth, GroundTruth
 
 __all__ = ["CLASS_RULE", "LOCALISATION", "MODEL_BASED", "EvalOptions", "evaluate",
            "markdown", "parse_metrics", "table"]
@@ -330,10 +330,14 @@ def _make(source: _Source, folder: rundir.RunDir, items: Sequence[Any],
     return explainer
 
 
-def _ground_truth(spec: Any) -> GroundTruth:
+def _ground_truth(spec: Any) -> GroundTruth | AndTruth:
     """eval's target: the ground truth, matched against the model's class names (its
-    labels, else `class N`, as explain names them)."""
-    return GroundTruth(tuple(spec.label(i) for i in range(spec.num_classes)))
+    labels, else `class N`, as explain names them); for a wrong prediction, the predicted
+    class too (`AndTruth`: its map is `extra` in the record, left out of the metrics),
+    unless the model computes a fixed set of maps (`insert --targets`)."""
+    names = tuple(spec.label(i) for i in range(spec.num_classes))
+    rule = GroundTruth(names)
+    return rule if spec.classes_output else AndTruth(rule, names)
 
 
 def _link(source: _Source, out_dir: Path) -> str:
@@ -379,8 +383,13 @@ def _rows(source: _Source, items: dict[str, Any], model: _Model, options: EvalOp
             log.warning("%s", decoded.error)
             tick()
             continue
-        targets = [int(t["class"]) for t in record["targets"]]
-        unit = np.stack([unit_maps(_load_raw(source.folder, t)) for t in record["targets"]])
+        measured = [t for t in record["targets"] if not t.get("extra")]  # not a wrong
+        # prediction's extra map: the metrics stay on the maps eval always measured
+        if not measured:
+            tick()
+            continue
+        targets = [int(t["class"]) for t in measured]
+        unit = np.stack([unit_maps(_load_raw(source.folder, t)) for t in measured])
         rows = [{"key": item.key, "method": source.method, "class": c,
                  "label": spec.label(c)} for c in targets]
         if wanted & set(LOCALISATION):

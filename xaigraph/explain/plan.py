@@ -29,6 +29,7 @@ from xaigraph.errors import BadInputError, MethodError, XaiGraphError
 from xaigraph.explain import methods, scales
 from xaigraph.explain.targets import (
     All,
+    AndTruth,
     Boxes,
     Classes,
     GroundTruth,
@@ -139,8 +140,9 @@ class ExplainSpec:
     @property
     def maps_per_image(self) -> int | None:
         """The maps each image gets at most (None: as many as it has boxes or ground-truth
-        classes)."""
-        t = self.targets
+        classes). A wrong prediction's extra maps (`AndTruth`) are not counted: a few at
+        most, the predicted and the ground-truth classes."""
+        t = self.targets.base if isinstance(self.targets, AndTruth) else self.targets
         if isinstance(t, TopK | Classes):
             return t.k if isinstance(t, TopK) else len(t.indices)
         if isinstance(t, Predicted) or not self.method_info.per_class:
@@ -440,7 +442,7 @@ def prepare(
     blackbox: Any = None,
     precision: str = "f32",
     map_scale: str = scales.DEFAULT, legend: bool = True,
-    low_confidence: float = scales.LOW_CONFIDENCE,
+    low_confidence: float = scales.LOW_CONFIDENCE, truth: bool = False,
 ) -> ExplainSpec:
     """Read `model`, choose the method, augment a plain model in memory; the `ExplainSpec`.
 
@@ -448,7 +450,8 @@ def prepare(
     for `.onnx`). `preprocess`: None for the model's own (its `model_info`, else sized to its
     input), `preprocess_flags` (`model_info.from_flags`) over it. `targets`: `--targets`
     text or a target object. `labels`: a file of class names, one a line. `blackbox`: a
-    black-box method's `BlackBoxOptions`. `precision`: one of `PRECISIONS`; the rest: `scales`."""
+    black-box method's `BlackBoxOptions`. `precision`: one of `PRECISIONS`. `truth`: see
+    `_wanted`; the rest: `scales`."""
     from xaigraph import model_io
 
     path = Path(model)
@@ -459,13 +462,13 @@ def prepare(
     recorded, model_labels = _model_info(loaded.model)
     names = _labels(model_labels, Path(labels) if labels is not None else None,
                     analysis.num_classes)
-    wanted = _wanted(targets, names, analysis.num_classes)
-    made = _decide(loaded, path, method, wanted, runtime, analysis, class_output, target_layer)
+    wanted, asked = _wanted(targets, names, analysis, truth)
+    made = _decide(loaded, path, method, asked, runtime, analysis, class_output, target_layer)
     fixed = (_check_honoured(analysis.stamp, wanted, names, path.name)
              if analysis.stamp is not None and made.classes_output else None)
     info = methods.get(made.method)  # black-box: OpenVINO, faster for many small runs
     runtime = "openvino" if info.black_box and given is None else runtime
-    reader, why, wanted = _as_detector(loaded, path, blackbox, analysis, made, wanted)
+    reader, why, wanted = _as_detector(loaded, path, blackbox, analysis, made, wanted, asked)
     dims = _input_dims(loaded)
     sized = _input_preprocess(_overridden(preprocess or recorded, preprocess_flags), dims)
     _check_made(info, made, blackbox, sized.size, map_scale, path.name)
@@ -483,11 +486,28 @@ def prepare(
     )
 
 
+def _with_truth(wanted: Target | Boxes, names: Sequence[str] | None,
+                analysis: _Analysis) -> Target | Boxes:
+    """A classifier's targets on inputs with ground truth (`prepare(truth=True)`):
+    `AndTruth(wanted)`, a wrong prediction's class and its ground truth explained too, the
+    truth matched against the class names as eval does (`class N` without names). A detector's
+    targets stay as they are (boxes: a wrong detection is not one class; nothing added), as
+    do eval's own (already `AndTruth`) and a model without a known class count."""
+    k = analysis.num_classes
+    if analysis.kind == "detector" or not k or isinstance(wanted, Boxes | AndTruth):
+        return wanted
+    labels = tuple(names[i] if names is not None and i < len(names) else f"class {i}"
+                   for i in range(k))
+    return AndTruth(wanted, labels)
+
+
 def _as_detector(loaded: Any, path: Path, blackbox: Any, analysis: _Analysis,
-                 made: _Decision, wanted: Target | Boxes) -> tuple[str | None, str, Any]:
+                 made: _Decision, wanted: Target | Boxes, asked: Target | Boxes
+                 ) -> tuple[str | None, str, Any]:
     """(the detector reader, the method's reason, the targets) of a black-box method on a
-    detector (its targets are boxes); (None, reason, targets) otherwise. A model that is
-    neither a classifier nor a detector is refused."""
+    detector (its targets are boxes, of `wanted`); (None, reason, targets) otherwise: `asked`
+    (`wanted` with ground truth, `_with_truth`), but `wanted` for a stamped model's fixed
+    maps. A model that is neither a classifier nor a detector is refused."""
     from xaigraph.explain.options import BlackBoxOptions
 
     info = methods.get(made.method)
@@ -501,7 +521,7 @@ def _as_detector(loaded: Any, path: Path, blackbox: Any, analysis: _Analysis,
     if analysis.num_classes is None:
         raise BadInputError(f"{path.name}: no classification output found "
                             f"({analysis.problem}); name it with --class-output")
-    return None, made.why, wanted
+    return None, made.why, wanted if made.classes_output else asked
 
 
 def _format(method: str, path: Path, runtime: str) -> str:
@@ -613,9 +633,11 @@ def _runtime(path: Path, runtime: str | None, precision: str) -> str:
 
 
 def _wanted(targets: str | Target | Boxes, names: Sequence[str] | None,
-            num_classes: int | None) -> Target | Boxes:
+            analysis: _Analysis, truth: bool) -> tuple[Target | Boxes, Target | Boxes]:
     """The target object of `targets` (text parsed with the class names), its classes in
-    the model's range."""
+    the model's range; and the target asked of the model: with `truth` (inputs with ground
+    truth), `_with_truth`'s."""
+    num_classes = analysis.num_classes
     wanted: Target | Boxes = parse(targets, names) if isinstance(targets, str) else targets
     if isinstance(wanted, Classes) and num_classes is not None:
         bad = [c for c in wanted.indices if c >= num_classes]
@@ -623,7 +645,7 @@ def _wanted(targets: str | Target | Boxes, names: Sequence[str] | None,
             given = targets if isinstance(targets, str) else wanted.text()
             raise BadInputError(f"--targets '{given}': class {bad[0]} is out of range (the "
                                 f"model has {num_classes} classes)")
-    return wanted
+    return wanted, _with_truth(wanted, names, analysis) if truth else wanted
 
 
 @dataclass(frozen=True)

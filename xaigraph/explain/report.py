@@ -21,8 +21,9 @@ Contract of `build_report(source, out=None)`:
   them as the model saw them, else re-encoded as JPEG with EXIF rotation applied), so the
   report never depends on where the inputs were. The colour maps are referenced by relative
   paths when `out` lies inside `source` (the default), and copied into `maps/` otherwise.
-  Thumbnails (`thumbs/`, JPEG, longest side `THUMB_SIZE`) are made of each image's first
-  overlay per method, else of the original.
+  Thumbnails (`thumbs/`, JPEG, longest side `THUMB_SIZE`) are made of each image's
+  predicted class's overlay per method (a target of role "predicted" or "both"), else its
+  first, else of the original.
 - Flags (`flag_labels`): the predicted labels of an image are its top `k` predictions, `k`
   = `top_k` when given, else the number of ground-truth labels (at least 1). A predicted
   label found among the ground-truth labels is TP, one not found is FP; a ground-truth label
@@ -35,7 +36,14 @@ Contract of `build_report(source, out=None)`:
   target; a method without that class uses its first target), on a `DIS_SIZE` square grid
   where both maps are defined. 0 = the same map up to scale, 1 = unrelated, 2 = opposite.
   The maps are read from `raw/` when the run kept them, else from the colour PNG by
-  inverting `xaigraph.overlay.colorize`.
+  inverting `xaigraph.overlay.colorize`. The pair of methods that disagree most is named
+  (`disagreeing_pair`).
+- Why was it wrong (issue 22): an image whose top prediction is FP (`flag_labels` with
+  k = 1) is wrong (`wrong`: its label and score, the gallery's "errors only" and its sort);
+  each target's `role` ("predicted", "truth", "both") is the record's, or, for a record of
+  an older xaigraph, found by the same rules (`roles_of`). Methods side by side: for each
+  class that two or more methods have a map of, the Spearman rank correlation of each pair
+  of maps (`spearman`) on the same `DIS_SIZE` grid.
 """
 
 from __future__ import annotations
@@ -88,10 +96,15 @@ __all__ = [
     "build",
     "build_report",
     "colormap_of",
+    "disagreeing_pair",
     "disagreement",
     "flag_labels",
     "map_values",
     "read_source",
+    "role_flag",
+    "roles_of",
+    "spearman",
+    "wrong",
 ]
 
 log = logging.getLogger(__name__)
@@ -346,6 +359,134 @@ def disagreement(maps: Sequence[np.ndarray]) -> float | None:
     return float(np.mean(values)) if values else None
 
 
+def disagreeing_pair(maps: Sequence[np.ndarray], names: Sequence[str]
+                     ) -> tuple[str, str, float] | None:
+    """The two methods (by `names`) whose maps disagree most (1 - Pearson, `disagreement`
+    of the pair) and that value; None for fewer than two comparable maps. Ties: the first
+    pair in the methods' order."""
+    best: tuple[str, str, float] | None = None
+    for i in range(len(maps)):
+        for j in range(i + 1, len(maps)):
+            value = disagreement([maps[i], maps[j]])
+            if value is not None and (best is None or value > best[2]):
+                best = (names[i], names[j], value)
+    return best
+
+
+def _read_values(read: dict[Path, np.ndarray], path: Path, colormap: str) -> np.ndarray:
+    """`map_values(path)`, read once per image (`read`: the maps read so far, by path)."""
+    if path not in read:
+        read[path] = map_values(path, colormap=colormap)
+    return read[path]
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks 1..n of `values`, ties given the mean of their ranks (scipy's "average")."""
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    new = np.empty(len(values), bool)  # where a run of equal values starts
+    new[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
+    starts = np.flatnonzero(new)
+    ends = np.append(starts[1:], len(values))
+    mean_rank = (starts + ends + 1) / 2.0  # ranks starts+1 .. ends, their mean
+    out = np.empty(len(values), np.float64)
+    out[order] = np.repeat(mean_rank, ends - starts)
+    return out
+
+
+def _rank_pearson(rx: np.ndarray, ry: np.ndarray) -> float | None:
+    dx, dy = rx - rx.mean(), ry - ry.mean()
+    norm = math.sqrt(float((dx * dx).sum()) * float((dy * dy).sum()))
+    if norm == 0:
+        return None
+    return max(-1.0, min(1.0, float((dx * dy).sum()) / norm))
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Spearman's rank correlation of two maps of the same grid, on the cells where both
+    are defined (not NaN): Pearson's of their ranks (ties averaged). None when fewer than
+    two cells are, or a map is constant there (the correlation is undefined)."""
+    return _spearman_pairs([a, b])[0][2]
+
+
+def _spearman_pairs(maps: Sequence[np.ndarray]) -> list[tuple[int, int, float | None]]:
+    """`spearman` of each pair (i < j) of `maps`; a map's ranks computed once for each set
+    of cells it is compared on (once in all when the maps are defined on the same cells)."""
+    flat = [np.ravel(m).astype(np.float64) for m in maps]
+    defined = [~np.isnan(v) for v in flat]
+    ranked: dict[tuple[int, bytes], np.ndarray] = {}
+
+    def ranks(k: int, cells: np.ndarray) -> np.ndarray:
+        key = (k, np.packbits(cells).tobytes())
+        if key not in ranked:
+            ranked[key] = _ranks(flat[k][cells])
+        return ranked[key]
+
+    out: list[tuple[int, int, float | None]] = []
+    for i in range(len(flat)):
+        for j in range(i + 1, len(flat)):
+            both = defined[i] & defined[j]
+            value = (_rank_pearson(ranks(i, both), ranks(j, both))
+                     if int(both.sum()) >= 2 else None)
+            out.append((i, j, value))
+    return out
+
+
+def wrong(predictions: Sequence[tuple[str, float]], truth: Sequence[str]
+          ) -> list[Any] | None:
+    """`[label, score]` of the top prediction when it is wrong (`flag_labels` with k = 1
+    flags it FP: the image has ground truth and its best class is not in it), else None.
+    `predictions` best first."""
+    flagged, _ = flag_labels(predictions, truth, 1)
+    if not flagged or flagged[0][2] != "FP":
+        return None
+    label, score, _ = flagged[0]
+    return [label, round(score, 4) if math.isfinite(score) else None]
+
+
+def _shown_first(roles: Sequence[str | None]) -> int:
+    """The target a thumbnail shows: the predicted class's (the class the tile's first
+    label names: eval puts a wrong image's ground truth first), else the first."""
+    return next((k for k, role in enumerate(roles) if role in ("predicted", "both")), 0)
+
+
+def role_flag(role: str | None, label: str, missed: Sequence[str]) -> str:
+    """A target's flag by its role: the predicted class not in the truth "FP", a class both
+    predicted and true "TP", a true class "FN" when the top predictions missed it (`missed`,
+    `flag_labels`'s), else "TP"; "" for a target with no role."""
+    if role == "predicted":
+        return "FP"
+    if role == "both":
+        return "TP"
+    if role == "truth":
+        names = _names(label)
+        return "FN" if any(normal(m) in names for m in missed) else "TP"
+    return ""
+
+
+def roles_of(record: dict[str, Any], truth: Sequence[str]) -> list[str | None]:
+    """Each target's role: the record's `role` (`targets.AndTruth`); for a record without
+    any (an older xaigraph), "predicted" for the top prediction's class, "truth" for a
+    ground-truth label (the names `flag_labels` matches), "both", else None."""
+    targets = record.get("targets") or []
+    if any("role" in t for t in targets):
+        return [t.get("role") for t in targets]
+    if not truth:
+        return [None] * len(targets)
+    preds = [p for p in record.get("predictions") or []
+             if isinstance(p.get("score"), (int, float))]
+    top = max(preds, key=lambda p: p["score"], default=None)
+    keys = {normal(t) for t in truth}
+    out: list[str | None] = []
+    for t in targets:
+        is_pred = top is not None and t.get("class") == top.get("class")
+        is_truth = bool(keys & _names(str(t.get("label", ""))))
+        out.append("both" if is_pred and is_truth else "predicted" if is_pred
+                   else "truth" if is_truth else None)
+    return out
+
+
 # --- building ----------------------------------------------------------------------------
 
 def _url(path: str) -> str:
@@ -477,6 +618,8 @@ class _Builder:
                     break
         per_method = []
         dis_maps = []
+        dis_names: list[str] = []  # the method of each of dis_maps (disagreeing_pair)
+        read: dict[Path, np.ndarray] = {}  # map files read once (rank_correlations too)
         want_class = None
         for m_index, record in enumerate(entry.records):
             method = self.source.methods[m_index]
@@ -498,14 +641,67 @@ class _Builder:
                                                                            "map")
                 if path is not None and path.is_file():
                     try:
-                        dis_maps.append(map_values(path, colormap=colormap_of(method.card)))
+                        dis_maps.append(_read_values(read, path, colormap_of(method.card)))
+                        dis_names.append(method.name)
                     except (OSError, ValueError) as exc:
                         log.warning("%s: cannot read the map (%s)", path, exc)
         dis = disagreement(dis_maps) if len(dis_maps) > 1 else None
         return {"key": entry.key, "path": self.path(first, entry),
                 "w": width, "h": height, "img": _url(original) if original else None,
                 "gt": truth, "gk": [normal(t) for t in truth], "boxes": boxes,
-                "dis": None if dis is None else round(dis, 4), "m": per_method}
+                "dis": None if dis is None else round(dis, 4), "m": per_method,
+                **self.side_by_side(entry, dis_maps, dis_names, read)}
+
+    def side_by_side(self, entry: _Entry, dis_maps: list[np.ndarray], dis_names: list[str],
+                     read: dict[Path, np.ndarray]) -> dict[str, Any]:
+        """Issue 22's "methods side by side": `dpair` (the two methods whose maps disagree
+        most, and their 1 - Pearson), `rk` (per class, each pair of methods' Spearman)."""
+        pair = disagreeing_pair(dis_maps, dis_names)
+        ranks = []
+        if len(self.source.methods) > 1:
+            for cls, label, pairs in self.rank_correlations(entry, read):
+                ranks.append({"cls": cls, "label": label,
+                              "r": [[i, j, None if r is None else round(r, 4)]
+                                    for i, j, r in pairs]})
+        return {"dpair": None if pair is None else [pair[0], pair[1], round(pair[2], 4)],
+                "rk": ranks}
+
+    def rank_correlations(self, entry: _Entry, read: dict[Path, np.ndarray] | None = None
+                          ) -> list[tuple[Any, str, list[tuple[int, int, float | None]]]]:
+        """(class, label, [(method i, method j, Spearman)]) for each class (same `class`
+        and label) that two or more methods have a map of, in the first method's order.
+        `read`: the map files already read (by path)."""
+        read = {} if read is None else read
+        found: dict[tuple[Any, str], dict[int, Path]] = {}
+        for m_index, record in enumerate(entry.records):
+            if record is None or record["status"] != "ok":
+                continue
+            method = self.source.methods[m_index]
+            for target in record["targets"]:
+                if target.get("box") is not None:
+                    continue  # a detector's boxes: one box is not another method's
+                path = _target_path(method, target, "raw") or _target_path(method, target,
+                                                                           "map")
+                key = (target.get("class"), str(target.get("label", "")))
+                if path is not None and path.is_file():
+                    found.setdefault(key, {}).setdefault(m_index, path)
+        out = []
+        for (cls, label), paths in found.items():
+            if len(paths) < 2:
+                continue
+            values = {}
+            for m_index, path in paths.items():
+                try:
+                    values[m_index] = _read_values(
+                        read, path, colormap_of(self.source.methods[m_index].card))
+                except (OSError, ValueError) as exc:
+                    log.warning("%s: cannot read the map (%s)", path, exc)
+            order = sorted(values)
+            pairs = _spearman_pairs([values[m] for m in order])
+            pairs = [(order[i], order[j], r) for i, j, r in pairs]
+            if pairs:
+                out.append((cls, label, pairs))
+        return out
 
     def path(self, record: dict[str, Any], entry: _Entry) -> str:
         """The image's path as the report shows it (docs/runtime.md)."""
@@ -532,6 +728,7 @@ class _Builder:
         preds.sort(key=lambda p: -p[1] if math.isfinite(p[1]) else math.inf)
         flagged, missed = flag_labels(preds, truth, self.top_k)
         rows = self.source.rows.get((method.name, entry.key), [])
+        roles = roles_of(record, truth)
         targets = []
         for t_index, target in enumerate(record["targets"]):
             path = _target_path(method, target, "map")
@@ -541,10 +738,12 @@ class _Builder:
             targets.append({"label": label, "cls": target.get("class"),
                             "score": target.get("score"), "map": url,
                             "box": target.get("box"), "mv": values,
+                            "role": roles[t_index],
+                            "f": role_flag(roles[t_index], label, missed),
                             **self.scale_fields(m_index, entry, record, t_index, path, url)})
         thumb_src = None
         if record["targets"]:
-            thumb_src = _target_path(method, record["targets"][0], "overlay")
+            thumb_src = _target_path(method, record["targets"][_shown_first(roles)], "overlay")
         if (thumb_src is None or not thumb_src.is_file()) and original:
             thumb_src = self.stage / original
         thumb = None
@@ -563,7 +762,7 @@ class _Builder:
                 "pk": [normal(label) for label, _, _ in flagged],
                 "all": [[label, round(score, 4)] for label, score in preds],
                 "fn": missed, "flags": flags, "top": round(preds[0][1], 4) if preds else None,
-                "t": targets, "mv": means}
+                "t": targets, "mv": means, "wr": wrong(preds, truth)}
 
 
     def scale_fields(self, m_index: int, entry: _Entry, record: dict[str, Any], t_index: int,

@@ -13,6 +13,7 @@ A target maps one image's model outputs to the class indices that get a map, bes
 | `Classes(indices)` | these classes, in this order, where the model has their map | `3,17` |
 | `All()` | every class the model has a map of | `all` |
 | `GroundTruth(names)` | the item's ground-truth classes, else the best (eval) | `eval: ...` |
+| `AndTruth(base, names)` | `base`'s; if wrong, the best class and the truth too | `base + ...` |
 | `Boxes(...)` | a black-box detector's boxes (`select`) | `predicted`, `topk:K`, `3,17` |
 
 Classes are chosen among `Outputs.available` (the model's `saliency_classes` row when it
@@ -37,8 +38,8 @@ from xaigraph.explain.detections import Detections
 from xaigraph.explain.drise import select_targets
 from xaigraph.labels import class_index, normal
 
-__all__ = ["All", "Boxes", "Classes", "GroundTruth", "Outputs", "Predicted", "Target", "TopK",
-           "item_classes", "parse"]
+__all__ = ["All", "AndTruth", "Boxes", "Classes", "GroundTruth", "Outputs", "Predicted",
+           "Target", "TopK", "item_classes", "parse"]
 
 
 @dataclass(frozen=True)
@@ -179,6 +180,59 @@ class GroundTruth:
 
     def text(self) -> str:
         return "eval: " + self.RULE
+
+    def in_graph(self) -> str | None:
+        return None
+
+
+@dataclass(frozen=True)
+class AndTruth:
+    """`base`'s classes and, for an image whose prediction is wrong (its best class is not
+    one of its ground-truth classes, `GroundTruth(names).of_item`), the best class and the
+    ground-truth classes too: explain's and eval's targets on data with ground truth
+    (issue 22, "why was it wrong"). An image without ground truth that names a model class
+    gets `base`'s classes only. `marks` says which map is which (the record's `role` and
+    `extra`). Every class's map may be asked for: `in_graph()` is None."""
+
+    base: Target
+    names: tuple[str, ...]
+    SUFFIX: ClassVar[str] = (" + on a wrong prediction the predicted class and the "
+                             "ground-truth classes")
+
+    def of_item(self, item: Any) -> list[int]:
+        return GroundTruth(self.names).of_item(item)
+
+    def _truth(self, out: Outputs) -> list[int]:
+        given = out.given if out.given is not None else self.of_item(out.item)
+        pool = set(out.pool)
+        return [int(c) for c in given if int(c) in pool]
+
+    def classes(self, out: Outputs) -> list[int]:
+        chosen = self.base.classes(out)
+        truth = self._truth(out)
+        best = _ranked(out, 1)
+        if truth and best and best[0] not in truth:
+            chosen += [c for c in best + truth if c not in chosen]
+        return chosen
+
+    def marks(self, out: Outputs) -> dict[int, tuple[str | None, bool]]:
+        """Each chosen class's (role, extra): role "predicted" (the best class), "truth"
+        (a ground-truth class), "both", or None (neither: another of `base`'s); extra, a
+        class explained only because the prediction is wrong (not by `base`). Empty for an
+        image without ground truth that names a model class."""
+        truth = self._truth(out)
+        if not truth:
+            return {}
+        best = _ranked(out, 1)
+        base = set(self.base.classes(out))
+        roles: dict[tuple[bool, bool], str | None] = {
+            (True, True): "both", (True, False): "predicted", (False, True): "truth",
+            (False, False): None}
+        return {c: (roles[bool(best) and c == best[0], c in truth], c not in base)
+                for c in self.classes(out)}
+
+    def text(self) -> str:
+        return self.base.text() + self.SUFFIX
 
     def in_graph(self) -> str | None:
         return None

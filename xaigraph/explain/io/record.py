@@ -15,7 +15,9 @@ from typing import Any
 
 from xaigraph.errors import BadInputError
 
-__all__ = ["Prediction", "Record", "RecordError", "Target"]
+__all__ = ["ROLES", "Prediction", "Record", "RecordError", "Target"]
+
+ROLES = ("predicted", "truth", "both")  # a target's "role" (Target)
 
 
 class RecordError(BadInputError):
@@ -40,7 +42,11 @@ class Target:
     relative to OUT_DIR (`overlay`, `raw` None when not written) and, for a detector, its
     box `[x1, y1, x2, y2]` in the original's pixels. `range`: the map's raw minimum and
     maximum (None when the model's maps came scaled to u8); `low_confidence`: the score is
-    below the run's `--low-confidence`. Records of older runs have neither (None, False)."""
+    below the run's `--low-confidence`. On an image with ground truth that names a model class
+    (`targets.AndTruth`), `role`: "predicted" (the model's best class), "truth" (a
+    ground-truth class), "both" or None (neither), and `extra`: a map made only because the
+    prediction is wrong (eval leaves it out of its metrics). Records of older runs have none
+    of them (None, False, None, False)."""
 
     cls: int
     label: str
@@ -51,11 +57,18 @@ class Target:
     box: list[float] | None = None
     range: list[float] | None = None
     low_confidence: bool = False
+    role: str | None = None
+    extra: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {"class": self.cls, "label": self.label, "score": self.score, "map": self.map,
-                "overlay": self.overlay, "raw": self.raw, "box": self.box,
-                "range": self.range, "low_confidence": self.low_confidence}
+        out = {"class": self.cls, "label": self.label, "score": self.score, "map": self.map,
+               "overlay": self.overlay, "raw": self.raw, "box": self.box,
+               "range": self.range, "low_confidence": self.low_confidence}
+        if self.role is not None:
+            out["role"] = self.role
+        if self.extra:
+            out["extra"] = True
+        return out
 
     def files(self) -> list[str]:
         return [f for f in (self.map, self.overlay, self.raw) if f]
@@ -173,9 +186,13 @@ def _target(t: dict[str, Any]) -> Target:
     span = t.get("range")
     span_ok = (isinstance(span, list) and len(span) == 2
                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in span))
+    role = t.get("role")
+    if role is not None and role not in ROLES:
+        raise RecordError(f'a target whose "role" is {role!r}, not one of {", ".join(ROLES)}')
     return Target(_int(t.get("class")), str(t.get("label", "")),
                   _score(score) if score is None or isinstance(score, (int, float)) else 0.0,
                   files[0], files[1], files[2],
                   [float(v) for v in box] if isinstance(box, list) else None,
                   [float(span[0]), float(span[1])] if span_ok and span is not None else None,
-                  t.get("low_confidence") is True)
+                  t.get("low_confidence") is True, role if role in ROLES else None,
+                  t.get("extra") is True)

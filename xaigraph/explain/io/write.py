@@ -27,6 +27,7 @@ from xaigraph.explain.io.record import Prediction, Record
 from xaigraph.explain.io.record import Target as MapTarget
 from xaigraph.explain.io.rundir import image_error, write_file
 from xaigraph.explain.plan import ExplainSpec
+from xaigraph.explain.targets import AndTruth, Outputs
 
 __all__ = ["caption", "error_record", "file_safe", "overlay_picture", "predictions",
            "target_files", "write"]
@@ -138,6 +139,8 @@ def _write_targets(decoded: Decoded, explained: dict[str, Any], spec: ExplainSpe
     boxes = explained.get("boxes")
     ranges = [_range(explained, t) for t in range(len(targets))]
     common = scales.extremes(ranges)  # the image's extremes (`image` scale)
+    marks = (spec.targets.marks(Outputs(scores, item=item))
+             if isinstance(spec.targets, AndTruth) and boxes is None else {})
     entries = []
     for t, cls in enumerate(targets):
         box = None if boxes is None else _original_box(boxes[t], decoded)
@@ -156,9 +159,10 @@ def _write_targets(decoded: Decoded, explained: dict[str, Any], spec: ExplainSpe
         if files["raw"] is not None:
             raw = np.asarray(explained["raw"][t], dtype=np.float32)
             _put(out, files["raw"], functools.partial(_save_npy, raw), written)
+        role, extra = marks.get(cls, (None, False))
         entries.append(MapTarget(cls, spec.label(cls), round(score, 4), files["map"],
                                  files["overlay"], files["raw"], box,
-                                 _as_list(ranges[t]), low))
+                                 _as_list(ranges[t]), low, role, extra))
     return entries
 
 

@@ -11,6 +11,7 @@
     method: 0, search: "", label: "", flag: "", sort: "index", order: "asc",
     perPage: 48, page: 0, list: [], pos: -1, cls: 0, overlay: true, opacity: 50,
   };
+  S.errors = false; S.allMethods = false; // issue 22: "errors only", the all-methods grid
 
   function el(tag, attrs, ...children) {
     const node = document.createElement(tag);
@@ -39,12 +40,14 @@
     if (S.sort === "index") return null;
     if (S.sort === "confidence") return m.top;
     if (S.sort === "disagreement") return im.dis;
+    if (S.sort === "wrong") return (m.wr || [])[1]; // the wrong (predicted) class's score
     if (S.sort.startsWith("metric:")) return (m.mv || {})[S.sort.slice(7)];
     return null;
   }
   function matches(im, q) {
     const m = mOf(im);
     if (q && !im.path.toLowerCase().includes(q) && !im.key.toLowerCase().includes(q)) return false;
+    if (S.errors && !m.wr) return false; // errors only: the top prediction is wrong
     if (S.label && !im.gk.includes(S.label) && !(m.pk || []).includes(S.label)) return false;
     const flags = m.flags || [];
     switch (S.flag) {
@@ -107,7 +110,8 @@
       ? el("p", { class: "note", text: `truth: ${im.gt.join(", ")}` })
       : el("p", { class: "note", text: "truth: none" });
     const button = el("button", { type: "button", class: "tile", "data-i": i,
-      "aria-label": `${im.path}: open` }, thumb, el("div", { class: "name", text: name(im) }), body, truth);
+      "aria-label": `${im.path}: open` }, thumb, el("div", { class: "name", text: name(im) }), body, truth,
+      pairNote(im));
     return el("li", {}, button);
   }
   function renderPage() {
@@ -146,6 +150,65 @@
     if (target >= ts.length && S.page < pages - 1) { S.page++; renderPage(); focusTile(0); }
     else if (target < 0 && S.page > 0) { S.page--; renderPage(); focusTile(S.perPage - 1); }
     else if (target >= 0 && target < ts.length) focusTile(target);
+  }
+
+  // ---- issue 22: why was it wrong, all methods at once -----------------------------------
+  function pairNote(im) { // sorting by disagreement: the two methods that disagree most
+    if (S.sort !== "disagreement" || !im.dpair) return null;
+    const [a, b, v] = im.dpair;
+    return el("p", { class: "note pair", text: `most apart: ${a} vs ${b} (${num(v)})` });
+  }
+  function pane(im, t, ...caption) { // one map over the original, with its caption
+    const stage = el("div", { class: "pane-stage" });
+    if (im.img) stage.append(el("img", { src: im.img, alt: "" }));
+    else stage.classList.add("no-original");
+    if (t && t.map) {
+      const map = el("img", { class: "pane-map", src: t.map, alt: `saliency map of ${t.label}` });
+      if (im.img) map.style.opacity = String(S.opacity / 100);
+      stage.append(map);
+    }
+    return el("figure", { class: "pane" }, stage, el("figcaption", {}, ...caption));
+  }
+  const flagSpan = (f) => (f ? el("span", { class: `flag flag-${f}`, text: FLAG_WORD[f] }) : null);
+  function renderWhy(im, m) { // a wrong image: its predicted class's map beside the truth's
+    const ts = m.t || [];
+    const shown = m.wr ? ts.filter((t) => t.role === "predicted").concat(ts.filter((t) => t.role === "truth")) : [];
+    const box = $("why");
+    box.hidden = !shown.some((t) => t.role === "predicted") || !shown.some((t) => t.role === "truth");
+    if (box.hidden) { $("why-panes").replaceChildren(); return; }
+    $("why-panes").replaceChildren(...shown.map((t) => pane(im, t,
+      el("strong", { text: t.role === "predicted" ? "predicted: " : "truth: " }), `${t.label} `,
+      el("span", { class: "value", text: score(t.score) }), " ", flagSpan(t.f),
+      t.map ? "" : " (map file missing)")));
+  }
+  function renderAllMethods(im, t) { // every method's map of the shown class, and their ρ
+    const button = $("all-methods-btn");
+    button.hidden = R.methods.length < 2;
+    button.setAttribute("aria-pressed", S.allMethods ? "true" : "false");
+    const box = $("all-methods");
+    box.hidden = button.hidden || !S.allMethods;
+    if (box.hidden) return;
+    const same = (x) => t && x.cls === t.cls && x.label === t.label;
+    // (the heading names the section: no "Method" in it, the viewer's select has that label)
+    $("all-methods-h").textContent = t ? `Side by side: ${t.label}` : "Side by side";
+    $("all-methods-panes").replaceChildren(...R.methods.map((mm, k) => {
+      const mine = ((im.m[k] || {}).t || []).find(same);
+      return pane(im, mine, el("strong", { text: `${mm}: ` }),
+        mine ? `${mine.label} ` : "no map of this class",
+        mine ? el("span", { class: "value", text: score(mine.score) }) : null);
+    }));
+    const rk = (im.rk || []).find(same);
+    const items = rk ? rk.r.map(([i, j, r]) => el("li", {
+      text: `Spearman ρ(${R.methods[i]}, ${R.methods[j]}) = ${finite(r) ? r.toFixed(3) : "undefined (a constant map)"}` }))
+      : [el("li", { text: "no rank correlation: fewer than two methods have a map of this class" })];
+    if (im.dpair) {
+      items.push(el("li", { text: `most apart (first class): ${im.dpair[0]} vs ${im.dpair[1]}, 1 − correlation ${num(im.dpair[2])}` }));
+    }
+    $("rank-list").replaceChildren(...items);
+  }
+  function setAllMethods(on) {
+    S.allMethods = on;
+    if (viewing()) renderViewer();
   }
 
   // ---- the image view ------------------------------------------------------------------
@@ -247,6 +310,8 @@
     }));
     if (!targets.length) list.replaceChildren(el("p", { class: "note", text: "no class maps" }));
     renderDetails(im, m, t);
+    renderWhy(im, m);
+    renderAllMethods(im, t);
   }
   function renderDetails(im, m, t) {
     const parts = [];
@@ -284,6 +349,7 @@
     if (e.key === "ArrowRight") { e.preventDefault(); move(1); }
     else if (e.key === "ArrowLeft") { e.preventDefault(); move(-1); }
     else if (e.key === "o" || e.key === "O") { setOverlay(!S.overlay); }
+    else if ((e.key === "m" || e.key === "M") && R.methods.length > 1) { setAllMethods(!S.allMethods); }
     else if (/^[1-9]$/.test(e.key)) {
       const k = Number(e.key) - 1;
       const im = R.images[S.list[S.pos]];
@@ -424,6 +490,7 @@
     }
     const sorts = [option("index", "input order"), option("confidence", "confidence (top score)")];
     if (R.methods.length > 1) sorts.push(option("disagreement", "disagreement between methods"));
+    if (R.images.some((im) => im.m.some((mm) => mm.wr))) sorts.push(option("wrong", "confidence of the wrong class"));
     for (const n of R.metric_names) sorts.push(option(`metric:${n}`, `metric: ${n}`));
     $("sort").replaceChildren(...sorts);
     $("label-filter").append(...R.labels.map(([key, text]) => option(key, text)));
@@ -436,6 +503,8 @@
     $("search").addEventListener("input", (e) => { S.search = e.target.value; apply(false); });
     $("label-filter").addEventListener("change", (e) => { S.label = e.target.value; apply(false); });
     $("flag-filter").addEventListener("change", (e) => { S.flag = e.target.value; apply(false); });
+    $("errors-only").addEventListener("change", (e) => { S.errors = e.target.checked; apply(false); });
+    $("all-methods-btn").addEventListener("click", () => setAllMethods(!S.allMethods));
     $("sort").addEventListener("change", (e) => {
       S.sort = e.target.value;
       S.order = S.sort === "index" ? "asc" : "desc"; // input order first; best scores first
