@@ -65,10 +65,11 @@ def test_record_role_and_extra_round_trip_and_old_lines_read() -> None:
     line = {"index": 0, "path": "x.png", "key": "x", "status": "ok", "width": 4, "height": 3,
             "predictions": [{"class": 2, "label": "c", "score": 0.6}],
             "targets": [{"class": 2, "label": "c", "score": 0.6, "map": "maps/x_c_0.60.png",
-                         "overlay": None, "raw": None, "box": None, "role": "predicted"},
+                         "overlay": None, "raw": None, "box": None, "range": None,
+                         "low_confidence": False, "role": "predicted"},
                         {"class": 0, "label": "a", "score": 0.1, "map": "maps/x_a_0.10.png",
-                         "overlay": None, "raw": None, "box": None, "role": "truth",
-                         "extra": True}],
+                         "overlay": None, "raw": None, "box": None, "range": [0.0, 2.5],
+                         "low_confidence": True, "role": "truth", "extra": True}],
             "ground_truth": {"boxes": [], "labels": ["a"]}, "method": "m",
             "method_reason": "r", "run": "d", "timings": {}}
     record = Record.from_json(line)
