@@ -158,20 +158,18 @@ def insert(
     """Return the model with a `saliency_map` output built by `method`.
 
     `model` is a path (`.xml` IR or `.onnx`), an `ov.Model` or an `onnx.ModelProto`; an
-    in-memory model is modified in place. A PyTorch model (a `torch.nn.Module`, or a
-    TorchScript `.pt` / `.pth` or `torch.export` `.pt2` file) is converted first by tracing it
-    on `example_input` (a shape such as `(1, 3, 224, 224)`, or a tensor; needs torch). An
-    `Analysed` model (`analyse`) is augmented without analysing it again: its analysis options
-    must be this call's (`target_layer`, `num_anchors`, `class_output`), and it keeps its
-    format. `output_format` is "ir" (an `ov.Model` comes back; the default for paths and
-    `ov.Model`s) or "onnx" (an `onnx.ModelProto`; needs an ONNX model; the default for a
-    `ModelProto`). A model that already carries an xaigraph stamp is returned unchanged with
-    `report["status"] == "already-augmented"` when it was made with this method and these
-    options; otherwise `BadInputError`, unless `replace`, which takes the old explanation out
-    (as `strip` does) and inserts this one (`report["replaced"]` holds the old stamp). `form`
-    builds a method with several forms in that one (e.g. "mosaic" for reciprocam;
-    for comparisons).
-    `targets` chooses classes: "topk:K", or indices and names ("3,17", "tiger cat,tabby").
+    in-memory model is modified in place; a PyTorch one (`torch_models`) is converted, traced on
+    `example_input` (`(1, 3, 224, 224)`, or a tensor). An `Analysed` model (`analyse`) is
+    augmented without analysing it again: its analysis options must be this call's
+    (`target_layer`, `num_anchors`, `class_output`), and it keeps its format. `output_format` is
+    "ir" (an `ov.Model` comes back; the default for paths and `ov.Model`s) or "onnx" (an
+    `onnx.ModelProto`; needs an ONNX model; the default for a `ModelProto`). A model that
+    already carries an xaigraph stamp is returned unchanged with `report["status"] ==
+    "already-augmented"` when it was made with this method and these options; otherwise
+    `BadInputError`, unless `replace`, which takes the old explanation out (as `strip` does) and
+    inserts this one (`report["replaced"]` holds the old stamp). `form` builds a method with
+    several forms in that one ("mosaic" for reciprocam, to compare).
+    `targets` chooses classes: "topk:K", or indices and names ("3,17", "tiger cat,tabby");
     `class_output` names the output holding the class scores (detected by default).
     `record_preprocess` and `record_labels` are written into the output model's metadata
     (`xaigraph.model_info.write`; `report["model_info"]` lists them); labels whose number
@@ -188,13 +186,11 @@ def insert(
                       record_labels)
     loaded, backend, report, load_time = _timed_load(model, output_format, method,
                                                      example_input)
-    native = loaded.model
-    stamp = stamp_mod.read(backend, native)
+    native, stamp = loaded.model, stamp_mod.read(backend, loaded.model)
     if stamp is not None and not replace:
         return _already_augmented(report, stamp, manager, loaded, backend, load_time)
     if stamp is not None:
-        native = strip_loaded(loaded, backend, stamp)
-        report["replaced"] = _readable(stamp)
+        native, report["replaced"] = strip_loaded(loaded, backend, stamp), _readable(stamp)
     ctx = PassContext(backend=backend, original=backend.clone(native), samples=list(samples))
     native = manager.run(native, ctx, progress)
     return _finish(native, ctx, report, loaded, record_preprocess, record_labels,

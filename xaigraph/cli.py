@@ -146,8 +146,7 @@ def cli() -> None:
 def insert(model: Path, out: Path, method: str, target_layer: str | None,
            num_anchors: int | None, targets: str | None, class_output: str | None,
            example_input: str | None, no_scaling: bool, feature_vector: bool,
-           no_validate: bool,
-           samples: tuple[Path, ...], record: bool,
+           no_validate: bool, samples: tuple[Path, ...], record: bool,
            preprocess_flags: dict[str, Any], force: bool, replace: bool, as_json: bool,
            debug: bool) -> None:
     """Add a `saliency_map` output to MODEL (.xml or .onnx) and write it to OUT.
@@ -167,14 +166,7 @@ def insert(model: Path, out: Path, method: str, target_layer: str | None,
     succeeded.
     """
     backend = backend_for_path(out)
-    if torch_models.is_torch_file(model):
-        model_io.check_output_path(out, force=force, inputs=[model])
-        loaded = torch_models.load(model, example_input, backend)
-    elif example_input is not None:
-        raise BadInputError("--example-input is for a PyTorch MODEL (.pt, .pth or .pt2)")
-    else:
-        loaded = model_io.load_model(model, backend)
-    model_io.check_output_path(out, force=force, inputs=loaded.files)
+    loaded = _read_model(model, out, backend, example_input, force)
     given = any_given(preprocess_flags)
     pre = labels = None
     if given and not (record or samples):
@@ -189,20 +181,12 @@ def insert(model: Path, out: Path, method: str, target_layer: str | None,
     read = read_samples(samples, get_backend(loaded.backend, loaded.external_data),
                         loaded.model, pre if given else None)
     result = api.insert(
-        loaded, method,
-        target_layer=target_layer,
-        scaling=not no_scaling,
-        validate=not no_validate,
-        samples=[s.array for s in read],
-        progress=_progress(not as_json and sys.stderr.isatty()),
-        output_format=backend,
-        targets=targets, num_anchors=num_anchors,
-        replace=replace,
-        class_output=class_output,
-        record_preprocess=pre if record else None,
-        record_labels=labels,
-        feature_vector=feature_vector,
-    )
+        loaded, method, target_layer=target_layer, scaling=not no_scaling,
+        validate=not no_validate, samples=[s.array for s in read],
+        progress=_progress(not as_json and sys.stderr.isatty()), output_format=backend,
+        targets=targets, num_anchors=num_anchors, replace=replace, class_output=class_output,
+        record_preprocess=pre if record else None, record_labels=labels,
+        feature_vector=feature_vector)
     if read:
         result.report["samples"] = [s.as_dict() for s in read]
     if result.changed:
@@ -211,6 +195,21 @@ def insert(model: Path, out: Path, method: str, target_layer: str | None,
         succeed(result.report)
     else:
         _print_insert(result.report)
+
+
+def _read_model(model: Path, out: Path, backend: str, example_input: str | None,
+                force: bool) -> model_io.LoadedModel:
+    """MODEL read for `backend` (a PyTorch file converted, traced on `--example-input`),
+    once OUT is known to be writable."""
+    if torch_models.is_torch_file(model):
+        model_io.check_output_path(out, force=force, inputs=[model])
+        loaded = torch_models.load(model, example_input, backend)
+    elif example_input is not None:
+        raise BadInputError("--example-input is for a PyTorch MODEL (.pt, .pth or .pt2)")
+    else:
+        loaded = model_io.load_model(model, backend)
+    model_io.check_output_path(out, force=force, inputs=loaded.files)
+    return loaded
 
 
 def _flag_preprocess(model: Any, flags: dict[str, Any]) -> Preprocess:

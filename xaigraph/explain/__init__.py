@@ -242,13 +242,10 @@ def explain(
     (`TopK(3)`, `Classes((3, 17))`, ...). `runtime`: "openvino" or "onnxruntime".
     `preprocess`: overrides what the model records. `precision`: OpenVINO's inference
     precision ("f32", "bf16", "f16", "auto": the device's default). `map_scale` ("score",
-    "map", "image"), `legend`, `low_confidence`: the overlays' colour scale (`overlay`,
-    `save`; docs/runtime.md, "Colour scales"). A PyTorch model (a `torch.nn.Module`, or a
-    `.pt` / `.pth` / `.pt2` file) is converted first, traced on `example_input` (a shape such
-    as `(1, 3, 224, 224)`; needs torch); give its `preprocess` (`Preprocess.imagenet()` for
-    torchvision's and timm's ImageNet models), the default being pixels 0..1 stretched to its
-    input. The other options are `xaigraph explain`'s. Images are streamed: memory stays flat
-    however many there are.
+    "map", "image"), `legend`, `low_confidence`: the overlays' colour scale (docs/runtime.md).
+    A PyTorch model (a module, a `.pt` / `.pth` / `.pt2` file) is traced on `example_input`
+    (`(1, 3, 224, 224)`; needs torch) and given `preprocess` (`Preprocess.imagenet()` for
+    torchvision's). The other options are `xaigraph explain`'s. Images are streamed.
     """
     from xaigraph import torch_models
     from xaigraph.explain.explainer import Explainer

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from PIL import Image
 
-    from xaigraph.explain import Explanation
+# An `xaigraph.explain.Explanation` (that package imports this module: no import back)
+Explanation = Any
 
 __all__ = ["MOST", "TILE", "grid", "html_of", "plot", "png_of"]
 

@@ -450,8 +450,7 @@ def prepare(
     for `.onnx`). `preprocess`: None for the model's own (its `model_info`, else sized to its
     input), `preprocess_flags` (`model_info.from_flags`) over it. `targets`: `--targets`
     text or a target object. `labels`: a file of class names, one a line. `blackbox`: a
-    black-box method's `BlackBoxOptions`. `precision`: one of `PRECISIONS`. `truth`: see
-    `_wanted`; the rest: `scales`."""
+    black-box method's `BlackBoxOptions`. `precision`: in `PRECISIONS`. `truth`: `_wanted`."""
     from xaigraph import model_io
 
     path = Path(model)
