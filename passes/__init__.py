@@ -9,6 +9,7 @@ from .channels_first import ChannelsFirstPass
 from .detect_target import DetectTargetPass
 from .embed_scaling import EmbedScalingPass
 from .insert_saliency import SALIENCY_OUTPUT, InsertSaliencyPass
+from .sanity import SanityPass
 from .select_classes import CLASSES_OUTPUT, SelectClassesPass
 from .stamp import StampPass
 from .text import parse_pipeline
@@ -22,6 +23,7 @@ __all__ = [
     "DetectTargetPass",
     "EmbedScalingPass",
     "InsertSaliencyPass",
+    "SanityPass",
     "SelectClassesPass",
     "StampPass",
     "ValidatePass",
@@ -33,7 +35,7 @@ __all__ = [
 PASSES: dict[str, type[Pass]] = {
     p.name: p
     for p in (DetectTargetPass, ChannelsFirstPass, SelectClassesPass, InsertSaliencyPass,
-              EmbedScalingPass, StampPass, ValidatePass)
+              SanityPass, EmbedScalingPass, StampPass, ValidatePass)
 }
 
 
@@ -59,14 +61,18 @@ def build_pipeline(
     num_anchors: int | None = None,
     form: str | None = None,
     class_output: str | None = None,
+    sanity: str = "on",
 ) -> PassManager:
     """detect-target, [select-classes{targets=T}], insert-saliency{method=M[,form=F]},
-    [embed-scaling], stamp, [validate]. detect-target adds channels-first after itself when
-    the target map is channels-last (see `xaigraph.pipeline`)."""
+    [sanity{level=L}], [embed-scaling], stamp, [validate]. detect-target adds channels-first
+    after itself when the target map is channels-last (see `xaigraph.pipeline`). `sanity`
+    "off" leaves the sanity checks out."""
     passes: list[Pass] = analysis_pipeline(target_layer, num_anchors, class_output).passes
     if targets is not None:
         passes.append(SelectClassesPass(targets))
     passes.append(InsertSaliencyPass(method, form))
+    if sanity != "off":
+        passes.append(SanityPass(sanity))  # on the raw maps, before they are scaled
     if scaling:
         passes.append(EmbedScalingPass())
     passes.append(StampPass())  # it stamps the text of the whole run, validation included

@@ -26,7 +26,10 @@ from xaigraph.passes import analysis_pipeline, build_pipeline, parse
 from xaigraph.pipeline import Pass, PassContext, PassManager
 from xaigraph.preprocess import Preprocess
 from xaigraph.samples import read_samples
+from xaigraph.sanity import LEVELS as SANITY_LEVELS
+from xaigraph.sanity import describe as describe_sanity
 from xaigraph.stamp import UNDO_KEY, Stamp
+from xaigraph.stamp_format import SANITY_KEY
 from xaigraph.stripping import check_stripped, strip_loaded
 from xaigraph.target import Target, classification_output_if_any
 from xaigraph.version import __version__
@@ -145,6 +148,7 @@ def insert(
     class_output: str | None = None,
     record_preprocess: Preprocess | None = None,
     record_labels: list[str] | None = None,
+    sanity: str = "on",
 ) -> InsertResult:
     """Return the model with a `saliency_map` output built by `method`.
 
@@ -164,11 +168,18 @@ def insert(
     `record_preprocess` and `record_labels` are written into the output model's metadata
     (`xaigraph.model_info.write`; `report["model_info"]` lists them); labels whose number
     is not the model's class count are a `BadInputError`.
+    `sanity` is the sanity checks' level (`xaigraph.sanity`): "on" (the default) fails with
+    `SanityError` on a map without information (constant, the same for every input or every
+    class), "warn" only warns, "strict" also fails when the map barely changes with the
+    classifier's weights random, "off" skips them; `report["sanity"]` holds the figures.
     """
     get_method(method)  # fail fast on an unknown name
+    if sanity not in SANITY_LEVELS:
+        raise BadInputError(f"unknown sanity level '{sanity}'; use one of "
+                            f"{', '.join(SANITY_LEVELS)}")
     manager = build_pipeline(method, target_layer=target_layer, scaling=scaling,
                              validate=validate, targets=targets, num_anchors=num_anchors,
-                             form=form, class_output=class_output)
+                             form=form, class_output=class_output, sanity=sanity)
     if isinstance(model, Analysed):
         return _go_on(model, method, manager, samples, progress, record_preprocess,
                       record_labels)
@@ -242,7 +253,7 @@ def _record(native: Any, ctx: PassContext, preprocess: Preprocess | None,
             "labels": len(labels) if labels is not None else None}
 
 
-_NOT_OPTIONS = ("channels-first", "validate")  # a follow-up, and a check of the result
+_NOT_OPTIONS = ("channels-first", "validate", "sanity")  # a follow-up; checks of the result
 
 
 def _refuse_other(stamp: Stamp, manager: PassManager, loaded: model_io.LoadedModel) -> None:
@@ -319,6 +330,7 @@ def _inserted(ctx: PassContext, ports: Sequence[Any]) -> dict[str, Any]:
         saliency_map=next(o for o in outputs if o["name"] == "saliency_map"),
         validation=(ctx.validation.as_dict() if ctx.validation is not None
                     else {"passed": None, "skipped": True}),
+        sanity=ctx.sanity if ctx.sanity is not None else {"skipped": True},
     )
 
 
@@ -430,9 +442,11 @@ def _stamp_info(backend: Backend, model: Any, stamp: Stamp | None) -> dict[str, 
     if stamp is None:
         problem = stamp_mod.problem(backend, model)
         return {"stamp": None, **({"stamp_problem": problem} if problem else {})}
+    text = [stamp.describe(), f"pipeline {stamp.pipeline}"]
+    if stamp.fields.get(SANITY_KEY):
+        text.append("sanity " + describe_sanity(stamp.fields[SANITY_KEY]))
     return {"stamp": _readable(stamp),
-            "stamp_text": [stamp.describe(), f"pipeline {stamp.pipeline}",
-                           "analysed below without it: the original model"]}
+            "stamp_text": [*text, "analysed below without it: the original model"]}
 
 
 def _methods(view: GraphView, target: Target, head: Head) -> dict[str, dict[str, Any]]:
