@@ -14,7 +14,7 @@ from xaigraph.pipeline import Model, Pass, PassContext, PassResult
 from xaigraph.samples import image_input
 from xaigraph.session import Session
 from xaigraph.target import Target
-from xaigraph.validate import make_inputs
+from xaigraph.validate import check_samples, make_inputs
 
 from .insert_saliency import SALIENCY_OUTPUT
 from .select_classes import CLASSES_OUTPUT
@@ -37,10 +37,12 @@ class SanityPass(Pass):
     and compares the maps (`sanity.similarity`: MPRT's Spearman and SSIM). Records the
     figures in `ctx.sanity` (the stamp writes them).
 
-    Levels: `warn` logs what it finds; `on` (the default) also fails with `SanityError`
-    when the map carries no information (constant, the same for every input, or the same
-    for every class); `strict` also fails when the MPRT Spearman correlation is above
-    `sanity.MPRT_STRICT`. (`off` leaves the pass out of the pipeline.)"""
+    Levels: `on` (the default) fails with `SanityError` when the map carries no information
+    (constant, the same for every input, or the same for every class); `warn` logs that as
+    a warning instead; `strict` also fails when the MPRT Spearman correlation is above
+    `sanity.MPRT_STRICT`. What only looks suspect (`Degeneracy.warnings`, and an MPRT
+    figure above the threshold below `strict`) is recorded in `warnings`, never refused.
+    (`off` leaves the pass out of the pipeline.)"""
 
     name = "sanity"
     option_names = ("level",)
@@ -87,11 +89,11 @@ class SanityPass(Pass):
             text = (f"barely changes when the {mprt['step']} weights are random (MPRT "
                     f"Spearman {mprt['spearman']:.2f} > {sanity.MPRT_STRICT})")
             (refuse if self.level == "strict" else warn).append(text)
-        record["warnings"] = warn
+        record["warnings"] = warn + (refuse if self.level == "warn" else [])
         record["refused"] = refuse if self.level != "warn" else []
         ctx.sanity = record
-        for w in warn + (refuse if self.level == "warn" else []):
-            log.warning("the %s map %s", method, w)
+        for w in refuse if self.level == "warn" else []:  # what `on` would have refused
+            log.warning("the %s map %s (written anyway: --sanity warn)", method, w)
         if refuse and self.level != "warn":
             hint = _hint(ctx, view, target, found)
             raise SanityError(f"the {method} map is {'; and '.join(refuse)}"
@@ -128,6 +130,7 @@ class SanityPass(Pass):
 def _probes(ctx: PassContext, model: Model) -> tuple[list[list[np.ndarray]], str]:
     """The probe inputs (each one model input list) and where they come from."""
     backend = ctx.backend
+    check_samples(backend, ctx.original, ctx.samples)
     dtypes = backend.input_dtypes(model)
     samples = [[np.asarray(s).astype(dtypes[0])] for s in ctx.samples] if len(dtypes) == 1 \
         else []

@@ -26,7 +26,6 @@ from xaigraph.passes import analysis_pipeline, build_pipeline, parse
 from xaigraph.pipeline import Pass, PassContext, PassManager
 from xaigraph.preprocess import Preprocess
 from xaigraph.samples import read_samples
-from xaigraph.sanity import LEVELS as SANITY_LEVELS
 from xaigraph.sanity import describe as describe_sanity
 from xaigraph.stamp import UNDO_KEY, Stamp
 from xaigraph.stamp_format import SANITY_KEY
@@ -162,21 +161,14 @@ def insert(
     and these options; otherwise `BadInputError`, unless `replace`, which takes the old
     explanation out (as `strip` does) and inserts this one (`report["replaced"]` holds the old
     stamp). `form` builds a method with several forms in that one (e.g. "mosaic" for reciprocam;
-    for comparisons).
-    `targets` chooses classes: "topk:K", or indices and names ("3,17", "tiger cat,tabby").
-    `class_output` names the output holding the class scores (detected by default).
+    for comparisons). `targets` chooses classes: "topk:K", or indices and names ("3,17", "tiger
+    cat,tabby"). `class_output` names the output holding the class scores (detected by default).
     `record_preprocess` and `record_labels` are written into the output model's metadata
-    (`xaigraph.model_info.write`; `report["model_info"]` lists them); labels whose number
-    is not the model's class count are a `BadInputError`.
-    `sanity` is the sanity checks' level (`xaigraph.sanity`): "on" (the default) fails with
-    `SanityError` on a map without information (constant, the same for every input or every
-    class), "warn" only warns, "strict" also fails when the map barely changes with the
-    classifier's weights random, "off" skips them; `report["sanity"]` holds the figures.
+    (`xaigraph.model_info.write`; `report["model_info"]` lists them); labels whose number is not
+    the model's class count are a `BadInputError`. `sanity`: the sanity checks' level, "on",
+    "warn", "strict" or "off" (`SanityPass`); `report["sanity"]` holds their figures.
     """
     get_method(method)  # fail fast on an unknown name
-    if sanity not in SANITY_LEVELS:
-        raise BadInputError(f"unknown sanity level '{sanity}'; use one of "
-                            f"{', '.join(SANITY_LEVELS)}")
     manager = build_pipeline(method, target_layer=target_layer, scaling=scaling,
                              validate=validate, targets=targets, num_anchors=num_anchors,
                              form=form, class_output=class_output, sanity=sanity)
@@ -185,8 +177,7 @@ def insert(
                       record_labels)
     start = time.perf_counter()
     loaded, backend = _load(model, output_format)
-    load_time = round(time.perf_counter() - start, 4)
-    native = loaded.model
+    load_time, native = round(time.perf_counter() - start, 4), loaded.model
     report = {**_source(loaded, backend), "method": method,
               "inputs": [p.as_dict() for p in backend.inputs(native)]}
     stamp = stamp_mod.read(backend, native)

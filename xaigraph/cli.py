@@ -147,9 +147,8 @@ def cli() -> None:
 def insert(model: Path, out: Path, method: str, target_layer: str | None,
            num_anchors: int | None, targets: str | None, class_output: str | None,
            no_scaling: bool, no_validate: bool, sanity: str, samples: tuple[Path, ...],
-           record: bool,
-           preprocess_flags: dict[str, Any], force: bool, replace: bool, as_json: bool,
-           debug: bool) -> None:
+           record: bool, preprocess_flags: dict[str, Any], force: bool, replace: bool,
+           as_json: bool, debug: bool) -> None:
     """Add a `saliency_map` output to MODEL (.xml or .onnx) and write it to OUT.
 
     \b
@@ -161,8 +160,8 @@ def insert(model: Path, out: Path, method: str, target_layer: str | None,
 
     Exit status: 0 written (or MODEL was already augmented with this method and these
     options: nothing written), 1 validation failed, 2 bad input (also: MODEL is augmented
-    otherwise, --replace replaces that explanation; or the map failed the --sanity
-    checks). Nothing is written unless every step succeeded.
+    otherwise, see --replace; the map failed --sanity). Nothing is written unless every
+    step succeeded.
     """
     backend = backend_for_path(out)
     loaded = model_io.load_model(model, backend)

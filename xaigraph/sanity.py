@@ -173,7 +173,7 @@ class Degeneracy:
 
     def warnings(self) -> list[str]:
         """Findings that make the map suspect (warned at every level but off)."""
-        out = []
+        out: list[str] = []
         if self.no_information():
             return out
         if self.probes > 1 and self.input_rank_corr >= PATTERN_WARN:
