@@ -96,7 +96,7 @@ class SanityPass(Pass):
             log.warning("the %s map %s (written anyway: --sanity warn)", method, w)
         if refuse and self.level != "warn":
             hint = _hint(ctx, view, target, found)
-            raise SanityError(f"the {method} map is {'; and '.join(refuse)}"
+            raise SanityError(f"the {method} map {'; and '.join(refuse)}"
                               f"{'; ' + hint if hint else ''}; --sanity warn to write it "
                               "anyway")
         return PassResult(model, modified=False)

@@ -13,8 +13,10 @@ The cascade is read from the graph's structure (`cascade`), never from names:
 
 A learned layer is an op of kind ``linear`` (convolution, matrix product, with a constant
 operand); its weight is that constant operand (input 0 or 1, never a Gemm's bias), and what
-is re-initialised is the largest constant the weight is computed from (the weight itself,
-or its FP16 / INT8 storage before decompression; scales and zero points stay). Biases and
+is re-initialised is the largest constant of values (floats, or integers of rank 2 or more)
+the weight is computed from: the weight itself, or its FP16 / INT8 storage before
+decompression (scales and zero points stay; the shapes a weight is broadcast to are no
+values). Biases and
 normalisation constants keep their values. Each weight gets seeded normal noise with the
 original tensor's mean and standard deviation: the same scale, none of the learnt structure
 (an integer weight is rounded and clipped to its type). The seed and the constant's place in
@@ -101,11 +103,20 @@ def _weight_consts(view: GraphView, op_id: str) -> list[str]:
         while stack:
             o = stack.pop()
             if view.ops[o].kind == "const":
-                if o not in found:
+                if o not in found and _data(view, o):
                     found.append(o)
                 continue
             stack.extend(i.op for i in view.ops[o].inputs)
     return found
+
+
+def _data(view: GraphView, const: str) -> bool:
+    """Whether a constant holds weight values: floats, or integers of rank 2 or more (INT8
+    weights); not the shapes and axes a weight may be computed with (a Broadcast's)."""
+    t = view.ops[const].outputs[0]
+    if t.dtype in ("f32", "f16", "bf16", "f64"):
+        return True
+    return t.dtype in ("i8", "u8", "i4", "u4") and (t.rank or 0) >= 2
 
 
 def _stages(view: GraphView, target: Value) -> list[tuple[str, list[str]]]:
@@ -156,11 +167,12 @@ def reinitialise(array: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Seeded normal noise with `array`'s mean and standard deviation, in its type (an
     integer type: rounded and clipped to its range)."""
     values = array.astype(np.float64)
-    noise = rng.standard_normal(array.shape) * float(values.std()) + float(values.mean())
+    noise = np.asarray(rng.standard_normal(array.shape)) * float(values.std()) \
+        + float(values.mean())
     if np.issubdtype(array.dtype, np.integer):
         info = np.iinfo(array.dtype)
-        return np.clip(np.rint(noise), info.min, info.max).astype(array.dtype)
-    return noise.astype(array.dtype)
+        noise = np.clip(np.rint(noise), info.min, info.max)
+    return np.asarray(noise, dtype=array.dtype)
 
 
 def randomised(backend: Backend, model: Any, view: GraphView, steps: Sequence[Step],
