@@ -15,7 +15,7 @@ probe's top-1 class.
 - same for every class (per-class methods, 2 or more maps): `max |n(M[p, k]) - n(M[p, 0])|`
   over classes and probes is at most `SAME_TOL`.
 - input rank correlation (figure): the mean over ordered probe pairs of the Spearman rank
-  correlation of `|M[p, c(p)]|` and `|M[q, c(p)]|`; at or above `PATTERN_WARN` (a warning)
+  correlation of `M[p, c(p)]` and `M[q, c(p)]` (signed, as the map's pattern); at or above `PATTERN_WARN` (a warning)
   the maps barely depend on the input.
 - border share (figure): the share of `n(M[p, c(p)])`'s mass on the one-cell border ring,
   mean over probes, beside the ring's share of cells; at or above `BORDER_WARN` on every
@@ -218,7 +218,7 @@ def degeneracy(maps: np.ndarray, top: Sequence[int] | None, least: Sequence[int]
                    for p in range(p_count))
     same_inputs = max((float(np.max(np.abs(n[p] - n[q])))
                        for p, q in itertools.combinations(range(p_count), 2)), default=0.0)
-    corr = [spearman(np.abs(maps[p, chosen[p]]), np.abs(maps[q, chosen[p]]))
+    corr = [spearman(maps[p, chosen[p]], maps[q, chosen[p]])
             for p, q in itertools.permutations(range(p_count), 2)]
     same_classes = (float(np.max(np.abs(n - n[:, :1]))) if k_count > 1 else None)
     class_corr = (class_sensitivity(maps, chosen, least) if least is not None and k_count > 1
