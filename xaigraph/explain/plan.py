@@ -685,8 +685,10 @@ def _augment(loaded: Any, method: str, wanted: Target | Boxes, raw: bool, fmt: s
     if one was (said in the method's reason: a fallback is never silent)."""
     in_graph = (wanted.in_graph() is not None and methods.get(method).per_class
                 and analysis.kind != "detector")
+    # sanity off: the insert-time checks cost a second per start and would refuse maps
+    # that explain is asked to show; eval's sanity metrics judge the maps instead
     kwargs = dict(scaling=not raw, output_format=fmt, class_output=class_output,
-                  target_layer=target_layer)
+                  target_layer=target_layer, sanity="off")
     analysed = analysis.analysed
     if in_graph:
         try:
