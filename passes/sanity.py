@@ -72,23 +72,37 @@ class SanityPass(Pass):
         per_class = get_method(method).per_class
         selected = any(CLASSES_OUTPUT in p.name.split(", ") for p in ctx.backend.outputs(model))
         classes = target.detector is None
+        view = ctx.original_view()
+        step, why = _step(view, target, per_class)
+        start = step.start if step is not None else None
+        tapped = randomise.tap(ctx.backend, model, view, start) if start is not None else model
         probes, source = _probes(ctx, model)
-        maps, scores = _run(model, ctx, probes, target, classes)
+        maps, scores, taps = _run(tapped, ctx, probes, target, classes, start is not None)
         top = [int(np.argmax(s)) for s in scores] if classes and per_class and not selected \
             else None
         least = [int(np.argmin(s)) for s in scores] if top is not None else None
         found = sanity.degeneracy(maps, top, least)
         record: dict[str, Any] = {"level": self.level, "probe_source": source,
                                   **found.as_dict()}
-        refuse = found.no_information()
-        warn = found.warnings()
-        view = ctx.original_view()
-        mprt, why = self._mprt(model, ctx, view, target, probes, maps, top, per_class)
+        refuse, warn = found.no_information(), found.warnings()
+        mprt = None
+        if step is not None:
+            after = _randomised_maps(model, ctx, view, step, probes, target, taps)
+            mprt = {"step": step.name, "layers": len(step.layers),
+                    **sanity.similarity(maps, after, top).as_dict()}
         record["mprt"] = mprt if mprt is not None else {"skipped": why}
         if mprt is not None and mprt["spearman"] > sanity.MPRT_STRICT:
             text = (f"barely changes when the {mprt['step']} weights are random (MPRT "
                     f"Spearman {mprt['spearman']:.2f} > {sanity.MPRT_STRICT})")
             (refuse if self.level == "strict" else warn).append(text)
+        self._conclude(ctx, view, target, method, found, record, refuse, warn)
+        return PassResult(model, modified=False)
+
+    def _conclude(self, ctx: PassContext, view: GraphView, target: Target, method: str,
+                  found: sanity.Degeneracy, record: dict[str, Any], refuse: list[str],
+                  warn: list[str]) -> None:
+        """Record the findings; refuse (or, under warn, warn of) a map without
+        information."""
         record["warnings"] = warn + (refuse if self.level == "warn" else [])
         record["refused"] = refuse if self.level != "warn" else []
         ctx.sanity = record
@@ -99,32 +113,51 @@ class SanityPass(Pass):
             raise SanityError(f"the {method} map {'; and '.join(refuse)}"
                               f"{'; ' + hint if hint else ''}; --sanity warn to write it "
                               "anyway")
-        return PassResult(model, modified=False)
 
-    @staticmethod
-    def _mprt(model: Model, ctx: PassContext, view: GraphView, target: Target,
-              probes: list[list[np.ndarray]], maps: np.ndarray, top: list[int] | None,
-              per_class: bool) -> tuple[dict[str, Any] | None, str]:
-        """The cheap MPRT's figures, or None and why it did not run."""
-        if target.detector is not None:
-            return None, "a detector's maps have no classifier above them"
-        if target.value.op not in view.ops:
-            return None, "the target is not in the model as it came in"
-        steps = randomise.cascade(view, target)
-        if per_class:
-            steps = [s for s in steps if s.name == "classifier"]
-        else:  # its map reads the target only: the classifier cannot change it
-            steps = [s for s in steps if s.name != "classifier"]
-        if not steps:
-            return None, "no learned layer to re-initialise"
-        step = steps[0]
-        try:
-            copy = randomise.randomised(ctx.backend, model, view, [step], seed=0)
-        except XaiGraphError as exc:
-            return None, str(exc)
-        after, _ = _run(copy, ctx, probes, target, classes=False)
-        sim = sanity.similarity(maps, after, top)
-        return {"step": step.name, "layers": len(step.layers), **sim.as_dict()}, ""
+
+def _step(view: GraphView, target: Target, per_class: bool
+          ) -> tuple[randomise.Step | None, str]:
+    """The cheap MPRT's step: the classifier for a per-class method, the stage that makes
+    the target for one whose map reads the target only; or None and why there is none."""
+    if target.detector is not None:
+        return None, "a detector's maps have no classifier above them"
+    if target.value.op not in view.ops:
+        return None, "the target is not in the model as it came in"
+    steps = randomise.cascade(view, target, stages=not per_class)
+    if per_class:
+        steps = [s for s in steps if s.name == "classifier"]
+    else:  # its map reads the target only: the classifier cannot change it
+        steps = [s for s in steps if s.name != "classifier"]
+    if not steps:
+        return None, "no learned layer to re-initialise"
+    return steps[0], ""
+
+
+def _randomised_maps(model: Model, ctx: PassContext, view: GraphView, step: randomise.Step,
+                     probes: list[list[np.ndarray]], target: Target,
+                     taps: list[np.ndarray]) -> np.ndarray:
+    """The maps of `model` with `step`'s weights re-initialised: of only the part past the
+    step's start, fed with what the original computed there (`taps`), when there is one."""
+    backend = ctx.backend
+    if step.start is None:
+        copy = randomise.randomised(backend, model, view, [step], seed=0)
+        return _run(copy, ctx, probes, target, False, False)[0]
+    part = randomise.randomised(backend, model, view, [step], seed=0, start=step.start,
+                                output=SALIENCY_OUTPUT)
+    session = Session.open(part, backend.engine)
+    names = [set(p.name.split(", ")) for p in backend.inputs(model)]
+    maps = []
+    for arrays, value in zip(probes, taps, strict=True):
+        feed = {}
+        for i, info in enumerate(session.inputs):
+            if i == 0:
+                feed[info.name] = value
+            else:
+                feed[info.name] = arrays[next(k for k, n in enumerate(names)
+                                              if n & set(info.names))]
+        m = np.asarray(session.run(feed)[0][0], dtype=np.float64)
+        maps.append(m if m.ndim == 3 else m[None])
+    return np.stack(maps)
 
 
 def _probes(ctx: PassContext, model: Model) -> tuple[list[list[np.ndarray]], str]:
@@ -154,19 +187,34 @@ def _probes(ctx: PassContext, model: Model) -> tuple[list[list[np.ndarray]], str
 
 
 def _run(model: Model, ctx: PassContext, probes: list[list[np.ndarray]], target: Target,
-         classes: bool) -> tuple[np.ndarray, list[np.ndarray]]:
-    """The raw maps `[P, K, h, w]` of the first image of each probe, and its class scores
-    (when `classes`)."""
+         classes: bool, tapped: bool) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
+    """The raw maps `[P, K, h, w]` of the first image of each probe, its class scores (when
+    `classes`) and, when `tapped`, the model's last output (`randomise.tap`)."""
     session = Session.open(model, ctx.backend.engine)
-    keys: list[int | str] = [SALIENCY_OUTPUT, *([target.output_index] if classes else [])]
-    maps, scores = [], []
-    for arrays in probes:
-        out = session.run(arrays, outputs=keys)
-        m = np.asarray(out[0][0], dtype=np.float64)
+    keys: list[int | str] = [SALIENCY_OUTPUT, *([target.output_index] if classes else []),
+                             *([-1] if tapped else [])]
+    maps, scores, taps = [], [], []
+    for out in _each(session, probes, keys):
+        m = np.asarray(out[0], dtype=np.float64)
         maps.append(m if m.ndim == 3 else m[None])
         if classes:
-            scores.append(np.asarray(out[1][0], dtype=np.float64).ravel())
-    return np.stack(maps), scores
+            scores.append(np.asarray(out[1], dtype=np.float64).ravel())
+        if tapped:
+            taps.append(out[-1][None])
+    return np.stack(maps), scores, taps
+
+
+def _each(session: Session, probes: list[list[np.ndarray]], keys: list[int | str]
+          ) -> list[list[np.ndarray]]:
+    """The `keys` outputs of each probe's first image: the probes run as one batch when
+    the model takes any batch and every probe is one image, else one run each."""
+    dynamic = all(t.dims is not None and len(t.dims) > 0 and t.dims[0] is None
+                  for t in session.inputs)
+    if dynamic and len(probes) > 1 and all(a.shape[:1] == (1,) for p in probes for a in p):
+        batch = [np.concatenate([p[i] for p in probes]) for i in range(len(probes[0]))]
+        out = session.run(batch, outputs=keys)
+        return [[o[i] for o in out] for i in range(len(probes))]
+    return [[o[0] for o in session.run(p, outputs=keys)] for p in probes]
 
 
 def _hint(ctx: PassContext, view: GraphView, target: Target, found: sanity.Degeneracy

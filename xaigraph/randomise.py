@@ -43,7 +43,7 @@ from xaigraph.errors import XaiGraphError
 from xaigraph.graph_view import GraphView, Value
 from xaigraph.target import Target
 
-__all__ = ["Step", "cascade", "randomised", "reinitialise", "weight_array"]
+__all__ = ["CUT_INPUT", "Step", "cascade", "randomised", "reinitialise", "tap", "weight_array"]
 
 log = logging.getLogger(__name__)
 
@@ -51,25 +51,30 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Step:
     """One step of the cascade: its name, its learned layers (op ids of the view it was
-    read from, in model order) and the constants that hold their weights."""
+    read from, in model order), the constants that hold their weights, and `start`: a value
+    every path from the inputs to those layers passes through (so a model re-initialised
+    down to this step computes what the original does up to `start`; None for the stage
+    that starts at the inputs)."""
 
     name: str
     layers: tuple[str, ...]
     weights: tuple[str, ...]
+    start: Value | None = None
 
     def describe(self) -> str:
         n = len(self.layers)
         return f"{self.name} ({n} layer{'s' if n != 1 else ''})"
 
 
-def cascade(view: GraphView, target: Target) -> list[Step]:
+def cascade(view: GraphView, target: Target, stages: bool = True) -> list[Step]:
     """The cascade's steps, top first: the classifier (when the head has learned layers),
-    then the stages above the target, nearest first. Steps without a learned layer are left
-    out. Each weight belongs to one step (the first that reaches it)."""
+    then (with `stages`) the stages above the target, nearest first. Steps without a
+    learned layer are left out. Each weight belongs to one step (the first that reaches
+    it)."""
     seen: set[str] = set()
     steps: list[Step] = []
 
-    def add(name: str, op_ids: Sequence[str]) -> None:
+    def add(name: str, op_ids: Sequence[str], start: Value | None) -> None:
         layers = [o for o in op_ids if _learned(view, o)]
         weights = []
         for o in layers:
@@ -78,12 +83,12 @@ def cascade(view: GraphView, target: Target) -> list[Step]:
                     seen.add(c)
                     weights.append(c)
         if weights:
-            steps.append(Step(name, tuple(layers), tuple(weights)))
+            steps.append(Step(name, tuple(layers), tuple(weights), start))
 
     add("classifier", [o for o in view.ops_between(target.value, target.scores)
-                       if o != target.value.op])
-    for name, op_ids in _stages(view, target.value):
-        add(name, op_ids)
+                       if o != target.value.op], target.value)
+    for name, op_ids, start in _stages(view, target.value) if stages else []:
+        add(name, op_ids, start)
     return steps
 
 
@@ -119,8 +124,10 @@ def _data(view: GraphView, const: str) -> bool:
     return t.dtype in ("i8", "u8", "i4", "u4") and (t.rank or 0) >= 2
 
 
-def _stages(view: GraphView, target: Value) -> list[tuple[str, list[str]]]:
-    """(name, op ids) of the stages above `target`, nearest first (see the module doc).
+def _stages(view: GraphView, target: Value
+            ) -> list[tuple[str, list[str], Value | None]]:
+    """(name, op ids, start) of the stages above `target`, nearest first (see the module
+    doc); `start` is the end of the stage below (None for the first stage).
 
     An op that feeds the target lies, in the model's (topological) order, between the two
     dominators of its block: it is placed by its position, in one pass."""
@@ -138,16 +145,18 @@ def _stages(view: GraphView, target: Value) -> list[tuple[str, list[str]]]:
         while i + 1 < len(marks) and marks[i + 1] >= position[o]:
             i += 1
         blocks[i].append(o)
-    stages: list[tuple[str, list[str]]] = []
+    stages: list[tuple[str, list[str], int]] = []  # the index of the end after the stage
     last_key: tuple[int, ...] | None = None
-    for end, ops in zip(ends, blocks, strict=True):
+    for i, (end, ops) in enumerate(zip(ends, blocks, strict=True)):
         key = _stage_key(view, end)
         if stages and key == last_key:
             stages[-1][1].extend(ops)
+            stages[-1] = (stages[-1][0], stages[-1][1], i + 1)
         else:
-            stages.append((_stage_name(key), list(ops)))
+            stages.append((_stage_name(key), list(ops), i + 1))
         last_key = key
-    return stages
+    return [(name, ops, ends[after] if after < len(ends) else None)
+            for name, ops, after in stages]
 
 
 def _stage_key(view: GraphView, v: Value) -> tuple[int, ...]:
@@ -167,8 +176,8 @@ def reinitialise(array: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Seeded normal noise with `array`'s mean and standard deviation, in its type (an
     integer type: rounded and clipped to its range)."""
     values = array.astype(np.float64)
-    noise = np.asarray(rng.standard_normal(array.shape)) * float(values.std()) \
-        + float(values.mean())
+    noise = np.asarray(rng.standard_normal(array.shape, dtype=np.float32)) \
+        * np.float32(values.std()) + np.float32(values.mean())
     if np.issubdtype(array.dtype, np.integer):
         info = np.iinfo(array.dtype)
         noise = np.clip(np.rint(noise), info.min, info.max)
@@ -176,13 +185,27 @@ def reinitialise(array: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def randomised(backend: Backend, model: Any, view: GraphView, steps: Sequence[Step],
-               seed: int = 0) -> Any:
+               seed: int = 0, *, start: Value | None = None, output: str | None = None) -> Any:
     """A copy of `model` with the weights of every step in `steps` re-initialised (seeded;
-    see the module doc). `model` is left as it was."""
+    see the module doc). `model` is left as it was. With `start` and `output`: only the
+    part of that copy that computes `output` from `start`, for steps whose weights all lie
+    past `start` (a step's own `start`): what the original computes up to `start` need not
+    run twice. Its inputs: `start` (named `CUT_INPUT` for OpenVINO, the tensor's own name
+    for ONNX), then the model inputs that part still reads (as a shape)."""
     consts = [c for s in steps for c in s.weights]
     if backend.name == "onnx":
-        return _onnx(model, view, consts, seed)
-    return _openvino(model, view, consts, seed)
+        copy = _onnx(model, view, consts, seed)
+        if start is None or output is None:
+            return copy
+        t = view.tensor(start)
+        return _onnx_cut(copy, _typed(t.names[0], _ONNX_TYPES[t.dtype], t.rank), output)
+    copy, twins = _ov_twins(model, [view.native[c] for c in consts]
+                            + ([view.native[start.op]] if start is not None else []))
+    _ov_replace(view, consts, twins[:len(consts)], seed)
+    copy.validate_nodes_and_infer_types()
+    if start is None or output is None:
+        return copy
+    return _ov_cut(copy, twins[-1].output(start.port), output)
 
 
 def _largest(arrays: dict[str, np.ndarray], consts: Sequence[str], view: GraphView
@@ -277,25 +300,136 @@ def _onnx(model: Any, view: GraphView, consts: Sequence[str], seed: int) -> Any:
     return copy
 
 
-def _openvino(model: Any, view: GraphView, consts: Sequence[str], seed: int) -> Any:
+def _ov_replace(view: GraphView, consts: Sequence[str], nodes: Sequence[Any], seed: int
+                ) -> None:
+    """Re-initialise the Constant `nodes` (the twins of `consts` in a clone), in place."""
     import openvino as ov
 
+    arrays: dict[str, np.ndarray] = {}
+    by_const: dict[str, Any] = {}
+    for c, node in zip(consts, nodes, strict=True):
+        if node.get_type_name() != "Constant":
+            raise XaiGraphError(f"weight '{view.ops[c].name}' is not a constant of the model")
+        by_const[c] = node
+        arrays[c] = np.array(node.get_data(), copy=True)
+    rng = np.random.default_rng(seed)
+    for c in _choose(view, consts, arrays):
+        old = by_const[c]
+        new = ov.op.Constant(reinitialise(arrays[c], rng))
+        new.set_friendly_name(old.get_friendly_name())
+        old.output(0).replace(new.output(0))
+
+
+def tap(backend: Backend, model: Any, view: GraphView, value: Value) -> Any:
+    """A copy of `model` with `value` (of `view`, see the module doc) as its last output."""
+    if backend.name == "onnx":
+        import onnx
+
+        copy = onnx.ModelProto()
+        copy.CopyFrom(model)
+        t = view.tensor(value)
+        copy.graph.output.append(_typed(t.names[0], _ONNX_TYPES[t.dtype]))
+        return copy
+    copy, nodes = _ov_twins(model, [view.native[value.op]])
+    copy.add_outputs([nodes[0].output(value.port)])
+    return copy
+
+
+CUT_INPUT = "xaigraph_cut"  # the OpenVINO cut model's first input
+_ONNX_TYPES = {"f32": 1, "f16": 10, "f64": 11, "bf16": 16}  # onnx.TensorProto's numbers
+
+
+def _ov_cut(copy: Any, port: Any, output: str) -> Any:
+    """The part of the OpenVINO model `copy` that computes `output` from `port`."""
+    import openvino as ov
+
+    param = ov.op.Parameter(port.get_element_type(), port.get_partial_shape())
+    param.set_friendly_name(CUT_INPUT)
+    param.output(0).set_names({CUT_INPUT})
+    for target in list(port.get_target_inputs()):
+        target.replace_source_output(param.output(0))
+    result = next((r for r in copy.get_results()
+                   if output in r.input_value(0).get_names()), None)
+    if result is None:
+        raise XaiGraphError(f"the model has no output '{output}'")
+    used = {n.get_instance_id() for n in _ov_reached(result)}
+    params = [param] + [p for p in copy.get_parameters() if p.get_instance_id() in used]
+    return ov.Model([result], params)
+
+
+def _ov_twins(model: Any, nodes: Sequence[Any]) -> tuple[Any, list[Any]]:
+    """A clone of `model` and its twins of `nodes` (nodes of `model`)."""
     index = {n.get_instance_id(): i for i, n in enumerate(model.get_ordered_ops())}
     copy = model.clone()
     copied = copy.get_ordered_ops()
-    nodes: dict[str, Any] = {}
-    arrays: dict[str, np.ndarray] = {}
-    for c in consts:
-        i = index.get(view.native[c].get_instance_id())
-        if i is None or copied[i].get_type_name() != "Constant":
-            raise XaiGraphError(f"weight '{view.ops[c].name}' is not a constant of the model")
-        nodes[c] = copied[i]
-        arrays[c] = np.array(nodes[c].get_data(), copy=True)
-    rng = np.random.default_rng(seed)
-    for c in _choose(view, consts, arrays):
-        old = nodes[c]
-        new = ov.op.Constant(reinitialise(arrays[c], rng).astype(arrays[c].dtype))
-        new.set_friendly_name(old.get_friendly_name())
-        old.output(0).replace(new.output(0))
-    copy.validate_nodes_and_infer_types()
-    return copy
+    twins = []
+    for n in nodes:
+        i = index.get(n.get_instance_id())
+        if i is None:
+            raise XaiGraphError(f"'{n.get_friendly_name()}' is not an op of the model")
+        twins.append(copied[i])
+    return copy, twins
+
+
+def _ov_reached(result: Any) -> list[Any]:
+    seen: dict[int, Any] = {}
+    stack = [result]
+    while stack:
+        n = stack.pop()
+        if n.get_instance_id() in seen:
+            continue
+        seen[n.get_instance_id()] = n
+        stack.extend(i.get_source_output().get_node() for i in n.inputs())
+    return list(seen.values())
+
+
+def _typed(name: str, elem_type: int, rank: int | None = None) -> Any:
+    """An ONNX value info of `name` with an element type, and `rank` dims of unknown size
+    (no shape when None)."""
+    import onnx
+    from onnx import helper
+
+    if rank is not None:
+        return helper.make_tensor_value_info(name, elem_type, [f"d{i}" for i in range(rank)])
+    info = onnx.ValueInfoProto()
+    info.name = name
+    info.type.tensor_type.elem_type = elem_type
+    return info
+
+
+def _onnx_cut(model: Any, first: Any, output: str) -> Any:
+    """The part of the ONNX `model` that computes `output` from the tensor `first` (a value
+    info) names."""
+    from onnx import helper
+
+    producer = {o: n for n in model.graph.node for o in n.output if o}
+    inits = {t.name: t for t in model.graph.initializer}
+    inputs = {vi.name: vi for vi in model.graph.input}
+    if output not in producer:
+        raise XaiGraphError(f"the model has no output '{output}'")
+    keep: list[Any] = []
+    seen: set[str] = set()
+    reads: set[str] = set()
+    stack = [output]
+    while stack:
+        name = stack.pop()
+        if name in seen or name == first.name:
+            continue
+        seen.add(name)
+        if name in producer:
+            node = producer[name]
+            if all(node is not k for k in keep):
+                keep.append(node)
+            stack.extend(i for i in node.input if i)
+        else:
+            reads.add(name)
+    order = {id(n): i for i, n in enumerate(model.graph.node)}
+    keep.sort(key=lambda n: order[id(n)])
+    graph_inputs = [first]
+    graph_inputs += [vi for name, vi in inputs.items() if name in reads and name not in inits]
+    out_vi = next(o for o in model.graph.output if o.name == output)
+    graph = helper.make_graph(keep, "cut", graph_inputs, [out_vi],
+                              [inits[n] for n in inits if n in reads])
+    cut_model = helper.make_model(graph, opset_imports=model.opset_import)
+    cut_model.ir_version = model.ir_version
+    return cut_model

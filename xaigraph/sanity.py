@@ -15,8 +15,8 @@ probe's top-1 class.
 - same for every class (per-class methods, 2 or more maps): `max |n(M[p, k]) - n(M[p, 0])|`
   over classes and probes is at most `SAME_TOL`.
 - input rank correlation (figure): the mean over ordered probe pairs of the Spearman rank
-  correlation of `M[p, c(p)]` and `M[q, c(p)]` (signed, as the map's pattern); at or above `PATTERN_WARN` (a warning)
-  the maps barely depend on the input.
+  correlation of `M[p, c(p)]` and `M[q, c(p)]` (signed: the map's pattern); at or above
+  `PATTERN_WARN` (a warning) the maps barely depend on the input.
 - border share (figure): the share of `n(M[p, c(p)])`'s mass on the one-cell border ring,
   mean over probes, beside the ring's share of cells; at or above `BORDER_WARN` on every
   probe (a warning) the map carries its mass on the border.

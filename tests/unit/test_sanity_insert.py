@@ -156,11 +156,11 @@ def test_randomised_replaces_only_the_steps_weights_seeded(backend: str) -> None
     assert np.array_equal(new[2], old[2])  # the first stage is not in steps[:2]
     assert all(np.array_equal(x, y) for x, y in zip(new, same, strict=True))
     assert not np.array_equal(new[0], differ[0])
-    # the documented draw: normal noise with the tensor's mean and standard deviation
+    # the documented draw: normal noise (f32) with the tensor's mean and standard deviation
     rng = np.random.default_rng(0)
-    want = rng.standard_normal(old[0].shape) * old[0].astype(np.float64).std() \
-        + old[0].astype(np.float64).mean()
-    assert np.allclose(new[0], want.astype(np.float32))
+    want = rng.standard_normal(old[0].shape, dtype=np.float32) \
+        * np.float32(old[0].astype(np.float64).std()) + np.float32(old[0].astype(np.float64).mean())
+    assert np.allclose(new[0], want)
     assert all(np.array_equal(randomise.weight_array(b, view, c), a)  # the model as it was
                for c, a in before.items())
 
@@ -187,8 +187,9 @@ def test_recorded_figures_equal_a_numpy_reimplementation(backend: str) -> None:
     got = result.report["sanity"]
     assert got["probes"] == 3 and got["probe_source"] == "samples"
     rng = np.random.default_rng(0)  # the classifier's weight, re-initialised as documented
-    fc_random = (rng.standard_normal(w["fc"].shape) * w["fc"].astype(np.float32).std()
-                 + w["fc"].astype(np.float32).mean()).astype(np.float32)
+    fc = w["fc"].astype(np.float32).astype(np.float64)
+    fc_random = (rng.standard_normal(fc.shape, dtype=np.float32) * np.float32(fc.std())
+                 + np.float32(fc.mean())).astype(np.float64)
     maps, after, top, least = [], [], [], []
     for x in samples:
         t = features(x[0].astype(np.float64), w)
