@@ -277,3 +277,26 @@ def test_cli_refusal_is_one_line_exit_2_and_nothing_written(tmp_path: Path) -> N
     written = CliRunner().invoke(cli, ["insert", str(src), "-o", str(out), "--sanity", "warn"])
     assert written.exit_code == 0 and out.exists()
     assert "sanity      warn, 6 probes (generated photos)" in written.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["reciprocam", "activationmap"])
+def test_the_bundled_trained_model_passes_every_check(method: str) -> None:
+    from importlib.resources import files
+
+    path = Path(str(files("xaigraph.data") / "efficientnet_lite0.onnx"))
+    got = xaigraph.insert(path, method, sanity="warn").report["sanity"]
+    assert got["refused"] == []
+    assert got["constant"] == 0 and got["same_for_inputs"] > 0.5
+    assert got["input_rank_corr"] < sanity.PATTERN_WARN
+    if method == "reciprocam":
+        assert got["warnings"] == []
+        assert got["same_for_classes"] > 0.5 and got["class_rank_corr"] < 0
+        assert got["mprt"]["step"] == "classifier"
+        assert got["mprt"]["spearman"] <= sanity.MPRT_STRICT and got["mprt"]["ssim"] < 0.5
+        strict = xaigraph.insert(path, method, sanity="strict").report["sanity"]
+        assert strict["refused"] == [] and strict["mprt"] == got["mprt"]
+    else:  # the mean of the feature map keeps the earlier stages' pattern: strict refuses
+        assert got["mprt"]["step"] == "stage 7x7"
+        assert got["warnings"] == [f"barely changes when the stage 7x7 weights are random "
+                                   f"(MPRT Spearman {got['mprt']['spearman']:.2f} > 0.6)"]
