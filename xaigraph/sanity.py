@@ -27,6 +27,8 @@ probe's top-1 class.
 - MPRT: the maps of a copy whose weights are re-initialised (`xaigraph.randomise`) beside
   the original's, per probe for `c(p)` (the original's top-1): Spearman of the absolute maps
   and SSIM of `n(.)` (`ssim`), means over probes. A faithful map changes: low similarity.
+  (A model made with `--targets topk:K` holds the maps of each model's own top classes: the
+  first map of each is compared.)
 
 Rank correlations of two maps of which one is constant are 0 (nothing in common), of two
 constant maps 1 (the same). `SAME_TOL`, `PATTERN_WARN`, `BORDER_WARN` and `MPRT_STRICT`
