@@ -10,6 +10,7 @@ import numpy as np
 from xaigraph import randomise, sanity
 from xaigraph.errors import BadInputError, SampleError, SanityError, XaiGraphError
 from xaigraph.graph_view import GraphView
+from xaigraph.methods import get_method
 from xaigraph.pipeline import Model, Pass, PassContext, PassResult
 from xaigraph.samples import image_input
 from xaigraph.session import Session
@@ -67,15 +68,16 @@ class SanityPass(Pass):
     def run(self, model: Model, ctx: PassContext) -> PassResult:
         assert ctx.target is not None and ctx.insert is not None
         target, method = ctx.target, ctx.insert.method
-        from xaigraph.methods import get_method
-
         per_class = get_method(method).per_class
         selected = any(CLASSES_OUTPUT in p.name.split(", ") for p in ctx.backend.outputs(model))
         classes = target.detector is None
         view = ctx.original_view()
         step, why = _step(view, target, per_class)
         start = step.start if step is not None else None
-        tapped = randomise.tap(ctx.backend, model, view, start) if start is not None else model
+        try:
+            tapped = randomise.tap(ctx.backend, model, view, start) if start else model
+        except XaiGraphError as exc:  # the view is not of this model's ops: no MPRT
+            step, why, start, tapped = None, str(exc), None, model
         probes, source = _probes(ctx, model)
         maps, scores, taps = _run(tapped, ctx, probes, target, classes, start is not None)
         top = [int(np.argmax(s)) for s in scores] if classes and per_class and not selected \
@@ -87,9 +89,12 @@ class SanityPass(Pass):
         refuse, warn = found.no_information(), found.warnings()
         mprt = None
         if step is not None:
-            after = _randomised_maps(model, ctx, view, step, probes, target, taps)
-            mprt = {"step": step.name, "layers": len(step.layers),
-                    **sanity.similarity(maps, after, top).as_dict()}
+            try:
+                after = _randomised_maps(model, ctx, view, step, probes, target, taps)
+                mprt = {"step": step.name, "layers": len(step.layers),
+                        **sanity.similarity(maps, after, top).as_dict()}
+            except XaiGraphError as exc:  # a weight that is no constant of the model
+                why = str(exc)
         record["mprt"] = mprt if mprt is not None else {"skipped": why}
         if mprt is not None and mprt["spearman"] > sanity.MPRT_STRICT:
             text = (f"barely changes when the {mprt['step']} weights are random (MPRT "
