@@ -24,6 +24,8 @@ the model's order fix the draw, so the same model and seed give the same copy on
 
     steps = cascade(view, target)                     # [classifier, stage 7x7, ...]
     copy = randomised(backend, model, view, steps[:2], seed=0)   # classifier + first stage
+    for step, copy in cascade_models(backend, model, view, target):   # MPRT, step by step
+        ...
 
 `view` must be a view of `model` itself (its native ops are `model`'s), or of the model
 `model` was made from by adding ops (the insertion shares the original weights).
@@ -32,7 +34,7 @@ the model's order fix the draw, so the same model and seed give the same copy on
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +45,8 @@ from xaigraph.errors import XaiGraphError
 from xaigraph.graph_view import GraphView, Value
 from xaigraph.target import Target
 
-__all__ = ["CUT_INPUT", "Step", "cascade", "randomised", "reinitialise", "tap", "weight_array"]
+__all__ = ["CUT_INPUT", "Step", "cascade", "cascade_models", "randomised", "reinitialise", "tap",
+           "weight_array"]
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +209,15 @@ def randomised(backend: Backend, model: Any, view: GraphView, steps: Sequence[St
     if start is None or output is None:
         return copy
     return _ov_cut(copy, twins[-1].output(start.port), output)
+
+
+def cascade_models(backend: Backend, model: Any, view: GraphView, target: Target,
+                   seed: int = 0) -> Iterator[tuple[Step, Any]]:
+    """Each step of the cascade and a copy of `model` re-initialised from the top down to
+    it (cascading MPRT; one copy at a time). A weight gets the same draw in every copy."""
+    steps = cascade(view, target)
+    for k, step in enumerate(steps):
+        yield step, randomised(backend, model, view, steps[:k + 1], seed)
 
 
 def _largest(arrays: dict[str, np.ndarray], consts: Sequence[str], view: GraphView

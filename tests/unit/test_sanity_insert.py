@@ -165,6 +165,25 @@ def test_randomised_replaces_only_the_steps_weights_seeded(backend: str) -> None
                for c, a in before.items())
 
 
+@pytest.mark.parametrize("backend", ["onnx", "ir"])
+def test_cascade_models_randomise_from_the_top_with_shared_draws(backend: str) -> None:
+    model = native(cnn(), backend)
+    b = get_backend(backend)
+    view = b.build_view(model)
+    steps = randomise.cascade(view, find_target(view))
+    original = [randomise.weight_array(b, view, s.weights[0]) for s in steps]
+    seen = []
+    for k, (step, copy) in enumerate(randomise.cascade_models(b, model, view, find_target(view))):
+        assert step == steps[k]
+        v = b.build_view(copy)
+        now = [randomise.weight_array(b, v, s.weights[0])
+               for s in randomise.cascade(v, find_target(v))]
+        for i, (w, o) in enumerate(zip(now, original, strict=True)):
+            assert np.array_equal(w, o) is (i > k), (k, i)  # the top k+1 steps re-drawn
+        seen.append(now)
+    assert all(np.array_equal(seen[k][0], seen[0][0]) for k in range(len(seen)))  # shared
+
+
 def test_reinitialise_keeps_the_scale_and_the_integer_range() -> None:
     rng = np.random.default_rng(0)
     w = rng.normal(0.3, 2.0, (200, 300)).astype(np.float32)
