@@ -278,6 +278,12 @@ def test_strict_refuses_a_map_that_ignores_the_randomised_weights() -> None:
     assert kept.report["sanity"]["mprt"]["spearman"] <= sanity.MPRT_STRICT
 
 
+def test_the_sanity_level_is_no_option_of_the_stamped_pipeline() -> None:
+    made = xaigraph.insert(cnn(), "reciprocam", output_format="onnx").model
+    again = xaigraph.insert(made, "reciprocam", sanity="strict")
+    assert again.report["status"] == "already-augmented"
+
+
 def test_cli_refusal_is_one_line_exit_2_and_nothing_written(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
