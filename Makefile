@@ -102,6 +102,7 @@ bench: bench-compiler bench-runtime
 
 bench-compiler: $(ZOO_BIN)/.installed
 	$(ZOO_BIN)/python tools/bench.py
+	$(ZOO_BIN)/python tools/bench_insert.py
 
 bench-runtime: $(BIN)/.installed-dev browser $(PEER_BIN)/.installed
 	$(BIN)/python tools/bench_startup.py $(BENCH_ARGS)

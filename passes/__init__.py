@@ -10,6 +10,7 @@ from .detect_target import DetectTargetPass
 from .embed_scaling import EmbedScalingPass
 from .feature_vector import FEATURE_OUTPUT, FeatureVectorPass
 from .insert_saliency import SALIENCY_OUTPUT, InsertSaliencyPass
+from .sanity import SanityPass
 from .select_classes import CLASSES_OUTPUT, SelectClassesPass
 from .stamp import StampPass
 from .text import parse_pipeline
@@ -25,6 +26,7 @@ __all__ = [
     "EmbedScalingPass",
     "FeatureVectorPass",
     "InsertSaliencyPass",
+    "SanityPass",
     "SelectClassesPass",
     "StampPass",
     "ValidatePass",
@@ -36,7 +38,7 @@ __all__ = [
 PASSES: dict[str, type[Pass]] = {
     p.name: p
     for p in (DetectTargetPass, ChannelsFirstPass, FeatureVectorPass, SelectClassesPass,
-              InsertSaliencyPass, EmbedScalingPass, StampPass, ValidatePass)
+              InsertSaliencyPass, SanityPass, EmbedScalingPass, StampPass, ValidatePass)
 }
 
 
@@ -63,18 +65,22 @@ def build_pipeline(
     form: str | None = None,
     class_output: str | None = None,
     feature_vector: bool = False,
+    sanity: str = "on",
 ) -> PassManager:
     """detect-target, [feature-vector], [select-classes{targets=T}],
-    insert-saliency{method=M[,form=F]}, [embed-scaling], stamp, [validate]. detect-target
-    adds channels-first after itself when the target map is channels-last (see
-    `xaigraph.pipeline`). feature-vector comes before the saliency passes so that
-    `saliency_map` stays the last output (what a stamp is recognised by)."""
+    insert-saliency{method=M[,form=F]}, [sanity{level=L}], [embed-scaling], stamp,
+    [validate]. detect-target adds channels-first after itself when the target map is
+    channels-last (see `xaigraph.pipeline`). feature-vector comes before the saliency passes
+    so that `saliency_map` stays the last output (what a stamp is recognised by). `sanity`
+    "off" leaves the sanity checks out."""
     passes: list[Pass] = analysis_pipeline(target_layer, num_anchors, class_output).passes
     if feature_vector:
         passes.append(FeatureVectorPass())
     if targets is not None:
         passes.append(SelectClassesPass(targets))
     passes.append(InsertSaliencyPass(method, form))
+    if sanity != "off":
+        passes.append(SanityPass(sanity))  # on the raw maps, before they are scaled
     if scaling:
         passes.append(EmbedScalingPass())
     passes.append(StampPass())  # it stamps the text of the whole run, validation included

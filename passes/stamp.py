@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from xaigraph.jsontext import dumps
 from xaigraph.pipeline import Model, Pass, PassContext, PassResult
 from xaigraph.stamp_format import stamp_fields
 
@@ -9,12 +10,13 @@ __all__ = ["StampPass"]
 
 
 class StampPass(Pass):
-    """Writes `xai.{version,method,target_layer,pipeline,output,scaling,undo}` (OpenVINO
-    `rt_info`, ONNX `metadata_props`) from the context: the method insert-saliency built,
-    the target's name, the text of the whole run's pipeline (`ctx.plan`: itself, follow-up
-    passes and validation included), `ctx.scaling`, and what the insertion removed or
-    rewired of the original (`undo`, against `ctx.original`: what `strip` puts back). The
-    stamp is how a later run recognises an augmented model. Touches nothing else."""
+    """Writes `xai.{version,method,target_layer,pipeline,output,scaling,undo,sanity}`
+    (OpenVINO `rt_info`, ONNX `metadata_props`) from the context: the method insert-saliency
+    built, the target's name, the text of the whole run's pipeline (`ctx.plan`: itself,
+    follow-up passes and validation included), `ctx.scaling`, what the insertion removed or
+    rewired of the original (`undo`, against `ctx.original`: what `strip` puts back), and
+    the sanity checks' figures (`sanity`, JSON, when they ran). The stamp is how a later
+    run recognises an augmented model. Touches nothing else."""
 
     name = "stamp"
 
@@ -26,5 +28,6 @@ class StampPass(Pass):
             pipeline=ctx.pipeline_text(),
             scaling=ctx.scaling,
             undo=ctx.backend.undo_record(ctx.original, model),
+            sanity=dumps(ctx.sanity) if ctx.sanity is not None else None,
         ))
         return PassResult(model, modified=ctx.backend.read_stamp(model) != before)

@@ -5,8 +5,8 @@ fresh process (imports included, as a user waits for them), in interleaved round
 
 - white-box: `xaigraph explain MODEL PHOTO -o OUT --runtime openvino` (ReciproCAM inserted in
   memory) against a plain script that runs `xaigraph.insert(MODEL, "reciprocam")` (read,
-  analyse, insert, validate: what `xaigraph insert` does), compiles the result and runs one
-  inference of the photo;
+  analyse, insert, validate: what `xaigraph insert` does, without the sanity checks, as
+  explain inserts), compiles the result and runs one inference of the photo;
 - RISE: the same command with `--method rise --num-masks N` against a plain script that
   reads and compiles the model once and runs the same masks (`rise.rise` over the in-graph
   masks, `explain.masked`) for the photo's top class.
@@ -36,7 +36,7 @@ import sys
 import numpy as np, openvino as ov
 from PIL import Image
 import xaigraph
-result = xaigraph.insert(sys.argv[1], "reciprocam")
+result = xaigraph.insert(sys.argv[1], "reciprocam", sanity="off")  # as explain inserts
 compiled = ov.Core().compile_model(result.model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
 image = Image.open(sys.argv[2]).convert("RGB").resize((224, 224), Image.Resampling.BILINEAR)
 x = ((np.asarray(image, np.float32) / 255 - 0.5) / 0.25).transpose(2, 0, 1)[None]

@@ -27,7 +27,9 @@ from xaigraph.passes import FEATURE_OUTPUT, analysis_pipeline, build_pipeline, p
 from xaigraph.pipeline import Pass, PassContext, PassManager
 from xaigraph.preprocess import Preprocess
 from xaigraph.samples import read_samples
+from xaigraph.sanity import describe as describe_sanity
 from xaigraph.stamp import UNDO_KEY, Stamp
+from xaigraph.stamp_format import SANITY_KEY
 from xaigraph.stripping import check_stripped, strip_loaded
 from xaigraph.target import Target, classification_output_if_any
 from xaigraph.version import __version__
@@ -154,6 +156,7 @@ def insert(
     record_labels: list[str] | None = None,
     feature_vector: bool = False,
     example_input: Any = None,
+    sanity: str = "on",
 ) -> InsertResult:
     """Return the model with a `saliency_map` output built by `method`.
 
@@ -175,12 +178,13 @@ def insert(
     (`xaigraph.model_info.write`; `report["model_info"]` lists them); labels whose number
     is not the model's class count are a `BadInputError`; `model_type` goes with them
     (`_record`). `feature_vector` adds that output, `[N, C]` (`report["feature_vector"]`).
+    `sanity`: the sanity checks' level, "on", "warn", "strict" or "off" (`SanityPass`).
     """
     get_method(method)  # fail fast on an unknown name
     manager = build_pipeline(method, target_layer=target_layer, scaling=scaling,
                              validate=validate, targets=targets, num_anchors=num_anchors,
                              form=form, class_output=class_output,
-                             feature_vector=feature_vector)
+                             feature_vector=feature_vector, sanity=sanity)
     if isinstance(model, Analysed):
         return _go_on(model, method, manager, samples, progress, record_preprocess,
                       record_labels)
@@ -268,7 +272,7 @@ def _record(native: Any, ctx: PassContext, preprocess: Preprocess | None,
             "labels": len(labels) if labels is not None else None}
 
 
-_NOT_OPTIONS = ("channels-first", "validate")  # a follow-up, and a check of the result
+_NOT_OPTIONS = ("channels-first", "validate", "sanity")  # a follow-up; checks of the result
 
 
 def _refuse_other(stamp: Stamp, manager: PassManager, loaded: model_io.LoadedModel) -> None:
@@ -347,6 +351,7 @@ def _inserted(ctx: PassContext, ports: Sequence[Any]) -> dict[str, Any]:
                                **ctx.feature.as_dict()}} if ctx.feature is not None else {}),
         validation=(ctx.validation.as_dict() if ctx.validation is not None
                     else {"passed": None, "skipped": True}),
+        sanity=ctx.sanity if ctx.sanity is not None else {"skipped": True},
     )
 
 
@@ -458,9 +463,11 @@ def _stamp_info(backend: Backend, model: Any, stamp: Stamp | None) -> dict[str, 
     if stamp is None:
         problem = stamp_mod.problem(backend, model)
         return {"stamp": None, **({"stamp_problem": problem} if problem else {})}
+    text = [stamp.describe(), f"pipeline {stamp.pipeline}"]
+    if stamp.fields.get(SANITY_KEY):
+        text.append("sanity " + describe_sanity(stamp.fields[SANITY_KEY]))
     return {"stamp": _readable(stamp),
-            "stamp_text": [stamp.describe(), f"pipeline {stamp.pipeline}",
-                           "analysed below without it: the original model"]}
+            "stamp_text": [*text, "analysed below without it: the original model"]}
 
 
 def _methods(view: GraphView, target: Target, head: Head) -> dict[str, dict[str, Any]]:

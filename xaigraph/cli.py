@@ -31,6 +31,8 @@ from xaigraph.explain.commands import COMMANDS, for_inspect
 from xaigraph.methods import METHODS
 from xaigraph.preprocess import Preprocess
 from xaigraph.samples import read_samples
+from xaigraph.sanity import LEVELS as SANITY_LEVELS
+from xaigraph.sanity import describe as describe_sanity
 from xaigraph.version import __version__
 
 __all__ = ["cli"]
@@ -80,6 +82,9 @@ def _print_insert(report: dict[str, Any]) -> None:
             worst = max((o["max_abs"] for o in run["outputs"]), default=0.0)
             parts.append(f"{run['label']}: max |diff| {_fmt_float(worst)}")
         echo("validation  passed; " + "; ".join(parts))
+    check = report.get("sanity") or {}
+    echo("sanity      " + ("skipped (--sanity off)" if check.get("skipped")
+                           else describe_sanity(check)))
     recorded = report.get("model_info")
     if recorded:
         pre, labels = recorded["preprocess"], recorded["labels"]
@@ -129,6 +134,13 @@ def cli() -> None:
               help="Also add a feature_vector output [N, C]: the pooled embedding the "
                    "classifier reads (as the OpenVINO Model API and OTX models have it).")
 @click.option("--no-validate", is_flag=True, help="Skip the output comparison.")
+@click.option("--sanity", type=click.Choice(list(SANITY_LEVELS)), default="on",
+              show_default=True,
+              help="Sanity checks of the map on probe inputs (the samples, else generated "
+                   "images): on refuses a map without information (constant, the same for "
+                   "every input or every class); warn only warns; strict also refuses a map "
+                   "that barely changes when the classifier's weights are random; off skips "
+                   "them.")
 @click.option("--sample", "samples", multiple=True, type=click.Path(path_type=Path),
               help="An input to validate with as well (repeatable): a .npy array, or an "
                    "image made into the model's input with its recorded preprocessing "
@@ -146,7 +158,7 @@ def cli() -> None:
 def insert(model: Path, out: Path, method: str, target_layer: str | None,
            num_anchors: int | None, targets: str | None, class_output: str | None,
            example_input: str | None, no_scaling: bool, feature_vector: bool,
-           no_validate: bool, samples: tuple[Path, ...], record: bool,
+           no_validate: bool, sanity: str, samples: tuple[Path, ...], record: bool,
            preprocess_flags: dict[str, Any], force: bool, replace: bool, as_json: bool,
            debug: bool) -> None:
     """Add a `saliency_map` output to MODEL (.xml or .onnx) and write it to OUT.
@@ -162,8 +174,8 @@ def insert(model: Path, out: Path, method: str, target_layer: str | None,
 
     Exit status: 0 written (or MODEL was already augmented with this method and these
     options: nothing written), 1 validation failed, 2 bad input (also: MODEL is augmented
-    otherwise; --replace replaces that explanation). Nothing is written unless every step
-    succeeded.
+    otherwise, see --replace; the map failed --sanity). Nothing is written unless every
+    step succeeded.
     """
     backend = backend_for_path(out)
     loaded = _read_model(model, out, backend, example_input, force)
@@ -186,7 +198,7 @@ def insert(model: Path, out: Path, method: str, target_layer: str | None,
         progress=_progress(not as_json and sys.stderr.isatty()), output_format=backend,
         targets=targets, num_anchors=num_anchors, replace=replace, class_output=class_output,
         record_preprocess=pre if record else None, record_labels=labels,
-        feature_vector=feature_vector)
+        feature_vector=feature_vector, sanity=sanity)
     if read:
         result.report["samples"] = [s.as_dict() for s in read]
     if result.changed:

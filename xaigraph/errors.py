@@ -16,6 +16,7 @@ can branch on it; the message is for people and may change):
 | `unknown-layer` | `UnknownLayerError`: `--target-layer` names no layer (or an unusable one) | 2 |
 | `method-not-applicable` | `MethodError`: the method does not apply to this model | 2 |
 | `validation-failed` | `ValidationError`: an original output changed | 1 |
+| `sanity-failed` | `SanityError`: the map failed a sanity check (`insert --sanity`) | 2 |
 | `internal` | `PassError` and any unexpected exception: a bug, `--debug` shows where | 2 |
 
 The CLI adds `usage` (a command-line usage error, exit 2) and `interrupted` (Ctrl-C, exit
@@ -40,6 +41,7 @@ __all__ = [
     "OutputExistsError",
     "PassError",
     "SampleError",
+    "SanityError",
     "TargetError",
     "UnknownLayerError",
     "ValidationError",
@@ -117,6 +119,14 @@ class ValidationError(XaiGraphError):
     kind = "validation-failed"
 
 
+class SanityError(XaiGraphError):
+    """The saliency map failed a sanity check: it carries no information (the same for
+    every input or every class, or constant), or, with `--sanity strict`, it barely changes
+    when the classifier's weights are random."""
+
+    kind = "sanity-failed"
+
+
 class PassError(XaiGraphError):
     """A pass failed; the message names it and the passes that ran before it."""
 
@@ -131,7 +141,7 @@ class PassError(XaiGraphError):
 KINDS = (
     "bad-input", "bad-sample", "output-exists", "not-found", "permission-denied", "no-space",
     "file-error", "no-target", "unknown-layer", "method-not-applicable", "validation-failed",
-    "usage", "interrupted", "internal",
+    "sanity-failed", "usage", "interrupted", "internal",
 )
 
 # errno -> (class, plain words)

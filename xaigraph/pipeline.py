@@ -121,7 +121,8 @@ class PassContext:
     """What passes share: the original model, the sample inputs, and what earlier passes
     found (`target`, `head`, `probe_inputs` from detect-target; `channels_last`, why the map
     was channels-last, from channels-first; `insert` from insert-saliency; `scaling` from
-    embed-scaling; `validation` from validate; `feature` from feature-vector)."""
+    embed-scaling; `validation` from validate; `feature` from feature-vector; `sanity`, the
+    sanity checks' figures, from sanity)."""
 
     backend: Backend
     original: Model
@@ -134,6 +135,7 @@ class PassContext:
     scaling: str = "none"
     validation: ValidationRecord | None = None
     feature: FeatureRecord | None = None
+    sanity: dict[str, Any] | None = None
     plan: list[Pass] = field(default_factory=list)  # this run's passes, follow-ups included
     timings: dict[str, float] = field(default_factory=dict)
     _view: GraphView | None = None

@@ -24,7 +24,7 @@ from xaigraph.backends import Backend
 from xaigraph.errors import BadInputError, SampleError, file_error
 from xaigraph.preprocess import Preprocess
 
-__all__ = ["WHAT_A_SAMPLE_IS", "Sample", "read_samples"]
+__all__ = ["WHAT_A_SAMPLE_IS", "Sample", "image_input", "read_samples"]
 
 WHAT_A_SAMPLE_IS = ("a sample must be one array saved with numpy.save (.npy) or an image "
                     "(PNG, JPEG, BMP, ...)")
@@ -47,6 +47,13 @@ def read_samples(paths: list[Path] | tuple[Path, ...], backend: Backend | None =
     """Read each sample; photos need the model (its input's shape, type, preprocessing),
     and use `preprocess` instead of the model's when it is given."""
     return [_read(Path(p), backend, model, preprocess) for p in paths]
+
+
+def image_input(name: str, image: Any, backend: Backend, model: Any) -> np.ndarray:
+    """A PIL `image` made into the input of `model` as a photo given as a sample is (the
+    model's recorded preprocessing, else resized and scaled to [0, 1]); `SampleError` when
+    the model does not take an image. `name` names it in messages."""
+    return _from_image(Path(name), image, backend, model, None).array
 
 
 def _read(path: Path, backend: Backend | None, model: Any,

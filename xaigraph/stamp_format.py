@@ -10,17 +10,19 @@ from __future__ import annotations
 
 from xaigraph.version import __version__
 
-__all__ = ["SCALINGS", "STAMP_KEYS", "UNDO_KEY", "stamp_fields"]
+__all__ = ["SANITY_KEY", "SCALINGS", "STAMP_KEYS", "UNDO_KEY", "stamp_fields"]
 
 STAMP_KEYS = ("version", "method", "target_layer", "pipeline", "output", "scaling")
 UNDO_KEY = "undo"
+SANITY_KEY = "sanity"  # the sanity checks' figures, as JSON (optional: not run with off)
 SCALINGS = ("none", "minmax-u8")
 
 
 def stamp_fields(*, method: str, target_layer: str, pipeline: str, scaling: str,
-                 undo: str | None = None) -> dict[str, str]:
+                 undo: str | None = None, sanity: str | None = None) -> dict[str, str]:
     """The stamp of a run: this xaigraph's version, the method, the target layer, the
-    pipeline's text, the output and the scaling, and `undo` (what `strip` puts back)."""
+    pipeline's text, the output and the scaling, `undo` (what `strip` puts back), and
+    `sanity` (the sanity checks' figures, JSON)."""
     fields = {
         "version": __version__,
         "method": method,
@@ -31,4 +33,6 @@ def stamp_fields(*, method: str, target_layer: str, pipeline: str, scaling: str,
     }
     if undo is not None:
         fields[UNDO_KEY] = undo
+    if sanity is not None:
+        fields[SANITY_KEY] = sanity
     return fields

@@ -39,6 +39,7 @@ __all__ = [
     "Tolerance",
     "ValidationRun",
     "check_interface",
+    "check_samples",
     "make_inputs",
     "tolerance_for",
     "validate_outputs",
@@ -150,6 +151,21 @@ def _diff(name: str, ref: np.ndarray, got: np.ndarray, tol: Tolerance) -> Output
     return OutputDiff(name, max_abs, max_rel, max_abs <= tol.atol + tol.rtol * scale)
 
 
+def check_samples(backend: Backend, model: Any, samples: Sequence[np.ndarray]) -> None:
+    """`SampleError` when a sample is not an input of `model` (one input, its shape)."""
+    ports = backend.inputs(model)
+    for i, sample in enumerate(samples):
+        if len(ports) != 1:
+            raise SampleError("sample inputs are only supported for single-input models")
+        dims = ports[0].dims
+        fits = dims is None or (len(dims) == sample.ndim and all(
+            d is None or d == s for d, s in zip(dims, sample.shape, strict=True)))
+        if not fits:
+            raise SampleError(
+                f"sample {i + 1} has shape {list(sample.shape)}, the model takes {ports[0].shape}"
+            )
+
+
 def validate_outputs(
     backend: Backend,
     original: Any,
@@ -176,16 +192,8 @@ def validate_outputs(
                 s[0] = batch
         label = f"random batch {shapes[0][0] if shapes and shapes[0] else 1}"
         feeds.append((label, make_inputs(dtypes, shapes, seed)))
+    check_samples(backend, original, samples)
     for i, sample in enumerate(samples):
-        if len(ports) != 1:
-            raise SampleError("sample inputs are only supported for single-input models")
-        dims = ports[0].dims
-        fits = dims is None or (len(dims) == sample.ndim and all(
-            d is None or d == s for d, s in zip(dims, sample.shape, strict=True)))
-        if not fits:
-            raise SampleError(
-                f"sample {i + 1} has shape {list(sample.shape)}, the model takes {ports[0].shape}"
-            )
         feeds.append((f"sample {i + 1}", [sample.astype(dtypes[0])]))
 
     runs = []

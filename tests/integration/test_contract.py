@@ -15,6 +15,7 @@ import pytest
 import xaigraph
 from tests.conftest import image, run
 from tests.integration import tiny_models
+from xaigraph.errors import SanityError
 from xaigraph.model_io import load_model
 
 ROUTES = ["ov_static", "ov_dynbatch", "ov_dynamic", "onnx13"]
@@ -100,15 +101,21 @@ def test_scaling_matches_numpy(tiny_file: Callable[..., Path], method: str) -> N
     assert np.all(flat.min(axis=1) == 0) and np.all(flat.max(axis=1) == 255)
 
 
-def test_constant_map_scales_to_zero() -> None:
-    """A map with no variation scales to zeros, not NaN or garbage."""
+def _zero_classifier() -> ov.Model:
     param = ov.opset13.parameter([1, 2, 4, 4], ov.Type.f32, name="x")
     features = ov.opset13.relu(param)
     flat = ov.opset13.reduce_mean(features, np.array([2, 3]), keep_dims=False)
     weights = ov.opset13.constant(np.zeros((2, 3), dtype=np.float32))
     scores = ov.opset13.matmul(flat, weights, False, False)
-    model = ov.Model([scores], [param])
-    result = xaigraph.insert(model, "reciprocam", validate=False)
+    return ov.Model([scores], [param])
+
+
+def test_constant_map_scales_to_zero() -> None:
+    """A map with no variation scales to zeros, not NaN or garbage (written with the sanity
+    checks off: by default such a map is refused, having no information)."""
+    with pytest.raises(SanityError, match="is constant on every probe"):
+        xaigraph.insert(_zero_classifier(), "reciprocam", validate=False)
+    result = xaigraph.insert(_zero_classifier(), "reciprocam", validate=False, sanity="off")
     maps = run(result.model, np.ones((1, 2, 4, 4), dtype=np.float32))[-1]
     assert maps.shape == (1, 3, 4, 4)
     assert np.all(maps == 0)

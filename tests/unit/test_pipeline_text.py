@@ -37,6 +37,9 @@ OPTIONS: list[dict[str, Any]] = [
     {"validate": False},
     {"feature_vector": True},
     {"feature_vector": True, "targets": "topk:2"},
+    {"sanity": "warn"},
+    {"sanity": "strict"},
+    {"sanity": "off"},
     {"target_layer": "x", "num_anchors": 9, "targets": "7", "scaling": False,
      "validate": False},
 ]
@@ -71,7 +74,10 @@ def test_every_pass_and_option_is_covered() -> None:
 
 def test_ordinary_text_is_unchanged_and_defaults_are_not_printed() -> None:
     assert build_pipeline("reciprocam").text() == \
+        "detect-target,insert-saliency{method=reciprocam},sanity,embed-scaling,stamp,validate"
+    assert build_pipeline("reciprocam", sanity="off").text() == \
         "detect-target,insert-saliency{method=reciprocam},embed-scaling,stamp,validate"
+    assert "sanity{level=strict}" in build_pipeline("reciprocam", sanity="strict").text()
     assert build_pipeline("reciprocam", targets="4,0,2").text().startswith(
         "detect-target,select-classes{targets=4 0 2},insert-saliency{method=reciprocam}")
     forced = build_pipeline("reciprocam", form="fast")
@@ -182,7 +188,8 @@ def test_the_stamp_holds_the_text_that_ran() -> None:
     stamp = backend.read_stamp(out)
     assert stamp is not None
     assert stamp["pipeline"] == ctx.pipeline_text() == \
-        "detect-target,channels-first,insert-saliency{method=activationmap},embed-scaling,stamp"
+        ("detect-target,channels-first,insert-saliency{method=activationmap},sanity,"
+         "embed-scaling,stamp")
     assert parse(stamp["pipeline"]) == PassManager(
         [manager.passes[0], ChannelsFirstPass(), *manager.passes[1:]])
     assert stamp["method"] == "activationmap" and stamp["scaling"] == "minmax-u8"

@@ -3,10 +3,13 @@ the original part (a stripped clone), not xaigraph's own ops."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 import xaigraph
 from tests.unit.stamp_graphs import make
+from xaigraph.sanity import describe
 
 
 @pytest.mark.parametrize("backend", ["ir", "onnx"])
@@ -23,10 +26,12 @@ def test_inspect_analyses_the_original_part(backend: str, graph: str, method: st
         assert "xai/" not in repr([info["class_scores"], info["target"], info["head"],
                                    info["candidates"]])
     assert info["stamp"]["method"] == method and "undo" not in info["stamp"]
-    first, pipeline, note = info["stamp_text"]
+    first, pipeline, sanity, note = info["stamp_text"]
     assert first.startswith(f"augmented by xaigraph {xaigraph.__version__}: method {method}, "
                             "target ")
     assert pipeline == f"pipeline {info['stamp']['pipeline']}"
+    assert sanity == "sanity " + describe(info["stamp"]["sanity"])  # the stamped figures
+    assert json.loads(info["stamp"]["sanity"])["level"] == "on"
     assert "without it" in note
 
 

@@ -746,9 +746,11 @@ def _augment(loaded: Any, method: str, wanted: Target | Boxes, fmt: str,
     in_graph = (wanted.in_graph() is not None and methods.get(method).per_class
                 and analysis.kind != "detector")
     # no in-graph u8 scaling: the float maps keep their raw range (the record's `range`,
-    # the `image` / `run` colour scales); the host min-max scales them (`unit_maps`)
+    # the `image` / `run` colour scales); the host min-max scales them (`unit_maps`). Sanity
+    # off: the insert-time checks cost a second per start and would refuse maps that
+    # explain is asked to show; eval's sanity metrics judge the maps instead
     kwargs = dict(scaling=False, output_format=fmt, class_output=class_output,
-                  target_layer=target_layer)
+                  target_layer=target_layer, sanity="off")
     analysed = analysis.analysed
     if in_graph:
         try:

@@ -16,7 +16,7 @@ from xaigraph.backends.base import Port, undo_insertion
 from xaigraph.backends.onnx.builder import ONNXBuilder, undo_record
 from xaigraph.backends.onnx.view import DTYPES, build_view, real_inputs
 from xaigraph.graph_view import GraphView
-from xaigraph.stamp_format import STAMP_KEYS, UNDO_KEY
+from xaigraph.stamp_format import SANITY_KEY, STAMP_KEYS, UNDO_KEY
 
 __all__ = ["ONNXBackend"]
 
@@ -81,7 +81,8 @@ class ONNXBackend:
 
     def read_stamp(self, model: onnx.ModelProto) -> dict[str, str] | None:
         props = {p.key: p.value for p in model.metadata_props}
-        fields = {k: props[_PREFIX + k] for k in (*STAMP_KEYS, UNDO_KEY) if _PREFIX + k in props}
+        fields = {k: props[_PREFIX + k] for k in (*STAMP_KEYS, UNDO_KEY, SANITY_KEY)
+                  if _PREFIX + k in props}
         return fields or None
 
     def write_stamp(self, model: onnx.ModelProto, fields: dict[str, str]) -> None:

@@ -15,7 +15,7 @@ from xaigraph.backends.base import Port, undo_insertion
 from xaigraph.backends.openvino.builder import OVBuilder, undo_record
 from xaigraph.backends.openvino.view import build_view
 from xaigraph.graph_view import GraphView
-from xaigraph.stamp_format import STAMP_KEYS, UNDO_KEY
+from xaigraph.stamp_format import SANITY_KEY, STAMP_KEYS, UNDO_KEY
 
 __all__ = ["OVBackend"]
 
@@ -75,7 +75,7 @@ class OVBackend:
     def read_stamp(self, model: ov.Model) -> dict[str, str] | None:
         """The `xai` fields: from `rt_info` `xai`, or, for an ONNX model read by OpenVINO,
         from its `metadata_props` (kept in `rt_info` `framework` as `xai.<key>`)."""
-        keys = (*STAMP_KEYS, UNDO_KEY)
+        keys = (*STAMP_KEYS, UNDO_KEY, SANITY_KEY)
         if model.has_rt_info(["xai"]):
             return {k: model.get_rt_info(["xai", k]).astype(str)
                     for k in keys if model.has_rt_info(["xai", k])} or None
