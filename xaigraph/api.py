@@ -138,12 +138,8 @@ def _shape_text(shape: Sequence[int | None]) -> str:
 
 
 def insert(
-    model: ModelLike | Analysed,
-    method: str = "reciprocam",
-    *,
-    target_layer: str | None = None,
-    scaling: bool = True,
-    validate: bool = True,
+    model: ModelLike | Analysed, method: str = "reciprocam", *,
+    target_layer: str | None = None, scaling: bool = True, validate: bool = True,
     samples: Sequence[np.ndarray] = (),
     progress: Callable[[str], None] | None = None,
     output_format: str | None = None,
@@ -171,14 +167,14 @@ def insert(
     "already-augmented"` when it was made with this method and these options; otherwise
     `BadInputError`, unless `replace`, which takes the old explanation out (as `strip` does) and
     inserts this one (`report["replaced"]` holds the old stamp). `form` builds a method with
-    several forms in that one ("mosaic" for reciprocam, to compare).
-    `targets` chooses classes: "topk:K", or indices and names ("3,17", "tiger cat,tabby");
-    `class_output` names the output holding the class scores (detected by default).
-    `record_preprocess` and `record_labels` are written into the output model's metadata
-    (`xaigraph.model_info.write`; `report["model_info"]` lists them); labels whose number
-    is not the model's class count are a `BadInputError`; `model_type` goes with them
-    (`_record`). `feature_vector` adds that output, `[N, C]` (`report["feature_vector"]`).
-    `sanity`: the sanity checks' level, "on", "warn", "strict" or "off" (`SanityPass`).
+    several forms in that one ("mosaic" for reciprocam). `targets` chooses classes: "topk:K", or
+    indices and names ("3,17", "tiger cat,tabby"); `class_output` names the output holding the
+    class scores (detected by default). `record_preprocess` and `record_labels` are written into
+    the output model's metadata (`xaigraph.model_info.write`; `report["model_info"]` lists
+    them); labels whose number is not the model's class count are a `BadInputError`;
+    `model_type` goes with them (`_record`). `feature_vector` adds that output, `[N, C]`
+    (`report["feature_vector"]`). `sanity`: the sanity checks' level, "on", "warn", "strict" or
+    "off" (`SanityPass`).
     """
     get_method(method)  # fail fast on an unknown name
     manager = build_pipeline(method, target_layer=target_layer, scaling=scaling,
