@@ -9,7 +9,18 @@ from pathlib import Path
 
 from tests import tiny_onnx
 
-BLOCK_TORCH = "import sys; sys.modules['torch'] = None\nfrom xaigraph.__main__ import main\nmain()"
+# torch made unimportable, as in an environment without it (a `sys.modules` entry of None
+# would also break scipy, which looks torch up there)
+BLOCK_TORCH = """
+import importlib.abc, sys
+class NoTorch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("No module named 'torch'")
+sys.meta_path.insert(0, NoTorch())
+from xaigraph.__main__ import main
+main()
+"""
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
