@@ -61,6 +61,8 @@ FAITHFULNESS = ("insertion_auc", "deletion_auc")
 ADCC = ("average_drop", "coherency", "complexity", "adcc")
 MODEL_BASED = FAITHFULNESS + ADCC
 ALL = LOCALISATION + MODEL_BASED
+SANITY = "sanity"  # the sanity checks of the maps (`trust`): a block of its own, not a row
+EVERY = (*ALL, SANITY)  # what `--metrics all` asks for
 CLASS_RULE = GroundTruth.RULE
 DETECTOR_REFUSED = ("{model} is a detector: eval measures classifiers only; detector "
                     "evaluation is not yet built (xaigraph explain and xaigraph report show "
@@ -74,7 +76,7 @@ class EvalOptions:
     """What `evaluate` computes; see `xaigraph eval --help`."""
 
     methods: tuple[str, ...] = ()
-    metrics: tuple[str, ...] = ALL
+    metrics: tuple[str, ...] = EVERY
     steps: int = M.STEPS
     tolerance: float = M.TOLERANCE
     from_explain: tuple[Path, ...] = ()
@@ -89,22 +91,23 @@ class EvalOptions:
 
 def parse_metrics(text: str) -> tuple[str, ...]:
     """`all`, or metric names separated by commas (`pointing_game,insertion_auc`); `adcc`
-    alone brings its three parts, `insertion_deletion` both AUCs."""
+    alone brings its three parts, `insertion_deletion` both AUCs; `sanity` the sanity
+    checks (`trust`)."""
     names: list[str] = []
     for part in (p.strip() for p in text.split(",")):
         if not part:
             continue
-        group = {"all": ALL, "adcc": ADCC, "insertion_deletion": FAITHFULNESS,
+        group = {"all": EVERY, "adcc": ADCC, "insertion_deletion": FAITHFULNESS,
                  "localisation": LOCALISATION}.get(part, (part,))
         for name in group:
-            if name not in M.METRICS:
+            if name not in M.METRICS and name != SANITY:
                 raise BadInputError(f"--metrics: unknown metric '{part}'; use all or some of "
-                                    f"{', '.join(ALL)}")
+                                    f"{', '.join(EVERY)}")
             if name not in names:
                 names.append(name)
     if not names:
         raise BadInputError("--metrics: name at least one metric (or all)")
-    return tuple(n for n in ALL if n in names)
+    return tuple(n for n in EVERY if n in names)
 
 
 # -- the model as a function --------------------------------------------------------------------
@@ -538,6 +541,15 @@ def table(doc: dict[str, Any]) -> str:
         out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
                 for r in rows]
         out.append("")
+    if "sanity" in doc:
+        from xaigraph.explain import trust
+
+        title, rows = trust.table_rows(doc["sanity"])
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        out.append(title)
+        out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+                for r in rows]
+        out.append("")
     return "\n".join(out)
 
 
@@ -556,6 +568,10 @@ def markdown(doc: dict[str, Any]) -> str:
         from xaigraph.explain.reference import markdown_lines
 
         out += markdown_lines(doc["reference"])
+    if "sanity" in doc:
+        from xaigraph.explain import trust
+
+        out += trust.markdown_lines(doc["sanity"])
     out += ["## Metrics", ""]
     for name, m in doc["metrics"].items():
         params = ", ".join(f"{k}={v}" for k, v in m["params"].items()) or "none"
@@ -593,9 +609,12 @@ def evaluate(model: str | os.PathLike[str], inputs: Sequence[str],
     with rundir.locked(out):
         rows, places = _measure(sources, folders, dataset.items, out, options, progress)
         compared = _compare(refs, dataset.items, sources, options, progress)
+        checked = _sanity(Path(model), sources, dataset.items, options)
     doc = _document(str(model), list(inputs), sources, rows, places, options)
     if compared is not None:
         doc["reference"] = compared
+    if checked is not None:
+        doc["sanity"] = checked
     doc["seconds"] = round(time.perf_counter() - start, 3)
     _write(out, doc)
     return doc
@@ -625,6 +644,16 @@ def _compare(refs: list[Any] | None, items: list[Any], sources: list[_Source],
 
     return reference.measure(refs, items, sources[0].spec.label, options.resamples,
                              Path(options.reference), progress)
+
+
+def _sanity(model: Path, sources: list[_Source], items: list[Any], options: EvalOptions
+            ) -> dict[str, Any] | None:
+    """metrics.json's `sanity` block (`trust.measure`); None unless `sanity` is asked."""
+    if SANITY not in options.metrics:
+        return None
+    from xaigraph.explain import trust
+
+    return trust.measure(model, sources, items, options.batch_size, options.resamples)
 
 
 def _check_own_files(out: Path, force: bool) -> None:
@@ -714,7 +743,7 @@ def _document(model: str, inputs: list[str], sources: list[_Source],
               ) -> dict[str, Any]:
     """The metrics.json object (its `seconds` added by the caller)."""
     methods = [s.method for s in sources]
-    names = list(options.metrics)
+    names = [n for n in options.metrics if n != SANITY]
     summary, per_class = _summaries(rows, methods, names, options.resamples)
     params = {"tolerance_px": options.tolerance, "steps": options.steps}
     return {
@@ -747,6 +776,6 @@ def _json(doc: dict[str, Any]) -> str:
     from xaigraph import jsontext
 
     order = ["methods", "model", "data", "class_rule", "explain_dirs", "metrics",
-             "bootstrap", "summary", "per_class", "reference", "images_evaluated", "seconds",
-             "images"]
+             "bootstrap", "summary", "per_class", "reference", "sanity", "images_evaluated",
+             "seconds", "images"]
     return jsontext.dumps({k: doc[k] for k in order if k in doc}, indent=1) + "\n"
