@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 THRESHOLD = 0.6  # a figure above it fails (xaigraph.sanity.MPRT_STRICT, insert's strict level)
 SEED = 0  # the re-initialisation's draws (randomise)
 
-FIGURES = {
+FIGURES: dict[str, dict[str, Any]] = {
     "mprt_spearman": {
         "what": "Spearman rank correlation of the absolute maps of the predicted class, "
                 "original against the model re-initialised from the top down to each step",
