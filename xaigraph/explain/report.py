@@ -812,9 +812,19 @@ def _data(source: Source, images: list[dict[str, Any]], top_k: int | None,
         "top_k": top_k, "labels": labels, "metric_names": names,
         "metrics": {k: metrics.get(k, {}) for k in ("metrics", "summary", "per_class")}
         if source.metrics else None,
+        "trust": _trust(metrics),
         "images": images,
         "scale": scale_data(source.methods, [colormap_of(m.card) for m in source.methods]),
     }
+
+
+def _trust(metrics: dict[str, Any]) -> dict[str, Any] | None:
+    """metrics.json's sanity block without its per-image rows (report_trust.js draws it);
+    None when eval did not run the sanity checks or the block is not an object."""
+    block = metrics.get("sanity")
+    if not isinstance(block, dict) or not isinstance(block.get("summary"), dict):
+        return None
+    return {k: block.get(k) for k in ("summary", "threshold", "metrics")}
 
 
 def _progress(total: int, enabled: bool) -> Callable[[], None]:
