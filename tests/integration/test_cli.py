@@ -146,8 +146,12 @@ def test_validation_failure_exits_1_and_writes_nothing(
     assert code == 1
     lines = stderr.strip().splitlines()
     assert len(lines) == 1
-    assert "validate" in lines[0] and "validation failed" in lines[0]
-    assert "corrupt-output" in lines[0]  # the passes that ran before are named
+    assert lines[0].startswith("xaigraph: error: validation failed: ")  # the sentence only
+    assert list(out_dir.iterdir()) == []
+    code, stdout, _ = invoke("insert", str(ir), "-o", str(out_dir / "m.xml"), "--json")
+    assert code == 1
+    where = json.loads(stdout)["error"]["pass"]  # the pass, and the passes that ran before
+    assert where.startswith("validate (after ") and "corrupt-output" in where
     assert list(out_dir.iterdir()) == []
 
 

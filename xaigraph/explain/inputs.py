@@ -547,7 +547,7 @@ def _yaml_names(path: Path) -> list[str]:
                 if k.strip().isdigit():
                     found[int(k)] = v.strip().strip("'\"")
         if found and sorted(found) != list(range(len(found))):
-            missing = min(set(range(max(found) + 1)) - set(found))
+            missing = next(i for i in range(len(found) + 1) if i not in found)
             raise BadInputError(f"{path}: names: has no class {missing} (YOLO class ids run "
                                 f"0..N-1; a gap would give the later classes wrong names)")
         if found or listed:
