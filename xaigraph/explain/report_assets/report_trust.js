@@ -9,7 +9,8 @@
   const box = document.getElementById("trust-body");
   if (!box) return;
   if (!T || !T.summary) { box.hidden = true; return; }
-  const SVG = "http://www.w3.org/2000/svg";
+  // SVG's namespace, from an <svg> the HTML parser made (index.html): the page names no URL
+  const SVG = document.getElementById("svg-ns").namespaceURI;
   const finite = (v) => typeof v === "number" && Number.isFinite(v);
   const f2 = (v) => (finite(v) ? v.toFixed(2) : "–");
   function el(tag, attrs, ...kids) {
