@@ -525,26 +525,15 @@ def _grid(doc: dict[str, Any]) -> list[tuple[str, list[list[str]]]]:
 
 def table(doc: dict[str, Any]) -> str:
     """The terminal tables (plain text, columns aligned)."""
-    out = []
-    for title, rows in _grid(doc):
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        out.append(title)
-        for r in rows:
-            out.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
-        out.append("")
+    from xaigraph.explain import reference, trust
+
+    tables = list(_grid(doc))
     if "reference" in doc:
-        from xaigraph.explain.reference import table_rows
-
-        title, rows = table_rows(doc["reference"])
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        out.append(title)
-        out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-                for r in rows]
-        out.append("")
+        tables.append(reference.table_rows(doc["reference"]))
     if "sanity" in doc:
-        from xaigraph.explain import trust
-
-        title, rows = trust.table_rows(doc["sanity"])
+        tables.append(trust.table_rows(doc["sanity"]))
+    out = []
+    for title, rows in tables:
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         out.append(title)
         out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
