@@ -22,6 +22,11 @@ eval against explain (each a child process, `python -m xaigraph`, this checkout'
 - peak RSS (VmHWM, read by the child at exit, as in tools/bench_explain.py): `xaigraph eval`
   of four methods (all metrics) over the images, against the largest peak of `xaigraph
   explain --raw` of each of the four methods over the same images.
+
+eval's sanity checks (`--metrics sanity`, `xaigraph.explain.trust`): the cascading MPRT of
+each in-graph method over the images, its seconds against those of the method's own maps
+(the augmented model compiled and run over the same images), beside the bound
+(cascade steps + 1) x the maps' cost; OpenVINO, in this process.
 """
 
 from __future__ import annotations
@@ -188,6 +193,27 @@ def eval_against_explain(args: argparse.Namespace) -> None:
                   f"MiB (target <= +{TARGET_RSS_MIB})")
 
 
+def sanity_cost(args: argparse.Namespace) -> None:
+    """The cascading MPRT's seconds against the method's maps', per in-graph method."""
+    from xaigraph.explain import evaluate, trust
+    from xaigraph.explain.inputs import collect
+
+    print(f"eval --metrics sanity, OpenVINO CPU, {args.sanity_images} images; load average "
+          f"before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    with tempfile.TemporaryDirectory() as name:
+        data = labelled_photos(args.sanity_images, Path(name) / "photos")
+        options = evaluate.EvalOptions(methods=tuple(args.sanity_methods.split(",")),
+                                       metrics=("sanity",), runtime="openvino")
+        sources = evaluate._sources(bundled(), Path(name) / "eval", options)
+        block = trust.measure(bundled(), sources, collect([data]).items, 8, 200)
+    for method, s in block["summary"].items():
+        steps = len(s["cascade"])
+        maps, total = s["seconds"]["maps"], s["seconds"]["total"]
+        print(f"  {method}: maps {maps:.2f} s, maps + {steps} cascade steps {total:.2f} s: "
+              f"{total / maps:.1f}x (bound {steps + 1}x: "
+              f"{'met' if total / maps <= steps + 1 else 'MISSED'})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
@@ -207,7 +233,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: 2 rounds, small eval runs (make bench "
                              "BENCH_ARGS=--quick)")
-    parser.add_argument("--only", choices=["insertion", "eval"],
+    parser.add_argument("--sanity-images", type=int, default=63,
+                        help="images of the sanity-checks row (default 63)")
+    parser.add_argument("--sanity-methods", default="reciprocam,activationmap",
+                        help="in-graph methods of the sanity-checks row")
+    parser.add_argument("--only", choices=["insertion", "eval", "sanity"],
                         help="run one part only")
     args = parser.parse_args()
     if args.quick:
@@ -217,10 +247,13 @@ def main() -> None:
         args.masks = min(args.masks, 200)
         args.rss_images = min(args.rss_images, 9)
         args.rss_masks = min(args.rss_masks, 100)
-    if args.only != "eval":
+        args.sanity_images = min(args.sanity_images, 8)
+    if args.only in (None, "insertion"):
         insertion_deletion(args)
-    if args.only != "insertion":
+    if args.only in (None, "eval"):
         eval_against_explain(args)
+    if args.only in (None, "sanity"):
+        sanity_cost(args)
 
 
 if __name__ == "__main__":
