@@ -45,7 +45,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.stats import rankdata
 
 __all__ = [
     "BORDER_WARN",
@@ -97,6 +96,8 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     ca, cb = is_constant(a), is_constant(b)
     if ca or cb:
         return 1.0 if ca and cb else 0.0
+    from scipy.stats import rankdata  # here: importing scipy.stats costs every start 0.6 s
+
     ra = rankdata(np.ravel(a))
     rb = rankdata(np.ravel(b))
     ra -= ra.mean()
