@@ -392,7 +392,8 @@ def _rows(source: _Source, items: dict[str, Any], model: _Model, options: EvalOp
             tick()
             continue
         targets = [int(t["class"]) for t in measured]
-        unit = np.stack([unit_maps(_load_raw(source.folder, t)) for t in measured])
+        unit = np.stack([unit_maps(
+            rundir.read_raw_map(source.folder, t).astype(np.float32)) for t in measured])
         rows = [{"key": item.key, "method": source.method, "class": c,
                  "label": spec.label(c)} for c in targets]
         if wanted & set(LOCALISATION):
@@ -447,17 +448,6 @@ def _model_based(rows: list[dict[str, Any]], unit: np.ndarray, x: np.ndarray,
             for name in ADCC:
                 if name in wanted:
                     row[name] = _none(scores[name][t])
-
-
-def _load_raw(folder: Path, target: dict[str, Any]) -> np.ndarray:
-    rel = target.get("raw")
-    if not isinstance(rel, str):
-        raise BadInputError(f"{folder}: a target without its raw map; run xaigraph explain "
-                            "with --raw")
-    try:
-        return np.asarray(np.load(folder / rel), dtype=np.float32)
-    except (OSError, ValueError) as exc:
-        raise BadInputError(f"{folder / rel}: cannot read the raw map ({exc})") from exc
 
 
 def _seen(placement: Any) -> tuple[float, float]:

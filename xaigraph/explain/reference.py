@@ -45,7 +45,7 @@ import numpy as np
 from xaigraph.errors import BadInputError, XaiGraphError
 from xaigraph.explain import stats
 from xaigraph.explain.io import rundir
-from xaigraph.explain.targets import Outputs
+from xaigraph.explain.targets import Outputs, given_or_best
 
 __all__ = ["FIGURES", "FOLDER", "TOP_FRACTION", "Given", "Layout", "RefSource", "layout",
            "markdown_lines", "measure", "prepare_sources", "rank_correlation", "table_rows",
@@ -132,10 +132,7 @@ class Given:
         return list(self.classes_of.get(str(getattr(item, "key", "")), ()))
 
     def classes(self, out: Outputs) -> list[int]:
-        given = out.given if out.given is not None else self.of_item(out.item)
-        pool = set(out.pool)
-        found = [int(c) for c in given if int(c) in pool]
-        return found or [int(np.argmax(out.scores))]
+        return given_or_best(out, self.of_item)
 
     def text(self) -> str:
         return "eval --reference: " + self.RULE
@@ -292,17 +289,6 @@ def _ok_records(folder: Path) -> dict[str, dict[str, Any]]:
             and r["targets"]}
 
 
-def _raw(folder: Path, target: dict[str, Any]) -> np.ndarray:
-    rel = target.get("raw")
-    if not isinstance(rel, str):
-        raise BadInputError(f"{folder}: a target without its raw map; run xaigraph explain "
-                            "with --raw")
-    try:
-        return np.asarray(np.load(folder / rel), dtype=np.float64)
-    except (OSError, ValueError) as exc:
-        raise BadInputError(f"{folder / rel}: cannot read the raw map ({exc})") from exc
-
-
 def _top1(record: dict[str, Any]) -> int | None:
     predictions = record.get("predictions") or []
     return int(predictions[0]["class"]) if predictions else None
@@ -353,7 +339,8 @@ def _rows(ref: RefSource, mine: dict[str, dict[str, Any]], label: Any
             if match is None:
                 log.warning("reference %s: no map of class %d for %s", ref.method, c, key)
             else:
-                a, b = _raw(Path(ref.model_folder), t), _raw(ref.folder.path, match)
+                a, b = rundir.read_raw_map(Path(ref.model_folder), t), rundir.read_raw_map(
+                    ref.folder.path, match)
                 if a.shape == b.shape:
                     row["rank_correlation"] = round(rank_correlation(a, b), 6)
                     row["top10_iou"] = round(top_iou(a, b), 6)

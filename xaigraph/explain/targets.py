@@ -27,7 +27,7 @@ target can ask for (None: every class's map is needed).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
@@ -39,7 +39,7 @@ from xaigraph.explain.drise import select_targets
 from xaigraph.labels import class_index, normal
 
 __all__ = ["All", "AndTruth", "Boxes", "Classes", "GroundTruth", "Outputs", "Predicted",
-           "Target", "TopK", "item_classes", "parse"]
+           "Target", "TopK", "given_or_best", "item_classes", "parse"]
 
 
 @dataclass(frozen=True)
@@ -173,16 +173,23 @@ class GroundTruth:
         return found
 
     def classes(self, out: Outputs) -> list[int]:
-        given = out.given if out.given is not None else self.of_item(out.item)
-        pool = set(out.pool)
-        found = [int(c) for c in given if int(c) in pool]
-        return found or [int(np.argmax(out.scores))]
+        return given_or_best(out, self.of_item)
 
     def text(self) -> str:
         return "eval: " + self.RULE
 
     def in_graph(self) -> str | None:
         return None
+
+
+def given_or_best(out: Outputs, of_item: Callable[[Any], Sequence[int]]) -> list[int]:
+    """The classes the batch dict's `classes` row brings (else `of_item(out.item)`) that are
+    in the image's pool, in order; none of them: the best class. The rule of targets whose
+    classes come from outside the model (`GroundTruth`, eval's `--reference` run)."""
+    given = out.given if out.given is not None else of_item(out.item)
+    pool = set(out.pool)
+    found = [int(c) for c in given if int(c) in pool]
+    return found or [int(np.argmax(out.scores))]
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,7 @@ __all__ = [
     "locked",
     "probe_lock",
     "read_lines",
+    "read_raw_map",
     "read_run",
     "write_file",
 ]
@@ -232,6 +233,23 @@ def read_run(out_dir: Path) -> dict[str, Any] | None:
 
 def _is_card(card: Any) -> bool:
     return isinstance(card, dict) and all(k in card for k in _CARD_KEYS)
+
+
+def read_raw_map(folder: Path, target: dict[str, Any]) -> Any:
+    """The raw map (`.npy`, written by `--raw`) a results.jsonl target names, as float64;
+    `BadInputError` (one line) for a target without one or a file that cannot be read."""
+    import numpy as np
+
+    from xaigraph.errors import BadInputError
+
+    rel = target.get("raw")
+    if not isinstance(rel, str):
+        raise BadInputError(f"{folder}: a target without its raw map; run xaigraph explain "
+                            "with --raw")
+    try:
+        return np.asarray(np.load(folder / rel), dtype=np.float64)
+    except (OSError, ValueError) as exc:
+        raise BadInputError(f"{folder / rel}: cannot read the raw map ({exc})") from exc
 
 
 def read_lines(path: Path) -> Iterator[dict[str, Any]]:
