@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -27,7 +28,7 @@ from onnx import numpy_helper
 
 from tests import tiny_onnx
 
-__all__ = ["build", "calibration_inputs"]
+__all__ = ["build", "calibration_inputs", "u8_weights"]
 
 
 def calibration_inputs(model: Path, images: Path) -> list[np.ndarray]:
@@ -73,22 +74,27 @@ def _qdq(source: Path, target: Path, images: Path) -> None:
                     activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
 
 
-def _weight_compressed(source: Path, target: Path) -> None:
-    """Each Convolution's and MatMul's f32 weight replaced by u8 codes, per output channel:
-    `(convert(q) - convert(zero_point)) * scale`."""
-    import openvino as ov
+def u8_weights(model: Any, kinds: tuple[str, ...] = ("Convolution", "MatMul"),
+               with_zero: bool = False) -> Any:
+    """`model` (an `ov.Model`, in place) with each `kinds` op's constant weight (an f16
+    constant behind a Convert too) as u8 codes per output channel, NNCF's asymmetric 8-bit
+    weight compression: `(convert(q) - convert(zero_point)) * scale`. `with_zero`: each
+    channel's range stretched to hold 0."""
     import openvino.opset13 as ops
 
-    model = ov.convert_model(str(source))
     for op in model.get_ordered_ops():
-        if op.get_type_name() not in ("Convolution", "MatMul"):
+        if op.get_type_name() not in kinds:
             continue
-        weight = op.input_value(1).get_node()
-        if weight.get_type_name() != "Constant":
+        node = op.input_value(1).get_node()
+        if node.get_type_name() == "Convert":
+            node = node.input_value(0).get_node()
+        if node.get_type_name() != "Constant":
             continue
-        w = weight.get_data().astype(np.float32)
+        w = node.get_data().astype(np.float32)
         axes = tuple(range(1, w.ndim))
         low, high = w.min(axis=axes, keepdims=True), w.max(axis=axes, keepdims=True)
+        if with_zero:
+            low, high = np.minimum(low, 0.0), np.maximum(high, 0.0)
         scale = np.maximum(high - low, 1e-8) / 255.0
         zero = np.clip(np.round(-low / scale), 0, 255)
         q = np.clip(np.round(w / scale) + zero, 0, 255).astype(np.uint8)
@@ -98,7 +104,15 @@ def _weight_compressed(source: Path, target: Path) -> None:
             ops.constant(scale.astype(np.float32)))
         op.input(1).replace_source_output(decompressed.output(0))
     model.validate_nodes_and_infer_types()
-    ov.save_model(model, str(target), compress_to_fp16=False)
+    return model
+
+
+def _weight_compressed(source: Path, target: Path) -> None:
+    """Each Convolution's and MatMul's f32 weight replaced by u8 codes (`u8_weights`)."""
+    import openvino as ov
+
+    ov.save_model(u8_weights(ov.convert_model(str(source))), str(target),
+                  compress_to_fp16=False)
 
 
 def build(folder: Path, images: Path) -> dict[str, Path]:
