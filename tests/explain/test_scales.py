@@ -8,27 +8,16 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
 import xaigraph
-from xaigraph.cli import cli
+from tests.explain.test_explain_cli import invoke, lines
 from xaigraph.explain import legend, render, scales
 from xaigraph.explain.io.record import Record
 from xaigraph.explain.io.rundir import digest
-
-
-def invoke(*args: str | Path) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, [str(a) for a in args])
-    return result.exit_code, result.stdout, result.stderr
-
-
-def lines(out: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
 
 
 @pytest.fixture()
